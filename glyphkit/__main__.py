@@ -1,0 +1,3 @@
+from glyphkit.cli import main
+
+raise SystemExit(main())

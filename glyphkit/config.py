@@ -1,0 +1,136 @@
+"""One place for every default: the `Config` dataclass.
+
+The defaults are the original specification's (split `balanced`, batch 128, 50 epochs, lr 1e-3, AdamW with
+weight decay 1e-4, cosine schedule, early-stopping patience 10, dropout 0.4, augmentation 15°/10°/0.08).
+The command line, the notebooks' parameters cells and the presets only override fields of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEDULERS = ("cosine", "plateau", "onecycle")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work, with a message that says which and why."""
+
+
+@dataclass
+class Config:
+    # --- data ---
+    split: str = "balanced"  # EMNIST split: balanced (47 classes), byclass (62) or any split in the data folder
+    data_dir: str | None = None  # folder with EMNIST files; None: $GLYPHKIT_DATA_DIR, then cache, then download
+    batch_size: int = 128  # training batch size
+    val_split: float = 0.1  # share of the training images held out (stratified) for validation
+    limit_train: int | None = None  # use only this many training images (quick experiments, tests)
+    limit_test: int | None = None  # use only this many test images
+    # --- model ---
+    model: str = "enhanced"  # architecture name, see glyphkit.models.MODELS
+    use_residual: bool = True  # residual blocks; False: depthwise-separable blocks
+    dropout_rate: float = 0.4  # dropout after the 256->512 fully connected layer
+    width: int = 32  # channels of the stem; stages use 2x, 4x, 8x of it
+    input_size: int = 32  # side of the square network input; 28x28 glyphs are zero-padded to it
+    # --- training ---
+    epochs: int = 50  # maximum number of epochs
+    lr: float = 1e-3  # initial (peak for onecycle) learning rate
+    weight_decay: float = 1e-4  # AdamW's decoupled weight decay
+    scheduler: str = "cosine"  # cosine (warm restarts), plateau (ReduceLROnPlateau) or onecycle
+    cosine_t0: int = 10  # epochs in the first cosine cycle; each restart doubles it
+    plateau_patience: int = 3  # epochs without validation improvement before plateau halves the LR
+    early_stopping_patience: int = 10  # epochs without validation-loss improvement before stopping
+    grad_clip: float = 1.0  # max gradient norm
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    ema_decay: float = 0.0  # exponential moving average of weights (0: off); evaluation uses the average
+    # --- augmentation (applied to training batches on the device) ---
+    rotation_degree: float = 15.0  # random rotation, +- degrees
+    affine_degree: float = 10.0  # a second random rotation, as the spec's RandomAffine(degrees=10)
+    translate: float = 0.08  # random shift, fraction of the image side
+    scale: float = 0.0  # random zoom, +- fraction (0: off)
+    # --- evaluation ---
+    tta: bool = False  # test-time augmentation: average predictions over small shifts
+    # --- runtime ---
+    seed: int = 42  # seeds Python, NumPy and torch
+    device: str = "auto"  # auto (cuda if present), cpu or cuda
+    mixed_precision: bool = True  # bf16 autocast on CPUs that support it, fp16 AMP on CUDA
+    channels_last: bool = True  # NHWC memory layout (faster convolutions on CPU)
+    deterministic: bool = False  # torch.use_deterministic_algorithms (slower on CUDA)
+    num_threads: int | None = None  # torch threads; None: one per physical core
+    # --- filled in from the data (stored so a checkpoint knows what it was trained on) ---
+    num_classes: int | None = None
+    classes: list[str] | None = None
+    norm_mean: float | None = None  # mean pixel of the training images, computed once
+    norm_std: float | None = None
+    # --- bookkeeping ---
+    output_dir: str = "outputs"  # run folder
+    preset: str | None = None  # name of the preset these settings came from, if any
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
+
+    def validate(self) -> "Config":
+        """Raise ConfigError for settings that cannot work; return self so calls chain."""
+        checks = [
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0 < self.val_split < 1, f"val_split must be between 0 and 1 (exclusive), got {self.val_split}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.dropout_rate < 1, f"dropout_rate must be in [0, 1), got {self.dropout_rate}"),
+            (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"),
+            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
+            (self.early_stopping_patience >= 1, "early_stopping_patience must be >= 1"),
+            (self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
+            (self.input_size >= 28, f"input_size must be >= 28 (EMNIST glyphs are 28x28), got {self.input_size}"),
+            (self.width >= 4, f"width must be >= 4, got {self.width}"),
+            (self.limit_train is None or self.limit_train >= 2, "limit_train must be >= 2"),
+            (self.limit_test is None or self.limit_test >= 1, "limit_test must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        """Build a Config from a dict, ignoring keys this version does not know (older/newer runs)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def save(self, path: str | os.PathLike) -> None:
+        from glyphkit.io import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Config":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+# Presets: named sets of overrides that the benchmark measured (see README, "Benchmark").
+PRESETS: dict[str, dict[str, Any]] = {
+    # The original specification, exactly: its architecture at 32x32, fp32 semantics aside.
+    "original": dict(model="enhanced", input_size=32, width=32, batch_size=128, epochs=50, lr=1e-3, scheduler="cosine"),
+}
+
+
+def apply_preset(config: Config, name: str) -> Config:
+    """Return `config` with the preset's overrides applied."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return config.replace(preset=name, **PRESETS[name])

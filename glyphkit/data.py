@@ -1,0 +1,398 @@
+"""EMNIST on disk -> upright uint8 tensors in memory -> normalised, augmented batches on the device.
+
+Where the files come from, in order: an explicit folder (`data_dir` / `$GLYPHKIT_DATA_DIR`), the local cache
+(`$GLYPHKIT_CACHE`, default `~/.cache/glyphkit`), then torchvision's EMNIST download. A folder may hold the
+IDX files (`emnist-<split>-<train|test>-<images-idx3|labels-idx1>-ubyte[.gz]`, plus
+`emnist-<split>-mapping.txt`), torchvision's `EMNIST/raw/` layout, NIST's unpacked `gzip/` folder, or NIST's
+`gzip.zip` as downloaded. Any split whose files follow that naming loads: that is how your own glyph set
+(or a proxy split) comes in.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+OFFICIAL_SPLITS = ("balanced", "byclass", "bymerge", "digits", "letters", "mnist")
+IDX_NAME = re.compile(r"^emnist-(?P<split>[A-Za-z0-9_]+)-(?P<part>train|test)-(?P<kind>images-idx3|labels-idx1)-ubyte(\.gz)?$")
+IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801
+
+
+class DataError(RuntimeError):
+    """Missing, corrupt or inconsistent data, with a message that says what and how to fix it."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# IDX parsing. torchvision's reader (`read_sn3_pascalvincent_tensor`) takes only paths of uncompressed files and
+# reports problems with bare asserts; EMNIST arrives as .gz files or inside a zip, and a user deserves to hear
+# which file is broken and how. So the ~20 lines of header parsing live here.
+# ----------------------------------------------------------------------------------------------------------------
+
+def parse_idx(data: bytes, source: str, expected_magic: int) -> torch.Tensor:
+    """Parse IDX bytes (uint8 payload) into a tensor, checking magic, header and length."""
+    if len(data) < 8:
+        raise DataError(f"{source}: file is too short to be an IDX file ({len(data)} bytes)")
+    magic = int.from_bytes(data[:4], "big")
+    if magic != expected_magic:
+        kind = "images (0x00000803)" if expected_magic == IMAGE_MAGIC else "labels (0x00000801)"
+        raise DataError(f"{source}: wrong IDX magic 0x{magic:08x}, expected {kind}; is this the right file?")
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{source}: IDX header is truncated")
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected = header + math.prod(shape)
+    if len(data) != expected:
+        raise DataError(f"{source}: IDX header says shape {tuple(shape)} ({expected} bytes) but the file has "
+                        f"{len(data)} bytes; the file is truncated or corrupt, download it again")
+    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); the file is truncated or corrupt, download it again") from exc
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Finding the files
+# ----------------------------------------------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GLYPHKIT_CACHE", Path.home() / ".cache" / "glyphkit"))
+
+
+def _candidate_folders(root: Path) -> list[Path]:
+    """The layouts EMNIST comes in under one folder."""
+    return [root, root / "gzip", root / "EMNIST" / "raw", root / "EMNIST" / "raw" / "gzip"]
+
+
+def _zip_archives(root: Path) -> list[Path]:
+    return [p for p in (root / "gzip.zip", root / "EMNIST" / "raw" / "gzip.zip") if p.is_file()]
+
+
+@dataclass
+class SplitSource:
+    """Where one split's files are: a folder, or members of NIST's gzip.zip."""
+
+    split: str
+    location: Path  # folder or zip file
+    names: dict[str, str]  # "train-images" -> file name (in the folder or in the zip)
+    mapping: str | None  # mapping file name, if present
+
+    def read(self, key: str) -> bytes:
+        name = self.names[key]
+        if self.location.is_dir():
+            return _read_bytes(self.location / name)
+        source = f"{self.location}:{name}"
+        try:
+            with zipfile.ZipFile(self.location) as zf:
+                raw = zf.read(name)
+            return gzip.decompress(raw) if name.endswith(".gz") else raw
+        except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile, KeyError) as exc:
+            raise DataError(f"{source}: cannot read ({exc}); the archive is corrupt, download it again") from exc
+
+    def read_mapping(self) -> str | None:
+        if self.mapping is None:
+            return None
+        if self.location.is_dir():
+            return (self.location / self.mapping).read_text()
+        with zipfile.ZipFile(self.location) as zf:
+            return zf.read(self.mapping).decode()
+
+    def describe(self, key: str) -> str:
+        return f"{self.location}/{self.names[key]}" if self.location.is_dir() else f"{self.location}:{self.names[key]}"
+
+
+def _index_names(names: list[str]) -> dict[str, dict[str, str]]:
+    """{split: {"train-images": name, ...}} from a list of file names (basenames or zip members)."""
+    found: dict[str, dict[str, str]] = {}
+    for name in names:
+        m = IDX_NAME.match(Path(name).name)
+        if m:
+            key = f"{m['part']}-{m['kind'].split('-')[0]}"
+            found.setdefault(m["split"], {}).setdefault(key, name)
+    return found
+
+
+def find_sources(root: Path) -> dict[str, SplitSource]:
+    """Every split under `root` (any supported layout), by name."""
+    sources: dict[str, SplitSource] = {}
+    for archive in _zip_archives(root):
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                members = zf.namelist()
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{archive}: not a readable zip archive ({exc}); download gzip.zip again") from exc
+        mappings = {Path(n).name: n for n in members if n.endswith("-mapping.txt")}
+        for split, names in _index_names(members).items():
+            sources.setdefault(split, SplitSource(split, archive, names, mappings.get(f"emnist-{split}-mapping.txt")))
+    for folder in _candidate_folders(root):
+        if not folder.is_dir():
+            continue
+        files = sorted(p.name for p in folder.iterdir())
+        for split, names in _index_names(files).items():
+            mapping = f"emnist-{split}-mapping.txt"
+            sources[split] = SplitSource(split, folder, names, mapping if (folder / mapping).is_file() else None)
+    return sources
+
+
+def _download(split: str, root: Path) -> None:
+    """torchvision's EMNIST download into `root` (needs the network)."""
+    from torchvision.datasets import EMNIST
+
+    EMNIST(root=str(root), split=split, train=True, download=True)
+
+
+def locate_split(split: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> SplitSource:
+    """Find `split`'s files: explicit folder, then cache, then download; one clear error when all fail."""
+    looked: list[str] = []
+    roots = []
+    explicit = data_dir or os.environ.get("GLYPHKIT_DATA_DIR")
+    if explicit:
+        explicit = Path(explicit).expanduser()
+        if not explicit.is_dir():
+            raise DataError(f"data folder {explicit} does not exist; pass --data-dir with the folder that holds "
+                            "the EMNIST files (or NIST's gzip.zip)")
+        roots.append(explicit)
+    roots.append(cache_dir())
+    found_elsewhere: set[str] = set()
+    for root in roots:
+        sources = find_sources(root)
+        looked.append(str(root))
+        if split in sources:
+            return _check_complete(sources[split])
+        found_elsewhere.update(sources)
+    if split in OFFICIAL_SPLITS and download:
+        try:
+            _download(split, cache_dir())
+        except Exception as exc:  # network errors come in many types; all mean the same to the user
+            looked.append(f"torchvision download ({type(exc).__name__}: {exc})")
+        else:
+            sources = find_sources(cache_dir())
+            if split in sources:
+                return _check_complete(sources[split])
+    known = ", ".join(sorted(found_elsewhere)) or "none"
+    hint = ("put NIST's gzip.zip or the emnist-<split>-*-ubyte.gz files in a folder and pass --data-dir FOLDER "
+            "(or set GLYPHKIT_DATA_DIR)")
+    if split not in OFFICIAL_SPLITS and not found_elsewhere:
+        hint = f"{split!r} is not an EMNIST split ({', '.join(OFFICIAL_SPLITS)}) and no folder holds its files; " + hint
+    raise DataError(f"split {split!r} not found. Looked in: {'; '.join(looked)}. Splits found there: {known}. "
+                    f"Fix: {hint}")
+
+
+def _check_complete(source: SplitSource) -> SplitSource:
+    missing = [k for k in ("train-images", "train-labels", "test-images", "test-labels") if k not in source.names]
+    if missing:
+        names = ", ".join(f"emnist-{source.split}-{k.replace('images', 'images-idx3').replace('labels', 'labels-idx1')}-ubyte.gz" for k in missing)
+        raise DataError(f"split {source.split!r} in {source.location} is incomplete: missing {names}")
+    return source
+
+
+def available_splits(data_dir: str | os.PathLike | None = None) -> list[str]:
+    """Names of the splits present locally (explicit folder and cache), without downloading."""
+    roots = [Path(d) for d in (data_dir or os.environ.get("GLYPHKIT_DATA_DIR"), cache_dir()) if d]
+    return sorted({s for r in roots if r.is_dir() for s in find_sources(r)})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Label -> character maps
+# ----------------------------------------------------------------------------------------------------------------
+
+def parse_mapping(text: str, source: str) -> list[str]:
+    """`label ascii_code` per line -> list of characters indexed by label."""
+    pairs = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise DataError(f"{source}: line {n} is {line.strip()!r}; expected 'label ascii_code' "
+                            "(two integers, e.g. '10 65' for label 10 = 'A')")
+        pairs[int(parts[0])] = chr(int(parts[1]))
+    if not pairs or sorted(pairs) != list(range(len(pairs))):
+        raise DataError(f"{source}: labels must be 0..N-1 without gaps; found {sorted(pairs)[:5]}...")
+    return [pairs[i] for i in range(len(pairs))]
+
+
+def split_classes(source: SplitSource) -> list[str]:
+    text = source.read_mapping()
+    if text is not None:
+        return parse_mapping(text, f"{source.location}/{source.mapping}")
+    if source.split in OFFICIAL_SPLITS:
+        from torchvision.datasets import EMNIST
+
+        return [c if c != "N/A" else "?" for c in EMNIST.classes_split_dict[source.split]]
+    raise DataError(f"mapping file emnist-{source.split}-mapping.txt is missing in {source.location}; "
+                    "add it with one 'label ascii_code' line per class (e.g. '10 65' for label 10 = 'A')")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading a split into memory
+# ----------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class GlyphData:
+    """One split in memory: upright uint8 images [N, 28, 28], int64 labels, and the characters."""
+
+    split: str
+    classes: list[str]
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train_labels), "val": len(self.val_labels), "test": len(self.test_labels)}
+
+    def part(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of "train", "val" or "test"."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"part must be train, val or test, got {name!r}")
+        return getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
+
+
+def read_part(source: SplitSource, part: str, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (upright) and labels of the `train` or `test` part, checked against each other and the mapping."""
+    images = parse_idx(source.read(f"{part}-images"), source.describe(f"{part}-images"), IMAGE_MAGIC)
+    labels = parse_idx(source.read(f"{part}-labels"), source.describe(f"{part}-labels"), LABEL_MAGIC)
+    if images.dim() != 3:
+        raise DataError(f"{source.describe(f'{part}-images')}: expected a 3-d image array, got shape {tuple(images.shape)}")
+    if len(images) != len(labels):
+        raise DataError(f"{source.describe(f'{part}-images')} has {len(images)} images but "
+                        f"{source.describe(f'{part}-labels')} has {len(labels)} labels; the pair does not match")
+    if len(labels) and int(labels.max()) >= num_classes:
+        raise DataError(f"{source.describe(f'{part}-labels')}: label {int(labels.max())} is outside the mapping's "
+                        f"{num_classes} classes; is the mapping file for this split?")
+    # EMNIST stores every image transposed; make them upright once, here.
+    return images.transpose(1, 2).contiguous(), labels.long()
+
+
+def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, val) with every class represented in proportion (sklearn's stratified split)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    counts = np.bincount(labels.numpy())
+    stratify = labels.numpy() if counts[counts > 0].min() >= 2 else None  # a class of one cannot be split
+    train_idx, val_idx = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=stratify)
+    return torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(val_idx))
+
+
+def _subsample(images: torch.Tensor, labels: torch.Tensor, limit: int | None, seed: int):
+    if limit is None or limit >= len(labels):
+        return images, labels
+    g = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(len(labels), generator=g)[:limit].sort().values
+    return images[keep], labels[keep]
+
+
+def load_split(split: str = "balanced", data_dir: str | os.PathLike | None = None, val_split: float = 0.1,
+               seed: int = 42, limit_train: int | None = None, limit_test: int | None = None,
+               download: bool = True) -> GlyphData:
+    """Load a split: train/val (stratified, seeded) and the untouched test set, as upright uint8 tensors."""
+    source = locate_split(split, data_dir, download=download)
+    classes = split_classes(source)
+    train_images, train_labels = read_part(source, "train", len(classes))
+    test_images, test_labels = read_part(source, "test", len(classes))
+    train_images, train_labels = _subsample(train_images, train_labels, limit_train, seed)
+    test_images, test_labels = _subsample(test_images, test_labels, limit_test, seed + 1)
+    train_idx, val_idx = stratified_split(train_labels, val_split, seed)
+    return GlyphData(split=split, classes=classes,
+                     train_images=train_images[train_idx], train_labels=train_labels[train_idx],
+                     val_images=train_images[val_idx], val_labels=train_labels[val_idx],
+                     test_images=test_images, test_labels=test_labels)
+
+
+def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of pixel values in [0, 1], for normalisation."""
+    x = images.float().div_(255)
+    return float(x.mean()), float(x.std())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Batches: held as tensors, augmented in whole batches on the device (no per-sample Python)
+# ----------------------------------------------------------------------------------------------------------------
+
+def to_model_input(images: torch.Tensor, mean: float, std: float, input_size: int = 32) -> torch.Tensor:
+    """uint8 [B, 28, 28] -> normalised float [B, 1, S, S], zero-padded (in pixel space) to `input_size`."""
+    return pad_to_unit_float(images, input_size).sub_(mean).div_(std)
+
+
+def pad_to_unit_float(images: torch.Tensor, input_size: int) -> torch.Tensor:
+    """uint8 [B, 28, 28] -> float [B, 1, S, S] in [0, 1], glyph centred on a zero border."""
+    x = images.unsqueeze(1).float().div_(255)
+    pad = input_size - x.shape[-1]
+    if pad > 0:
+        x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
+    return x
+
+
+def random_affine(x: torch.Tensor, rotation: float, affine_rotation: float, translate: float, scale: float,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Random rotation, shift and zoom of a whole batch [B, 1, H, W] (pixel values in [0, 1]) in one grid_sample.
+
+    Matches the spec's RandomRotation(rotation) followed by RandomAffine(affine_rotation, translate): the two
+    rotations add up. Random numbers come from `generator` (on the CPU) so runs are reproducible.
+    """
+    b = x.shape[0]
+    u = lambda: torch.rand(b, generator=generator) * 2 - 1  # noqa: E731 - uniform in [-1, 1]
+    angle = torch.deg2rad(u() * rotation + u() * affine_rotation)
+    zoom = 1 + u() * scale
+    # affine_grid works in normalised coordinates ([-1, 1] spans the image), so a shift of t*W pixels is 2t.
+    tx, ty = u() * translate * 2, u() * translate * 2
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def iterate_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean: float, std: float,
+                    input_size: int = 32, device: torch.device | str = "cpu", shuffle: bool = False,
+                    augment: dict | None = None, generator: torch.Generator | None = None,
+                    channels_last: bool = False, max_batches: int | None = None
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (inputs, labels) batches. `augment` holds random_affine's keyword arguments (None: no augmentation).
+
+    Images stay uint8 until a batch is on the device; augmentation runs on the whole batch at once.
+    """
+    n = len(labels)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for count, start in enumerate(range(0, n, batch_size)):
+        if max_batches is not None and count >= max_batches:
+            return
+        idx = order[start:start + batch_size]
+        x = images[idx].to(device, non_blocking=True)
+        y = labels[idx].to(device, non_blocking=True)
+        x = pad_to_unit_float(x, input_size)
+        if augment:
+            x = random_affine(x, generator=generator, **augment)
+        x = x.sub_(mean).div_(std)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, y
+
+
+def num_batches(n: int, batch_size: int, max_batches: int | None = None) -> int:
+    full = math.ceil(n / batch_size)
+    return full if max_batches is None else min(full, max_batches)

@@ -1,0 +1,183 @@
+"""Leslie Smith's learning-rate range test, with fastai's `valley` and `steep` suggestions.
+
+The LR grows exponentially from `start_lr` to `end_lr`, one training batch per step; the (exponentially
+smoothed) loss is recorded until it diverges. The model, optimizer and random-number state are restored
+afterwards, so running the test changes nothing about the training that follows.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+
+@dataclass
+class LRFinderResult:
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # smoothed
+    valley: float | None = None  # fastai's default suggestion
+    steep: float | None = None  # steepest descent of the smoothed loss
+
+    @property
+    def suggestion(self) -> float | None:
+        return self.valley if self.valley is not None else self.steep
+
+    def to_dict(self) -> dict:
+        return {"lrs": self.lrs, "losses": self.losses, "valley": self.valley, "steep": self.steep,
+                "suggestion": self.suggestion}
+
+
+def suggest_valley(lrs: list[float], losses: list[float]) -> float | None:
+    """fastai's `valley`: the LR two thirds of the way down the longest stretch of falling loss."""
+    n = len(losses)
+    if n < 3:
+        return None
+    longest = [1] * n  # length of the longest decreasing run ending at i
+    max_start = max_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and longest[i] < longest[j] + 1:
+                longest[i] = longest[j] + 1
+        if longest[max_end] < longest[i]:
+            max_end, max_start = i, i - longest[i]
+    third = (max_end - max_start) / 3
+    return float(lrs[max_start + int(third) + int(third / 2)])
+
+
+def suggest_steep(lrs: list[float], losses: list[float]) -> float | None:
+    """The LR where the smoothed loss falls fastest (per unit of log LR), skipping the noisy first tenth."""
+    if len(losses) < 3:
+        return None
+    slope = np.gradient(np.asarray(losses), np.log10(np.asarray(lrs)))
+    skip = len(slope) // 10
+    return float(lrs[skip + int(np.argmin(slope[skip:]))])
+
+
+def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
+                  batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, start_lr: float = 1e-7,
+                  end_lr: float = 10.0, num_steps: int = 100, smoothing: float = 0.98, diverge_factor: float = 4.0,
+                  step_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                  grad_clip: float | None = None, progress: bool = True) -> LRFinderResult:
+    """Run the range test on `model` with `optimizer`; both (and torch's RNG) are restored afterwards.
+
+    `batches` must yield at least `num_steps` (inputs, labels) batches (it is cycled if shorter).
+    `step_fn(x, y)` computes the loss (default: cross-entropy of model(x)); the test does backward, gradient
+    clipping (`grad_clip`) and the optimizer step.
+    """
+    model_state = copy.deepcopy(model.state_dict())
+    optim_state = copy.deepcopy(optimizer.state_dict())
+    rng_state = torch.get_rng_state()
+    step_fn = step_fn or (lambda x, y: F.cross_entropy(model(x), y))
+    gamma = (end_lr / start_lr) ** (1 / max(num_steps - 1, 1))
+    result = LRFinderResult()
+    avg, best = 0.0, math.inf
+    was_training = model.training
+    model.train()
+    try:
+        cached = []
+        it = iter(batches)
+        bar = tqdm(range(num_steps), desc="LR range test", disable=not progress, leave=False)
+        for step in bar:
+            try:
+                x, y = next(it)
+                cached.append((x, y))
+            except StopIteration:
+                if not cached:
+                    raise ValueError("the LR range test needs at least one batch")
+                x, y = cached[step % len(cached)]
+            lr = start_lr * gamma ** step
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss = step_fn(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            value = loss.item()
+            if not math.isfinite(value):
+                break
+            avg = smoothing * avg + (1 - smoothing) * value
+            smoothed = avg / (1 - smoothing ** (step + 1))  # bias correction, as in Adam
+            result.lrs.append(lr)
+            result.losses.append(smoothed)
+            best = min(best, smoothed)
+            bar.set_postfix(lr=f"{lr:.1e}", loss=f"{smoothed:.3f}")
+            if step > 0 and smoothed > diverge_factor * best:
+                break
+    finally:
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optim_state)
+        torch.set_rng_state(rng_state)
+        model.train(was_training)
+    result.valley = suggest_valley(result.lrs, result.losses)
+    result.steep = suggest_steep(result.lrs, result.losses)
+    return result
+
+
+def find_lr(trainer, num_steps: int = 100, start_lr: float = 1e-7, end_lr: float = 10.0,
+            progress: bool = True) -> LRFinderResult:
+    """The range test on a Trainer's model, optimizer and augmented training batches (nothing is changed).
+
+    Uses the trainer's mixed precision, gradient clipping and label smoothing, so the suggestion fits the run.
+    """
+    from glyphkit.runtime import autocast
+
+    c = trainer.config
+    gen_state = trainer.generator.get_state()
+
+    def step_fn(x, y):
+        with autocast(trainer.device, trainer.amp_dtype):
+            logits = trainer.model(x)
+        return F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
+
+    def batches():
+        while True:  # as many passes over the data as the test needs
+            yield from trainer.train_batches(max_batches=num_steps)
+
+    try:
+        return lr_range_test(trainer.model, trainer.optimizer, batches(), start_lr=start_lr, end_lr=end_lr,
+                             num_steps=num_steps, step_fn=step_fn, grad_clip=c.grad_clip, progress=progress)
+    finally:
+        trainer.generator.set_state(gen_state)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The user's choice, kept in the run folder (lr.json) so training (CLI or 03_train) picks it up.
+# ---------------------------------------------------------------------------------------------------------------
+
+LR_CHOICE_FILE = "lr.json"
+
+
+def save_lr_choice(run_dir, lr: float, suggestion: float | None, accepted: bool, source: str) -> dict:
+    """Write the chosen learning rate (and whether it is the suggestion) to `run_dir/lr.json`, atomically."""
+    import json
+    from pathlib import Path
+
+    from glyphkit.io import atomic_write_text
+
+    choice = {"lr": float(lr), "suggestion": suggestion, "accepted": bool(accepted), "source": source}
+    atomic_write_text(Path(run_dir) / LR_CHOICE_FILE, json.dumps(choice, indent=2) + "\n")
+    return choice
+
+
+def load_lr_choice(run_dir) -> dict | None:
+    """The saved choice, or None when the folder has none."""
+    import json
+    from pathlib import Path
+
+    path = Path(run_dir) / LR_CHOICE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); delete it and run the LR finder again") from exc

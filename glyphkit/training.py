@@ -1,0 +1,377 @@
+"""Training: `Trainer` runs epochs (one function each), validates, checkpoints, stops early, and resumes.
+
+Everything a resumed run needs is in the checkpoint (model, optimizer, scheduler, EMA, early-stopping state,
+history, random-number states), so stopping after epoch k and resuming gives the same result as never
+stopping. `latest_checkpoint.pth` is written before the first epoch and after every epoch; `best_model.pth`
+whenever the validation loss improves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+from tqdm.auto import tqdm
+
+from glyphkit import checkpoint as ckpt
+from glyphkit.config import Config, ConfigError
+from glyphkit.data import GlyphData, iterate_batches, num_batches, pixel_stats
+from glyphkit.io import atomic_write_text
+from glyphkit.models import MODELS, build_model
+from glyphkit.runtime import (autocast, autocast_dtype, predict_logits, prepare_model, resolve_device,
+                              seed_everything, set_threads)
+
+
+def ema_with_warmup(decay: float):
+    """EMA update for AveragedModel whose decay ramps up as (1+n)/(10+n) towards `decay`.
+
+    torch's get_ema_multi_avg_fn uses the full decay from the first step, so for the first few thousand steps
+    the average is mostly the random initial weights; the ramp (as in timm and TF's EMA) fixes that.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged) -> None:
+        if not torch.is_floating_point(averaged[0]):  # integer buffers (BN's batch counter): just follow
+            torch._foreach_copy_(averaged, current)
+            return
+        n = int(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        torch._foreach_lerp_(averaged, current, 1 - d)
+
+    return update
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class RunFolderExists(RuntimeError):
+    """The output folder already holds a run and neither resume nor overwrite was asked for."""
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when the validation loss has not improved for `patience` epochs."""
+
+    patience: int = 10
+    min_delta: float = 0.0
+    best: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+
+    def step(self, value: float, epoch: int) -> bool:
+        """Record an epoch's validation loss; True when it is a new best."""
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+
+
+@dataclass
+class History:
+    """Per-epoch numbers, saved as history.json and plotted by glyphkit.plots."""
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    epoch_time: list[float] = field(default_factory=list)
+
+    def append(self, **row: float) -> None:
+        for k, v in row.items():
+            getattr(self, k).append(v)
+
+    def to_dict(self) -> dict[str, list]:
+        return {k: list(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list]) -> "History":
+        return cls(**{k: list(v) for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def resolve_config(config: Config, data: GlyphData) -> Config:
+    """Fill in what comes from the data and the model name: classes, normalisation, width, input size."""
+    spec = MODELS.get(config.model)
+    if spec is None:
+        raise ConfigError(f"unknown model {config.model!r}; choose one of: {', '.join(MODELS)}")
+    changes: dict[str, Any] = {"num_classes": data.num_classes, "classes": list(data.classes)}
+    if config.norm_mean is None or config.norm_std is None:
+        changes["norm_mean"], changes["norm_std"] = pixel_stats(data.train_images)
+    if config.extra.get("width_from_model", True):
+        changes["width"], changes["input_size"] = spec.width, spec.input_size
+    return config.replace(**changes).validate()
+
+
+def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
+    """AdamW; weight decay on conv/linear weights only (not on BN parameters or biases)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_epoch: int):
+    """cosine: warm restarts every cosine_t0 epochs, doubling (stepped per batch); onecycle: per batch;
+    plateau: ReduceLROnPlateau on the validation loss (stepped per epoch)."""
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            optimizer, T_0=max(1, config.cosine_t0 * steps_per_epoch), T_mult=2, eta_min=config.lr * 1e-3)
+    if config.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.25,
+            div_factor=25, final_div_factor=1e3)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5,
+                                                      patience=config.plateau_patience)
+
+
+def prepare_run_dir(run_dir: Path, config: Config, overwrite: bool) -> None:
+    """Create the run folder; refuse to replace an existing run unless asked to."""
+    existing = [n for n in (ckpt.LATEST, ckpt.BEST, "config.json") if (run_dir / n).exists()]
+    if existing and not overwrite:
+        differ = ""
+        if (run_dir / "config.json").exists():
+            try:
+                old = Config.load(run_dir / "config.json").to_dict()
+                new = config.to_dict()
+                keys = [k for k in new if k not in ("norm_mean", "norm_std", "data_dir", "output_dir", "extra")
+                        and old.get(k) != new[k]]
+                if keys:
+                    differ = f" with a different config ({', '.join(keys)})"
+            except ConfigError:
+                differ = " (its config.json is unreadable)"
+        raise RunFolderExists(f"{run_dir} already holds a run{differ}. Continue it with --resume {run_dir}, "
+                              "start over with --overwrite, or choose another --output-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+class Trainer:
+    """Owns a model, its optimizer/scheduler/EMA and a run folder; `fit()` trains to the end or an early stop."""
+
+    def __init__(self, config: Config, data: GlyphData, run_dir: str | Path | None = None, *,
+                 progress: bool = True, overwrite: bool = False, log: Callable[[str], None] = print,
+                 max_batches: int | None = None, on_epoch_end: Callable[["Trainer"], None] | None = None):
+        set_threads(config.num_threads)
+        self.config = resolve_config(config, data)
+        self.data = data
+        self.run_dir = Path(run_dir or self.config.output_dir)
+        self.progress, self.log, self.max_batches = progress, log, max_batches
+        self.on_epoch_end = on_epoch_end  # called after each epoch's checkpoint (the benchmark measures here)
+        self.device = resolve_device(self.config.device)
+        self.amp_dtype = autocast_dtype(self.device, self.config.mixed_precision)
+        self.channels_last = self.config.channels_last
+        seed_everything(self.config.seed, self.config.deterministic)
+        self.model = prepare_model(build_model(self.config), self.device, self.channels_last)
+        self.optimizer = build_optimizer(self.model, self.config)
+        self.steps_per_epoch = num_batches(len(data.train_labels), self.config.batch_size, max_batches)
+        self.scheduler = build_scheduler(self.optimizer, self.config, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.ema = (AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.config.ema_decay), use_buffers=True)
+                    if self.config.ema_decay > 0 else None)
+        self.early_stopping = EarlyStopping(self.config.early_stopping_patience)
+        self.history = History()
+        self.epoch = 0  # completed epochs
+        # One generator drives shuffling and augmentation, so its state in the checkpoint makes resume exact.
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+        # Data lives on the training device, whole, as uint8 (on CUDA this removes every host->device copy).
+        self.train_images = data.train_images.to(self.device)
+        self.train_labels = data.train_labels.to(self.device)
+        self._started = False
+        self._overwrite = overwrite
+
+    # ------------------------------------------------------------------ state
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model to validate and evaluate: the EMA average when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "config": self.config.to_dict(),
+            "history": self.history.to_dict(),
+            "early_stopping": self.early_stopping.state_dict(),
+            "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    "python": random.getstate()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["lr_scheduler"])
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.OneCycleLR):
+            self.scheduler.total_steps = self.config.epochs * self.steps_per_epoch  # --epochs may have grown
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.history = History.from_dict(state["history"])
+        self.early_stopping.load_state_dict(state["early_stopping"])
+        rng = state["rng"]
+        self.generator.set_state(rng["generator"])
+        torch.set_rng_state(rng["torch"])
+        if rng.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        random.setstate(_as_tuple(rng["python"]))
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, data: GlyphData, *, epochs: int | None = None, **kwargs) -> "Trainer":
+        """Continue the run in `run_dir` from its latest checkpoint (optionally to a new epoch count)."""
+        run_dir = Path(run_dir)
+        path = run_dir / ckpt.LATEST
+        if not path.exists():
+            raise ckpt.CheckpointError(f"cannot resume: {run_dir} has no {ckpt.LATEST}. Start a new run instead "
+                                       "(drop --resume), or point --resume at a folder a run wrote")
+        state = ckpt.load_checkpoint(path)
+        saved = ckpt.checkpoint_config(state)
+        ckpt.check_compatible(saved, saved.replace(split=data.split, num_classes=data.num_classes,
+                                                   classes=list(data.classes)), path)
+        config = saved.replace(output_dir=str(run_dir), extra={**saved.extra, "width_from_model": False})
+        if epochs is not None:
+            config = config.replace(epochs=epochs)
+        trainer = cls(config, data, run_dir, overwrite=True, **kwargs)
+        trainer.load_state_dict(state)
+        trainer._started = True
+        return trainer
+
+    def save(self, best: bool = False) -> None:
+        state = self.state_dict()
+        ckpt.save_checkpoint(state, self.run_dir / ckpt.LATEST)
+        if best:
+            ckpt.save_checkpoint(state, self.run_dir / ckpt.BEST)
+        atomic_write_text(self.run_dir / "history.json", json.dumps(self.history.to_dict(), indent=1) + "\n")
+
+    # ------------------------------------------------------------------ one epoch
+    def augment_params(self) -> dict[str, float]:
+        c = self.config
+        return {"rotation": c.rotation_degree, "affine_rotation": c.affine_degree, "translate": c.translate,
+                "scale": c.scale}
+
+    def train_batches(self, max_batches: int | None = None):
+        c = self.config
+        return iterate_batches(self.train_images, self.train_labels, c.batch_size, mean=c.norm_mean,
+                               std=c.norm_std, input_size=c.input_size, device=self.device, shuffle=True,
+                               augment=self.augment_params(), generator=self.generator,
+                               channels_last=self.channels_last, max_batches=max_batches or self.max_batches)
+
+    def train_one_epoch(self) -> tuple[float, float]:
+        """One pass over the (shuffled, augmented) training set; returns (mean loss, accuracy)."""
+        c, epoch = self.config, self.epoch + 1
+        self.model.train()
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        per_batch_scheduler = not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        bar = tqdm(self.train_batches(), total=self.steps_per_epoch, desc=f"epoch {epoch}/{c.epochs}",
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        for step, (x, y) in enumerate(bar, 1):
+            with autocast(self.device, self.amp_dtype):
+                logits = self.model(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step}; training stopped. "
+                                       f"{ckpt.BEST} and {ckpt.LATEST} hold the last good epoch. Lower --lr "
+                                       "(try --lr-finder) and start again")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            if per_batch_scheduler:
+                self.scheduler.step()
+            total_loss += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            if step % 20 == 0 or step == self.steps_per_epoch:
+                bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
+                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+        return total_loss.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor, tta: bool = False) -> tuple[float, float]:
+        """(loss, accuracy) of the evaluation model on a set of uint8 images."""
+        c = self.config
+        logits = predict_logits(self.eval_model, images, mean=c.norm_mean, std=c.norm_std,
+                                input_size=c.input_size, device=self.device, amp_dtype=self.amp_dtype,
+                                channels_last=self.channels_last, tta=tta)
+        return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> History:
+        """Train until `epochs` or an early stop; restores the best weights at the end."""
+        c = self.config
+        if not self._started:
+            prepare_run_dir(self.run_dir, c, self._overwrite)
+            c.save(self.run_dir / "config.json")
+            self.save()  # epoch 0: a resumable checkpoint exists from the very start
+            self._started = True
+        else:
+            c.save(self.run_dir / "config.json")
+        if self.epoch >= c.epochs:
+            self.log(f"{self.run_dir} already finished {self.epoch} of {c.epochs} epochs; nothing to do "
+                     "(pass a larger --epochs to continue)")
+        while self.epoch < c.epochs and not self.early_stopping.should_stop:
+            start = time.perf_counter()
+            train_loss, train_acc = self.train_one_epoch()
+            val_loss, val_acc = self.evaluate(self.data.val_images, self.data.val_labels)
+            lr = self.optimizer.param_groups[0]["lr"]
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(val_loss)
+            self.epoch += 1
+            improved = self.early_stopping.step(val_loss, self.epoch)
+            self.history.append(epoch=self.epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
+                                val_acc=val_acc, lr=lr, epoch_time=time.perf_counter() - start)
+            self.save(best=improved)
+            self.log(f"epoch {self.epoch:3d}/{c.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f} | "
+                     f"val loss {val_loss:.4f} acc {val_acc:.4f} | lr {lr:.2e} | "
+                     f"{self.history.epoch_time[-1]:.0f}s{'  *best*' if improved else ''}")
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self)
+        if self.early_stopping.should_stop:
+            self.log(f"early stop: validation loss has not improved for {self.early_stopping.patience} epochs")
+        self.restore_best()
+        return self.history
+
+    def restore_best(self) -> None:
+        """Load best_model.pth's weights (the early-stopping best) into the model."""
+        path = self.run_dir / ckpt.BEST
+        if path.exists():
+            state = ckpt.load_checkpoint(path, map_location=self.device)
+            self.model.load_state_dict(state["model"])
+            if self.ema is not None and state.get("ema"):
+                self.ema.load_state_dict(state["ema"])
+
+
+def _as_tuple(value):
+    """random.setstate needs tuples; a checkpoint round-trip may give lists."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
