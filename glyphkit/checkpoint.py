@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +49,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path} was refused: it holds more than tensors and plain values (a pickled "
-                              f"object), so it is not loaded. Only load checkpoints glyphkit wrote. ({exc})".split("\n")[0]) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CheckpointError(f"{path} is truncated or corrupt ({str(exc).splitlines()[0]}); use another "
+        # torch's message is a page of advice; keep the line that names what the file wanted to run.
+        detail = next((line.strip() for line in str(exc).splitlines() if "WeightsUnpickler error" in line), "")
+        detail = detail.replace("WeightsUnpickler error: ", "").split(" was not an allowed")[0] or "a pickled object"
+        raise CheckpointError(f"{path} was refused: it holds more than tensors and plain values ({detail}), and "
+                              "loading it could run code, so it is not loaded. Only load checkpoints glyphkit "
+                              "wrote") from exc
+    except Exception as exc:  # noqa: BLE001 - torch.load fails on damaged files with many exception types
+        first = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+        raise CheckpointError(f"{path} is truncated, corrupt or not a checkpoint ({first}); use another "
                               "checkpoint or retrain") from exc
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+    if (not isinstance(state, dict) or "model" not in state or "config" not in state
+            or not isinstance(state["config"], dict)):
         raise CheckpointError(f"{path} is not a glyphkit checkpoint (no model weights and config inside)")
     return state
 

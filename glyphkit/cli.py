@@ -168,10 +168,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         state_path = run_dir / ckpt.LATEST
         if not state_path.exists():
-            raise ckpt.CheckpointError(f"cannot resume: {run_dir} has no {ckpt.LATEST}. Start a new run instead "
+            what = f"has no {ckpt.LATEST}" if run_dir.is_dir() else "does not exist"
+            raise ckpt.CheckpointError(f"cannot resume: {run_dir} {what}. Start a new run instead "
                                        "(drop --resume), or point --resume at a folder a run wrote")
         saved = ckpt.checkpoint_config(ckpt.load_checkpoint(state_path))
         split = getattr(args, "split", saved.split)
+        # --split/--model that differ from the run's are refused before any data is read or file written
+        ckpt.check_compatible(saved, saved.replace(split=split, model=getattr(args, "model", saved.model)),
+                              state_path)
         data = load_split(split, getattr(args, "data_dir", saved.data_dir), saved.val_split, saved.seed,
                           saved.limit_train, getattr(args, "limit_test", saved.limit_test))
         trainer = Trainer.resume(run_dir, data, epochs=getattr(args, "epochs", None), progress=progress, log=_log)
@@ -292,3 +296,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # unwritable folder, disk full: the message names the file
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}. Check that the folder exists, is writable and has free "
+              "space", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # outside training (which says how to resume): loading data, evaluating
+        if args.debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -15,6 +15,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -64,8 +65,9 @@ def _read_bytes(path: Path) -> bytes:
             with gzip.open(path, "rb") as f:
                 return f.read()
         return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: cannot read ({exc}); the file is truncated or corrupt, download it again") from exc
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise DataError(f"{path}: cannot read ({exc}); the file is truncated, corrupt or not gzip data, "
+                        "download it again") from exc
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -103,16 +105,20 @@ class SplitSource:
             with zipfile.ZipFile(self.location) as zf:
                 raw = zf.read(name)
             return gzip.decompress(raw) if name.endswith(".gz") else raw
-        except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile, KeyError) as exc:
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile, KeyError) as exc:
             raise DataError(f"{source}: cannot read ({exc}); the archive is corrupt, download it again") from exc
 
     def read_mapping(self) -> str | None:
         if self.mapping is None:
             return None
-        if self.location.is_dir():
-            return (self.location / self.mapping).read_text()
-        with zipfile.ZipFile(self.location) as zf:
-            return zf.read(self.mapping).decode()
+        try:
+            if self.location.is_dir():
+                return (self.location / self.mapping).read_text()
+            with zipfile.ZipFile(self.location) as zf:
+                return zf.read(self.mapping).decode()
+        except (OSError, UnicodeDecodeError, zipfile.BadZipFile, KeyError) as exc:
+            raise DataError(f"{self.location}/{self.mapping}: cannot read the mapping file ({exc}); expected text "
+                            "with one 'label ascii_code' line per class (e.g. '10 65' for label 10 = 'A')") from exc
 
     def describe(self, key: str) -> str:
         return f"{self.location}/{self.names[key]}" if self.location.is_dir() else f"{self.location}:{self.names[key]}"
@@ -181,7 +187,7 @@ def locate_split(split: str, data_dir: str | os.PathLike | None = None, download
         try:
             _download(split, cache_dir())
         except Exception as exc:  # network errors come in many types; all mean the same to the user
-            looked.append(f"torchvision download ({type(exc).__name__}: {exc})")
+            looked.append(f"torchvision download ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})")
         else:
             sources = find_sources(cache_dir())
             if split in sources:
@@ -223,9 +229,16 @@ def parse_mapping(text: str, source: str) -> list[str]:
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             raise DataError(f"{source}: line {n} is {line.strip()!r}; expected 'label ascii_code' "
                             "(two integers, e.g. '10 65' for label 10 = 'A')")
+        if int(parts[1]) > 0x10FFFF:
+            raise DataError(f"{source}: line {n}: {parts[1]} is not a character code; expected 'label ascii_code' "
+                            "(e.g. '10 65' for label 10 = 'A')")
         pairs[int(parts[0])] = chr(int(parts[1]))
-    if not pairs or sorted(pairs) != list(range(len(pairs))):
-        raise DataError(f"{source}: labels must be 0..N-1 without gaps; found {sorted(pairs)[:5]}...")
+    if not pairs:
+        raise DataError(f"{source}: the mapping file is empty; expected one 'label ascii_code' line per class "
+                        "(e.g. '10 65' for label 10 = 'A')")
+    if sorted(pairs) != list(range(len(pairs))):
+        raise DataError(f"{source}: labels must be 0..N-1 without gaps, one 'label ascii_code' line each; "
+                        f"found labels {sorted(pairs)[:5]}...")
     return [pairs[i] for i in range(len(pairs))]
 
 
@@ -294,7 +307,11 @@ def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tu
 
     idx = np.arange(len(labels))
     counts = np.bincount(labels.numpy())
-    stratify = labels.numpy() if counts[counts > 0].min() >= 2 else None  # a class of one cannot be split
+    n_val = math.ceil(len(labels) * val_fraction)
+    n_classes = int((counts > 0).sum())
+    # a class of one cannot be split, and a part smaller than the class count cannot hold every class
+    can_stratify = counts[counts > 0].min() >= 2 and min(n_val, len(labels) - n_val) >= n_classes
+    stratify = labels.numpy() if can_stratify else None
     train_idx, val_idx = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=stratify)
     return torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(val_idx))
 

@@ -146,6 +146,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_
                                                       patience=config.plateau_patience)
 
 
+# The files training and evaluation write into a run folder (removed by --overwrite before a new run starts).
+# lr.json / lr_finder.png stay: the LR finder writes them *before* training, for training to use.
+RUN_FILES = ("best_model.pth", "latest_checkpoint.pth", "config.json", "history.json", "training_history.png", "confusion_matrix.png", "confusion_matrix_normalized.png",
+             "per_class_accuracy.png", "misclassified_examples.png", "classification_report.txt",
+             "misclassification_analysis.txt", "metrics.json")
+
+
 def prepare_run_dir(run_dir: Path, config: Config, overwrite: bool) -> None:
     """Create the run folder; refuse to replace an existing run unless asked to."""
     existing = [n for n in (ckpt.LATEST, ckpt.BEST, "config.json") if (run_dir / n).exists()]
@@ -155,14 +162,21 @@ def prepare_run_dir(run_dir: Path, config: Config, overwrite: bool) -> None:
             try:
                 old = Config.load(run_dir / "config.json").to_dict()
                 new = config.to_dict()
-                keys = [k for k in new if k not in ("norm_mean", "norm_std", "data_dir", "output_dir", "extra")
-                        and old.get(k) != new[k]]
+                # Fields filled in from the data or the model name are not the user's choice: unset, they match.
+                derived = {"norm_mean", "norm_std", "data_dir", "output_dir", "extra"}
+                derived |= {k for k in ("num_classes", "classes") if new[k] is None}
+                if config.extra.get("width_from_model", True):
+                    derived |= {"width", "input_size"}
+                keys = [k for k in new if k not in derived and old.get(k) != new[k]]
                 if keys:
                     differ = f" with a different config ({', '.join(keys)})"
             except ConfigError:
                 differ = " (its config.json is unreadable)"
         raise RunFolderExists(f"{run_dir} already holds a run{differ}. Continue it with --resume {run_dir}, "
                               "start over with --overwrite, or choose another --output-dir")
+    if existing:  # --overwrite: clear the old run's files so none of them can be mistaken for the new run's
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -258,15 +272,24 @@ class Trainer:
         if epochs is not None:
             config = config.replace(epochs=epochs)
         trainer = cls(config, data, run_dir, overwrite=True, **kwargs)
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # wrong shapes, missing entries
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            detail = lines[1 if len(lines) > 1 else 0][:200]  # torch's first line is only "Error(s) in loading"
+            raise ckpt.CheckpointError(f"{path} does not fit the {config.model} network its config describes "
+                                       f"({detail}); it was written by another architecture or is damaged. "
+                                       "Start a new run instead of resuming") from exc
         trainer._started = True
         return trainer
 
     def save(self, best: bool = False) -> None:
         state = self.state_dict()
-        ckpt.save_checkpoint(state, self.run_dir / ckpt.LATEST)
+        # best first: a run stopped between the two writes resumes from the older latest and redoes the epoch,
+        # instead of resuming with an early-stopping record that points at a best_model.pth never written.
         if best:
             ckpt.save_checkpoint(state, self.run_dir / ckpt.BEST)
+        ckpt.save_checkpoint(state, self.run_dir / ckpt.LATEST)
         atomic_write_text(self.run_dir / "history.json", json.dumps(self.history.to_dict(), indent=1) + "\n")
 
     # ------------------------------------------------------------------ one epoch
@@ -344,6 +367,11 @@ class Trainer:
             start = time.perf_counter()
             train_loss, train_acc = self.train_one_epoch()
             val_loss, val_acc = self.evaluate(self.data.val_images, self.data.val_labels)
+            if not math.isfinite(val_loss):  # the last steps' update broke the weights: keep the last good files
+                raise TrainingDiverged(f"validation loss became {val_loss} at epoch {self.epoch + 1}, step "
+                                       f"{self.steps_per_epoch} (the weights are no longer finite); training "
+                                       f"stopped. {ckpt.BEST} and {ckpt.LATEST} hold the last good epoch. Lower "
+                                       "--lr (try --lr-finder) and start again")
             lr = self.optimizer.param_groups[0]["lr"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(val_loss)

@@ -1,0 +1,134 @@
+"""Loading EMNIST-format data: IDX parsing in every packaging, orientation, characters, splits, batches."""
+
+import gzip
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from glyphkit.data import (DataError, available_splits, iterate_batches, load_split, parse_idx, random_affine,
+                           stratified_split, split_classes, locate_split, IMAGE_MAGIC)
+from glyphkit.synthetic import idx_bytes, render_glyphs, write_emnist_split
+from tests.conftest import TINY_CHARS
+
+
+def test_parse_idx_reads_shape_and_values():
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    out = parse_idx(idx_bytes(array), "mem", IMAGE_MAGIC)
+    assert out.shape == (2, 3, 4) and torch.equal(out, torch.from_numpy(array))
+
+
+@pytest.mark.parametrize("packaging", ["gz", "raw", "zip", "torchvision"])
+def test_every_packaging_loads_the_same_images(tmp_path, tiny_data, packaging):
+    src = tmp_path / "src"
+    write_emnist_split(src, "tiny", TINY_CHARS, train_per_class=30, test_per_class=10, compress=True)
+    dest = tmp_path / "dest"
+    if packaging == "gz":
+        dest = src
+    elif packaging == "raw":  # uncompressed IDX files, as torchvision leaves them
+        dest.mkdir()
+        for f in src.iterdir():
+            target = dest / f.name.removesuffix(".gz")
+            target.write_bytes(gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes())
+    elif packaging == "zip":  # NIST's gzip.zip: a gzip/ folder of .gz files inside a zip
+        dest.mkdir()
+        with zipfile.ZipFile(dest / "gzip.zip", "w") as zf:
+            for f in src.iterdir():
+                zf.write(f, f"gzip/{f.name}")
+    else:  # torchvision's root/EMNIST/raw layout
+        shutil.copytree(src, dest / "EMNIST" / "raw")
+    data = load_split("tiny", dest, val_split=0.2, seed=0)
+    assert data.classes == list(TINY_CHARS)
+    assert torch.equal(data.test_images, tiny_data.test_images)
+    assert torch.equal(data.train_labels, tiny_data.train_labels)
+
+
+def test_images_come_out_upright(tiny_data):
+    # The files store glyphs transposed, as EMNIST does; loading must undo it exactly.
+    expected, _ = render_glyphs(TINY_CHARS, 10, seed=1)  # the test part was rendered with seed+1
+    assert torch.equal(tiny_data.test_images, torch.from_numpy(expected))
+
+
+def test_orientation_of_an_asymmetric_glyph(tmp_path):
+    # An "L": a vertical bar on the left and a foot at the bottom. Stored transposed, read upright.
+    img = np.zeros((1, 28, 28), np.uint8)
+    img[0, 4:24, 6] = 255
+    img[0, 23, 6:20] = 255
+    folder = tmp_path / "l"
+    folder.mkdir()
+    for part in ("train", "test"):
+        imgs = np.repeat(img, 4, 0)
+        (folder / f"emnist-l-{part}-images-idx3-ubyte").write_bytes(idx_bytes(imgs.transpose(0, 2, 1)))
+        (folder / f"emnist-l-{part}-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([0, 1, 0, 1], np.uint8)))
+    (folder / "emnist-l-mapping.txt").write_text("0 76\n1 108\n")
+    data = load_split("l", folder, val_split=0.5, seed=0)
+    glyph = data.test_images[0]
+    assert glyph[4:24, 6].eq(255).all() and glyph[23, 6:20].eq(255).all()
+    assert data.classes == ["L", "l"]
+
+
+def test_official_splits_know_their_characters(tmp_path):
+    # No mapping file in the folder: balanced and byclass fall back to torchvision's class lists.
+    for split, n, sample in (("balanced", 47, {10: "A", 36: "a", 46: "t"}), ("byclass", 62, {35: "Z", 61: "z"})):
+        folder = tmp_path / split
+        write_emnist_split(folder, split, "01", train_per_class=2, test_per_class=1)
+        (folder / f"emnist-{split}-mapping.txt").unlink()
+        classes = split_classes(locate_split(split, folder))
+        assert len(classes) == n and all(classes[k] == v for k, v in sample.items())
+        assert classes[:10] == list("0123456789")
+
+
+def test_mapping_file_gives_characters_for_folder_splits(tiny_data):
+    assert tiny_data.classes[:3] == ["0", "1", "2"] and tiny_data.classes[-1] == "J"
+
+
+def test_available_splits_lists_what_is_in_the_folder(tiny_data_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
+    assert available_splits(tiny_data_dir) == ["tiny"]
+
+
+def test_unknown_split_says_where_it_looked(tiny_data_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataError) as err:
+        load_split("nosuch", tiny_data_dir)
+    message = str(err.value)
+    assert "nosuch" in message and str(tiny_data_dir) in message and "tiny" in message
+
+
+def test_stratified_split_keeps_class_shares():
+    labels = torch.tensor([0] * 80 + [1] * 20)
+    train, val = stratified_split(labels, 0.1, seed=0)
+    assert len(val) == 10 and int((labels[val] == 1).sum()) == 2
+    assert set(train.tolist()).isdisjoint(val.tolist()) and len(train) + len(val) == 100
+    again, _ = stratified_split(labels, 0.1, seed=0)
+    assert torch.equal(train, again)
+
+
+def test_validation_split_is_disjoint_and_test_untouched(tiny_data):
+    sizes = tiny_data.sizes()
+    assert sizes == {"train": 480, "val": 120, "test": 200}
+    assert torch.bincount(tiny_data.val_labels).tolist() == [6] * 20  # 20% of 30 per class
+
+
+def test_augmentation_keeps_shape_and_range():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 1, 32, 32)
+    out = random_affine(x, rotation=15, affine_rotation=10, translate=0.08, scale=0.1, generator=g)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert not torch.allclose(out, x)
+    # No augmentation at all gives back the input.
+    same = random_affine(x, rotation=0, affine_rotation=0, translate=0, scale=0, generator=g)
+    assert torch.allclose(same, x, atol=1e-5)
+
+
+def test_batches_are_normalised_padded_and_cover_the_set(tiny_data):
+    seen = 0
+    for x, y in iterate_batches(tiny_data.test_images, tiny_data.test_labels, 64, mean=0.1, std=0.3,
+                                input_size=32, shuffle=True, generator=torch.Generator().manual_seed(0),
+                                augment=dict(rotation=15, affine_rotation=10, translate=0.08, scale=0.0)):
+        assert x.shape[1:] == (1, 32, 32) and x.dtype == torch.float32
+        assert torch.allclose(x[:, :, 0, :], torch.tensor(-0.1 / 0.3))  # zero border after normalisation
+        seen += len(y)
+    assert seen == 200
