@@ -205,16 +205,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         _log(f"\ninterrupted during epoch {trainer.epoch + 1}; {run_dir / 'latest_checkpoint.pth'} holds epoch "
              f"{trainer.epoch}. Continue with: python -m glyphkit train --resume {run_dir}")
         return 130
-    _write_history_figure(run_dir)
     best = trainer.early_stopping
     _log(f"best validation loss {best.best:.4f} at epoch {best.best_epoch}; weights in {run_dir / 'best_model.pth'}")
     if args.skip_eval:
+        _write_history_figure(run_dir)  # the evaluation writes it otherwise, with the rest of the figures
         return 0
     from glyphkit.evaluation import evaluate_run
 
     metrics = evaluate_run(run_dir, data=data, tta=getattr(args, "tta", None), log=_log, progress=progress)
     _log(f"test accuracy {metrics['accuracy']:.4f}, balanced accuracy {metrics['balanced_accuracy']:.4f} "
-         f"({metrics['num_images']:,} {trainer.config.split} test images); reports in {run_dir}")
+         f"({metrics['num_test_images']:,} {trainer.config.split} test images); reports in {run_dir}")
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -179,6 +179,10 @@ class Mistakes:
     true: list[str]
     pred: list[str]
     confidence: np.ndarray  # probability the model gave its (wrong) prediction
+    ambiguous: np.ndarray | None = None  # True where true and predicted share a look-alike group
+
+    def __len__(self) -> int:
+        return len(self.index)
 
 
 @dataclass
@@ -195,7 +199,13 @@ class Evaluation:
     split: str = ""
     checkpoint: str = ""
     tta: bool = False
-    groups: Sequence[str] = field(default=AMBIGUOUS_GROUPS)
+    groups: Sequence[str] = AMBIGUOUS_GROUPS
+
+    def __post_init__(self) -> None:
+        # Accept tensors or lists too: everything below works on NumPy arrays.
+        self.logits = np.asarray(self.logits, dtype=np.float32)
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.classes = list(self.classes)
 
     @property
     def num_classes(self) -> int:
@@ -213,7 +223,7 @@ class Evaluation:
     def correct(self) -> np.ndarray:
         return self.predictions == self.labels
 
-    @property
+    @cached_property
     def confidence(self) -> np.ndarray:
         """Probability of the predicted class, per image."""
         return self.probabilities.max(axis=1)
@@ -279,11 +289,17 @@ class Evaluation:
         """Per image: True when the prediction is wrong but a look-alike of the true character."""
         return ambiguity_mask(self.classes, self.groups)[self.labels, self.predictions]
 
-    def worst_mistakes(self, k: int = GALLERY_SIZE) -> Mistakes:
-        """The k wrong predictions the model was most sure of: the ones most worth looking at."""
-        wrong = np.flatnonzero(~self.correct)
-        order = np.argsort(-self.confidence[wrong], kind="stable")[:k]
-        return self._mistakes(wrong[order])
+    def worst_mistakes(self, k: int = GALLERY_SIZE, ambiguous: bool | None = None) -> Mistakes:
+        """The k wrong predictions the model was most sure of: the ones most worth looking at.
+
+        ambiguous=True keeps only look-alike confusions (O -> 0), False only the others, None all.
+        """
+        wrong = ~self.correct
+        if ambiguous is not None:
+            wrong &= self.is_ambiguous_error() == ambiguous
+        index = np.flatnonzero(wrong)
+        order = np.argsort(-self.confidence[index], kind="stable")[:k]
+        return self._mistakes(index[order])
 
     def mistakes_between(self, true: str, pred: str, k: int = GALLERY_SIZE) -> Mistakes:
         """Up to k images of `true` predicted as `pred`, most confident first (e.g. all O -> 0)."""
@@ -296,7 +312,7 @@ class Evaluation:
         return Mistakes(index=index, images=self._images_at(index),
                         true=[self.classes[i] for i in self.labels[index]],
                         pred=[self.classes[i] for i in self.predictions[index]],
-                        confidence=self.confidence[index])
+                        confidence=self.confidence[index], ambiguous=self.is_ambiguous_error()[index])
 
     def _images_at(self, index: np.ndarray) -> np.ndarray | None:
         if self.images is None:
@@ -322,7 +338,7 @@ class Evaluator:
                  batch_size: int = 1024, progress: bool = False):
         set_threads(config.num_threads)
         self.config = config
-        self.device = torch.device(device) if device is not None else resolve_device(config.device)
+        self.device = resolve_device(str(device or config.device))
         self.amp_dtype = autocast_dtype(self.device, config.mixed_precision)
         self.model = prepare_model(model, self.device, config.channels_last)
         self.batch_size, self.progress = batch_size, progress
@@ -336,15 +352,15 @@ class Evaluator:
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor, *, tta: bool = False, split: str | None = None,
                  checkpoint: str = "") -> Evaluation:
-        return Evaluation(logits=self.logits(images, tta), labels=np.asarray(labels, dtype=np.int64),
-                          classes=list(self.config.classes), images=images, split=split or self.config.split,
-                          checkpoint=checkpoint, tta=tta)
+        """The model's outputs on `images` with their true `labels`, ready for analysis."""
+        return Evaluation(logits=self.logits(images, tta), labels=labels, classes=self.config.classes,
+                          images=images, split=split or self.config.split, checkpoint=checkpoint, tta=tta)
 
 
 def _checkpoint_path(run_dir: Path, checkpoint: str | os.PathLike) -> Path:
     """A bare or relative checkpoint name is looked up in the run folder first, then from the current folder."""
     path = Path(checkpoint)
-    if path.is_absolute() or not (run_dir / path).exists() and path.exists():
+    if path.is_absolute() or (not (run_dir / path).exists() and path.exists()):
         return path
     return run_dir / path
 
@@ -462,12 +478,14 @@ def misclassification_text(evaluation: Evaluation, k: int = REPORT_PAIRS) -> str
              f"({_percent(amb['ambiguous_share_of_errors'])} of the errors)",
              f"accuracy if those look-alike confusions were forgiven: {_percent(amb['accuracy_forgiving_ambiguity'])}",
              "", "errors per ambiguity group (groups as present in this split):"]
-    lines += [f"  {row['group']:<8} {row['errors']:>6}" for row in amb["per_group"]] or ["  (no group has two classes here)"]
-    lines += ["", f"top {k} confusions (true -> predicted):",
-              f"{'rank':>4}  {'true':>4} -> {'pred':<4} {'count':>6}  {'share of true':>13}  ambiguity"]
+    lines += ([f"  {' '.join(row['group']):<12} {row['errors']:>6}" for row in amb["per_group"]]
+              or ["  (no group has two classes in this split)"])
+    lines += ["", f"top {k} confusions (true -> predicted; share = of the true character's test images):",
+              f"{'rank':>4}  {'true':>4} -> {'pred':<4} {'count':>6}  {'share':>7}  ambiguity"]
     for rank, pair in enumerate(evaluation.top_confusions(k), 1):
         mark = "AMBIGUOUS" if pair.ambiguous else ""
-        lines.append(f"{rank:>4}  {pair.true:>4} -> {pair.pred:<4} {pair.count:>6}  {_percent(pair.share):>13}  {mark}")
+        row = f"{rank:>4}  {pair.true:>4} -> {pair.pred:<4} {pair.count:>6}  {_percent(pair.share):>7}  {mark}"
+        lines.append(row.rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -522,8 +540,8 @@ def write_figures(evaluation: Evaluation, run_dir: str | os.PathLike,
     mistakes = evaluation.worst_mistakes(GALLERY_SIZE)
     if mistakes.images is not None:
         figures["misclassified_examples.png"] = plots.plot_misclassified_examples(
-            mistakes.images, mistakes.true, mistakes.pred, mistakes.confidence,
-            title="Most confident mistakes (true -> predicted, confidence)")
+            mistakes.images, mistakes.true, mistakes.pred, mistakes.confidence, ambiguous=mistakes.ambiguous,
+            title="Most confident mistakes (true → predicted, confidence)")
     if history is not None:
         figures["training_history.png"] = plots.plot_training_history(history)
     written = []

@@ -21,6 +21,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.close(fd)
         tmp = Path(tmp_name)
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -30,6 +31,12 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         if isinstance(exc, OSError):  # name the file the caller asked for, not the temporary one
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:

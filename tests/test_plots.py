@@ -1,0 +1,90 @@
+"""glyphkit.plots: every figure function returns a Figure that save_figure writes as a non-empty PNG, at the
+47 classes of balanced and the 62 of byclass, without leaving figures open in pyplot."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from glyphkit import plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CLASSES = {47: list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt"),
+           62: list(string.digits + string.ascii_uppercase + string.ascii_lowercase)}
+
+
+def assert_png(fig: Figure, path) -> None:
+    assert isinstance(fig, Figure)
+    plots.save_figure(fig, path)
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 1000
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def fake_confusion(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    cm = rng.poisson(0.3, (n, n))
+    np.fill_diagonal(cm, rng.integers(20, 200, n))
+    cm[n - 1] = 0  # a class without test images must not break anything
+    return cm
+
+
+@pytest.mark.parametrize("n", [47, 62])
+def test_class_figures(n, tmp_path):
+    classes, cm = CLASSES[n], fake_confusion(n)
+    rng = np.random.default_rng(1)
+    acc = np.diag(cm) / np.maximum(cm.sum(1), 1)
+    acc[-1] = np.nan
+    assert_png(plots.plot_confusion_matrix(cm, classes), tmp_path / "cm.png")
+    assert_png(plots.plot_confusion_matrix(cm, classes, normalize=True), tmp_path / "cmn.png")
+    assert_png(plots.plot_per_class_accuracy(acc, classes), tmp_path / "acc.png")
+    assert_png(plots.plot_class_distribution(cm.sum(1), classes), tmp_path / "dist.png")
+    labels = rng.integers(0, n, 300)
+    images = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    assert_png(plots.plot_mean_images(images, labels, classes), tmp_path / "mean.png")
+
+
+def test_size_grows_with_classes():
+    small = plots.plot_confusion_matrix(fake_confusion(47), CLASSES[47])
+    large = plots.plot_confusion_matrix(fake_confusion(62), CLASSES[62])
+    assert large.get_figwidth() > small.get_figwidth() >= 47 * plots.INCH_PER_CLASS
+
+
+def test_curve_and_glyph_figures(tmp_path):
+    rng = np.random.default_rng(2)
+    history = {"epoch": [1, 2, 3], "train_loss": [2.0, 1.0, 0.6], "val_loss": [1.8, 1.1, 0.9],
+               "train_acc": [0.4, 0.7, 0.8], "val_acc": [0.45, 0.68, 0.75], "lr": [1e-3, 6e-4, 2e-4]}
+    assert_png(plots.plot_training_history(history), tmp_path / "history.png")
+    lrs = np.logspace(-7, 1, 100)
+    losses = np.r_[np.linspace(4, 1, 80), np.linspace(1, 9, 19), np.inf]
+    assert_png(plots.plot_lr_finder(lrs, losses, suggestion=1e-3, steep=3e-4), tmp_path / "lr.png")
+    assert_png(plots.plot_lr_finder(lrs, losses), tmp_path / "lr_plain.png")
+    images = rng.integers(0, 256, (10, 28, 28), dtype=np.uint8)
+    assert_png(plots.plot_misclassified_examples(images, list("O1l5ZgqcCk"), list("0lI5zq9Cck"), rng.random(10),
+                                                 ncols=4), tmp_path / "mis.png")
+    flags = [True, True, True, False, True, True, False, True, True, False]
+    assert_png(plots.plot_misclassified_examples(images, list("O1lAZgqcCk"), list("0lIBzq9Cck"), rng.random(10),
+                                                 ambiguous=flags), tmp_path / "mis_flags.png")
+    assert_png(plots.plot_misclassified_examples(images[:0], [], [], []), tmp_path / "none.png")
+    assert_png(plots.plot_glyph_grid(images, [str(i) for i in range(10)]), tmp_path / "grid.png")
+    assert_png(plots.plot_confidence_histogram(rng.random(500) ** 0.2, rng.random(40)), tmp_path / "conf.png")
+
+
+def test_figures_do_not_pile_up_in_pyplot():
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    plots.plot_confidence_histogram([0.9, 0.8], [0.4])
+    assert plt.get_fignums() == before
+
+
+def test_images_are_shown_as_given():
+    """No transposing in plots: glyphkit.data already made the glyphs upright."""
+    image = np.zeros((1, 28, 28), dtype=np.uint8)
+    image[0, 2:5, :] = 255  # a horizontal bar at the top
+    fig = plots.plot_glyph_grid(image, ["bar"])
+    shown = fig.axes[0].images[0].get_array()
+    np.testing.assert_array_equal(np.asarray(shown), image[0])
