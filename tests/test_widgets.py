@@ -1,0 +1,106 @@
+"""The LR accept/reject control (glyphkit.widgets.LRChooser), driven in plain Python: no browser, no kernel."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from glyphkit.lr_finder import LR_CHOICE_FILE, load_lr_choice
+from glyphkit.widgets import LRChooser
+
+SUGGESTION, CURRENT = 3e-4, 1e-3
+
+
+def test_headless_default_saves_the_suggestion_at_once(tmp_path):
+    chooser = LRChooser(tmp_path, SUGGESTION, CURRENT)
+    choice = load_lr_choice(tmp_path)
+    assert choice == {"lr": SUGGESTION, "suggestion": SUGGESTION, "accepted": True, "source": "notebook:default"}
+    assert chooser.choice == choice and chooser.lr == SUGGESTION
+    assert chooser.slider.value == pytest.approx(SUGGESTION)
+    assert str(tmp_path / LR_CHOICE_FILE) in chooser.status.value
+
+
+def test_slider_moves_update_the_saved_choice(tmp_path):
+    chooser = LRChooser(tmp_path, SUGGESTION, CURRENT)
+    chooser.slider.value = 2e-3
+    choice = load_lr_choice(tmp_path)
+    assert choice["lr"] == pytest.approx(2e-3) and choice["accepted"] is False
+    assert choice["source"] == "notebook:slider" and choice["suggestion"] == SUGGESTION
+    assert "2.00e-03" in chooser.status.value
+    chooser.slider.value = SUGGESTION  # back to the suggestion: it counts as accepted again
+    assert load_lr_choice(tmp_path)["accepted"] is True
+
+
+def test_accept_saves_the_slider_value(tmp_path):
+    chooser = LRChooser(tmp_path, SUGGESTION, CURRENT)
+    chooser.accept()
+    assert load_lr_choice(tmp_path) == {"lr": SUGGESTION, "suggestion": SUGGESTION, "accepted": True,
+                                        "source": "notebook:accept"}
+    chooser.slider.value = 5e-4
+    chooser.accept_button.click()  # the button runs the same callback
+    choice = load_lr_choice(tmp_path)
+    assert choice["lr"] == pytest.approx(5e-4) and choice["accepted"] is False and choice["source"] == "notebook:accept"
+    assert "Accepted" in chooser.status.value
+
+
+def test_reject_keeps_the_current_lr_and_moves_the_slider(tmp_path):
+    chooser = LRChooser(tmp_path, SUGGESTION, CURRENT)
+    chooser.reject_button.click()
+    assert load_lr_choice(tmp_path) == {"lr": CURRENT, "suggestion": SUGGESTION, "accepted": False,
+                                        "source": "notebook:reject"}  # not overwritten by the slider's move
+    assert chooser.slider.value == pytest.approx(CURRENT)
+    assert "Rejected" in chooser.status.value
+    chooser.accept()  # accepting afterwards takes the slider's (now current) value
+    assert load_lr_choice(tmp_path)["lr"] == pytest.approx(CURRENT)
+
+
+def test_no_suggestion_keeps_current_lr(tmp_path):
+    chooser = LRChooser(tmp_path, None, CURRENT)
+    assert load_lr_choice(tmp_path) == {"lr": CURRENT, "suggestion": None, "accepted": False,
+                                        "source": "notebook:default"}
+    assert chooser.slider.value == pytest.approx(CURRENT)
+    assert "no falling loss" in chooser.status.value
+
+
+def test_slider_range_covers_suggestion_and_current_lr(tmp_path):
+    chooser = LRChooser(tmp_path, 2e-6, 5e-2)
+    low, high = 10 ** chooser.slider.min, 10 ** chooser.slider.max
+    assert low < 2e-6 and high > 5e-2
+    chooser.reject()
+    assert math.isclose(chooser.slider.value, 5e-2)
+
+
+def test_save_default_off_writes_nothing_until_a_choice(tmp_path):
+    chooser = LRChooser(tmp_path, SUGGESTION, CURRENT, save_default=False)
+    assert load_lr_choice(tmp_path) is None
+    chooser.accept()
+    assert load_lr_choice(tmp_path)["lr"] == SUGGESTION
+
+
+def test_log_reports_only_the_default_save(tmp_path):
+    messages = []
+    chooser = LRChooser(tmp_path, SUGGESTION, CURRENT, log=messages.append)
+    chooser.accept()
+    chooser.reject()
+    assert len(messages) == 1 and "3.00e-04" in messages[0]
+
+
+def test_bad_values_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="current_lr"):
+        LRChooser(tmp_path, SUGGESTION, 0.0)
+    with pytest.raises(ValueError, match="suggestion"):
+        LRChooser(tmp_path, -1.0, CURRENT)
+
+
+def test_widget_displays_and_training_picks_up_the_choice(tmp_path):
+    """The control displays as a widget, and 03_train's helper reads what it saved."""
+    from glyphkit.config import Config
+    from glyphkit.notebook import use_lr_choice
+
+    chooser = LRChooser(tmp_path, SUGGESTION, CURRENT)
+    assert "application/vnd.jupyter.widget-view+json" in chooser._repr_mimebundle_()
+    chooser.slider.value = 7e-4
+    config = use_lr_choice(Config(output_dir=str(tmp_path)), log=lambda _: None)
+    assert config.lr == pytest.approx(7e-4)
+    assert use_lr_choice(Config(output_dir=str(tmp_path)), 1e-2, log=lambda _: None).lr == 1e-2  # a parameter wins
