@@ -212,9 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     from glyphkit.evaluation import evaluate_run
 
-    metrics = evaluate_run(run_dir, data=data, tta=getattr(args, "tta", None), log=_log, progress=progress)
-    _log(f"test accuracy {metrics['accuracy']:.4f}, balanced accuracy {metrics['balanced_accuracy']:.4f} "
-         f"({metrics['num_test_images']:,} {trainer.config.split} test images); reports in {run_dir}")
+    evaluate_run(run_dir, data=data, tta=getattr(args, "tta", None), log=_log, progress=progress)  # logs the numbers
     return 0
 
 
@@ -231,11 +229,9 @@ def _write_history_figure(run_dir: Path) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from glyphkit.evaluation import evaluate_run
 
-    metrics = evaluate_run(args.run_dir, split=getattr(args, "split", None), data_dir=getattr(args, "data_dir", None),
-                           checkpoint=args.checkpoint, tta=args.tta, limit_test=getattr(args, "limit_test", None),
-                           log=_log, progress=not args.no_progress)
-    _log(f"test accuracy {metrics['accuracy']:.4f}, balanced accuracy {metrics['balanced_accuracy']:.4f}, "
-         f"top-3 {metrics['top3_accuracy']:.4f}; reports in {args.run_dir}")
+    evaluate_run(args.run_dir, split=getattr(args, "split", None), data_dir=getattr(args, "data_dir", None),
+                 checkpoint=args.checkpoint, tta=args.tta, limit_test=getattr(args, "limit_test", None),
+                 log=_log, progress=not args.no_progress)  # logs the numbers and where the reports went
     return 0
 
 

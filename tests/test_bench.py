@@ -1,0 +1,19 @@
+"""Smoke test of the benchmark on tiny data: it runs every part and writes its results (no speed asserted)."""
+
+import json
+
+from glyphkit.cli import main
+
+
+def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
+    out = tmp_path / "bench"
+    assert main(["bench", "--split", "tiny", "--data-dir", str(tiny_data_dir), "--quick", "--output-dir", str(out),
+                 "--no-progress"]) == 0
+    result = json.loads((out / "bench.json").read_text())
+    assert set(result["throughput"]) == {"original", "enhanced", "default"}
+    assert all(r["train_images_per_s"] > 0 for r in result["throughput"].values())
+    assert result["throughput"]["default"]["infer_images_per_s"] > 0
+    assert result["accuracy"]["epochs"][0]["epoch"] == 1
+    assert 0 <= result["accuracy"]["final"]["plain"]["test_acc"] <= 1
+    table = (out / "bench.md").read_text()
+    assert "(a) original" in table and "Time to accuracy" in table and result["machine"]["torch"] in table
