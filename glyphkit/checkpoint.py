@@ -65,6 +65,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The run folder's latest_checkpoint.pth, or a CheckpointError saying why there is nothing to resume."""
+    run_dir = Path(run_dir)
+    path = run_dir / LATEST
+    if not path.exists():
+        what = f"has no {LATEST}" if run_dir.is_dir() else "does not exist"
+        raise CheckpointError(f"cannot resume: {run_dir} {what}. Start a new run instead (drop --resume), or "
+                              "point --resume at a folder a run wrote")
+    return path
+
+
 def checkpoint_config(state: dict[str, Any]) -> Config:
     return Config.from_dict(state["config"])
 

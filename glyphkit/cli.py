@@ -166,11 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from glyphkit import checkpoint as ckpt
 
         run_dir = Path(args.resume)
-        state_path = run_dir / ckpt.LATEST
-        if not state_path.exists():
-            what = f"has no {ckpt.LATEST}" if run_dir.is_dir() else "does not exist"
-            raise ckpt.CheckpointError(f"cannot resume: {run_dir} {what}. Start a new run instead "
-                                       "(drop --resume), or point --resume at a folder a run wrote")
+        state_path = ckpt.latest_checkpoint(run_dir)
         saved = ckpt.checkpoint_config(ckpt.load_checkpoint(state_path))
         split = getattr(args, "split", saved.split)
         # --split/--model that differ from the run's are refused before any data is read or file written

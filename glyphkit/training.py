@@ -260,10 +260,7 @@ class Trainer:
     def resume(cls, run_dir: str | Path, data: GlyphData, *, epochs: int | None = None, **kwargs) -> "Trainer":
         """Continue the run in `run_dir` from its latest checkpoint (optionally to a new epoch count)."""
         run_dir = Path(run_dir)
-        path = run_dir / ckpt.LATEST
-        if not path.exists():
-            raise ckpt.CheckpointError(f"cannot resume: {run_dir} has no {ckpt.LATEST}. Start a new run instead "
-                                       "(drop --resume), or point --resume at a folder a run wrote")
+        path = ckpt.latest_checkpoint(run_dir)
         state = ckpt.load_checkpoint(path)
         saved = ckpt.checkpoint_config(state)
         ckpt.check_compatible(saved, saved.replace(split=data.split, num_classes=data.num_classes,
