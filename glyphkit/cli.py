@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-split", type=_fraction, default=S, help=f"validation share (default: {DEFAULTS.val_split})")
     t.add_argument("--limit-train", type=_positive_int, default=S, help="use only this many training images")
     t.add_argument("--tta", action="store_true", default=S, help="also report test-time-augmented accuracy")
+    t.add_argument("--compile", action="store_true", default=S,
+                   help="torch.compile the network for the test-set evaluation (faster inference; needs a C++ compiler)")
     t.add_argument("--num-threads", type=_positive_int, default=S, help="torch CPU threads (default: one per core)")
 
     e = sub.add_parser("evaluate", help="evaluate a run folder's best model on the test split",
@@ -88,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(e)
     e.add_argument("--checkpoint", default="best_model.pth", help="checkpoint file in the run folder")
     e.add_argument("--tta", action="store_true", default=None, help="also report test-time-augmented accuracy")
+    e.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the network first (faster on big test sets; needs a C++ compiler)")
 
     f = sub.add_parser("lr-find", help="run the learning-rate range test only",
                        description="Run the LR range test, write lr_finder.png and lr.json.")
@@ -227,6 +231,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     evaluate_run(args.run_dir, split=getattr(args, "split", None), data_dir=getattr(args, "data_dir", None),
                  checkpoint=args.checkpoint, tta=args.tta, limit_test=getattr(args, "limit_test", None),
+                 compile_model=args.compile,
                  log=_log, progress=not args.no_progress)  # logs the numbers and where the reports went
     return 0
 

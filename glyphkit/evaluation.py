@@ -31,7 +31,8 @@ from glyphkit.config import Config
 from glyphkit.data import GlyphData, load_split
 from glyphkit.io import atomic_write_text
 from glyphkit.models import build_model
-from glyphkit.runtime import autocast_dtype, predict_logits, prepare_model, resolve_device, set_threads
+from glyphkit.runtime import (INFERENCE_BATCH, autocast_dtype, predict_logits, prepare_model, resolve_device,
+                              set_threads)
 
 # Characters that handwriting often makes look alike. A group only matters through the characters a split
 # has: in `balanced` (47 classes) c/C, k/K, ... are already one class, so those groups shrink to one member
@@ -335,9 +336,10 @@ class Evaluator:
     """Runs one model over image sets the way training validates: batched, no_grad, autocast, channels_last."""
 
     def __init__(self, model: nn.Module, config: Config, device: str | torch.device | None = None,
-                 batch_size: int = 1024, progress: bool = False):
+                 batch_size: int = INFERENCE_BATCH, progress: bool = False, compile_model: bool | None = None):
         set_threads(config.num_threads)
         self.config = config
+        self.compile_model = config.compile if compile_model is None else compile_model
         self.device = resolve_device(str(device or config.device))
         self.amp_dtype = autocast_dtype(self.device, config.mixed_precision)
         self.model = prepare_model(model, self.device, config.channels_last)
@@ -347,7 +349,8 @@ class Evaluator:
         c = self.config
         out = predict_logits(self.model, images, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
                              device=self.device, batch_size=self.batch_size, amp_dtype=self.amp_dtype,
-                             channels_last=c.channels_last, tta=tta, progress=self.progress)
+                             channels_last=c.channels_last, tta=tta, progress=self.progress,
+                             compile_model=self.compile_model)
         return out.numpy()
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor, *, tta: bool = False, split: str | None = None,
@@ -417,8 +420,10 @@ class PreparedRun:
 def prepare_run(run_dir: str | os.PathLike, *, split: str | None = None,
                 data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
                 checkpoint: str | os.PathLike = ckpt.BEST, limit_test: int | None = None,
-                device: str | None = None, progress: bool = False) -> PreparedRun:
-    """Load a checkpoint, its network and the matching test images; refuse a checkpoint of another split."""
+                device: str | None = None, progress: bool = False, compile_model: bool | None = None) -> PreparedRun:
+    """Load a checkpoint, its network and the matching test images; refuse a checkpoint of another split.
+
+    `compile_model=None` follows the run's config (`compile`)."""
     run_dir = Path(run_dir)
     path = _checkpoint_path(run_dir, checkpoint)
     state = ckpt.load_checkpoint(path)
@@ -428,7 +433,8 @@ def prepare_run(run_dir: str | os.PathLike, *, split: str | None = None,
     images, labels = data.test_images, data.test_labels
     if passed_in and limit_test is not None:  # load_split already subsampled the data it read itself
         images, labels = images[:limit_test], labels[:limit_test]
-    evaluator = Evaluator(load_model(state, path), saved, device=device, progress=progress)
+    evaluator = Evaluator(load_model(state, path), saved, device=device, progress=progress,
+                          compile_model=compile_model)
     return PreparedRun(evaluator, images, labels, data.split, _relative_name(path, run_dir), state)
 
 
@@ -436,10 +442,10 @@ def evaluate_checkpoint(run_dir: str | os.PathLike, *, split: str | None = None,
                         data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
                         checkpoint: str | os.PathLike = ckpt.BEST, tta: bool = False,
                         limit_test: int | None = None, device: str | None = None,
-                        progress: bool = False) -> Evaluation:
+                        progress: bool = False, compile_model: bool | None = None) -> Evaluation:
     """A run's checkpoint evaluated on the test images, without writing anything (for notebooks)."""
     run = prepare_run(run_dir, split=split, data_dir=data_dir, data=data, checkpoint=checkpoint,
-                      limit_test=limit_test, device=device, progress=progress)
+                      limit_test=limit_test, device=device, progress=progress, compile_model=compile_model)
     return run.evaluate(tta)
 
 
@@ -555,16 +561,17 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str | None = None,
                  data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
                  checkpoint: str | os.PathLike = ckpt.BEST, tta: bool | None = None,
                  limit_test: int | None = None, log: Callable[[str], None] = print,
-                 progress: bool = True, device: str | None = None) -> dict[str, Any]:
+                 progress: bool = True, device: str | None = None,
+                 compile_model: bool | None = None) -> dict[str, Any]:
     """Evaluate a run's checkpoint on the test images and write every report and figure into the run folder.
 
     The data comes from `data`, else from load_split with the checkpoint's split and data folder (each can be
-    overridden). `tta=None` follows the run's config. Deterministic: a second call rewrites identical
+    overridden). `tta=None` and `compile_model=None` follow the run's config. Deterministic: a second call rewrites identical
     metrics.json. Returns the metrics dict that metrics.json holds.
     """
     run_dir = Path(run_dir)
     run = prepare_run(run_dir, split=split, data_dir=data_dir, data=data, checkpoint=checkpoint,
-                      limit_test=limit_test, device=device, progress=progress)
+                      limit_test=limit_test, device=device, progress=progress, compile_model=compile_model)
     use_tta = run.evaluator.config.tta if tta is None else tta
     log(f"evaluating {run.checkpoint} on {len(run.labels)} {run.split} test images"
         + (" (plain and with TTA)" if use_tta else ""))

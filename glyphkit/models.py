@@ -116,7 +116,7 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "enhanced": ModelSpec(EnhancedGlyphCNN, 32, 32, "the original specification's network, exactly (width 32, 32x32 input)"),
     "glyphnet": ModelSpec(GlyphNet, 32, 28, "glyphkit's fast default: convolutions at 14x14 and 7x7, 28x28 input"),
-    "glyphnet-wide": ModelSpec(GlyphNet, 64, 28, "glyphnet at twice the width, for the best-accuracy preset"),
+    "glyphnet-wide": ModelSpec(GlyphNet, 48, 28, "glyphnet at 1.5x the width, for the fast and best presets"),
 }
 
 

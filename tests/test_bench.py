@@ -10,10 +10,13 @@ def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     assert main(["bench", "--split", "tiny", "--data-dir", str(tiny_data_dir), "--quick", "--output-dir", str(out),
                  "--no-progress"]) == 0
     result = json.loads((out / "bench.json").read_text())
-    assert set(result["throughput"]) == {"original", "enhanced", "default"}
+    assert set(result["throughput"]) == {"original", "enhanced", "enhanced28", "default"}
     assert all(r["train_images_per_s"] > 0 for r in result["throughput"].values())
+    assert result["throughput"]["enhanced28"]["input_size"] == 28
+    assert result["throughput"]["default"]["model"] == "glyphnet"  # (c) is the default network
     assert result["throughput"]["default"]["infer_images_per_s"] > 0
+    assert result["throughput"]["default"]["infer_compiled_images_per_s"] > 0
     assert result["accuracy"]["epochs"][0]["epoch"] == 1
     assert 0 <= result["accuracy"]["final"]["plain"]["test_acc"] <= 1
     table = (out / "bench.md").read_text()
-    assert "(a) original" in table and "Time to accuracy" in table and result["machine"]["torch"] in table
+    assert "(a) original" in table and "(b28)" in table and "Time to accuracy" in table and result["machine"]["torch"] in table

@@ -1,0 +1,56 @@
+"""Batched prediction: compiled inference gives the eager network's answers, follows weight changes, and falls
+back to eager (with a warning) where torch.compile cannot work."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from glyphkit import runtime
+from glyphkit.models import GlyphNet
+from glyphkit.runtime import predict_logits
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = GlyphNet(num_classes=5, width=8).eval()
+    for m in model.modules():  # non-trivial BatchNorm statistics, so folding BN into the convs is really tested
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def _images(n: int = 37) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+
+
+def _predict(model, images, **kwargs) -> torch.Tensor:
+    return predict_logits(model, images, mean=0.17, std=0.33, input_size=28, device=torch.device("cpu"),
+                          batch_size=16, **kwargs)  # 37 images: the last batch is partial
+
+
+def test_compiled_inference_matches_eager_and_follows_weight_changes():
+    model, images = _model(), _images()
+    eager = _predict(model, images)
+    compiled = _predict(model, images, compile_model=True)
+    assert compiled.shape == eager.shape == (37, 5)
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
+
+    with torch.no_grad():  # e.g. another epoch of training: the frozen compiled copy must not be reused
+        model.classifier[-1].bias.add_(torch.arange(5.0))
+    torch.testing.assert_close(_predict(model, images, compile_model=True), _predict(model, images),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+    def broken_compile(model, **kwargs):
+        def run(*args):
+            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+        return run
+
+    monkeypatch.setattr(runtime.torch, "compile", broken_compile)
+    model, images = _model(), _images()
+    with pytest.warns(RuntimeWarning, match="could not compile.*no working C\\+\\+ compiler"):
+        logits = _predict(model, images, compile_model=True)
+    torch.testing.assert_close(logits, _predict(model, images))
