@@ -205,8 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _log(f"\ninterrupted during epoch {trainer.epoch + 1}; {run_dir / 'latest_checkpoint.pth'} holds epoch "
              f"{trainer.epoch}. Continue with: python -m glyphkit train --resume {run_dir}")
         return 130
-    best = trainer.early_stopping
-    _log(f"best validation loss {best.best:.4f} at epoch {best.best_epoch}; weights in {run_dir / 'best_model.pth'}")
+    _log(f"{trainer.best_summary()}; weights in {run_dir / 'best_model.pth'}")
     if args.skip_eval:
         _write_history_figure(run_dir)  # the evaluation writes it otherwise, with the rest of the figures
         return 0
@@ -221,9 +220,12 @@ def _write_history_figure(run_dir: Path) -> None:
 
     from glyphkit.plots import plot_training_history, save_figure
 
+    from glyphkit.config import Config
+
     history = json.loads((run_dir / "history.json").read_text())
     if history.get("epoch"):
-        save_figure(plot_training_history(history), run_dir / "training_history.png")
+        monitor = Config.load(run_dir / "config.json").monitor
+        save_figure(plot_training_history(history, monitor=monitor), run_dir / "training_history.png")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -530,8 +530,10 @@ def read_history(run_dir: Path, state: dict[str, Any] | None = None) -> dict[str
 
 
 def write_figures(evaluation: Evaluation, run_dir: str | os.PathLike,
-                  history: dict[str, list] | None = None) -> list[Path]:
-    """The evaluation's figures (and the training history when given) as PNGs in the run folder."""
+                  history: dict[str, list] | None = None, monitor: str = "val_loss") -> list[Path]:
+    """The evaluation's figures (and the training history when given) as PNGs in the run folder.
+
+    `monitor` is the run's config.monitor: which epoch the history figure marks as best."""
     run_dir = Path(run_dir)
     title = f"{evaluation.split}, {len(evaluation.labels)} test images"
     figures = {
@@ -549,7 +551,7 @@ def write_figures(evaluation: Evaluation, run_dir: str | os.PathLike,
             mistakes.images, mistakes.true, mistakes.pred, mistakes.confidence, ambiguous=mistakes.ambiguous,
             title="Most confident mistakes (true → predicted, confidence)")
     if history is not None:
-        figures["training_history.png"] = plots.plot_training_history(history)
+        figures["training_history.png"] = plots.plot_training_history(history, monitor=monitor)
     written = []
     for name, fig in figures.items():
         plots.save_figure(fig, run_dir / name)
@@ -578,7 +580,7 @@ def evaluate_run(run_dir: str | os.PathLike, *, split: str | None = None,
     plain = run.evaluate()
     with_tta = run.evaluate(tta=True) if use_tta else None
     metrics = write_reports(plain, run_dir, with_tta)
-    write_figures(plain, run_dir, read_history(run_dir, run.state))
+    write_figures(plain, run_dir, read_history(run_dir, run.state), monitor=run.evaluator.config.monitor)
     log(f"test accuracy {_percent(metrics['accuracy'])}, balanced accuracy {_percent(metrics['balanced_accuracy'])}, "
         f"top-{TOP_K} {_percent(metrics[f'top{TOP_K}_accuracy'])}"
         + (f"; with TTA {_percent(metrics['tta_metrics']['accuracy'])}" if with_tta is not None else ""))

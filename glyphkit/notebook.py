@@ -259,9 +259,9 @@ def train(config: Config, data, *, overwrite: bool = True, progress: bool = True
         f"{trainer.config.epochs} epoch(s), lr {trainer.config.lr:.2e}, run folder {run_dir.resolve()}")
     history = trainer.fit()
     if history.epoch:
-        save_figure(plot_training_history(history.to_dict()), run_dir / "training_history.png")
-    best = trainer.early_stopping
-    log(f"best validation loss {best.best:.4f} at epoch {best.best_epoch}; weights in {run_dir / ckpt.BEST}")
+        save_figure(plot_training_history(history.to_dict(), monitor=trainer.config.monitor),
+                    run_dir / "training_history.png")
+    log(f"{trainer.best_summary()}; weights in {run_dir / ckpt.BEST}")
     return trainer
 
 

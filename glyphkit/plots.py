@@ -196,15 +196,18 @@ def plot_confidence_histogram(conf_right: Sequence[float] | np.ndarray, conf_wro
 # Training curves
 # ----------------------------------------------------------------------------------------------------------------
 
-def plot_training_history(history: Mapping[str, Sequence[float]]) -> Figure:
+def plot_training_history(history: Mapping[str, Sequence[float]], monitor: str = "val_loss") -> Figure:
     """Loss, accuracy and learning rate per epoch, training and validation side by side.
 
     `history` is History.to_dict(): lists `epoch`, `train_loss`, `val_loss`, `train_acc`, `val_acc`, `lr`.
-    The dotted line marks the lowest validation loss: the epoch best_model.pth holds.
+    The dotted line marks the epoch best_model.pth holds: the lowest validation loss, or with
+    `monitor="val_acc"` the highest validation accuracy (the run's config.monitor).
     """
     epochs = list(history.get("epoch") or range(1, len(history.get("train_loss", [])) + 1))
-    val_loss = history.get("val_loss")
-    best = epochs[int(np.nanargmin(val_loss))] if val_loss else None
+    scores = history.get(monitor)
+    best = None
+    if scores:
+        best = epochs[int(np.nanargmin(scores) if monitor == "val_loss" else np.nanargmax(scores))]
     fig = _figure(15.0, 4.2)
     loss_ax, acc_ax, lr_ax = fig.subplots(1, 3)
     marker = "o" if len(epochs) <= 30 else None

@@ -58,11 +58,12 @@ def cpu_supports_bf16() -> bool:
 
 
 def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """The autocast dtype for a device: bf16 on capable CPUs, fp16 on CUDA, None for plain fp32."""
+    """The autocast dtype for a device: bf16 on capable CPUs and on CUDA GPUs that have it (Ampere and newer:
+    no loss scaling needed), fp16 on older GPUs, None for plain fp32."""
     if not enabled:
         return None
     if device.type == "cuda":
-        return torch.float16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu" and cpu_supports_bf16():
         return torch.bfloat16
     return None

@@ -43,8 +43,8 @@ def ema_with_warmup(decay: float):
         if not torch.is_floating_point(averaged[0]):  # integer buffers (BN's batch counter): just follow
             torch._foreach_copy_(averaged, current)
             return
-        n = int(num_averaged)
-        d = min(decay, (1 + n) / (10 + n))
+        n = num_averaged.to(averaged[0].dtype)  # a tensor on the device: no host sync on CUDA
+        d = torch.clamp((1 + n) / (10 + n), max=decay)
         torch._foreach_lerp_(averaged, current, 1 - d)
 
     return update
@@ -60,7 +60,7 @@ class RunFolderExists(RuntimeError):
 
 @dataclass
 class EarlyStopping:
-    """Stop when the validation loss has not improved for `patience` epochs."""
+    """Stop when a validation score (lower is better) has not improved for `patience` epochs."""
 
     patience: int = 10
     min_delta: float = 0.0
@@ -69,7 +69,7 @@ class EarlyStopping:
     bad_epochs: int = 0
 
     def step(self, value: float, epoch: int) -> bool:
-        """Record an epoch's validation loss; True when it is a new best."""
+        """Record an epoch's score (validation loss, or minus validation accuracy); True when it is a new best."""
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
             return True
@@ -312,12 +312,17 @@ class Trainer:
         per_batch_scheduler = not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
         bar = tqdm(self.train_batches(), total=self.steps_per_epoch, desc=f"epoch {epoch}/{c.epochs}",
                    disable=not self.progress, leave=False, dynamic_ncols=True)
+        # Checking the loss means waiting for the device; on a GPU that is done every 20 steps (a NaN stays in the
+        # running total), so the CPU can queue work ahead. On the CPU the check is free: every step.
+        check_every = 1 if self.device.type == "cpu" else 20
         for step, (x, y) in enumerate(bar, 1):
             with autocast(self.device, self.amp_dtype):
                 logits = self.model(x)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step}; training stopped. "
+            total_loss += loss.detach() * len(y)
+            if (step % check_every == 0 or step == self.steps_per_epoch) and not torch.isfinite(total_loss):
+                bad = loss.item() if not math.isfinite(loss.item()) else total_loss.item()
+                raise TrainingDiverged(f"loss became {bad} at epoch {epoch}, step {step}; training stopped. "
                                        f"{ckpt.BEST} and {ckpt.LATEST} hold the last good epoch. Lower --lr "
                                        "(try --lr-finder) and start again")
             self.optimizer.zero_grad(set_to_none=True)
@@ -330,7 +335,6 @@ class Trainer:
                 self.ema.update_parameters(self.model)
             if per_batch_scheduler:
                 self.scheduler.step()
-            total_loss += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             if step % 20 == 0 or step == self.steps_per_epoch:
@@ -373,7 +377,10 @@ class Trainer:
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(val_loss)
             self.epoch += 1
-            improved = self.early_stopping.step(val_loss, self.epoch)
+            # With label smoothing the validation loss can rise while accuracy still improves (the model grows
+            # more confident), so presets may pick the best epoch by accuracy instead (config.monitor).
+            score = val_loss if c.monitor == "val_loss" else -val_acc
+            improved = self.early_stopping.step(score, self.epoch)
             self.history.append(epoch=self.epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
                                 val_acc=val_acc, lr=lr, epoch_time=time.perf_counter() - start)
             self.save(best=improved)
@@ -383,9 +390,20 @@ class Trainer:
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self)
         if self.early_stopping.should_stop:
-            self.log(f"early stop: validation loss has not improved for {self.early_stopping.patience} epochs")
+            self.log(f"early stop: validation {self.monitor_name} has not improved for "
+                     f"{self.early_stopping.patience} epochs")
         self.restore_best()
         return self.history
+
+    @property
+    def monitor_name(self) -> str:
+        return "loss" if self.config.monitor == "val_loss" else "accuracy"
+
+    def best_summary(self) -> str:
+        """'best validation accuracy 0.9051 at epoch 12' (or loss), for the log."""
+        best = self.early_stopping
+        value = best.best if self.config.monitor == "val_loss" else -best.best
+        return f"best validation {self.monitor_name} {value:.4f} at epoch {best.best_epoch}"
 
     def restore_best(self) -> None:
         """Load best_model.pth's weights (the early-stopping best) into the model."""
