@@ -93,6 +93,24 @@ def test_early_stopping_stops_and_restores_best(tiny_config, tiny_data, tmp_path
         assert torch.equal(best["model"][k], v), k
 
 
+def test_monitor_val_acc_keeps_the_most_accurate_epoch(tiny_config, tiny_data, tmp_path, monkeypatch):
+    # The validation loss rises while accuracy still improves (as with label smoothing): by loss the best epoch
+    # is 1, by accuracy it is 3, and best_model.pth must hold that one.
+    scores = iter([(0.5, 0.80), (0.6, 0.85), (0.7, 0.90), (0.8, 0.88)])
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, *a, **k: next(scores))
+    trainer = _train(tiny_config.replace(epochs=4, monitor="val_acc"), tiny_data, tmp_path / "run")
+    assert trainer.early_stopping.best_epoch == 3
+    assert ckpt.load_checkpoint(tmp_path / "run" / "best_model.pth")["epoch"] == 3
+    assert trainer.best_summary() == "best validation accuracy 0.9000 at epoch 3"
+
+
+def test_monitor_must_be_known(tiny_config):
+    from glyphkit.config import ConfigError
+
+    with pytest.raises(ConfigError, match="monitor must be one of val_loss, val_acc"):
+        tiny_config.replace(monitor="accuracy").validate()
+
+
 def test_same_seed_same_result(tiny_config, tiny_data, tmp_path):
     a = _train(tiny_config.replace(epochs=1), tiny_data, tmp_path / "a")
     b = _train(tiny_config.replace(epochs=1), tiny_data, tmp_path / "b")
