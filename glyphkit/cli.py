@@ -218,9 +218,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _write_history_figure(run_dir: Path) -> None:
     import json
 
-    from glyphkit.plots import plot_training_history, save_figure
-
     from glyphkit.config import Config
+    from glyphkit.plots import plot_training_history, save_figure
 
     history = json.loads((run_dir / "history.json").read_text())
     if history.get("epoch"):
