@@ -207,7 +207,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     _log(f"{trainer.best_summary()}; weights in {run_dir / 'best_model.pth'}")
     if args.skip_eval:
-        _write_history_figure(run_dir)  # the evaluation writes it otherwise, with the rest of the figures
+        _write_history_figure(run_dir, trainer.config.monitor)  # else the evaluation writes it with the rest
         return 0
     from glyphkit.evaluation import evaluate_run
 
@@ -215,15 +215,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_history_figure(run_dir: Path) -> None:
+def _write_history_figure(run_dir: Path, monitor: str) -> None:
     import json
 
-    from glyphkit.config import Config
     from glyphkit.plots import plot_training_history, save_figure
 
     history = json.loads((run_dir / "history.json").read_text())
     if history.get("epoch"):
-        monitor = Config.load(run_dir / "config.json").monitor
         save_figure(plot_training_history(history, monitor=monitor), run_dir / "training_history.png")
 
 

@@ -57,7 +57,7 @@ class Config:
     scale: float = 0.0  # random zoom, +- fraction (0: off)
     # --- evaluation ---
     tta: bool = False  # test-time augmentation: average predictions over small shifts
-    compile: bool = False  # torch.compile the network (frozen weights) for test-set evaluation: ~1.5x faster on CPU
+    compile: bool = False  # torch.compile the network (frozen weights) for test-set evaluation (README, Faster inference)
     # --- runtime ---
     seed: int = 42  # seeds Python, NumPy and torch
     device: str = "auto"  # auto (cuda if present), cpu or cuda

@@ -79,7 +79,7 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -
 
 
 TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # pixel shifts (dx, dy) averaged by test-time augmentation
-INFERENCE_BATCH = 256  # images per inference batch: small enough to stay in cache on a CPU (README, Benchmark)
+INFERENCE_BATCH = 256  # images per inference batch (and the one shape a compiled network is built for)
 
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weights version, compiled model)
 
@@ -92,8 +92,8 @@ def _weights_version(model: nn.Module) -> tuple[int, ...]:
 def compile_for_inference(model: nn.Module) -> nn.Module:
     """`model` through torch.compile with frozen weights, for fast repeated inference.
 
-    Freezing lets the compiler fold each BatchNorm into its convolution and pre-pack the weights, which is
-    what makes compiled inference ~1.5x faster than eager on a CPU. It also bakes the current weights in, so
+    Freezing lets the compiler fold each BatchNorm into its convolution and pre-pack the weights (measured
+    speed-ups in README, "Faster inference"). It also bakes the current weights in, so
     the compiled model is cached per model and rebuilt when any weight has changed since. Compilation itself
     happens on the first call (seconds to a minute; it needs a C++ compiler on the CPU).
     """

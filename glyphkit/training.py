@@ -321,7 +321,8 @@ class Trainer:
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
             total_loss += loss.detach() * len(y)
             if (step % check_every == 0 or step == self.steps_per_epoch) and not torch.isfinite(total_loss):
-                bad = loss.item() if not math.isfinite(loss.item()) else total_loss.item()
+                last = loss.item()
+                bad = last if not math.isfinite(last) else total_loss.item()
                 raise TrainingDiverged(f"loss became {bad} at epoch {epoch}, step {step}; training stopped. "
                                        f"{ckpt.BEST} and {ckpt.LATEST} hold the last good epoch. Lower --lr "
                                        "(try --lr-finder) and start again")
