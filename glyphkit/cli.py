@@ -8,6 +8,7 @@ starting with `error:` and exits with status 2; `--debug` shows the full traceba
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -26,13 +27,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -67,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive_int, default=S, help=f"batch size (default: {DEFAULTS.batch_size})")
     t.add_argument("--epochs", type=_positive_int, default=S, help=f"number of epochs (default: {DEFAULTS.epochs})")
     t.add_argument("--lr", type=_positive_float, default=S, help=f"initial learning rate (default: {DEFAULTS.lr})")
+    t.add_argument("--weight-decay", type=_non_negative_float, default=S,
+                   help=f"AdamW weight decay on conv/linear weights (default: {DEFAULTS.weight_decay})")
     t.add_argument("--lr-finder", action="store_true", help="run the LR range test first and offer its suggestion")
     t.add_argument("--output-dir", default=S, help=f"run folder (default: {DEFAULTS.output_dir})")
     t.add_argument("--seed", type=int, default=S, help=f"random seed (default: {DEFAULTS.seed})")

@@ -33,6 +33,8 @@ def test_explicit_flags_override_a_preset():
     args = build_parser().parse_args(["train", "--preset", "original", "--epochs", "3"])
     config = config_from_args(args)
     assert config.epochs == 3 and config.model == "enhanced" and config.preset == "original"
+    config = config_from_args(build_parser().parse_args(["train", "--preset", "fast", "--weight-decay", "0"]))
+    assert config.weight_decay == 0 and config.lr == 3e-3
 
 
 def test_train_then_resume(tiny_data_dir, tmp_path, capsys):
@@ -80,6 +82,8 @@ def test_lr_finder_on_a_terminal_asks(tiny_data_dir, tmp_path, monkeypatch, caps
     (["--lr", "0"], "--lr"),
     (["--lr", "abc"], "--lr"),
     (["--val-split", "1.5"], "--val-split"),
+    (["--weight-decay", "-0.1"], "--weight-decay"),
+    (["--weight-decay", "nan"], "--weight-decay"),
 ])
 def test_bad_values_are_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
