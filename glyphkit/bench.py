@@ -23,15 +23,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from glyphkit.config import Config, apply_preset
 from glyphkit.data import GlyphData, load_split
 from glyphkit.io import atomic_write_text
-from glyphkit.runtime import (autocast, autocast_dtype, predict_logits, prepare_model, resolve_device,
-                              set_threads)
+from glyphkit.runtime import autocast, predict_logits, resolve_device, set_threads
 
 # Measurement settings: windows of steps, median over windows.
 WARMUP_STEPS = 3  # steps before timing (oneDNN primitive creation, allocator warm-up)
@@ -147,14 +145,7 @@ def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dic
         x, y = next_batch()
         with autocast(trainer.device, trainer.amp_dtype):
             loss = F.cross_entropy(trainer.model(x).float(), y, label_smoothing=c.label_smoothing)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        trainer.scaler.scale(loss).backward()
-        trainer.scaler.unscale_(trainer.optimizer)
-        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), c.grad_clip)
-        trainer.scaler.step(trainer.optimizer)
-        trainer.scaler.update()
-        if trainer.ema is not None:
-            trainer.ema.update_parameters(trainer.model)
+        trainer.optimizer_step(loss)
         _sync(trainer.device)
         return len(y)
 
@@ -176,15 +167,15 @@ def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dic
 
 
 def test_scores(trainer, data: GlyphData, tta: bool = False) -> dict[str, float]:
-    """Test accuracy and balanced accuracy of a trainer's evaluation model."""
-    from sklearn.metrics import balanced_accuracy_score
+    """Test accuracy and balanced accuracy of a trainer's evaluation model (Evaluation.summary's numbers)."""
+    from glyphkit.evaluation import Evaluation
 
     c = trainer.config
     logits = predict_logits(trainer.eval_model, data.test_images, mean=c.norm_mean, std=c.norm_std,
                             input_size=c.input_size, device=trainer.device, amp_dtype=trainer.amp_dtype,
                             channels_last=trainer.channels_last, tta=tta)
-    pred, truth = logits.argmax(1).numpy(), data.test_labels.numpy()
-    return {"test_acc": float((pred == truth).mean()), "test_balanced_acc": float(balanced_accuracy_score(truth, pred))}
+    summary = Evaluation(logits, data.test_labels, data.classes).summary()
+    return {"test_acc": summary["accuracy"], "test_balanced_acc": summary["balanced_accuracy"]}
 
 
 def time_to_accuracy(config: Config, data: GlyphData, run_dir: Path, targets: tuple[float, float],

@@ -224,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     _log(f"{trainer.best_summary()}; weights in {run_dir / 'best_model.pth'}")
     if args.skip_eval:
-        _write_history_figure(run_dir, trainer.config.monitor)  # else the evaluation writes it with the rest
+        _write_history_figure(trainer)  # else the evaluation writes it with the rest
         return 0
     from glyphkit.evaluation import evaluate_run
 
@@ -232,14 +232,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_history_figure(run_dir: Path, monitor: str) -> None:
-    import json
-
+def _write_history_figure(trainer) -> None:
+    """training_history.png from the trainer's history (the same numbers as history.json, already in memory)."""
     from glyphkit.plots import plot_training_history, save_figure
 
-    history = json.loads((run_dir / "history.json").read_text())
-    if history.get("epoch"):
-        save_figure(plot_training_history(history, monitor=monitor), run_dir / "training_history.png")
+    if trainer.history.epoch:
+        save_figure(plot_training_history(trainer.history.to_dict(), monitor=trainer.config.monitor),
+                    trainer.run_dir / "training_history.png")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -326,14 +326,7 @@ class Trainer:
                 raise TrainingDiverged(f"loss became {bad} at epoch {epoch}, step {step}; training stopped. "
                                        f"{ckpt.BEST} and {ckpt.LATEST} hold the last good epoch. Lower --lr "
                                        "(try --lr-finder) and start again")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            if self.ema is not None:
-                self.ema.update_parameters(self.model)
+            self.optimizer_step(loss)
             if per_batch_scheduler:
                 self.scheduler.step()
             correct += (logits.argmax(1) == y).sum()
@@ -342,6 +335,17 @@ class Trainer:
                 bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
                                 lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
         return total_loss.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+    def optimizer_step(self, loss: torch.Tensor) -> None:
+        """Backward, gradient clipping, the optimizer step (through the fp16 scaler when it is on), the EMA update."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor, tta: bool = False) -> tuple[float, float]:
         """(loss, accuracy) of the evaluation model on a set of uint8 images."""
