@@ -14,7 +14,6 @@ Each number is the median of several timed windows after a warm-up. Results go t
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
@@ -27,9 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from glyphkit.config import Config, apply_preset
-from glyphkit.data import GlyphData, load_split
-from glyphkit.io import atomic_write_text
-from glyphkit.runtime import autocast, predict_logits, resolve_device, set_threads
+from glyphkit.data import GlyphData
+from glyphkit.inference import Predictor
+from glyphkit.interpret import Interpretation
+from glyphkit.models import build_model
+from glyphkit.rundir import atomic_write_text, write_json
+from glyphkit.runtime import cpu_supports_bf16, resolve_device, set_threads
+from glyphkit.training import Trainer, resolve_config
+from glyphkit.workflows import load_data, train
 
 # Measurement settings: windows of steps, median over windows.
 WARMUP_STEPS = 3  # steps before timing (oneDNN primitive creation, allocator warm-up)
@@ -47,8 +51,6 @@ def machine_info(device: torch.device) -> dict:
                 break
     except OSError:
         pass
-    from glyphkit.runtime import cpu_supports_bf16
-
     info = {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_bf16": cpu_supports_bf16(),
             "device": str(device)}
@@ -84,10 +86,8 @@ def _sync(device: torch.device) -> None:
 
 def original_pipeline_rate(config: Config, data: GlyphData, quick: bool) -> tuple[float, list[float]]:
     """(a): the spec's network in fp32, fed by per-sample PIL transforms through a torch DataLoader."""
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import DataLoader, Dataset  # only row (a) uses the DataLoader / PIL way
     from torchvision import transforms
-
-    from glyphkit.models import build_model
 
     class PILGlyphs(Dataset):
         def __init__(self, images, labels, transform):
@@ -127,8 +127,6 @@ def original_pipeline_rate(config: Config, data: GlyphData, quick: bool) -> tupl
 
 def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dict:
     """(b)/(c): training images/s through Trainer's own batches and step, and inference images/s."""
-    from glyphkit.training import Trainer
-
     trainer = Trainer(config, data, run_dir=None, progress=False, log=lambda *_: None)
     c = trainer.config
     batches = iter(())
@@ -143,9 +141,7 @@ def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dic
 
     def step() -> int:
         x, y = next_batch()
-        with autocast(trainer.device, trainer.amp_dtype):
-            loss = F.cross_entropy(trainer.model(x).float(), y, label_smoothing=c.label_smoothing)
-        trainer.optimizer_step(loss)
+        trainer.optimizer_step(trainer.loss(x, y)[0])
         _sync(trainer.device)
         return len(y)
 
@@ -154,10 +150,10 @@ def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dic
     images = data.test_images[: 256 if quick else INFERENCE_IMAGES]
     rates = {}
     for compiled in (False, True):
+        predictor = Predictor(trainer.eval_model, c, trainer.device, compile_model=compiled)
+
         def infer() -> int:
-            predict_logits(trainer.eval_model, images, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
-                           device=trainer.device, amp_dtype=trainer.amp_dtype, channels_last=trainer.channels_last,
-                           compile_model=compiled)
+            predictor.logits(images)
             return len(images)
 
         rates[compiled], _ = _median_rate(infer, 1, 2 if quick else 3, 1)  # the warm-up call compiles
@@ -167,14 +163,9 @@ def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dic
 
 
 def test_scores(trainer, data: GlyphData, tta: bool = False) -> dict[str, float]:
-    """Test accuracy and balanced accuracy of a trainer's evaluation model (Evaluation.summary's numbers)."""
-    from glyphkit.evaluation import Evaluation
-
-    c = trainer.config
-    logits = predict_logits(trainer.eval_model, data.test_images, mean=c.norm_mean, std=c.norm_std,
-                            input_size=c.input_size, device=trainer.device, amp_dtype=trainer.amp_dtype,
-                            channels_last=trainer.channels_last, tta=tta)
-    summary = Evaluation(logits, data.test_labels, data.classes).summary()
+    """Test accuracy and balanced accuracy of a trainer's evaluation model (Interpretation.summary's numbers)."""
+    logits = trainer.predictor.logits(data.test_images, tta)
+    summary = Interpretation(logits, data.test_labels, data.classes).summary()
     return {"test_acc": summary["accuracy"], "test_balanced_acc": summary["balanced_accuracy"]}
 
 
@@ -185,8 +176,6 @@ def time_to_accuracy(config: Config, data: GlyphData, run_dir: Path, targets: tu
     The per-epoch test evaluations are the benchmark's own measurement, so their time is left out of the
     clock; the final evaluation (what a user runs once) is counted.
     """
-    from glyphkit.training import Trainer
-
     rows: list[dict] = []
     clock = {"start": time.perf_counter(), "excluded": 0.0}
     reached: dict[str, float | str | None] = {"time_s": None, "epoch": None}
@@ -207,9 +196,9 @@ def time_to_accuracy(config: Config, data: GlyphData, run_dir: Path, targets: tu
         log(f"  epoch {trainer.epoch}: {elapsed:6.0f}s  test acc {scores['test_acc']:.4f}  "
             f"balanced {scores['test_balanced_acc']:.4f}")
 
-    trainer = Trainer(config, data, run_dir, progress=False, overwrite=True, log=lambda *_: None,
-                      on_epoch_end=measure)
-    trainer.fit()  # restores the best (validation-selected) weights at the end
+    quiet = lambda *_: None  # noqa: E731 - the benchmark logs its own lines
+    trainer = Trainer(config, data, run_dir, progress=False, overwrite=True, log=quiet, on_epoch_end=measure)
+    train(trainer, log=quiet)  # as `glyphkit train` does; restores the best (validation-selected) weights
     train_end = time.perf_counter() - clock["start"] - clock["excluded"]
     measure_start = time.perf_counter()
     c = trainer.config
@@ -269,52 +258,50 @@ def render_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def measure_throughput(base: Config, data: GlyphData, preset: str, quick: bool,
+                       log: Callable[[str], None]) -> dict[str, dict]:
+    """Rows (a), (b), (b28) and (c): training (and inference) images/s of each pipeline."""
+    original = resolve_config(apply_preset(base, "original").replace(mixed_precision=False, channels_last=False), data)
+    rate, windows = original_pipeline_rate(original, data, quick)
+    rows = {"original": {"train_images_per_s": rate, "train_windows": windows, "model": "enhanced",
+                         "batch_size": original.batch_size, "amp": "fp32",
+                         "peak_memory_mb": peak_memory_mb(resolve_device(base.device))}}
+    log(f"(a) original pipeline: {rate:,.0f} train img/s")
+    default = apply_preset(base, preset).replace(model=Config().model)  # the default network, the preset's settings
+    pipelines = {"enhanced": ("(b) enhanced, glyphkit pipeline", apply_preset(base, "original")),
+                 "enhanced28": ("(b28) enhanced at 28x28", apply_preset(base, "original").replace(input_size=28)),
+                 "default": (f"(c) {default.model}, glyphkit pipeline", default)}
+    for key, (label, config) in pipelines.items():
+        rows[key] = glyphkit_pipeline_rates(config, data, quick)
+        log(f"{label}: {rows[key]['train_images_per_s']:,.0f} train img/s")
+    return rows
+
+
 def run_benchmark(split: str = "proxy47", data_dir: str | None = None, output_dir: str = "bench_results",
-                  quick: bool = False, skip_accuracy: bool = False, time_budget_min: float = 20.0,
-                  device: str = "auto", preset: str = "fast", targets: tuple[float, float] = (0.905, 0.885),
-                  log: Callable[[str], None] = print) -> dict:
+                  quick: bool = False, skip_accuracy: bool = False, device: str = "auto", preset: str = "fast",
+                  targets: tuple[float, float] = (0.905, 0.885), log: Callable[[str], None] = print) -> dict:
     """Run the whole benchmark, write bench.json / bench.md into `output_dir`, and return the results."""
     set_threads()
-    torch_device = resolve_device(device)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     limit = 3000 if quick else None
-    data = load_split(split, data_dir, limit_train=limit, limit_test=limit)
-    base = Config(split=split, data_dir=data_dir, device=device)
+    base = Config(split=split, data_dir=data_dir, device=device, limit_train=limit, limit_test=limit)
+    data = load_data(base, log=log)
     command = f"python -m glyphkit bench --split {split}" + (f" --data-dir {data_dir}" if data_dir else "") + \
         (" --quick" if quick else "")
     result = {"split": split, "sizes": data.sizes(), "command": command, "quick": quick,
-              "machine": machine_info(torch_device), "throughput": {}}
+              "machine": machine_info(resolve_device(device))}
     log(f"benchmark on {result['machine']['cpu']} ({result['machine']['cores']} cores), split {split}")
-
-    from glyphkit.training import resolve_config
-
-    original = resolve_config(apply_preset(base, "original").replace(mixed_precision=False, channels_last=False), data)
-    rate, windows = original_pipeline_rate(original, data, quick)
-    result["throughput"]["original"] = {"train_images_per_s": rate, "train_windows": windows, "model": "enhanced",
-                                        "batch_size": original.batch_size, "amp": "fp32",
-                                        "peak_memory_mb": peak_memory_mb(torch_device)}
-    log(f"(a) original pipeline: {rate:,.0f} train img/s")
-    result["throughput"]["enhanced"] = glyphkit_pipeline_rates(apply_preset(base, "original"), data, quick)
-    log(f"(b) enhanced, glyphkit pipeline: {result['throughput']['enhanced']['train_images_per_s']:,.0f} train img/s")
-    native = apply_preset(base, "original").replace(input_size=28, extra={"width_from_model": False})
-    result["throughput"]["enhanced28"] = glyphkit_pipeline_rates(native, data, quick)
-    log(f"(b28) enhanced at 28x28: {result['throughput']['enhanced28']['train_images_per_s']:,.0f} train img/s")
-    fast = apply_preset(base, preset)
-    default = fast.replace(model=Config().model)  # (c): the default network, trained with the preset's settings
-    result["throughput"]["default"] = glyphkit_pipeline_rates(default, data, quick)
-    log(f"(c) {default.model}, glyphkit pipeline: {result['throughput']['default']['train_images_per_s']:,.0f} "
-        "train img/s")
+    result["throughput"] = measure_throughput(base, data, preset, quick, log)
     a = result["throughput"]["original"]["train_images_per_s"]
     result["ratios"] = {k: result["throughput"][k]["train_images_per_s"] / a
                         for k in ("enhanced", "enhanced28", "default")}
-
     if not skip_accuracy:
+        fast = apply_preset(base, preset)
         epochs = 1 if quick else fast.epochs
-        log(f"time to accuracy: preset {preset}, {epochs} epochs (budget {time_budget_min:.0f} min)")
+        log(f"time to accuracy: preset {preset}, {epochs} epochs")
         result["accuracy"] = time_to_accuracy(fast.replace(epochs=epochs), data, out / "run", targets, log)
-        result["accuracy"]["budget_s"] = time_budget_min * 60
-    atomic_write_text(out / "bench.json", json.dumps(result, indent=2) + "\n")
+    write_json(out / "bench.json", result)
     markdown = render_markdown(result)
     atomic_write_text(out / "bench.md", markdown)
     log("\n" + markdown)

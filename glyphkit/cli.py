@@ -12,7 +12,14 @@ import math
 import sys
 from pathlib import Path
 
+from glyphkit import workflows
+from glyphkit.bench import run_benchmark
 from glyphkit.config import PRESETS, SCHEDULERS, Config, ConfigError, apply_preset
+from glyphkit.data import DataError
+from glyphkit.lr_finder import save_lr_choice
+from glyphkit.rundir import LR_CHOICE, CheckpointError, RunFolderExists
+from glyphkit.training import Trainer, TrainingDiverged
+from glyphkit.workflows import TrainingInterrupted
 
 DEFAULTS = Config()
 
@@ -81,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(t)
     t.add_argument("--batch-size", type=_positive_int, default=S, help=f"batch size (default: {DEFAULTS.batch_size})")
     t.add_argument("--epochs", type=_positive_int, default=S, help=f"number of epochs (default: {DEFAULTS.epochs})")
-    t.add_argument("--lr", type=_positive_float, default=S, help=f"initial learning rate (default: {DEFAULTS.lr})")
+    t.add_argument("--lr", type=_positive_float, default=S,
+                   help="initial learning rate (default: the LR finder's choice in the run folder's lr.json, else "
+                   f"the preset's, else {DEFAULTS.lr})")
     t.add_argument("--weight-decay", type=_non_negative_float, default=S,
                    help=f"AdamW weight decay on conv/linear weights (default: {DEFAULTS.weight_decay})")
     t.add_argument("--lr-finder", action="store_true", help="run the LR range test first and offer its suggestion")
@@ -126,7 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--output-dir", default="bench_results", help="where the JSON and Markdown results go")
     b.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test, not a measurement)")
     b.add_argument("--skip-accuracy", action="store_true", help="throughput only")
-    b.add_argument("--time-budget", type=_positive_float, default=20.0, help="minutes for the time-to-accuracy run")
     return parser
 
 
@@ -138,8 +146,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
         config = apply_preset(config, given["preset"])
     fields = set(Config.__dataclass_fields__)
     overrides = {k: v for k, v in given.items() if k in fields and k != "preset"}
-    if overrides.get("model") is not None:
-        overrides.setdefault("extra", {})
     return config.replace(**overrides).validate()
 
 
@@ -166,112 +172,63 @@ def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple
     return value, False
 
 
-def run_lr_finder(trainer, run_dir: Path, progress: bool):
-    from glyphkit.lr_finder import find_lr
-    from glyphkit.plots import plot_lr_finder, save_figure
-
-    result = find_lr(trainer, progress=progress)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_figure(plot_lr_finder(result.lrs, result.losses, result.valley, result.steep), run_dir / "lr_finder.png")
-    _log(f"LR range test: valley {result.valley:.2e}, steepest {result.steep:.2e} -> {run_dir / 'lr_finder.png'}")
-    return result
+def lr_from_finder(config: Config, data, progress: bool) -> float:
+    """`train --lr-finder`: run the range test, offer its suggestion, save the answer to lr.json, return it."""
+    result = workflows.run_lr_finder(config, data, progress=progress, log=_log)
+    if result.suggestion is None:
+        _log(f"the range test found no falling loss; keeping lr {config.lr:.2e}")
+        return config.lr
+    lr, accepted = ask_accept_lr(result.suggestion, config.lr, sys.stdin.isatty())
+    save_lr_choice(config.output_dir, lr, result.suggestion, accepted, source="cli")
+    return lr
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from glyphkit.data import load_split
-    from glyphkit.lr_finder import save_lr_choice
-    from glyphkit.training import Trainer, prepare_run_dir
-
     progress = not args.no_progress
     if args.resume:
-        from glyphkit import checkpoint as ckpt
-
-        run_dir = Path(args.resume)
-        state_path = ckpt.latest_checkpoint(run_dir)
-        saved = ckpt.checkpoint_config(ckpt.load_checkpoint(state_path))
-        split = getattr(args, "split", saved.split)
-        # --split/--model that differ from the run's are refused before any data is read or file written
-        ckpt.check_compatible(saved, saved.replace(split=split, model=getattr(args, "model", saved.model)),
-                              state_path)
-        data = load_split(split, getattr(args, "data_dir", saved.data_dir), saved.val_split, saved.seed,
-                          saved.limit_train, getattr(args, "limit_test", saved.limit_test))
-        trainer = Trainer.resume(run_dir, data, epochs=getattr(args, "epochs", None), progress=progress, log=_log)
-        _log(f"resuming {run_dir} after epoch {trainer.epoch} of {trainer.config.epochs}")
+        trainer = workflows.resume(args.resume, split=getattr(args, "split", None),
+                                   data_dir=getattr(args, "data_dir", None), limit_test=getattr(args, "limit_test", None),
+                                   model=getattr(args, "model", None), epochs=getattr(args, "epochs", None),
+                                   progress=progress, log=_log)
     else:
         config = config_from_args(args)
-        run_dir = Path(config.output_dir)
-        prepare_run_dir(run_dir, config, args.overwrite)
-        data = load_split(config.split, config.data_dir, config.val_split, config.seed, config.limit_train,
-                          config.limit_test)
-        _log(f"{config.split}: {data.num_classes} classes, " +
-             ", ".join(f"{k} {v:,}" for k, v in data.sizes().items()))
-        trainer = Trainer(config, data, run_dir, progress=progress, overwrite=True, log=_log)
+        workflows.check_new_run(config, args.overwrite)  # before any data is read
+        data = workflows.load_data(config, log=_log)
         if args.lr_finder:
-            result = run_lr_finder(trainer, run_dir, progress)
-            if result.suggestion is None:
-                _log(f"the range test found no falling loss; keeping lr {config.lr:.2e}")
-            else:
-                lr, accepted = ask_accept_lr(result.suggestion, config.lr, sys.stdin.isatty())
-                save_lr_choice(run_dir, lr, result.suggestion, accepted, source="cli")
-                trainer = Trainer(config.replace(lr=lr), data, run_dir, progress=progress, overwrite=True, log=_log)
-        _log(f"training {trainer.config.model} on {trainer.device} "
-             f"({trainer.amp_dtype or 'fp32'}), run folder {run_dir}")
-    try:
-        trainer.fit()
-    except KeyboardInterrupt:
-        _log(f"\ninterrupted during epoch {trainer.epoch + 1}; {run_dir / 'latest_checkpoint.pth'} holds epoch "
-             f"{trainer.epoch}. Continue with: python -m glyphkit train --resume {run_dir}")
-        return 130
-    _log(f"{trainer.best_summary()}; weights in {run_dir / 'best_model.pth'}")
-    if args.skip_eval:
-        _write_history_figure(trainer)  # else the evaluation writes it with the rest
-        return 0
-    from glyphkit.evaluation import evaluate_run
-
-    evaluate_run(run_dir, data=data, tta=getattr(args, "tta", None), log=_log, progress=progress)  # logs the numbers
+            config = workflows.choose_lr(config, lr_from_finder(config, data, progress), how="chosen just now",
+                                         log=_log)
+        else:
+            config = workflows.choose_lr(config, getattr(args, "lr", None), how="given with --lr", log=_log)
+        trainer = Trainer(config, data, progress=progress, overwrite=args.overwrite, log=_log)
+    workflows.train(trainer, log=_log)
+    if not args.skip_eval:
+        workflows.evaluate_run(trainer.run_dir, data=trainer.data, tta=getattr(args, "tta", None), progress=progress,
+                               log=_log)
     return 0
 
 
-def _write_history_figure(trainer) -> None:
-    """training_history.png from the trainer's history (the same numbers as history.json, already in memory)."""
-    from glyphkit.plots import plot_training_history, save_figure
-
-    if trainer.history.epoch:
-        save_figure(plot_training_history(trainer.history.to_dict(), monitor=trainer.config.monitor),
-                    trainer.run_dir / "training_history.png")
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from glyphkit.evaluation import evaluate_run
-
-    evaluate_run(args.run_dir, split=getattr(args, "split", None), data_dir=getattr(args, "data_dir", None),
-                 checkpoint=args.checkpoint, tta=args.tta, limit_test=getattr(args, "limit_test", None),
-                 compile_model=args.compile,
-                 log=_log, progress=not args.no_progress)  # logs the numbers and where the reports went
+    workflows.evaluate_run(args.run_dir, split=getattr(args, "split", None), data_dir=getattr(args, "data_dir", None),
+                           checkpoint=args.checkpoint, tta=args.tta, limit_test=getattr(args, "limit_test", None),
+                           compile_model=args.compile, progress=not args.no_progress, log=_log)
     return 0
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from glyphkit.data import load_split
-    from glyphkit.lr_finder import save_lr_choice
-    from glyphkit.training import Trainer
-
     config = config_from_args(args)
-    run_dir = Path(config.output_dir)
-    data = load_split(config.split, config.data_dir, config.val_split, config.seed, config.limit_train, 1)
-    trainer = Trainer(config, data, run_dir, progress=not args.no_progress, overwrite=True, log=_log)
-    result = run_lr_finder(trainer, run_dir, not args.no_progress)
+    data = workflows.load_data(config, log=_log)
+    result = workflows.run_lr_finder(config, data, progress=not args.no_progress, log=_log)
     if result.suggestion is not None:
-        save_lr_choice(run_dir, result.suggestion, result.suggestion, True, source="cli lr-find")
+        save_lr_choice(config.output_dir, result.suggestion, result.suggestion, True, source="cli lr-find")
+        _log(f"saved lr {result.suggestion:.2e} to {Path(config.output_dir) / LR_CHOICE}: "
+             f"`glyphkit train --output-dir {config.output_dir}` will use it")
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from glyphkit.bench import run_benchmark
-
     run_benchmark(split=getattr(args, "split", "proxy47"), data_dir=getattr(args, "data_dir", None),
                   output_dir=args.output_dir, quick=args.quick, skip_accuracy=args.skip_accuracy,
-                  time_budget_min=args.time_budget, device=getattr(args, "device", "auto"), log=_log)
+                  device=getattr(args, "device", "auto"), log=_log)
     return 0
 
 
@@ -287,12 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from glyphkit.checkpoint import CheckpointError
-    from glyphkit.data import DataError
-    from glyphkit.training import RunFolderExists, TrainingDiverged
-
     try:
         return COMMANDS[args.command](args)
+    except TrainingInterrupted as exc:  # the message says how to resume
+        print(f"\n{exc}", flush=True)
+        return 130
     except (ConfigError, DataError, CheckpointError, RunFolderExists, ValueError) as exc:
         if args.debug:
             raise

@@ -36,8 +36,9 @@ class Config:
     model: str = "glyphnet"  # architecture (glyphkit.models.MODELS); "enhanced" is the original spec's network
     use_residual: bool = True  # residual blocks; False: depthwise-separable blocks
     dropout_rate: float = 0.4  # dropout after the 256->512 fully connected layer
-    width: int = 32  # channels of the stem; stages use 2x, 4x, 8x of it
-    input_size: int = 32  # side of the square network input; 28x28 glyphs are zero-padded to it
+    width: int | None = None  # channels of the stem (stages use multiples of it); None: the model's own (MODELS)
+    input_size: int | None = None  # side of the square network input (28x28 glyphs are zero-padded to it);
+    #                                None: the model's own. A trained run's config.json holds the values used.
     # --- training ---
     epochs: int = 50  # maximum number of epochs
     lr: float = 1e-3  # initial (peak for onecycle) learning rate
@@ -73,7 +74,7 @@ class Config:
     # --- bookkeeping ---
     output_dir: str = "outputs"  # run folder
     preset: str | None = None  # name of the preset these settings came from, if any
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run (never read as settings)
 
     def validate(self) -> "Config":
         """Raise ConfigError for settings that cannot work; return self so calls chain."""
@@ -91,8 +92,9 @@ class Config:
             (self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
-            (self.input_size >= 28, f"input_size must be >= 28 (EMNIST glyphs are 28x28), got {self.input_size}"),
-            (self.width >= 4, f"width must be >= 4, got {self.width}"),
+            (self.input_size is None or self.input_size >= 28,
+             f"input_size must be >= 28 (EMNIST glyphs are 28x28), got {self.input_size}"),
+            (self.width is None or self.width >= 4, f"width must be >= 4, got {self.width}"),
             (self.limit_train is None or self.limit_train >= 2, "limit_train must be >= 2"),
             (self.limit_test is None or self.limit_test >= 1, "limit_test must be >= 1"),
         ]
@@ -109,11 +111,6 @@ class Config:
         """Build a Config from a dict, ignoring keys this version does not know (older/newer runs)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
-
-    def save(self, path: str | os.PathLike) -> None:
-        from glyphkit.io import atomic_write_text
-
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Config":

@@ -1,4 +1,4 @@
-"""EMNIST on disk -> upright uint8 tensors in memory -> normalised, augmented batches on the device.
+"""EMNIST on disk -> upright uint8 tensors in memory (glyphkit.batches turns them into device batches).
 
 Where the files come from, in order: an explicit folder (`data_dir` / `$GLYPHKIT_DATA_DIR`), the local cache
 (`$GLYPHKIT_CACHE`, default `~/.cache/glyphkit`), then torchvision's EMNIST download. A folder may hold the
@@ -18,11 +18,11 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from glyphkit.config import Config
 
 OFFICIAL_SPLITS = ("balanced", "byclass", "bymerge", "digits", "letters", "mnist")
 IDX_NAME = re.compile(r"^emnist-(?P<split>[A-Za-z0-9_]+)-(?P<part>train|test)-(?P<kind>images-idx3|labels-idx1)-ubyte(\.gz)?$")
@@ -347,69 +347,8 @@ def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
     return float(x.mean()), float(x.std())
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Batches: held as tensors, augmented in whole batches on the device (no per-sample Python)
-# ----------------------------------------------------------------------------------------------------------------
-
-def to_model_input(images: torch.Tensor, mean: float, std: float, input_size: int = 32) -> torch.Tensor:
-    """uint8 [B, 28, 28] -> normalised float [B, 1, S, S], zero-padded (in pixel space) to `input_size`."""
-    return pad_to_unit_float(images, input_size).sub_(mean).div_(std)
-
-
-def pad_to_unit_float(images: torch.Tensor, input_size: int) -> torch.Tensor:
-    """uint8 [B, 28, 28] -> float [B, 1, S, S] in [0, 1], glyph centred on a zero border."""
-    x = images.unsqueeze(1).float().div_(255)
-    pad = input_size - x.shape[-1]
-    if pad > 0:
-        x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
-    return x
-
-
-def random_affine(x: torch.Tensor, rotation: float, affine_rotation: float, translate: float, scale: float,
-                  generator: torch.Generator) -> torch.Tensor:
-    """Random rotation, shift and zoom of a whole batch [B, 1, H, W] (pixel values in [0, 1]) in one grid_sample.
-
-    Matches the spec's RandomRotation(rotation) followed by RandomAffine(affine_rotation, translate): the two
-    rotations add up. Random numbers come from `generator` (on the CPU) so runs are reproducible.
-    """
-    b = x.shape[0]
-    u = lambda: torch.rand(b, generator=generator) * 2 - 1  # noqa: E731 - uniform in [-1, 1]
-    angle = torch.deg2rad(u() * rotation + u() * affine_rotation)
-    zoom = 1 + u() * scale
-    # affine_grid works in normalised coordinates ([-1, 1] spans the image), so a shift of t*W pixels is 2t.
-    tx, ty = u() * translate * 2, u() * translate * 2
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-def iterate_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean: float, std: float,
-                    input_size: int = 32, device: torch.device | str = "cpu", shuffle: bool = False,
-                    augment: dict | None = None, generator: torch.Generator | None = None,
-                    channels_last: bool = False, max_batches: int | None = None
-                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (inputs, labels) batches. `augment` holds random_affine's keyword arguments (None: no augmentation).
-
-    Images stay uint8 until a batch is on the device; augmentation runs on the whole batch at once.
-    """
-    n = len(labels)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for count, start in enumerate(range(0, n, batch_size)):
-        if max_batches is not None and count >= max_batches:
-            return
-        idx = order[start:start + batch_size]
-        x = images[idx].to(device, non_blocking=True)
-        y = labels[idx].to(device, non_blocking=True)
-        x = pad_to_unit_float(x, input_size)
-        if augment:
-            x = random_affine(x, generator=generator, **augment)
-        x = x.sub_(mean).div_(std)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        yield x, y
-
-
-def num_batches(n: int, batch_size: int, max_batches: int | None = None) -> int:
-    full = math.ceil(n / batch_size)
-    return full if max_batches is None else min(full, max_batches)
+def load_config_split(config: Config, download: bool = True) -> GlyphData:
+    """The data a Config describes: its split, data folder, validation share, seed and limits (the one place
+    that unpacks a Config for load_split)."""
+    return load_split(config.split, config.data_dir, val_split=config.val_split, seed=config.seed,
+                      limit_train=config.limit_train, limit_test=config.limit_test, download=download)

@@ -8,8 +8,11 @@ afterwards, so running the test changes nothing about the training that follows.
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -17,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
+
+from glyphkit.config import ConfigError
+from glyphkit.rundir import LR_CHOICE, write_json
 
 
 @dataclass
@@ -33,6 +39,14 @@ class LRFinderResult:
     def to_dict(self) -> dict:
         return {"lrs": self.lrs, "losses": self.losses, "valley": self.valley, "steep": self.steep,
                 "suggestion": self.suggestion}
+
+    def describe(self) -> str:
+        """'valley 1.23e-03, steepest 4.56e-03' (none where the curve gave no answer)."""
+        return f"valley {format_lr(self.valley)}, steepest {format_lr(self.steep)}"
+
+
+def format_lr(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2e}"
 
 
 def suggest_valley(lrs: list[float], losses: list[float]) -> float | None:
@@ -127,17 +141,10 @@ def find_lr(trainer, num_steps: int = 100, start_lr: float = 1e-7, end_lr: float
             progress: bool = True) -> LRFinderResult:
     """The range test on a Trainer's model, optimizer and augmented training batches (nothing is changed).
 
-    Uses the trainer's mixed precision, gradient clipping and label smoothing, so the suggestion fits the run.
+    Uses the trainer's own loss (mixed precision, label smoothing) and gradient clipping, so the suggestion fits
+    the run.
     """
-    from glyphkit.runtime import autocast
-
-    c = trainer.config
     gen_state = trainer.generator.get_state()
-
-    def step_fn(x, y):
-        with autocast(trainer.device, trainer.amp_dtype):
-            logits = trainer.model(x)
-        return F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
 
     def batches():
         while True:  # as many passes over the data as the test needs
@@ -145,39 +152,34 @@ def find_lr(trainer, num_steps: int = 100, start_lr: float = 1e-7, end_lr: float
 
     try:
         return lr_range_test(trainer.model, trainer.optimizer, batches(), start_lr=start_lr, end_lr=end_lr,
-                             num_steps=num_steps, step_fn=step_fn, grad_clip=c.grad_clip, progress=progress)
+                             num_steps=num_steps, step_fn=lambda x, y: trainer.loss(x, y)[0],
+                             grad_clip=trainer.config.grad_clip, progress=progress)
     finally:
         trainer.generator.set_state(gen_state)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The user's choice, kept in the run folder (lr.json) so training (CLI or 03_train) picks it up.
+# The user's choice, kept in the run folder (lr.json): `glyphkit train` and 03_train pick it up.
 # ---------------------------------------------------------------------------------------------------------------
 
-LR_CHOICE_FILE = "lr.json"
 
-
-def save_lr_choice(run_dir, lr: float, suggestion: float | None, accepted: bool, source: str) -> dict:
+def save_lr_choice(run_dir: str | os.PathLike, lr: float, suggestion: float | None, accepted: bool,
+                   source: str) -> dict:
     """Write the chosen learning rate (and whether it is the suggestion) to `run_dir/lr.json`, atomically."""
-    import json
-    from pathlib import Path
-
-    from glyphkit.io import atomic_write_text
-
     choice = {"lr": float(lr), "suggestion": suggestion, "accepted": bool(accepted), "source": source}
-    atomic_write_text(Path(run_dir) / LR_CHOICE_FILE, json.dumps(choice, indent=2) + "\n")
+    write_json(Path(run_dir) / LR_CHOICE, choice)
     return choice
 
 
-def load_lr_choice(run_dir) -> dict | None:
+def load_lr_choice(run_dir: str | os.PathLike) -> dict | None:
     """The saved choice, or None when the folder has none."""
-    import json
-    from pathlib import Path
-
-    path = Path(run_dir) / LR_CHOICE_FILE
+    path = Path(run_dir) / LR_CHOICE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        choice = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); delete it and run the LR finder again") from exc
+        raise ConfigError(f"{path} is not valid JSON ({exc}); delete it and run the LR finder again") from exc
+    if not isinstance(choice, dict) or not isinstance(choice.get("lr"), (int, float)) or not choice["lr"] > 0:
+        raise ConfigError(f"{path} holds no learning rate > 0 under \"lr\"; delete it and run the LR finder again")
+    return choice

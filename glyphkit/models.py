@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from glyphkit.config import Config, ConfigError
+
 
 class ResidualBlock(nn.Module):
     """conv3x3-BN-ReLU, conv3x3-BN, plus the input (through a 1x1 conv + BN when the width changes), then ReLU."""
@@ -105,7 +107,7 @@ class GlyphNet(nn.Module):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A named architecture: its class, width and input size (the config's `width`/`input_size` come from it)."""
+    """A named architecture: its class, width and input size (used when the config leaves them at None)."""
 
     cls: type
     width: int
@@ -120,14 +122,22 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def build_model(config) -> nn.Module:
+def model_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def model_dims(config: Config) -> tuple[int, int]:
+    """(width, input_size) of the network a Config asks for: its own values, else the model's (None = default)."""
+    spec = model_spec(config.model)
+    return (config.width or spec.width, config.input_size or spec.input_size)
+
+
+def build_model(config: Config) -> nn.Module:
     """The network a Config asks for (`model`, `width`, `use_residual`, `dropout_rate`, `num_classes`)."""
-    if config.model not in MODELS:
-        raise ValueError(f"unknown model {config.model!r}; choose one of: {', '.join(MODELS)}")
     if not config.num_classes:
         raise ValueError("config.num_classes is not set; load the data first (it sets the class count)")
-    return MODELS[config.model].cls(config.num_classes, config.dropout_rate, config.use_residual, config.width)
+    width, _ = model_dims(config)
+    return model_spec(config.model).cls(config.num_classes, config.dropout_rate, config.use_residual, width)
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

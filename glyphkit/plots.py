@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from glyphkit.io import atomic_write
+from glyphkit.rundir import atomic_write
 
 DPI = 150
 INCH_PER_CLASS = 0.3  # keeps one tick label per class legible at 62 classes
@@ -327,3 +327,21 @@ def plot_mean_images(images: np.ndarray, labels: np.ndarray, classes: Sequence[s
     """The mean image per character: shows the typical shape and how much writers vary (blur)."""
     means = class_mean_images(images, labels, len(classes))
     return plot_glyph_grid(means, list(classes), ncols=ncols, title=title, vmax=None)
+
+
+def plot_pixel_histogram(images: np.ndarray, title: str, bin_width: int = 1) -> Figure:
+    """Histogram of uint8 pixel values (log scale): mostly empty background, a peak of saturated ink, soft edges.
+
+    EMNIST's grey levels form a regular comb (an artefact of how the 128x128 NIST scans were resampled and
+    rescaled to 28x28); wider bins do not smooth it away, they alias it, so the default shows every value."""
+    counts = np.bincount(np.asarray(images).ravel() // bin_width, minlength=256 // bin_width)
+    fig = _figure(7.0, 3.5)
+    ax = fig.add_subplot()
+    ax.bar(np.arange(len(counts)) * bin_width, counts, width=bin_width, align="edge", color="tab:blue",
+           edgecolor="white" if bin_width > 2 else "none", linewidth=0.5)
+    ax.set_yscale("log")
+    ax.set_xlim(0, 256)
+    ax.set_xlabel("pixel value (0 = background, 255 = full ink)" + (f", bins of {bin_width}" if bin_width > 1 else ""))
+    ax.set_ylabel("pixels (log scale)")
+    ax.set_title(title)
+    return fig

@@ -1,18 +1,14 @@
-"""Where and how the math runs: device choice, threads, seeds, mixed precision, and batched prediction."""
+"""Where and how the math runs: device choice, threads, seeds, mixed precision, memory layout."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import random
-import warnings
-import weakref
 
 import numpy as np
 import torch
 from torch import nn
-
-from glyphkit.data import iterate_batches
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -76,80 +72,3 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
     model = model.to(device)
     return model.to(memory_format=torch.channels_last) if channels_last else model
-
-
-TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # pixel shifts (dx, dy) averaged by test-time augmentation
-INFERENCE_BATCH = 256  # images per inference batch (and the one shape a compiled network is built for)
-
-_compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weights version, compiled model)
-
-
-def _weights_version(model: nn.Module) -> tuple[int, ...]:
-    """Changes whenever a parameter or buffer is modified in place (optimizer step, EMA update, load_state_dict)."""
-    return tuple(t._version for t in (*model.parameters(), *model.buffers()))
-
-
-def compile_for_inference(model: nn.Module) -> nn.Module:
-    """`model` through torch.compile with frozen weights, for fast repeated inference.
-
-    Freezing lets the compiler fold each BatchNorm into its convolution and pre-pack the weights (measured
-    speed-ups in README, "Faster inference"). It also bakes the current weights in, so
-    the compiled model is cached per model and rebuilt when any weight has changed since. Compilation itself
-    happens on the first call (seconds to a minute; it needs a C++ compiler on the CPU).
-    """
-    version = _weights_version(model)
-    cached = _compiled.get(model)
-    if cached is None or cached[0] != version:
-        cached = (version, torch.compile(model, dynamic=False, options={"freezing": True}))
-        _compiled[model] = cached
-    return cached[1]
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, *, mean: float, std: float, input_size: int,
-                   device: torch.device, batch_size: int = INFERENCE_BATCH, amp_dtype: torch.dtype | None = None,
-                   channels_last: bool = False, tta: bool = False, progress: bool = False,
-                   compile_model: bool = False) -> torch.Tensor:
-    """Float32 logits [N, classes] on the CPU for uint8 images [N, 28, 28] (eval mode, batched, no grad).
-
-    With `tta`, logits are averaged over small shifts of each glyph (TTA_SHIFTS). With `compile_model`, the
-    network runs through `compile_for_inference` (the last batch is zero-padded to full size so one compiled
-    shape serves every batch); if compilation fails, a warning says why and the eager network takes over.
-    """
-    was_training = model.training
-    model.eval()
-    net = compile_for_inference(model) if compile_model else model
-    dummy = torch.zeros(len(images), dtype=torch.long)
-    batches = iterate_batches(images, dummy, batch_size, mean=mean, std=std, input_size=input_size,
-                              device=device, channels_last=channels_last)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, total=-(-len(images) // batch_size), desc="predict", leave=False)
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        with autocast(device, amp_dtype):
-            if tta:
-                return sum(net(torch.roll(x, shifts=(dy, dx), dims=(2, 3))).float() for dx, dy in TTA_SHIFTS) \
-                    / len(TTA_SHIFTS)
-            return net(x).float()
-
-    out = []
-    for x, _ in batches:
-        n = len(x)
-        if net is not model and n < batch_size:
-            x = torch.cat([x, x.new_zeros(batch_size - n, *x.shape[1:])])
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-        try:
-            logits = forward(x)[:n]
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, the eager network still works
-            if net is model:
-                raise
-            warnings.warn(f"torch.compile could not compile the network ({type(exc).__name__}: "
-                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); "
-                          "running it uncompiled instead", RuntimeWarning, stacklevel=2)
-            net = model
-            logits = forward(x)[:n]
-        out.append(logits.cpu())
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, 0)

@@ -3,12 +3,11 @@
 Everything a resumed run needs is in the checkpoint (model, optimizer, scheduler, EMA, early-stopping state,
 history, random-number states), so stopping after epoch k and resuming gives the same result as never
 stopping. `latest_checkpoint.pth` is written before the first epoch and after every epoch; `best_model.pth`
-whenever the validation loss improves.
+whenever the monitored validation score (config.monitor) improves.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -22,13 +21,13 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from glyphkit import checkpoint as ckpt
-from glyphkit.config import Config, ConfigError
-from glyphkit.data import GlyphData, iterate_batches, num_batches, pixel_stats
-from glyphkit.io import atomic_write_text
-from glyphkit.models import MODELS, build_model
-from glyphkit.runtime import (autocast, autocast_dtype, predict_logits, prepare_model, resolve_device,
-                              seed_everything, set_threads)
+from glyphkit import rundir
+from glyphkit.batches import iterate_batches, num_batches
+from glyphkit.config import Config
+from glyphkit.data import GlyphData, pixel_stats
+from glyphkit.inference import Predictor
+from glyphkit.models import build_model, model_dims
+from glyphkit.runtime import autocast, autocast_dtype, prepare_model, resolve_device, seed_everything, set_threads
 
 
 def ema_with_warmup(decay: float):
@@ -52,10 +51,6 @@ def ema_with_warmup(decay: float):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-class RunFolderExists(RuntimeError):
-    """The output folder already holds a run and neither resume nor overwrite was asked for."""
 
 
 @dataclass
@@ -112,15 +107,13 @@ class History:
 
 
 def resolve_config(config: Config, data: GlyphData) -> Config:
-    """Fill in what comes from the data and the model name: classes, normalisation, width, input size."""
-    spec = MODELS.get(config.model)
-    if spec is None:
-        raise ConfigError(f"unknown model {config.model!r}; choose one of: {', '.join(MODELS)}")
-    changes: dict[str, Any] = {"num_classes": data.num_classes, "classes": list(data.classes)}
+    """Fill in what comes from the data and the model: classes, normalisation, and width / input size where
+    the config leaves them to the model (None)."""
+    width, input_size = model_dims(config)
+    changes: dict[str, Any] = {"num_classes": data.num_classes, "classes": list(data.classes), "width": width,
+                               "input_size": input_size}
     if config.norm_mean is None or config.norm_std is None:
         changes["norm_mean"], changes["norm_std"] = pixel_stats(data.train_images)
-    if config.extra.get("width_from_model", True):
-        changes["width"], changes["input_size"] = spec.width, spec.input_size
     return config.replace(**changes).validate()
 
 
@@ -146,40 +139,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_
                                                       patience=config.plateau_patience)
 
 
-# The files training and evaluation write into a run folder (removed by --overwrite before a new run starts).
-# lr.json / lr_finder.png stay: the LR finder writes them *before* training, for training to use.
-RUN_FILES = ("best_model.pth", "latest_checkpoint.pth", "config.json", "history.json", "training_history.png", "confusion_matrix.png", "confusion_matrix_normalized.png",
-             "per_class_accuracy.png", "misclassified_examples.png", "classification_report.txt",
-             "misclassification_analysis.txt", "metrics.json")
-
-
-def prepare_run_dir(run_dir: Path, config: Config, overwrite: bool) -> None:
-    """Create the run folder; refuse to replace an existing run unless asked to."""
-    existing = [n for n in (ckpt.LATEST, ckpt.BEST, "config.json") if (run_dir / n).exists()]
-    if existing and not overwrite:
-        differ = ""
-        if (run_dir / "config.json").exists():
-            try:
-                old = Config.load(run_dir / "config.json").to_dict()
-                new = config.to_dict()
-                # Fields filled in from the data or the model name are not the user's choice: unset, they match.
-                derived = {"norm_mean", "norm_std", "data_dir", "output_dir", "extra"}
-                derived |= {k for k in ("num_classes", "classes") if new[k] is None}
-                if config.extra.get("width_from_model", True):
-                    derived |= {"width", "input_size"}
-                keys = [k for k in new if k not in derived and old.get(k) != new[k]]
-                if keys:
-                    differ = f" with a different config ({', '.join(keys)})"
-            except ConfigError:
-                differ = " (its config.json is unreadable)"
-        raise RunFolderExists(f"{run_dir} already holds a run{differ}. Continue it with --resume {run_dir}, "
-                              "start over with --overwrite, or choose another --output-dir")
-    if existing:  # --overwrite: clear the old run's files so none of them can be mistaken for the new run's
-        for name in RUN_FILES:
-            (run_dir / name).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
 class Trainer:
     """Owns a model, its optimizer/scheduler/EMA and a run folder; `fit()` trains to the end or an early stop."""
 
@@ -203,6 +162,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ema = (AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.config.ema_decay), use_buffers=True)
                     if self.config.ema_decay > 0 else None)
+        # Validation runs the evaluation model (the EMA average when enabled) the way inference does; never
+        # compiled here, since the weights change every epoch.
+        self.predictor = Predictor(self.eval_model, self.config, self.device, compile_model=False)
         self.early_stopping = EarlyStopping(self.config.early_stopping_patience)
         self.history = History()
         self.epoch = 0  # completed epochs
@@ -257,15 +219,18 @@ class Trainer:
         random.setstate(_as_tuple(rng["python"]))
 
     @classmethod
-    def resume(cls, run_dir: str | Path, data: GlyphData, *, epochs: int | None = None, **kwargs) -> "Trainer":
-        """Continue the run in `run_dir` from its latest checkpoint (optionally to a new epoch count)."""
+    def resume(cls, run_dir: str | Path, data: GlyphData, *, epochs: int | None = None,
+               state: dict[str, Any] | None = None, **kwargs) -> "Trainer":
+        """Continue the run in `run_dir` from its latest checkpoint (optionally to a new epoch count).
+
+        `state`: that checkpoint, when the caller has loaded it already."""
         run_dir = Path(run_dir)
-        path = ckpt.latest_checkpoint(run_dir)
-        state = ckpt.load_checkpoint(path)
-        saved = ckpt.checkpoint_config(state)
-        ckpt.check_compatible(saved, saved.replace(split=data.split, num_classes=data.num_classes,
-                                                   classes=list(data.classes)), path)
-        config = saved.replace(output_dir=str(run_dir), extra={**saved.extra, "width_from_model": False})
+        path = rundir.latest_checkpoint(run_dir)
+        state = state if state is not None else rundir.load_checkpoint(path)
+        saved = rundir.checkpoint_config(state)
+        rundir.check_compatible(saved, saved.replace(split=data.split, num_classes=data.num_classes,
+                                                     classes=list(data.classes)), path)
+        config = saved.replace(output_dir=str(run_dir))
         if epochs is not None:
             config = config.replace(epochs=epochs)
         trainer = cls(config, data, run_dir, overwrite=True, **kwargs)
@@ -274,7 +239,7 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # wrong shapes, missing entries
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
             detail = lines[1 if len(lines) > 1 else 0][:200]  # torch's first line is only "Error(s) in loading"
-            raise ckpt.CheckpointError(f"{path} does not fit the {config.model} network its config describes "
+            raise rundir.CheckpointError(f"{path} does not fit the {config.model} network its config describes "
                                        f"({detail}); it was written by another architecture or is damaged. "
                                        "Start a new run instead of resuming") from exc
         trainer._started = True
@@ -285,9 +250,9 @@ class Trainer:
         # best first: a run stopped between the two writes resumes from the older latest and redoes the epoch,
         # instead of resuming with an early-stopping record that points at a best_model.pth never written.
         if best:
-            ckpt.save_checkpoint(state, self.run_dir / ckpt.BEST)
-        ckpt.save_checkpoint(state, self.run_dir / ckpt.LATEST)
-        atomic_write_text(self.run_dir / "history.json", json.dumps(self.history.to_dict(), indent=1) + "\n")
+            rundir.save_checkpoint(state, self.run_dir / rundir.BEST)
+        rundir.save_checkpoint(state, self.run_dir / rundir.LATEST)
+        rundir.write_history(self.run_dir, self.history.to_dict())
 
     # ------------------------------------------------------------------ one epoch
     def augment_params(self) -> dict[str, float]:
@@ -316,15 +281,13 @@ class Trainer:
         # running total), so the CPU can queue work ahead. On the CPU the check is free: every step.
         check_every = 1 if self.device.type == "cpu" else 20
         for step, (x, y) in enumerate(bar, 1):
-            with autocast(self.device, self.amp_dtype):
-                logits = self.model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
+            loss, logits = self.loss(x, y)
             total_loss += loss.detach() * len(y)
             if (step % check_every == 0 or step == self.steps_per_epoch) and not torch.isfinite(total_loss):
                 last = loss.item()
                 bad = last if not math.isfinite(last) else total_loss.item()
                 raise TrainingDiverged(f"loss became {bad} at epoch {epoch}, step {step}; training stopped. "
-                                       f"{ckpt.BEST} and {ckpt.LATEST} hold the last good epoch. Lower --lr "
+                                       f"{rundir.BEST} and {rundir.LATEST} hold the last good epoch. Lower --lr "
                                        "(try --lr-finder) and start again")
             self.optimizer_step(loss)
             if per_batch_scheduler:
@@ -335,6 +298,13 @@ class Trainer:
                 bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
                                 lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
         return total_loss.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, logits) of the training model on a batch: forward under autocast, cross-entropy in fp32 with
+        the config's label smoothing. The one forward + loss of training, the LR finder and the benchmark."""
+        with autocast(self.device, self.amp_dtype):
+            logits = self.model(x)
+        return F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing), logits
 
     def optimizer_step(self, loss: torch.Tensor) -> None:
         """Backward, gradient clipping, the optimizer step (through the fp16 scaler when it is on), the EMA update."""
@@ -349,10 +319,7 @@ class Trainer:
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor, tta: bool = False) -> tuple[float, float]:
         """(loss, accuracy) of the evaluation model on a set of uint8 images."""
-        c = self.config
-        logits = predict_logits(self.eval_model, images, mean=c.norm_mean, std=c.norm_std,
-                                input_size=c.input_size, device=self.device, amp_dtype=self.amp_dtype,
-                                channels_last=self.channels_last, tta=tta)
+        logits = self.predictor.logits(images, tta)
         return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
     # ------------------------------------------------------------------ the loop
@@ -360,12 +327,12 @@ class Trainer:
         """Train until `epochs` or an early stop; restores the best weights at the end."""
         c = self.config
         if not self._started:
-            prepare_run_dir(self.run_dir, c, self._overwrite)
-            c.save(self.run_dir / "config.json")
+            rundir.prepare_run_dir(self.run_dir, c, self._overwrite)
+            rundir.write_config(self.run_dir, c)
             self.save()  # epoch 0: a resumable checkpoint exists from the very start
             self._started = True
         else:
-            c.save(self.run_dir / "config.json")
+            rundir.write_config(self.run_dir, c)
         if self.epoch >= c.epochs:
             self.log(f"{self.run_dir} already finished {self.epoch} of {c.epochs} epochs; nothing to do "
                      "(pass a larger --epochs to continue)")
@@ -376,7 +343,7 @@ class Trainer:
             if not math.isfinite(val_loss):  # the last steps' update broke the weights: keep the last good files
                 raise TrainingDiverged(f"validation loss became {val_loss} at epoch {self.epoch + 1}, step "
                                        f"{self.steps_per_epoch} (the weights are no longer finite); training "
-                                       f"stopped. {ckpt.BEST} and {ckpt.LATEST} hold the last good epoch. Lower "
+                                       f"stopped. {rundir.BEST} and {rundir.LATEST} hold the last good epoch. Lower "
                                        "--lr (try --lr-finder) and start again")
             lr = self.optimizer.param_groups[0]["lr"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -412,9 +379,9 @@ class Trainer:
 
     def restore_best(self) -> None:
         """Load best_model.pth's weights (the early-stopping best) into the model."""
-        path = self.run_dir / ckpt.BEST
+        path = self.run_dir / rundir.BEST
         if path.exists():
-            state = ckpt.load_checkpoint(path, map_location=self.device)
+            state = rundir.load_checkpoint(path, map_location=self.device)
             self.model.load_state_dict(state["model"])
             if self.ema is not None and state.get("ema"):
                 self.ema.load_state_dict(state["ema"])

@@ -1,10 +1,10 @@
 """The learning-rate accept/reject control of 02_lr_finder: a log slider preset to the LR finder's suggestion,
 Accept and Reject buttons, and a line that says what was saved.
 
-The choice lives in the run folder's lr.json (glyphkit.lr_finder.save_lr_choice), where 03_train and the
-command line pick it up. Nothing waits for a click: the suggestion is saved the moment the control is built,
-so a notebook executed headless (papermill, nbval) goes on with it; in JupyterLab, moving the slider or
-pressing a button replaces the saved choice and says so. The callbacks are plain methods (`accept()`,
+The choice lives in the run folder's lr.json (glyphkit.lr_finder.save_lr_choice), where 03_train and
+`glyphkit train` pick it up (glyphkit.workflows.choose_lr). Nothing waits for a click: the suggestion is saved
+the moment the control is built, so a notebook executed headless (papermill, nbval) goes on with it; in
+JupyterLab, moving the slider or pressing a button replaces the saved choice and says so. The callbacks are plain methods (`accept()`,
 `reject()`, setting `slider.value`), so tests drive the control without a browser.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from glyphkit.lr_finder import LR_CHOICE_FILE, save_lr_choice
+from glyphkit.lr_finder import save_lr_choice
+from glyphkit.rundir import LR_CHOICE
 
 SOURCE = "notebook"  # lr.json's `source`: notebook:default, notebook:slider, notebook:accept, notebook:reject
 
@@ -44,7 +45,7 @@ class LRChooser:
         if suggestion is not None and not suggestion > 0:
             raise ValueError(f"suggestion must be > 0 or None, got {suggestion}")
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LR_CHOICE_FILE
+        self.path = self.run_dir / LR_CHOICE
         self.suggestion = float(suggestion) if suggestion is not None else None
         self.current_lr = float(current_lr)
         self.log = log

@@ -30,4 +30,4 @@ def tiny_config():
     from glyphkit.config import Config
 
     return Config(split="tiny", model="glyphnet", epochs=2, batch_size=64, lr=3e-3, mixed_precision=False,
-                  deterministic=True, extra={"width_from_model": False}, width=8, input_size=28)
+                  deterministic=True, width=8, input_size=28)

@@ -104,3 +104,22 @@ def test_no_subcommand_means_train(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
     assert main(["--split", "nosuch", "--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "r")]) == 2
     assert "nosuch" in capsys.readouterr().err
+
+
+def test_lr_find_then_train_uses_the_saved_rate_and_an_explicit_lr_wins(tiny_data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    data = ["--data-dir", str(tiny_data_dir), "--output-dir", str(run)]
+    assert main(["lr-find", *TINY, *data]) == 0
+    choice = json.loads((run / "lr.json").read_text())
+    assert choice["lr"] != 1e-3  # the default: training must not fall back to it
+    capsys.readouterr()
+    # A folder holding only the LR finder's files is no run yet: training starts there without --overwrite.
+    assert main(["train", *TINY, *data, "--epochs", "1", "--skip-eval"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["lr"] == choice["lr"]
+    assert f"learning rate {choice['lr']:.2e} from {run / 'lr.json'}" in out
+    assert main(["train", *TINY, *data, "--epochs", "1", "--skip-eval", "--overwrite", "--lr", "0.0123"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["lr"] == 0.0123
+    assert "learning rate 1.23e-02 (given with --lr" in out
+    assert json.loads((run / "lr.json").read_text()) == choice  # the LR finder's choice is kept, not replaced

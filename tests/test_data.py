@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from glyphkit.data import (DataError, available_splits, iterate_batches, load_split, parse_idx, random_affine,
-                           stratified_split, split_classes, locate_split, IMAGE_MAGIC)
+from glyphkit.batches import iterate_batches, random_affine
+from glyphkit.data import (DataError, available_splits, load_split, parse_idx, stratified_split, split_classes,
+                           locate_split, IMAGE_MAGIC)
 from glyphkit.synthetic import idx_bytes, render_glyphs, write_emnist_split
 from tests.conftest import TINY_CHARS
 

@@ -1,5 +1,5 @@
-"""glyphkit.evaluation: metrics against hand-computed values, the confusion-pair analysis, and evaluate_run on a
-tiny run trained here on synthetic glyphs (no real data needed)."""
+"""glyphkit.interpret and workflows.evaluate_run: metrics against hand-computed values, the confusion-pair analysis,
+and evaluate_run on a tiny run trained here on synthetic glyphs (no real data needed)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from glyphkit.checkpoint import CheckpointError
+from glyphkit.rundir import CheckpointError
 from glyphkit.config import Config
 from glyphkit.data import GlyphData
-from glyphkit.evaluation import (Evaluation, ambiguity_mask, ambiguity_summary, evaluate_checkpoint, evaluate_run,
-                                 groups_present, is_ambiguous_pair, top_confusions)
+from glyphkit.interpret import (Interpretation, ambiguity_mask, ambiguity_summary, groups_present, is_ambiguous_pair,
+                                top_confusions)
 from glyphkit.training import Trainer
+from glyphkit.workflows import evaluate_run
 
 BALANCED_CLASSES = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")  # EMNIST balanced: 47, some merged
 
@@ -32,13 +33,13 @@ def ranked_logits(rankings: list[list[int]]) -> np.ndarray:
 
 
 @pytest.fixture
-def hand_made() -> Evaluation:
+def hand_made() -> Interpretation:
     #            label: 0  0  0  1  1  2  2  3
     #        predicted: 0  0  1  1  0  2  2  1
     # true class last in the ranking (outside the top 3) for samples 4 and 7.
     rankings = [[0, 1, 2, 3], [0, 1, 2, 3], [1, 0, 2, 3], [1, 0, 2, 3],
                 [0, 2, 3, 1], [2, 0, 1, 3], [2, 0, 1, 3], [1, 0, 2, 3]]
-    return Evaluation(logits=ranked_logits(rankings), labels=np.array([0, 0, 0, 1, 1, 2, 2, 3]),
+    return Interpretation(logits=ranked_logits(rankings), labels=np.array([0, 0, 0, 1, 1, 2, 2, 3]),
                       classes=list("abcd"), split="hand", checkpoint="none")
 
 
@@ -144,8 +145,7 @@ def synthetic_data(classes: list[str], split: str = "synth", per_class: int = 20
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    config = Config(split="synth", model="glyphnet", width=8, epochs=1, batch_size=32, device="cpu",
-                    extra={"width_from_model": False})
+    config = Config(split="synth", model="glyphnet", width=8, epochs=1, batch_size=32, device="cpu")
     data = synthetic_data(SYNTH_CLASSES)
     Trainer(config, data, run_dir, progress=False, log=lambda *_: None, max_batches=2).fit()
     return run_dir, data
@@ -185,9 +185,9 @@ def test_evaluate_run_with_tta_reports_both(tiny_run):
     assert "test-time augmentation" in (run_dir / "classification_report.txt").read_text()
 
 
-def test_evaluate_checkpoint_matches_evaluate_run(tiny_run):
+def test_interpretation_from_run_matches_evaluate_run(tiny_run):
     run_dir, data = tiny_run
-    evaluation = evaluate_checkpoint(run_dir, data=data)
+    evaluation = Interpretation.from_run(run_dir, data=data)
     metrics = evaluate_run(run_dir, data=data, log=lambda *_: None, progress=False)
     assert evaluation.metrics()["accuracy"] == metrics["accuracy"]
     assert evaluation.images is not None and evaluation.worst_mistakes(3).images.shape[1:] == (28, 28)

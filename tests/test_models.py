@@ -56,3 +56,15 @@ def test_adaptive_pooling_accepts_other_input_sizes():
 def test_unknown_model_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         build_model(Config(model="nope", num_classes=10))
+
+
+def test_width_and_input_size_are_the_models_own_unless_set(tiny_data):
+    from glyphkit.training import resolve_config
+
+    wide = resolve_config(Config(model="glyphnet-wide"), tiny_data)
+    assert (wide.width, wide.input_size) == (48, 28)  # 1.5x glyphnet's 32 channels, native 28x28 glyphs
+    spec = resolve_config(Config(model="enhanced"), tiny_data)
+    assert (spec.width, spec.input_size) == (32, 32)  # the original specification's network
+    mine = resolve_config(Config(model="enhanced", width=8, input_size=28), tiny_data)
+    assert (mine.width, mine.input_size) == (8, 28)
+    assert build_model(mine).stem[0].out_channels == 8

@@ -218,7 +218,7 @@ def test_a_missing_data_folder_is_an_error_not_a_fallback(isolated_env):
 
 
 def test_evaluation_notebooks_need_a_model_outside_quick_mode(isolated_env):
-    from glyphkit.checkpoint import CheckpointError
+    from glyphkit.rundir import CheckpointError
 
     with pytest.raises(CheckpointError, match="03_train"):
         nb.ensure_trained_run(isolated_env / "empty-run", log=lambda _: None)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from glyphkit import checkpoint as ckpt
+from glyphkit import rundir as ckpt
 from glyphkit import cli
 from glyphkit.config import Config
 from glyphkit.data import DataError, load_split

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from glyphkit import checkpoint as ckpt
+from glyphkit import rundir as ckpt
 from glyphkit.training import EarlyStopping, Trainer
 
 

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from glyphkit.lr_finder import LR_CHOICE_FILE, load_lr_choice
+from glyphkit.lr_finder import load_lr_choice
+from glyphkit.rundir import LR_CHOICE as LR_CHOICE_FILE
 from glyphkit.widgets import LRChooser
 
 SUGGESTION, CURRENT = 3e-4, 1e-3
@@ -94,9 +95,9 @@ def test_bad_values_are_refused(tmp_path):
 
 
 def test_widget_displays_and_training_picks_up_the_choice(tmp_path):
-    """The control displays as a widget, and 03_train's helper reads what it saved."""
+    """The control displays as a widget, and the training step (03_train, `glyphkit train`) reads what it saved."""
     from glyphkit.config import Config
-    from glyphkit.notebook import use_lr_choice
+    from glyphkit.workflows import choose_lr as use_lr_choice
 
     chooser = LRChooser(tmp_path, SUGGESTION, CURRENT)
     assert "application/vnd.jupyter.widget-view+json" in chooser._repr_mimebundle_()

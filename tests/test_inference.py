@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from glyphkit import runtime
+from glyphkit import inference
 from glyphkit.models import GlyphNet
-from glyphkit.runtime import predict_logits
+from glyphkit.inference import predict_logits
 
 
 def _model() -> torch.nn.Module:
@@ -49,7 +49,7 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
             raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
         return run
 
-    monkeypatch.setattr(runtime.torch, "compile", broken_compile)
+    monkeypatch.setattr(inference.torch, "compile", broken_compile)
     model, images = _model(), _images()
     with pytest.warns(RuntimeWarning, match="could not compile.*no working C\\+\\+ compiler"):
         logits = _predict(model, images, compile_model=True)

@@ -1,0 +1,73 @@
+"""uint8 glyphs -> normalised, augmented batches on the device, held as tensors (no per-sample Python).
+
+Images stay uint8 until a batch is on the device; the glyph is padded to the network's input size there, and
+augmentation is one `affine_grid` + `grid_sample` over the whole batch (airbench's way), driven by one
+generator so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+
+def pad_to_unit_float(images: torch.Tensor, input_size: int) -> torch.Tensor:
+    """uint8 [B, 28, 28] -> float [B, 1, S, S] in [0, 1], glyph centred on a zero border."""
+    x = images.unsqueeze(1).float().div_(255)
+    pad = input_size - x.shape[-1]
+    if pad > 0:
+        x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
+    return x
+
+
+def random_affine(x: torch.Tensor, rotation: float, affine_rotation: float, translate: float, scale: float,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Random rotation, shift and zoom of a whole batch [B, 1, H, W] (pixel values in [0, 1]) in one grid_sample.
+
+    Matches the spec's RandomRotation(rotation) followed by RandomAffine(affine_rotation, translate): the two
+    rotations add up. Random numbers come from `generator` (on the CPU) so runs are reproducible.
+    """
+    b = x.shape[0]
+    u = lambda: torch.rand(b, generator=generator) * 2 - 1  # noqa: E731 - uniform in [-1, 1]
+    angle = torch.deg2rad(u() * rotation + u() * affine_rotation)
+    zoom = 1 + u() * scale
+    # affine_grid works in normalised coordinates ([-1, 1] spans the image), so a shift of t*W pixels is 2t.
+    tx, ty = u() * translate * 2, u() * translate * 2
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def iterate_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean: float, std: float,
+                    input_size: int = 32, device: torch.device | str = "cpu", shuffle: bool = False,
+                    augment: dict | None = None, generator: torch.Generator | None = None,
+                    channels_last: bool = False, max_batches: int | None = None
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (inputs, labels) batches. `augment` holds random_affine's keyword arguments (None: no augmentation).
+
+    Images stay uint8 until a batch is on the device; augmentation runs on the whole batch at once.
+    """
+    n = len(labels)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for count, start in enumerate(range(0, n, batch_size)):
+        if max_batches is not None and count >= max_batches:
+            return
+        idx = order[start:start + batch_size]
+        x = images[idx].to(device, non_blocking=True)
+        y = labels[idx].to(device, non_blocking=True)
+        x = pad_to_unit_float(x, input_size)
+        if augment:
+            x = random_affine(x, generator=generator, **augment)
+        x = x.sub_(mean).div_(std)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, y
+
+
+def num_batches(n: int, batch_size: int, max_batches: int | None = None) -> int:
+    full = math.ceil(n / batch_size)
+    return full if max_batches is None else min(full, max_batches)

@@ -1,0 +1,182 @@
+"""Inference: a trained network read back from a run folder, batched prediction of uint8 glyphs, test-time
+augmentation, and the compiled-network cache.
+
+`Predictor` is the one way glyphkit runs a network on glyphs (validation during training, evaluation,
+the benchmark): it applies the run's normalisation, input size, device, autocast and memory layout.
+`load_trained_run` is a checkpoint plus the test images it belongs to, checked against each other.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from glyphkit.batches import iterate_batches
+from glyphkit.config import Config
+from glyphkit.data import GlyphData, load_config_split
+from glyphkit.models import build_model
+from glyphkit.rundir import (BEST, CheckpointError, check_compatible, checkpoint_config, checkpoint_path,
+                             eval_state_dict, load_checkpoint, name_in_run)
+from glyphkit.runtime import autocast, autocast_dtype, prepare_model, resolve_device, set_threads
+
+TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # pixel shifts (dx, dy) averaged by test-time augmentation
+INFERENCE_BATCH = 256  # images per inference batch (and the one shape a compiled network is built for)
+
+_compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weights version, compiled model)
+
+
+def _weights_version(model: nn.Module) -> tuple[int, ...]:
+    """Changes whenever a parameter or buffer is modified in place (optimizer step, EMA update, load_state_dict)."""
+    return tuple(t._version for t in (*model.parameters(), *model.buffers()))
+
+
+def compile_for_inference(model: nn.Module) -> nn.Module:
+    """`model` through torch.compile with frozen weights, for fast repeated inference.
+
+    Freezing lets the compiler fold each BatchNorm into its convolution and pre-pack the weights (measured
+    speed-ups in README, "Faster inference"). It also bakes the current weights in, so
+    the compiled model is cached per model and rebuilt when any weight has changed since. Compilation itself
+    happens on the first call (seconds to a minute; it needs a C++ compiler on the CPU).
+    """
+    version = _weights_version(model)
+    cached = _compiled.get(model)
+    if cached is None or cached[0] != version:
+        cached = (version, torch.compile(model, dynamic=False, options={"freezing": True}))
+        _compiled[model] = cached
+    return cached[1]
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, *, mean: float, std: float, input_size: int,
+                   device: torch.device, batch_size: int = INFERENCE_BATCH, amp_dtype: torch.dtype | None = None,
+                   channels_last: bool = False, tta: bool = False, progress: bool = False,
+                   compile_model: bool = False) -> torch.Tensor:
+    """Float32 logits [N, classes] on the CPU for uint8 images [N, 28, 28] (eval mode, batched, no grad).
+
+    With `tta`, logits are averaged over small shifts of each glyph (TTA_SHIFTS). With `compile_model`, the
+    network runs through `compile_for_inference` (the last batch is zero-padded to full size so one compiled
+    shape serves every batch); if compilation fails, a warning says why and the eager network takes over.
+    """
+    was_training = model.training
+    model.eval()
+    net = compile_for_inference(model) if compile_model else model
+    dummy = torch.zeros(len(images), dtype=torch.long)
+    batches = iterate_batches(images, dummy, batch_size, mean=mean, std=std, input_size=input_size,
+                              device=device, channels_last=channels_last)
+    if progress:
+        batches = tqdm(batches, total=-(-len(images) // batch_size), desc="predict", leave=False)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with autocast(device, amp_dtype):
+            if tta:
+                return sum(net(torch.roll(x, shifts=(dy, dx), dims=(2, 3))).float() for dx, dy in TTA_SHIFTS) \
+                    / len(TTA_SHIFTS)
+            return net(x).float()
+
+    out = []
+    for x, _ in batches:
+        n = len(x)
+        if net is not model and n < batch_size:
+            x = torch.cat([x, x.new_zeros(batch_size - n, *x.shape[1:])])
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        try:
+            logits = forward(x)[:n]
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, the eager network still works
+            if net is model:
+                raise
+            warnings.warn(f"torch.compile could not compile the network ({type(exc).__name__}: "
+                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); "
+                          "running it uncompiled instead", RuntimeWarning, stacklevel=2)
+            net = model
+            logits = forward(x)[:n]
+        out.append(logits.cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, 0)
+
+
+class Predictor:
+    """A network ready to read glyphs the way its run was trained: the config's normalisation and input size,
+    its device, autocast (bf16/fp16 where the hardware has it) and memory layout.
+
+    compile_model=None follows the config (`compile`); validation during training passes False, since the
+    weights change every epoch and a compiled copy would be rebuilt each time.
+    """
+
+    def __init__(self, model: nn.Module, config: Config, device: str | torch.device | None = None, *,
+                 batch_size: int = INFERENCE_BATCH, compile_model: bool | None = None, progress: bool = False):
+        set_threads(config.num_threads)
+        self.config = config
+        self.device = resolve_device(str(device or config.device))
+        self.amp_dtype = autocast_dtype(self.device, config.mixed_precision)
+        self.model = prepare_model(model, self.device, config.channels_last)
+        self.batch_size, self.progress = batch_size, progress
+        self.compile_model = config.compile if compile_model is None else compile_model
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any], path: str | os.PathLike, **kwargs: Any) -> "Predictor":
+        """The network a loaded checkpoint describes, with its evaluation weights (the EMA average when kept)."""
+        config = checkpoint_config(state)
+        model = build_model(config)
+        try:
+            model.load_state_dict(eval_state_dict(state))
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: the weights do not fit the network its config describes "
+                                  f"({str(exc).splitlines()[0]}); the file is damaged or was edited") from exc
+        return cls(model, config, **kwargs)
+
+    def logits(self, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        """Float32 logits [N, classes] on the CPU for upright uint8 glyphs [N, 28, 28]."""
+        c = self.config
+        return predict_logits(self.model, images, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
+                              device=self.device, batch_size=self.batch_size, amp_dtype=self.amp_dtype,
+                              channels_last=c.channels_last, tta=tta, progress=self.progress,
+                              compile_model=self.compile_model)
+
+
+@dataclass
+class TrainedRun:
+    """A run's checkpoint as a Predictor, with the test images it is evaluated on."""
+
+    predictor: Predictor
+    images: torch.Tensor
+    labels: torch.Tensor
+    split: str
+    checkpoint: str  # as reports name it: relative to the run folder when inside it
+    state: dict[str, Any]
+
+    @property
+    def config(self) -> Config:
+        return self.predictor.config
+
+
+def load_trained_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = BEST, split: str | None = None,
+                     data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
+                     limit_test: int | None = None, device: str | None = None, progress: bool = False,
+                     compile_model: bool | None = None) -> TrainedRun:
+    """Load a checkpoint and the test images of its split (or of `data`), refusing a split or class set the
+    checkpoint was not trained on. split, data_dir and limit_test default to the run's own."""
+    path = checkpoint_path(run_dir, checkpoint)
+    state = load_checkpoint(path)
+    saved = checkpoint_config(state)
+    if split is not None:  # refuse before reading any data: a wrong split is the user's mistake, not the disk's
+        check_compatible(saved, saved.replace(split=split, num_classes=None, classes=None), path)
+    images_given = data is not None
+    if data is None:
+        data = load_config_split(saved.replace(split=split or saved.split, data_dir=data_dir or saved.data_dir,
+                                               limit_test=limit_test if limit_test is not None else saved.limit_test))
+    check_compatible(saved, saved.replace(split=data.split, num_classes=data.num_classes, classes=list(data.classes)),
+                     path)
+    images, labels = data.test_images, data.test_labels
+    if images_given and limit_test is not None:  # load_config_split already limited the data it read itself
+        images, labels = images[:limit_test], labels[:limit_test]
+    predictor = Predictor.from_checkpoint(state, path, device=device, progress=progress, compile_model=compile_model)
+    return TrainedRun(predictor, images, labels, data.split, name_in_run(path, Path(run_dir)), state)

@@ -1,0 +1,255 @@
+"""The run folder: every file a run writes, how the folder is prepared, atomic writes, and checkpoints.
+
+A run folder (`--output-dir`, or the notebooks' `run_dir`) holds one training run and what was learned from it:
+
+    lr.json, lr_finder.png              the LR finder's choice (written before training, kept by --overwrite)
+    config.json                         the resolved settings
+    latest_checkpoint.pth               after every epoch (and before the first): what --resume continues
+    best_model.pth                      the best epoch so far (config.monitor): what evaluation uses
+    history.json, training_history.png  per-epoch numbers and their figure
+    metrics.json, classification_report.txt, misclassification_analysis.txt, and the evaluation's figures
+
+Every file is written atomically (a temporary file in the same folder, fsync, one rename): a run killed at any
+moment leaves either the old file or the new one, never half of one.
+
+Checkpoints are one dict of tensors and plain values, read back with `torch.load(weights_only=True)`, so loading
+one never runs code. Layout (torchvision's reference style, plus what an exact resume needs):
+    {"model", "optimizer", "lr_scheduler", "ema", "scaler", "epoch", "config", "history",
+     "early_stopping", "rng", "format": 1}
+`epoch` counts completed epochs; `config` is the full resolved Config as a dict, so a checkpoint alone tells
+which split, classes and architecture it belongs to.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from glyphkit.config import Config, ConfigError
+
+# ---------------------------------------------------------------------------------------------------------------
+# File names
+# ---------------------------------------------------------------------------------------------------------------
+
+BEST, LATEST = "best_model.pth", "latest_checkpoint.pth"
+CONFIG, HISTORY, HISTORY_FIGURE = "config.json", "history.json", "training_history.png"
+LR_CHOICE, LR_FINDER_FIGURE = "lr.json", "lr_finder.png"
+METRICS, CLASSIFICATION_REPORT, MISCLASSIFICATION_REPORT = (
+    "metrics.json", "classification_report.txt", "misclassification_analysis.txt")
+EVALUATION_FIGURES = ("confusion_matrix.png", "confusion_matrix_normalized.png", "per_class_accuracy.png",
+                      "misclassified_examples.png")
+# What training and evaluation write; --overwrite removes these before a new run starts. The LR finder's files
+# stay: they are written *before* training, for training to use.
+RUN_FILES = (BEST, LATEST, CONFIG, HISTORY, HISTORY_FIGURE, METRICS, CLASSIFICATION_REPORT,
+             MISCLASSIFICATION_REPORT, *EVALUATION_FIGURES)
+CHECKPOINT_FORMAT = 1
+
+
+class RunFolderExists(RuntimeError):
+    """The output folder already holds a run and neither resume nor overwrite was asked for."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, corrupt, unsafe, or belongs to another split or architecture."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Atomic writes
+# ---------------------------------------------------------------------------------------------------------------
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp_path)` then move the finished file over `path` in one rename."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # name the file the caller asked for, not the temporary one
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json(path: str | os.PathLike, value: Any, indent: int = 2) -> None:
+    atomic_write_text(path, json.dumps(value, indent=indent, ensure_ascii=False) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Preparing the folder for a new run
+# ---------------------------------------------------------------------------------------------------------------
+
+def check_run_dir(run_dir: str | os.PathLike, config: Config, overwrite: bool) -> None:
+    """Raise RunFolderExists when `run_dir` holds a run and `overwrite` is off. Reads, never writes, so a front
+    end can call it before loading any data. A folder with only the LR finder's files holds no run."""
+    run_dir = Path(run_dir)
+    if overwrite or not any((run_dir / name).exists() for name in (LATEST, BEST, CONFIG)):
+        return
+    differ = ""
+    if (run_dir / CONFIG).exists():
+        try:
+            keys = _differing_settings(Config.load(run_dir / CONFIG), config)
+            differ = f" with a different config ({', '.join(keys)})" if keys else ""
+        except ConfigError:
+            differ = " (its config.json is unreadable)"
+    raise RunFolderExists(f"{run_dir} already holds a run{differ}. Continue it with --resume {run_dir}, "
+                          "start over with --overwrite, or choose another --output-dir")
+
+
+def _differing_settings(old: Config, new: Config) -> list[str]:
+    """The settings the user chose differently; values filled in from the data or the model are not choices."""
+    old_values, new_values = old.to_dict(), new.to_dict()
+    derived = {"norm_mean", "norm_std", "data_dir", "output_dir", "extra"}
+    derived |= {k for k in ("num_classes", "classes", "width", "input_size") if new_values[k] is None}
+    return [k for k in new_values if k not in derived and old_values.get(k) != new_values[k]]
+
+
+def prepare_run_dir(run_dir: str | os.PathLike, config: Config, overwrite: bool) -> None:
+    """Create the folder for a new run; refuse to replace an existing run unless `overwrite`, which first removes
+    the old run's files so none of them can be mistaken for the new run's."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, config, overwrite)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_config(run_dir: str | os.PathLike, config: Config) -> None:
+    write_json(Path(run_dir) / CONFIG, config.to_dict())
+
+
+def write_history(run_dir: str | os.PathLike, history: dict[str, list]) -> None:
+    write_json(Path(run_dir) / HISTORY, history, indent=1)
+
+
+def read_history(run_dir: str | os.PathLike, state: dict[str, Any] | None = None) -> dict[str, list] | None:
+    """history.json of a run (else the checkpoint's copy), or None when no epoch has finished."""
+    path = Path(run_dir) / HISTORY
+    history = None
+    if path.is_file():
+        try:
+            history = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            history = None
+    if history is None and state is not None:
+        history = state.get("history")
+    return history if history and history.get("epoch") else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------------------------
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write `state` to `path` atomically: a killed process leaves the previous file intact."""
+    # Serialise to memory first: a failure in torch.save never touches the disk.
+    buffer = io.BytesIO()
+    torch.save({**state, "format": CHECKPOINT_FORMAT}, buffer)
+    payload = buffer.getvalue()
+    try:
+        atomic_write(path, lambda tmp: tmp.write_bytes(payload))
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
+                              "is unchanged. Free disk space or choose another --output-dir") from exc
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (weights_only=True: tensors and plain values only, no code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message is a page of advice; keep the line that names what the file wanted to run.
+        detail = next((line.strip() for line in str(exc).splitlines() if "WeightsUnpickler error" in line), "")
+        detail = detail.replace("WeightsUnpickler error: ", "").split(" was not an allowed")[0] or "a pickled object"
+        raise CheckpointError(f"{path} was refused: it holds more than tensors and plain values ({detail}), and "
+                              "loading it could run code, so it is not loaded. Only load checkpoints glyphkit "
+                              "wrote") from exc
+    except Exception as exc:  # noqa: BLE001 - torch.load fails on damaged files with many exception types
+        first = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+        raise CheckpointError(f"{path} is truncated, corrupt or not a checkpoint ({first}); use another "
+                              "checkpoint or retrain") from exc
+    if (not isinstance(state, dict) or "model" not in state or "config" not in state
+            or not isinstance(state["config"], dict)):
+        raise CheckpointError(f"{path} is not a glyphkit checkpoint (no model weights and config inside)")
+    return state
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The run folder's latest_checkpoint.pth, or a CheckpointError saying why there is nothing to resume."""
+    run_dir = Path(run_dir)
+    path = run_dir / LATEST
+    if not path.exists():
+        what = f"has no {LATEST}" if run_dir.is_dir() else "does not exist"
+        raise CheckpointError(f"cannot resume: {run_dir} {what}. Start a new run instead (drop --resume), or "
+                              "point --resume at a folder a run wrote")
+    return path
+
+
+def checkpoint_path(run_dir: str | os.PathLike, checkpoint: str | os.PathLike = BEST) -> Path:
+    """A bare or relative checkpoint name is looked up in the run folder first, then from the current folder."""
+    path = Path(checkpoint)
+    if path.is_absolute() or (not (Path(run_dir) / path).exists() and path.exists()):
+        return path
+    return Path(run_dir) / path
+
+
+def name_in_run(path: str | os.PathLike, run_dir: str | os.PathLike) -> str:
+    """`path` relative to the run folder when it is inside it (how reports name a checkpoint)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(run_dir).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def checkpoint_config(state: dict[str, Any]) -> Config:
+    return Config.from_dict(state["config"])
+
+
+def check_compatible(saved: Config, wanted: Config, path: str | os.PathLike) -> None:
+    """Refuse a checkpoint trained on another split, class set or architecture, saying which and why."""
+    problems = []
+    for name in ("split", "num_classes", "model", "width", "use_residual", "input_size"):
+        a, b = getattr(saved, name), getattr(wanted, name)
+        if b is not None and a != b:
+            problems.append(f"{name} {a!r} in the checkpoint vs {b!r} asked for")
+    if saved.classes and wanted.classes and saved.classes != wanted.classes:
+        problems.append("the class characters differ")
+    if problems:
+        raise CheckpointError(f"{path} does not fit: " + "; ".join(problems) +
+                              ". Use a checkpoint of the same split and model, or start a new run")
+
+
+def eval_state_dict(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights to evaluate with: the EMA average when the run kept one, else the trained weights."""
+    ema = state.get("ema")
+    if ema:
+        return {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
+    return state["model"]

@@ -1,0 +1,73 @@
+"""Every table glyphkit shows: functions take results and return a pandas DataFrame (a notebook cell's result).
+
+The counterpart of glyphkit.plots for numbers people read rather than look at.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from glyphkit.data import GlyphData, pixel_stats
+from glyphkit.interpret import TOP_K, ConfusionPair
+
+
+def sizes_table(data: GlyphData) -> pd.DataFrame:
+    """Images in train / validation / test, and each part's share."""
+    sizes = data.sizes()
+    total = sum(sizes.values())
+    return pd.DataFrame({"images": sizes, "share": {k: f"{100 * v / total:.1f} %" for k, v in sizes.items()}})
+
+
+def pixel_statistics(data: GlyphData) -> pd.DataFrame:
+    """Per part: mean and std of pixels in [0, 1] (training's mean/std normalise every input), the share of
+    ink pixels (> 0.5) and the mean ink per glyph."""
+    rows = {}
+    for part in ("train", "val", "test"):
+        images, _ = data.part(part)
+        if not len(images):
+            continue
+        mean, std = pixel_stats(images)
+        ink = images > 127
+        rows[part] = {"mean": round(mean, 4), "std": round(std, 4), "ink pixels": f"{100 * ink.float().mean():.1f} %",
+                      "ink pixels per glyph": round(float(ink.sum((1, 2)).float().mean()), 1)}
+    return pd.DataFrame(rows).T
+
+
+def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The headline numbers of metrics.json (plain, and with TTA when it ran), in percent."""
+    keys = ("accuracy", "balanced_accuracy", f"top{TOP_K}_accuracy")
+    rows = {k: metrics[k] for k in keys if k in metrics}
+    table = pd.DataFrame({"plain": rows})
+    if metrics.get("tta_metrics"):
+        table["with TTA"] = pd.Series({k: metrics["tta_metrics"].get(k) for k in rows})
+    table.index.name = f"{metrics.get('split', '')} test ({metrics.get('num_test_images', 0):,} images)"
+    return (table * 100).round(2).astype(str) + " %"
+
+
+def confusions_table(pairs: Sequence[ConfusionPair]) -> pd.DataFrame:
+    """Confusion pairs (Interpretation.top_confusions), ranked."""
+    return pd.DataFrame([{"true": p.true, "predicted": p.pred, "count": p.count,
+                          "share of true": f"{100 * p.share:.1f} %", "look-alike": "yes" if p.ambiguous else ""}
+                         for p in pairs], index=pd.RangeIndex(1, len(pairs) + 1, name="rank"))
+
+
+def ambiguity_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """Interpretation.ambiguity_summary()'s errors per look-alike group."""
+    errors = max(summary["errors"], 1)
+    return pd.DataFrame([{"group": row["group"], "errors": row["errors"],
+                          "share of all errors": f"{100 * row['errors'] / errors:.1f} %"}
+                         for row in summary["per_group"]])
+
+
+def run_folder_table(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """The files in a run folder and their sizes."""
+    folder = Path(run_dir)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    table = pd.DataFrame({"file": [p.name for p in files], "KiB": [round(p.stat().st_size / 1024, 1) for p in files]})
+    table.index = pd.RangeIndex(1, len(files) + 1)
+    table.columns.name = str(folder.resolve())
+    return table

@@ -1,0 +1,144 @@
+"""The pipeline's steps, each written once. The command line, the notebooks and the benchmark call these.
+
+    load_data(config)             the split a Config describes, in memory, and one line that says what it is
+    check_new_run(config)         refuse to replace an existing run, before any work is done
+    run_lr_finder(config, data)   the LR range test on a fresh Trainer; lr_finder.png in the run folder
+    choose_lr(config, lr)         an explicit lr > the run folder's lr.json (the LR finder's choice) > the config's
+    train(trainer)                fit, then training_history.png; Ctrl-C keeps the last checkpoint, says how to resume
+    resume(run_dir)               a Trainer that continues a run folder from its latest checkpoint
+    evaluate_run(run_dir)         the best model on the test images: reports and figures into the run folder
+
+One training run, as `glyphkit train` makes it:
+    config -> check_new_run -> load_data -> (run_lr_finder) -> choose_lr -> Trainer -> train -> evaluate_run
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from glyphkit import plots, reports, rundir
+from glyphkit.config import Config
+from glyphkit.data import GlyphData, load_config_split
+from glyphkit.inference import load_trained_run
+from glyphkit.interpret import TOP_K, Interpretation
+from glyphkit.lr_finder import LRFinderResult, find_lr, load_lr_choice
+from glyphkit.training import Trainer
+
+Log = Callable[[str], None]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or the kernel's stop button) during training; the message says how to resume."""
+
+
+def load_data(config: Config, *, download: bool = True, log: Log = print) -> GlyphData:
+    """The config's split in memory: train / validation (stratified, seeded) / test, upright uint8 glyphs."""
+    data = load_config_split(config, download=download)
+    sizes = ", ".join(f"{k} {v:,}" for k, v in data.sizes().items())
+    limits = [f"{name} {value:,}" for name, value in (("limit_train", config.limit_train),
+                                                       ("limit_test", config.limit_test)) if value is not None]
+    log(f"{data.split}: {data.num_classes} classes, {sizes} images" + (f" ({', '.join(limits)})" if limits else ""))
+    return data
+
+
+def check_new_run(config: Config, overwrite: bool = False) -> None:
+    """Refuse (RunFolderExists) to start a run where one exists, unless `overwrite`; reads, never writes."""
+    rundir.check_run_dir(config.output_dir, config, overwrite)
+
+
+def run_lr_finder(config: Config, data: GlyphData, *, num_steps: int = 100, progress: bool = True,
+                  log: Log = print) -> LRFinderResult:
+    """The LR range test with the model, optimizer, batches and loss training will use; the curve is saved as
+    lr_finder.png in the run folder. Nothing else is written (the choice is the caller's: see save_lr_choice)."""
+    trainer = Trainer(config, data, progress=progress, log=log)
+    result = find_lr(trainer, num_steps=num_steps, progress=progress)
+    path = plots.save_figure(plots.plot_lr_finder(result.lrs, result.losses, result.valley, result.steep),
+                             Path(config.output_dir) / rundir.LR_FINDER_FIGURE)
+    log(f"LR range test: {result.describe()} -> {path}")
+    return result
+
+
+def choose_lr(config: Config, lr: float | None = None, *, how: str = "given explicitly", log: Log = print) -> Config:
+    """The config with the learning rate to train with, and a line that says where it came from: `lr` when given
+    (`--lr`, the notebook's `lr` parameter), else the run folder's lr.json, else the config's own (default or
+    preset)."""
+    path = Path(config.output_dir) / rundir.LR_CHOICE
+    if lr is not None:
+        log(f"learning rate {float(lr):.2e} ({how}; {path} is not read)")
+        return config.replace(lr=float(lr)).validate()
+    choice = load_lr_choice(config.output_dir)
+    if choice is None:
+        log(f"learning rate {config.lr:.2e} (the {'preset' if config.preset else 'default'}: no {path}; run the "
+            "LR finder to choose one)")
+        return config
+    how = "the LR finder's suggestion" if choice.get("accepted") else "chosen instead of the suggestion"
+    suggestion = choice.get("suggestion")
+    log(f"learning rate {choice['lr']:.2e} from {path} ({how}"
+        + (f", suggestion {suggestion:.2e}" if suggestion else "") + f", source {choice.get('source')})")
+    return config.replace(lr=float(choice["lr"])).validate()
+
+
+def train(trainer: Trainer, *, log: Log = print) -> Trainer:
+    """Fit a new or resumed Trainer, then draw training_history.png; returns it with the best weights loaded.
+
+    Ctrl-C during training leaves the last complete checkpoint and raises TrainingInterrupted, whose message
+    says how to continue."""
+    c, run_dir = trainer.config, trainer.run_dir
+    log(f"training {c.model} on {trainer.device} ({trainer.amp_dtype or 'fp32'}) for up to {c.epochs} epoch(s), "
+        f"lr {c.lr:.2e}, run folder {run_dir}")
+    try:
+        trainer.fit()
+    except KeyboardInterrupt as exc:
+        raise TrainingInterrupted(
+            f"interrupted during epoch {trainer.epoch + 1}; {run_dir / rundir.LATEST} holds epoch {trainer.epoch}. "
+            f"Continue with: python -m glyphkit train --resume {run_dir}") from exc
+    reports.write_history_figure(run_dir, trainer.history.to_dict(), c.monitor)
+    log(f"{trainer.best_summary()}; weights in {run_dir / rundir.BEST}")
+    return trainer
+
+
+def resume(run_dir: str | os.PathLike, *, split: str | None = None, data_dir: str | os.PathLike | None = None,
+           limit_test: int | None = None, model: str | None = None, epochs: int | None = None,
+           progress: bool = True, log: Log = print) -> Trainer:
+    """A Trainer continuing the run in `run_dir`, with its data loaded. A split or model other than the run's is
+    refused before any data is read; split, data_dir and limit_test default to the run's own."""
+    path = rundir.latest_checkpoint(run_dir)
+    state = rundir.load_checkpoint(path)
+    saved = rundir.checkpoint_config(state)
+    rundir.check_compatible(saved, saved.replace(split=split or saved.split, model=model or saved.model), path)
+    data = load_data(saved.replace(split=split or saved.split, data_dir=data_dir or saved.data_dir,
+                                   limit_test=limit_test if limit_test is not None else saved.limit_test), log=log)
+    trainer = Trainer.resume(run_dir, data, epochs=epochs, state=state, progress=progress, log=log)
+    log(f"resuming {run_dir} after epoch {trainer.epoch} of {trainer.config.epochs}")
+    return trainer
+
+
+def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = rundir.BEST, tta: bool | None = None,
+                 split: str | None = None, data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
+                 limit_test: int | None = None, device: str | None = None, progress: bool = True,
+                 compile_model: bool | None = None, log: Log = print) -> dict[str, Any]:
+    """Evaluate a run's checkpoint on the test images and write every report and figure into the run folder.
+
+    The data come from `data`, else from the checkpoint's split and data folder (each can be overridden).
+    `tta=None` and `compile_model=None` follow the run's config. Deterministic: a second call rewrites an
+    identical metrics.json. Returns the metrics dict that metrics.json holds.
+    """
+    run_dir = Path(run_dir)
+    run = load_trained_run(run_dir, checkpoint=checkpoint, split=split, data_dir=data_dir, data=data,
+                           limit_test=limit_test, device=device, progress=progress, compile_model=compile_model)
+    use_tta = run.config.tta if tta is None else tta
+    log(f"evaluating {run.checkpoint} on {len(run.labels)} {run.split} test images"
+        + (" (plain and with TTA)" if use_tta else ""))
+    plain = Interpretation.of(run)
+    metrics = reports.write_reports(plain, run_dir, Interpretation.of(run, tta=True) if use_tta else None)
+    reports.write_evaluation_figures(plain, run_dir)
+    if not (run_dir / rundir.HISTORY_FIGURE).exists():  # train() draws it; a folder trained elsewhere may lack it
+        reports.write_history_figure(run_dir, rundir.read_history(run_dir, run.state), run.config.monitor)
+    pct = reports.percent
+    log(f"test accuracy {pct(metrics['accuracy'])}, balanced accuracy {pct(metrics['balanced_accuracy'])}, "
+        f"top-{TOP_K} {pct(metrics[f'top{TOP_K}_accuracy'])}"
+        + (f"; with TTA {pct(metrics['tta_metrics']['accuracy'])}" if use_tta else ""))
+    log(f"reports and figures written to {run_dir}")
+    return metrics
