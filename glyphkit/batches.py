@@ -45,15 +45,21 @@ def random_affine(x: torch.Tensor, rotation: float, affine_rotation: float, tran
 def iterate_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean: float, std: float,
                     input_size: int = 32, device: torch.device | str = "cpu", shuffle: bool = False,
                     augment: dict | None = None, generator: torch.Generator | None = None,
-                    channels_last: bool = False, max_batches: int | None = None
+                    channels_last: bool = False, max_batches: int | None = None, shard: tuple[int, int] = (0, 1)
                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (inputs, labels) batches. `augment` holds random_affine's keyword arguments (None: no augmentation).
 
     Images stay uint8 until a batch is on the device; augmentation runs on the whole batch at once.
+    `shard=(rank, world_size)`: this rank's share of the (shuffled) order, every world_size-th image; all ranks
+    draw the same order from equally seeded generators and get equally long shares (the last n % world_size
+    images of the order sit this pass out), so every rank runs the same number of steps.
     """
     n = len(labels)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for count, start in enumerate(range(0, n, batch_size)):
+    rank, world_size = shard
+    if world_size > 1:
+        order = order[: n - n % world_size][rank::world_size]
+    for count, start in enumerate(range(0, len(order), batch_size)):
         if max_batches is not None and count >= max_batches:
             return
         idx = order[start:start + batch_size]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from pathlib import Path
 
-from glyphkit import workflows
+from glyphkit import distributed, workflows
 from glyphkit.bench import run_benchmark
 from glyphkit.config import PRESETS, SCHEDULERS, Config, ConfigError, apply_preset
 from glyphkit.data import DataError
@@ -77,14 +78,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_train_args(t: argparse.ArgumentParser) -> None:
     S = argparse.SUPPRESS
-    parser = argparse.ArgumentParser(prog="glyphkit", description="Train and analyse handwritten-character "
-                                     "recognisers on EMNIST.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    t = sub.add_parser("train", help="train a model (the default command)",
-                       description="Train a residual CNN on an EMNIST split and write a run folder.")
     _add_data_args(t)
     t.add_argument("--batch-size", type=_positive_int, default=S, help=f"batch size (default: {DEFAULTS.batch_size})")
     t.add_argument("--epochs", type=_positive_int, default=S, help=f"number of epochs (default: {DEFAULTS.epochs})")
@@ -108,7 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tta", action="store_true", default=S, help="also report test-time-augmented accuracy")
     t.add_argument("--compile", action="store_true", default=S,
                    help="torch.compile the network for the test-set evaluation (faster inference; needs a C++ compiler)")
-    t.add_argument("--num-threads", type=_positive_int, default=S, help="torch CPU threads (default: one per core)")
+    t.add_argument("--num-threads", type=_positive_int, default=S,
+                   help="torch CPU threads (default: the cores, shared among the processes torchrun starts)")
+    t.add_argument("--sync-bn", action="store_true", default=S,
+                   help="under torchrun on GPUs: batch-norm statistics over the global batch (SyncBatchNorm)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    S = argparse.SUPPRESS
+    parser = argparse.ArgumentParser(prog="glyphkit", description="Train and analyse handwritten-character "
+                                     "recognisers on EMNIST.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _add_train_args(sub.add_parser("train", help="train a model (the default command)",
+                                   description="Train a residual CNN on an EMNIST split and write a run folder "
+                                   "(in one process, or in several under torchrun: see README)."))
 
     e = sub.add_parser("evaluate", help="evaluate a run folder's best model on the test split",
                        description="Re-evaluate a run: metrics, reports and figures into the run folder.")
@@ -150,7 +159,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _log(msg: str) -> None:
-    print(msg, flush=True)
+    if distributed.is_main_process():  # under torchrun, rank 0 speaks for all
+        print(msg, flush=True)
 
 
 def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple[float, bool]:
@@ -174,6 +184,7 @@ def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple
 
 def lr_from_finder(config: Config, data, progress: bool) -> float:
     """`train --lr-finder`: run the range test, offer its suggestion, save the answer to lr.json, return it."""
+    refuse_lr_finder_under_torchrun(config)
     result = workflows.run_lr_finder(config, data, progress=progress, log=_log)
     if result.suggestion is None:
         _log(f"the range test found no falling loss; keeping lr {config.lr:.2e}")
@@ -186,10 +197,8 @@ def lr_from_finder(config: Config, data, progress: bool) -> float:
 def cmd_train(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     if args.resume:
-        trainer = workflows.resume(args.resume, split=getattr(args, "split", None),
-                                   data_dir=getattr(args, "data_dir", None), limit_test=getattr(args, "limit_test", None),
-                                   model=getattr(args, "model", None), epochs=getattr(args, "epochs", None),
-                                   progress=progress, log=_log)
+        given = {k: getattr(args, k, None) for k in ("split", "data_dir", "limit_test", "model", "epochs")}
+        trainer = workflows.resume(args.resume, **given, progress=progress, log=_log)
     else:
         config = config_from_args(args)
         workflows.check_new_run(config, args.overwrite)  # before any data is read
@@ -201,21 +210,31 @@ def cmd_train(args: argparse.Namespace) -> int:
             config = workflows.choose_lr(config, getattr(args, "lr", None), how="given with --lr", log=_log)
         trainer = Trainer(config, data, progress=progress, overwrite=args.overwrite, log=_log)
     workflows.train(trainer, log=_log)
-    if not args.skip_eval:
+    if not args.skip_eval and trainer.world.is_main:  # one process evaluates, on the whole test split
         workflows.evaluate_run(trainer.run_dir, data=trainer.data, tta=getattr(args, "tta", None), progress=progress,
                                log=_log)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if not distributed.is_main_process():  # evaluation is one process's job; under torchrun the others stand by
+        return 0
     workflows.evaluate_run(args.run_dir, split=getattr(args, "split", None), data_dir=getattr(args, "data_dir", None),
                            checkpoint=args.checkpoint, tta=args.tta, limit_test=getattr(args, "limit_test", None),
                            compile_model=args.compile, progress=not args.no_progress, log=_log)
     return 0
 
 
+def refuse_lr_finder_under_torchrun(config: Config) -> None:
+    if distributed.launched_by_torchrun():
+        raise ConfigError(f"the LR finder runs in one process: run `glyphkit lr-find --output-dir "
+                          f"{config.output_dir} ...` without torchrun first; `torchrun ... -m glyphkit train "
+                          f"--output-dir {config.output_dir}` then trains with the rate it saved in lr.json")
+
+
 def cmd_lr_find(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    refuse_lr_finder_under_torchrun(config)
     data = workflows.load_data(config, log=_log)
     result = workflows.run_lr_finder(config, data, progress=not args.no_progress, log=_log)
     if result.suggestion is not None:
@@ -235,6 +254,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "lr-find": cmd_lr_find, "bench": cmd_bench}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as schedulers, `kill` and torchrun send it: handled like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _interrupted_status(exc: BaseException | None) -> int:
+    return 143 if isinstance(exc, Terminated) else 130  # 128 + the signal's number, as shells report it
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
@@ -244,11 +275,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return run_command(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        distributed.shutdown()
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run one command. A user's mistake becomes one `error:` line and exit status 2 (README, "When things go
+    wrong"); --debug lets the exception through."""
     try:
         return COMMANDS[args.command](args)
     except TrainingInterrupted as exc:  # the message says how to resume
-        print(f"\n{exc}", flush=True)
-        return 130
+        _log(f"\n{exc}")
+        return _interrupted_status(exc.__cause__)
     except (ConfigError, DataError, CheckpointError, RunFolderExists, ValueError) as exc:
         if args.debug:
             raise
@@ -271,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {where}{exc.strerror or exc}. Check that the folder exists, is writable and has free "
               "space", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # outside training (which says how to resume): loading data, evaluating
+    except KeyboardInterrupt as exc:  # outside training (which says how to resume): loading data, evaluating
         if args.debug:
             raise
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("terminated" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
+        return _interrupted_status(exc)

@@ -65,12 +65,15 @@ class Config:
     mixed_precision: bool = True  # bf16 autocast on CPUs and GPUs that support it, else fp16 AMP on CUDA
     channels_last: bool = True  # NHWC memory layout (faster convolutions on CPU)
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower on CUDA)
-    num_threads: int | None = None  # torch threads; None: one per physical core
+    num_threads: int | None = None  # torch threads; None: the cores, shared among the processes on this machine
+    sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (SyncBatchNorm, GPUs only)
     # --- filled in from the data (stored so a checkpoint knows what it was trained on) ---
     num_classes: int | None = None
     classes: list[str] | None = None
     norm_mean: float | None = None  # mean pixel of the training images, computed once
     norm_std: float | None = None
+    world_size: int | None = None  # processes that trained the run (torchrun); each takes batch_size images a step
+    global_batch_size: int | None = None  # images per optimizer step: batch_size x world_size
     # --- bookkeeping ---
     output_dir: str = "outputs"  # run folder
     preset: str | None = None  # name of the preset these settings came from, if any

@@ -352,8 +352,8 @@ class Interpretation:
         from glyphkit import plots
 
         what = ", share of each true class" if normalize else ""
-        return plots.plot_confusion_matrix(self.confusion_matrix, self.classes, normalize=normalize,
-                                           title=f"Confusion matrix{what} ({self.split}, {len(self.labels)} test images)")
+        title = f"Confusion matrix{what} ({self.split}, {len(self.labels)} test images)"
+        return plots.plot_confusion_matrix(self.confusion_matrix, self.classes, normalize=normalize, title=title)
 
     def plot_per_class_accuracy(self):
         from glyphkit import plots

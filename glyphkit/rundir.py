@@ -125,7 +125,8 @@ def _differing_settings(old: Config, new: Config) -> list[str]:
     """The settings the user chose differently; values filled in from the data or the model are not choices."""
     old_values, new_values = old.to_dict(), new.to_dict()
     derived = {"norm_mean", "norm_std", "data_dir", "output_dir", "extra"}
-    derived |= {k for k in ("num_classes", "classes", "width", "input_size") if new_values[k] is None}
+    filled_in = ("num_classes", "classes", "width", "input_size", "world_size", "global_batch_size")
+    derived |= {k for k in filled_in if new_values[k] is None}
     return [k for k in new_values if k not in derived and old_values.get(k) != new_values[k]]
 
 

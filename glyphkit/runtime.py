@@ -10,13 +10,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from glyphkit.distributed import launched_by_torchrun, local_rank, local_world_size
+
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when present, else CPU. Asking for CUDA without one is a clear error."""
+    """'auto' -> CUDA when present, else CPU. Asking for CUDA without one is a clear error. Under torchrun each
+    process takes the GPU of its LOCAL_RANK."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    if name == "cuda" and launched_by_torchrun():
+        return torch.device("cuda", local_rank())
     return torch.device(name)
 
 
@@ -24,10 +29,12 @@ _threads_set = False
 
 
 def set_threads(num_threads: int | None = None) -> int:
-    """Set torch's intra-op threads once: one per core this process may use (2 on the reference machine)."""
+    """Set torch's intra-op threads once: one per core this process may use (2 on the reference machine), shared
+    out among the processes torchrun started on this machine (two PyTorch processes that each take every core
+    slow each other several times over)."""
     global _threads_set
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    n = num_threads or cores
+    n = num_threads or max(1, cores // local_world_size())
     if not _threads_set or num_threads:
         torch.set_num_threads(n)
         _threads_set = True

@@ -18,12 +18,13 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from glyphkit import rundir
+from glyphkit import distributed, rundir
 from glyphkit.batches import iterate_batches, num_batches
-from glyphkit.config import Config
+from glyphkit.config import Config, ConfigError
 from glyphkit.data import GlyphData, pixel_stats
 from glyphkit.inference import Predictor
 from glyphkit.models import build_model, model_dims
@@ -106,12 +107,13 @@ class History:
         return cls(**{k: list(v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-def resolve_config(config: Config, data: GlyphData) -> Config:
-    """Fill in what comes from the data and the model: classes, normalisation, and width / input size where
-    the config leaves them to the model (None)."""
+def resolve_config(config: Config, data: GlyphData, world_size: int = 1) -> Config:
+    """Fill in what comes from the data, the model and the processes: classes, normalisation, width / input size
+    where the config leaves them to the model (None), and the global batch of `world_size` processes."""
     width, input_size = model_dims(config)
     changes: dict[str, Any] = {"num_classes": data.num_classes, "classes": list(data.classes), "width": width,
-                               "input_size": input_size}
+                               "input_size": input_size, "world_size": world_size,
+                               "global_batch_size": config.batch_size * world_size}
     if config.norm_mean is None or config.norm_std is None:
         changes["norm_mean"], changes["norm_std"] = pixel_stats(data.train_images)
     return config.replace(**changes).validate()
@@ -140,24 +142,40 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_
 
 
 class Trainer:
-    """Owns a model, its optimizer/scheduler/EMA and a run folder; `fit()` trains to the end or an early stop."""
+    """Owns a model, its optimizer/scheduler/EMA and a run folder; `fit()` trains to the end or an early stop.
+
+    Under torchrun each process builds the same Trainer: the model is wrapped in DistributedDataParallel, each
+    rank trains on its share of every epoch's batches and validates its share of the validation images (the
+    results gathered, so every rank makes the same decisions), and rank 0 alone logs and writes the run folder.
+    """
 
     def __init__(self, config: Config, data: GlyphData, run_dir: str | Path | None = None, *,
                  progress: bool = True, overwrite: bool = False, log: Callable[[str], None] = print,
                  max_batches: int | None = None, on_epoch_end: Callable[["Trainer"], None] | None = None):
         set_threads(config.num_threads)
-        self.config = resolve_config(config, data)
+        self.device = resolve_device(config.device)
+        if config.sync_bn and distributed.launched_by_torchrun() and self.device.type != "cuda":
+            raise ConfigError("--sync-bn needs CUDA GPUs (torch's SyncBatchNorm has no CPU kernels); drop it on CPUs")
+        self.world = distributed.setup(self.device)
+        self.config = resolve_config(config, data, self.world.world_size)
         self.data = data
         self.run_dir = Path(run_dir or self.config.output_dir)
-        self.progress, self.log, self.max_batches = progress, log, max_batches
+        self.progress, self.max_batches = progress and self.world.is_main, max_batches
+        self.log = log if self.world.is_main else (lambda *_: None)
         self.on_epoch_end = on_epoch_end  # called after each epoch's checkpoint (the benchmark measures here)
-        self.device = resolve_device(self.config.device)
         self.amp_dtype = autocast_dtype(self.device, self.config.mixed_precision)
         self.channels_last = self.config.channels_last
         seed_everything(self.config.seed, self.config.deterministic)
         self.model = prepare_model(build_model(self.config), self.device, self.channels_last)
+        if self.config.sync_bn and self.world.distributed:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        # What training steps through: DistributedDataParallel (it averages the gradients over the ranks) under
+        # torchrun, else the model. self.model stays the plain network, so checkpoints have no "module." prefixes.
+        gpu = [self.device] if self.device.type == "cuda" else None
+        self.net = DistributedDataParallel(self.model, device_ids=gpu) if self.world.distributed else self.model
         self.optimizer = build_optimizer(self.model, self.config)
-        self.steps_per_epoch = num_batches(len(data.train_labels), self.config.batch_size, max_batches)
+        shard_size = len(data.train_labels) // self.world.world_size
+        self.steps_per_epoch = num_batches(shard_size, self.config.batch_size, max_batches)
         self.scheduler = build_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ema = (AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.config.ema_decay), use_buffers=True)
@@ -230,6 +248,11 @@ class Trainer:
         saved = rundir.checkpoint_config(state)
         rundir.check_compatible(saved, saved.replace(split=data.split, num_classes=data.num_classes,
                                                      classes=list(data.classes)), path)
+        trained_by, now = saved.world_size or 1, distributed.world_size_from_env()
+        if trained_by != now:  # the schedule and every epoch's batches depend on it
+            how = f"torchrun --nproc-per-node {trained_by} -m glyphkit" if trained_by > 1 else "without torchrun"
+            raise rundir.CheckpointError(f"{path} was trained by {trained_by} process(es), this is {now}: resume it "
+                                         f"with the same number ({how})")
         config = saved.replace(output_dir=str(run_dir))
         if epochs is not None:
             config = config.replace(epochs=epochs)
@@ -246,6 +269,9 @@ class Trainer:
         return trainer
 
     def save(self, best: bool = False) -> None:
+        """Checkpoints and history.json, written by rank 0 alone (every rank holds the same state)."""
+        if not self.world.is_main:
+            return
         state = self.state_dict()
         # best first: a run stopped between the two writes resumes from the older latest and redoes the epoch,
         # instead of resuming with an early-stopping record that points at a best_model.pth never written.
@@ -265,7 +291,8 @@ class Trainer:
         return iterate_batches(self.train_images, self.train_labels, c.batch_size, mean=c.norm_mean,
                                std=c.norm_std, input_size=c.input_size, device=self.device, shuffle=True,
                                augment=self.augment_params(), generator=self.generator,
-                               channels_last=self.channels_last, max_batches=max_batches or self.max_batches)
+                               channels_last=self.channels_last, max_batches=max_batches or self.max_batches,
+                               shard=(self.world.rank, self.world.world_size))
 
     def train_one_epoch(self) -> tuple[float, float]:
         """One pass over the (shuffled, augmented) training set; returns (mean loss, accuracy)."""
@@ -283,7 +310,8 @@ class Trainer:
         for step, (x, y) in enumerate(bar, 1):
             loss, logits = self.loss(x, y)
             total_loss += loss.detach() * len(y)
-            if (step % check_every == 0 or step == self.steps_per_epoch) and not torch.isfinite(total_loss):
+            check = step % check_every == 0 or step == self.steps_per_epoch
+            if check and not self._finite_on_all_ranks(total_loss):
                 last = loss.item()
                 bad = last if not math.isfinite(last) else total_loss.item()
                 raise TrainingDiverged(f"loss became {bad} at epoch {epoch}, step {step}; training stopped. "
@@ -297,13 +325,21 @@ class Trainer:
             if step % 20 == 0 or step == self.steps_per_epoch:
                 bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
                                 lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+        if self.world.distributed:  # the epoch's numbers over every rank's share
+            totals = torch.stack([total_loss, correct.float(), total_loss.new_tensor(seen)])
+            distributed.all_reduce_sum(totals)
+            total_loss, correct, seen = totals[0], totals[1], int(totals[2].item())
         return total_loss.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+    def _finite_on_all_ranks(self, value: torch.Tensor) -> bool:
+        """Whether `value` is finite on every rank: all ranks then stop together, none waits on the others."""
+        return bool(torch.isfinite(distributed.all_reduce_sum(value.detach().clone())))
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, logits) of the training model on a batch: forward under autocast, cross-entropy in fp32 with
         the config's label smoothing. The one forward + loss of training, the LR finder and the benchmark."""
         with autocast(self.device, self.amp_dtype):
-            logits = self.model(x)
+            logits = self.net(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing), logits
 
     def optimizer_step(self, loss: torch.Tensor) -> None:
@@ -314,12 +350,15 @@ class Trainer:
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        distributed.average_buffers(self.model)  # under torchrun: the same batch-norm statistics on every rank
         if self.ema is not None:
             self.ema.update_parameters(self.model)
 
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor, tta: bool = False) -> tuple[float, float]:
-        """(loss, accuracy) of the evaluation model on a set of uint8 images."""
-        logits = self.predictor.logits(images, tta)
+        """(loss, accuracy) of the evaluation model on a set of uint8 images (under torchrun each rank predicts
+        its share, and every rank gets the numbers over all of them)."""
+        start, stop = distributed.shard_bounds(len(labels), self.world)
+        logits = distributed.gather_shards(self.predictor.logits(images[start:stop], tta), len(labels), self.world)
         return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
     # ------------------------------------------------------------------ the loop
@@ -327,12 +366,14 @@ class Trainer:
         """Train until `epochs` or an early stop; restores the best weights at the end."""
         c = self.config
         if not self._started:
-            rundir.prepare_run_dir(self.run_dir, c, self._overwrite)
+            distributed.barrier()  # every rank has checked the folder (workflows.check_new_run) before rank 0 writes
+        if self.world.is_main:  # rank 0 alone writes the run folder
+            if not self._started:
+                rundir.prepare_run_dir(self.run_dir, c, self._overwrite)
             rundir.write_config(self.run_dir, c)
+        if not self._started:
             self.save()  # epoch 0: a resumable checkpoint exists from the very start
             self._started = True
-        else:
-            rundir.write_config(self.run_dir, c)
         if self.epoch >= c.epochs:
             self.log(f"{self.run_dir} already finished {self.epoch} of {c.epochs} epochs; nothing to do "
                      "(pass a larger --epochs to continue)")
@@ -379,6 +420,7 @@ class Trainer:
 
     def restore_best(self) -> None:
         """Load best_model.pth's weights (the early-stopping best) into the model."""
+        distributed.barrier()  # under torchrun: rank 0 has written its last checkpoint
         path = self.run_dir / rundir.BEST
         if path.exists():
             state = rundir.load_checkpoint(path, map_location=self.device)

@@ -4,8 +4,8 @@ Accept and Reject buttons, and a line that says what was saved.
 The choice lives in the run folder's lr.json (glyphkit.lr_finder.save_lr_choice), where 03_train and
 `glyphkit train` pick it up (glyphkit.workflows.choose_lr). Nothing waits for a click: the suggestion is saved
 the moment the control is built, so a notebook executed headless (papermill, nbval) goes on with it; in
-JupyterLab, moving the slider or pressing a button replaces the saved choice and says so. The callbacks are plain methods (`accept()`,
-`reject()`, setting `slider.value`), so tests drive the control without a browser.
+JupyterLab, moving the slider or pressing a button replaces the saved choice and says so. The callbacks are
+plain methods (`accept()`, `reject()`, setting `slider.value`), so tests drive the control without a browser.
 """
 
 from __future__ import annotations

@@ -86,8 +86,10 @@ def train(trainer: Trainer, *, log: Log = print) -> Trainer:
     Ctrl-C during training leaves the last complete checkpoint and raises TrainingInterrupted, whose message
     says how to continue."""
     c, run_dir = trainer.config, trainer.run_dir
-    log(f"training {c.model} on {trainer.device} ({trainer.amp_dtype or 'fp32'}) for up to {c.epochs} epoch(s), "
-        f"lr {c.lr:.2e}, run folder {run_dir}")
+    processes = (f" in {c.world_size} processes (batch {c.batch_size} each, global batch {c.global_batch_size})"
+                 if trainer.world.distributed else "")
+    log(f"training {c.model} on {trainer.device} ({trainer.amp_dtype or 'fp32'}){processes} for up to {c.epochs} "
+        f"epoch(s), lr {c.lr:.2e}, run folder {run_dir}")
     try:
         trainer.fit()
     except KeyboardInterrupt as exc:

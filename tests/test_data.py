@@ -133,3 +133,20 @@ def test_batches_are_normalised_padded_and_cover_the_set(tiny_data):
         assert torch.allclose(x[:, :, 0, :], torch.tensor(-0.1 / 0.3))  # zero border after normalisation
         seen += len(y)
     assert seen == 200
+
+
+def test_shards_split_one_order_into_equal_disjoint_shares():
+    labels = torch.arange(11)
+    images = torch.zeros(11, 28, 28, dtype=torch.uint8)
+
+    def seen(rank: int, world: int) -> list[int]:
+        batches = iterate_batches(images, labels, 2, mean=0.0, std=1.0, input_size=28, shuffle=True,
+                                  generator=torch.Generator().manual_seed(3), shard=(rank, world))
+        return [int(y) for _, ys in batches for y in ys]
+
+    whole = seen(0, 1)
+    assert sorted(whole) == list(range(11))
+    shares = [seen(rank, 2) for rank in (0, 1)]
+    assert len(shares[0]) == len(shares[1]) == 5  # equal lengths: one image of the 11 sits this epoch out
+    assert not set(shares[0]) & set(shares[1])
+    assert shares[0] == whole[0:10:2] and shares[1] == whole[1:10:2]  # every rank draws from the same order

@@ -605,16 +605,18 @@ def _wait_for_epoch(run: Path, epoch: int, proc: subprocess.Popen, timeout: floa
     pytest.fail(f"no epoch {epoch} after {timeout}s")
 
 
-def test_sigint_mid_epoch_saves_and_says_how_to_resume(capsys, tiny_data_dir, tmp_path):
+# SIGTERM is what schedulers, `kill` and torchrun send on preemption: handled like Ctrl-C, exit 128 + 15.
+@pytest.mark.parametrize("sent, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_epoch_saves_and_says_how_to_resume(capsys, tiny_data_dir, tmp_path, sent, status):
     out = tmp_path / "run"
     proc = _spawn(*train_args(tiny_data_dir, out, epochs=200), cwd=tmp_path)
     try:
         _wait_for_epoch(out, 1, proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sent)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130, (stdout, stderr)
+    assert proc.returncode == status, (stdout, stderr)
     assert "Traceback" not in stderr
     assert "interrupted during epoch" in stdout and f"--resume {out}" in stdout
     done = ckpt.load_checkpoint(out / ckpt.LATEST)["epoch"]
