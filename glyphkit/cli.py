@@ -1,4 +1,4 @@
-"""The command line: `python -m glyphkit train | evaluate | lr-find | bench`.
+"""The command line: `python -m glyphkit train | evaluate | predict | lr-find | bench`.
 
 `train` keeps the original specification's flags and defaults (`--split balanced --batch-size 128 --epochs 50
 --lr 0.001 --output-dir outputs --seed 42`, `--lr-finder`, `--skip-eval`). A user's mistake prints one line
@@ -18,6 +18,8 @@ from glyphkit.bench import run_benchmark
 from glyphkit.config import PRESETS, SCHEDULERS, Config, ConfigError, apply_preset
 from glyphkit.data import DataError
 from glyphkit.lr_finder import save_lr_choice
+from glyphkit.predict import predict, prediction_rows, save_crops, write_predictions
+from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES
 from glyphkit.rundir import LR_CHOICE, CheckpointError, RunFolderExists
 from glyphkit.training import Trainer, TrainingDiverged
 from glyphkit.workflows import TrainingInterrupted
@@ -109,6 +111,22 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
                    help="under torchrun on GPUs: batch-norm statistics over the global batch (SyncBatchNorm)")
 
 
+def _add_predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="run folder written by `glyphkit train`")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", help="image files, or folders (read recursively)")
+    p.add_argument("--top-k", type=_positive_int, default=5, help="characters listed per glyph (default: 5)")
+    p.add_argument("--segment", action="store_true", help="each image is a line of handwriting: read it character "
+                   "by character, left to right")
+    p.add_argument("--polarity", choices=POLARITIES, default="auto",
+                   help="dark ink on light paper or the reverse (default: auto, read from the image's border)")
+    p.add_argument("--output", metavar="FILE.csv|FILE.json", help="write every prediction to a CSV or JSON file")
+    p.add_argument("--save-crops", metavar="DIR", help="write the 28x28 glyphs the model saw, to check them")
+    p.add_argument("--checkpoint", default="best_model.pth", help="checkpoint file in the run folder")
+    p.add_argument("--device", default=argparse.SUPPRESS, choices=["auto", "cpu", "cuda"])
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     S = argparse.SUPPRESS
     parser = argparse.ArgumentParser(prog="glyphkit", description="Train and analyse handwritten-character "
@@ -137,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--output-dir", default=S)
     f.add_argument("--seed", type=int, default=S)
     f.add_argument("--limit-train", type=_positive_int, default=S)
+
+    _add_predict_args(sub.add_parser("predict", help="read your own images of handwriting with a trained run",
+                                     description="Read images (files or folders) with a run's model: the top "
+                                     "characters of each glyph, or with --segment the text of a line."))
 
     b = sub.add_parser("bench", help="measure speed and time-to-accuracy (see README, 'Benchmark')",
                        description="Benchmark throughput and time to accuracy on real data.")
@@ -251,7 +273,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "lr-find": cmd_lr_find, "bench": cmd_bench}
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Read the user's images; a file that cannot be read gets its own `error:` line, the others their answers."""
+    results = predict(args.run_dir, args.inputs, top_k=args.top_k, segment=args.segment, polarity=args.polarity,
+                      checkpoint=args.checkpoint, device=getattr(args, "device", None), progress=not args.no_progress)
+    for result in results:
+        if result.error is None:
+            _log(describe_result(result, args.segment))
+    if args.output:
+        _log(f"{len(prediction_rows(results, args.segment))} predictions written to "
+             f"{write_predictions(results, args.output, args.segment)}")
+    if args.save_crops:
+        count = save_crops(results, args.save_crops)
+        _log(f"{count} glyphs (28x28, as the model saw them) written to {args.save_crops}")
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        print(f"error: {result.error}", file=sys.stderr)
+    if not results:
+        raise ConfigError(f"no images in {', '.join(args.inputs)} (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return 2 if failed else 0
+
+
+def describe_result(result, segment: bool) -> str:
+    """One line per file: the text read (with --segment) or the top-k characters and their probabilities."""
+    if segment:
+        confidence = min((g.confidence for g in result.glyphs), default=0.0)
+        return f"{result.file}: {result.text!r} ({len(result.glyphs)} characters, lowest confidence {confidence:.2f})"
+    top = ", ".join(f"{char} {prob:.2f}" for char, prob in result.glyphs[0].top)
+    return f"{result.file}: {result.glyphs[0].prediction}  ({top})"
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "lr-find": cmd_lr_find, "bench": cmd_bench,
+            "predict": cmd_predict}
 
 
 class Terminated(KeyboardInterrupt):

@@ -1,0 +1,152 @@
+"""Reading the user's own handwriting with a trained run: image files in, characters with probabilities out.
+
+    from glyphkit.predict import predict
+    results = predict("outputs", ["my_glyphs/", "note.jpg"], segment=True)
+    results[0].text, results[0].glyphs[0].top      # 'Hello', [('H', 0.97), ('N', 0.01), ...]
+
+Every image goes through glyphkit.preprocess (EMNIST's own conversion), all glyphs of all files are read in
+batches by the run's Predictor (its classes, normalisation and evaluation weights come from the checkpoint,
+loaded with weights_only=True). A file that cannot be read gets its error in its result; the others are read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from glyphkit.inference import Predictor
+from glyphkit.preprocess import ImageError, glyphs_from_file, image_files
+from glyphkit.rundir import BEST, atomic_write, atomic_write_text, checkpoint_path, load_checkpoint
+
+TOP_K = 5  # characters listed per glyph
+
+
+@dataclass
+class GlyphPrediction:
+    """One character read: where it was, the 28x28 glyph the model saw, its best guesses (most likely first)."""
+
+    index: int  # 0, 1, ... left to right within its file
+    box: tuple[int, int, int, int]  # x, y, w, h in the file's image
+    glyph: np.ndarray
+    top: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def prediction(self) -> str:
+        return self.top[0][0]
+
+    @property
+    def confidence(self) -> float:
+        return self.top[0][1]
+
+
+@dataclass
+class FileResult:
+    """What one file said: its glyphs, or the reason it could not be read."""
+
+    file: str
+    glyphs: list[GlyphPrediction] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(g.prediction for g in self.glyphs)
+
+
+def predict(run_dir: str | os.PathLike, inputs: list[str | os.PathLike], *, top_k: int = TOP_K,
+            segment: bool = False, polarity: str = "auto", checkpoint: str | os.PathLike = BEST,
+            device: str | None = None, progress: bool = True) -> list[FileResult]:
+    """Read every image in `inputs` (files, and folders recursively) with the run's model.
+
+    segment=False: each image is one glyph. segment=True: each image is a line of handwriting, split into
+    characters left to right."""
+    path = checkpoint_path(run_dir, checkpoint)
+    predictor = Predictor.from_checkpoint(load_checkpoint(path), path, device=device)
+    files = image_files(list(inputs))
+    results, glyphs = [], []
+    for file in tqdm(files, desc="read images", disable=not progress or len(files) < 2, leave=False):
+        try:
+            found = glyphs_from_file(file, segment=segment, polarity=polarity)
+        except ImageError as exc:
+            results.append(FileResult(str(file), error=str(exc)))
+            continue
+        results.append(FileResult(str(file), [GlyphPrediction(i, g.box, g.image) for i, g in enumerate(found)]))
+        glyphs += results[-1].glyphs
+    if glyphs:
+        _read(predictor, glyphs, top_k)
+    return results
+
+
+def _read(predictor: Predictor, glyphs: list[GlyphPrediction], top_k: int) -> None:
+    """Fill in each glyph's top-k characters and probabilities (one batched pass over all of them)."""
+    images = torch.from_numpy(np.stack([g.glyph for g in glyphs]))
+    probabilities = predictor.logits(images).softmax(dim=1)
+    values, indices = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
+    classes = predictor.config.classes
+    for g, p, i in zip(glyphs, values.tolist(), indices.tolist()):
+        g.top = [(classes[c], prob) for c, prob in zip(i, p)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writing the answers
+# ---------------------------------------------------------------------------------------------------------------
+
+def prediction_rows(results: list[FileResult], segment: bool) -> list[dict]:
+    """One row per image (or per character with `segment`): file, [index, x, y, w, h,] prediction, confidence,
+    then top1, p1, top2, p2, ..."""
+    rows = []
+    for result in results:
+        for g in result.glyphs:
+            row: dict = {"file": result.file}
+            if segment:
+                row.update(index=g.index, x=g.box[0], y=g.box[1], w=g.box[2], h=g.box[3])
+            row.update(prediction=g.prediction, confidence=round(g.confidence, 6))
+            for rank, (char, prob) in enumerate(g.top, 1):
+                row[f"top{rank}"], row[f"p{rank}"] = char, round(prob, 6)
+            rows.append(row)
+    return rows
+
+
+def write_predictions(results: list[FileResult], path: str | os.PathLike, segment: bool) -> Path:
+    """`path` as .csv (one row per image or character) or .json (the same rows, plus each file's text and
+    error), written atomically."""
+    path = Path(path)
+    rows = prediction_rows(results, segment)
+    if path.suffix.lower() == ".json":
+        files = [{"file": r.file, "text": r.text, "error": r.error} for r in results]
+        atomic_write_text(path, json.dumps({"files": files, "predictions": rows}, indent=1, ensure_ascii=False))
+    elif path.suffix.lower() == ".csv":
+        buffer = io.StringIO()
+        fields = list(dict.fromkeys(k for row in rows for k in row)) or ["file", "prediction", "confidence"]
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(path, buffer.getvalue())
+    else:
+        raise ImageError(f"{path}: --output must end in .csv or .json")
+    return path
+
+
+def save_crops(results: list[FileResult], folder: str | os.PathLike) -> int:
+    """The 28x28 glyphs the model saw, as PNGs named after their file (and index), to check the preprocessing.
+    Returns how many were written."""
+    folder, used = Path(folder), set()
+    for result in results:
+        stem = Path(result.file).stem
+        for g in result.glyphs:
+            name = f"{stem}_{g.index}" if len(result.glyphs) > 1 else stem
+            unique, n = name, 1
+            while unique in used:  # two files of the same name in different folders
+                unique, n = f"{name}~{n}", n + 1
+            used.add(unique)
+            atomic_write(folder / f"{unique}.png", lambda tmp, image=g.glyph: Image.fromarray(image).save(tmp, "PNG"))
+    return len(used)
+
