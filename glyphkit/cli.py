@@ -1,4 +1,4 @@
-"""The command line: `python -m glyphkit train | evaluate | predict | lr-find | bench`.
+"""The command line: `python -m glyphkit train | evaluate | predict | calibrate | lr-find | bench`.
 
 `train` keeps the original specification's flags and defaults (`--split balanced --batch-size 128 --epochs 50
 --lr 0.001 --output-dir outputs --seed 42`, `--lr-finder`, `--skip-eval`). A user's mistake prints one line
@@ -17,6 +17,7 @@ from glyphkit import distributed, workflows
 from glyphkit.bench import run_benchmark
 from glyphkit.config import PRESETS, SCHEDULERS, Config, ConfigError, apply_preset
 from glyphkit.data import DataError
+from glyphkit.inference import load_trained_run
 from glyphkit.lr_finder import save_lr_choice
 from glyphkit.predict import predict, prediction_rows, save_crops, write_predictions
 from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES
@@ -58,6 +59,13 @@ def _non_negative_float(text: str) -> float:
     value = _finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _finite_float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 
@@ -119,6 +127,8 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
                    "by character, left to right")
     p.add_argument("--polarity", choices=POLARITIES, default="auto",
                    help="dark ink on light paper or the reverse (default: auto, read from the image's border)")
+    p.add_argument("--min-confidence", type=_probability, default=0.0, metavar="P",
+                   help="answer 'unsure' when the best probability is below P (see the run's coverage_accuracy.png)")
     p.add_argument("--output", metavar="FILE.csv|FILE.json", help="write every prediction to a CSV or JSON file")
     p.add_argument("--save-crops", metavar="DIR", help="write the 28x28 glyphs the model saw, to check them")
     p.add_argument("--checkpoint", default="best_model.pth", help="checkpoint file in the run folder")
@@ -159,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict_args(sub.add_parser("predict", help="read your own images of handwriting with a trained run",
                                      description="Read images (files or folders) with a run's model: the top "
                                      "characters of each glyph, or with --segment the text of a line."))
+
+    c = sub.add_parser("calibrate", help="fit a run's temperature on its validation images",
+                       description="Temperature scaling for a run trained before glyphkit calibrated by itself.")
+    c.add_argument("run_dir", help="run folder written by `glyphkit train`")
+    _add_data_args(c)
 
     b = sub.add_parser("bench", help="measure speed and time-to-accuracy (see README, 'Benchmark')",
                        description="Benchmark throughput and time to accuracy on real data.")
@@ -276,7 +291,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Read the user's images; a file that cannot be read gets its own `error:` line, the others their answers."""
     results = predict(args.run_dir, args.inputs, top_k=args.top_k, segment=args.segment, polarity=args.polarity,
-                      checkpoint=args.checkpoint, device=getattr(args, "device", None), progress=not args.no_progress)
+                      min_confidence=args.min_confidence, checkpoint=args.checkpoint,
+                      device=getattr(args, "device", None), progress=not args.no_progress)
     for result in results:
         if result.error is None:
             _log(describe_result(result, args.segment))
@@ -303,8 +319,16 @@ def describe_result(result, segment: bool) -> str:
     return f"{result.file}: {result.glyphs[0].prediction}  ({top})"
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit a run's temperature on its validation images (runs trained before glyphkit calibrated by itself)."""
+    run = load_trained_run(args.run_dir, part="val", split=getattr(args, "split", None),
+                           data_dir=getattr(args, "data_dir", None), progress=not args.no_progress)
+    workflows.calibrate(args.run_dir, run.predictor, run.images, run.labels, log=_log)
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "lr-find": cmd_lr_find, "bench": cmd_bench,
-            "predict": cmd_predict}
+            "predict": cmd_predict, "calibrate": cmd_calibrate}
 
 
 class Terminated(KeyboardInterrupt):

@@ -2,8 +2,13 @@
 augmentation, and the compiled-network cache.
 
 `Predictor` is the one way glyphkit runs a network on glyphs (validation during training, evaluation,
-the benchmark): it applies the run's normalisation, input size, device, autocast and memory layout.
-`load_trained_run` is a checkpoint plus the test images it belongs to, checked against each other.
+the benchmark, predict): it applies the run's normalisation, input size, device, autocast and memory layout, and
+its calibration temperature to probabilities. `load_trained_run` is a checkpoint plus the images of its split it
+is evaluated (or calibrated) on, checked against each other.
+
+Calibration is temperature scaling (Guo et al. 2017, "On calibration of modern neural networks"): one number T,
+fitted on the validation images after training, divides the logits so that a probability of 0.9 is right about
+90% of the time. It never changes which character is predicted.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -120,6 +127,7 @@ class Predictor:
         self.model = prepare_model(model, self.device, config.channels_last)
         self.batch_size, self.progress = batch_size, progress
         self.compile_model = config.compile if compile_model is None else compile_model
+        self.temperature = 1.0  # set from the checkpoint by from_checkpoint; 1.0: not calibrated
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any], path: str | os.PathLike, **kwargs: Any) -> "Predictor":
@@ -131,7 +139,13 @@ class Predictor:
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: the weights do not fit the network its config describes "
                                   f"({str(exc).splitlines()[0]}); the file is damaged or was edited") from exc
-        return cls(model, config, **kwargs)
+        predictor = cls(model, config, **kwargs)
+        predictor.temperature = float(state.get("temperature") or 1.0)
+        return predictor
+
+    def probabilities(self, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        """Calibrated probabilities [N, classes]: softmax(logits / temperature)."""
+        return (self.logits(images, tta) / self.temperature).softmax(dim=1)
 
     def logits(self, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
         """Float32 logits [N, classes] on the CPU for upright uint8 glyphs [N, 28, 28]."""
@@ -142,9 +156,47 @@ class Predictor:
                               compile_model=self.compile_model)
 
 
+def load_predictor(run_dir: str | os.PathLike, checkpoint: str | os.PathLike = BEST, **kwargs: Any) -> Predictor:
+    """The Predictor of a run folder's checkpoint (best_model.pth unless said otherwise)."""
+    path = checkpoint_path(run_dir, checkpoint)
+    return Predictor.from_checkpoint(load_checkpoint(path), path, **kwargs)
+
+
+@torch.enable_grad()
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The temperature T > 0 that minimises the cross-entropy of softmax(logits / T) on held-out images."""
+    log_t = torch.zeros((), requires_grad=True)  # T = exp(log_t) stays positive
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+    logits, labels = logits.float(), labels.long()
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_t.detach().exp())
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """How far confidence is from accuracy: the image-weighted mean of |accuracy - mean confidence| over
+    equal-width confidence bins (Guo et al. 2017). Written here: scikit-learn has no ECE (its calibration_curve
+    gives the bins without their weights), and a metrics package for one formula is not worth the dependency."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total / max(len(labels), 1))
+
+
 @dataclass
 class TrainedRun:
-    """A run's checkpoint as a Predictor, with the test images it is evaluated on."""
+    """A run's checkpoint as a Predictor, with the images (test, or validation to calibrate) it is run on."""
 
     predictor: Predictor
     images: torch.Tensor
@@ -161,9 +213,10 @@ class TrainedRun:
 def load_trained_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = BEST, split: str | None = None,
                      data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
                      limit_test: int | None = None, device: str | None = None, progress: bool = False,
-                     compile_model: bool | None = None) -> TrainedRun:
-    """Load a checkpoint and the test images of its split (or of `data`), refusing a split or class set the
-    checkpoint was not trained on. split, data_dir and limit_test default to the run's own."""
+                     compile_model: bool | None = None, part: str = "test") -> TrainedRun:
+    """Load a checkpoint and the images of its split (or of `data`): `part` "test", or "val" (the validation
+    images the run held out, to calibrate on). A split or class set the checkpoint was not trained on is refused.
+    split, data_dir and limit_test default to the run's own."""
     path = checkpoint_path(run_dir, checkpoint)
     state = load_checkpoint(path)
     saved = checkpoint_config(state)
@@ -175,8 +228,8 @@ def load_trained_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLik
                                                limit_test=limit_test if limit_test is not None else saved.limit_test))
     check_compatible(saved, saved.replace(split=data.split, num_classes=data.num_classes, classes=list(data.classes)),
                      path)
-    images, labels = data.test_images, data.test_labels
-    if images_given and limit_test is not None:  # load_config_split already limited the data it read itself
+    images, labels = data.part(part)
+    if images_given and limit_test is not None and part == "test":  # load_config_split limits what it reads
         images, labels = images[:limit_test], labels[:limit_test]
     predictor = Predictor.from_checkpoint(state, path, device=device, progress=progress, compile_model=compile_model)
     return TrainedRun(predictor, images, labels, data.split, name_in_run(path, Path(run_dir)), state)

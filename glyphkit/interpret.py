@@ -25,7 +25,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classifica
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from glyphkit.data import GlyphData
-from glyphkit.inference import TrainedRun, load_trained_run
+from glyphkit.inference import TrainedRun, expected_calibration_error, load_trained_run
 from glyphkit.rundir import BEST
 
 # Characters that handwriting often makes look alike. A group only matters through the characters a split
@@ -207,6 +207,7 @@ class Interpretation:
     checkpoint: str = ""
     tta: bool = False
     groups: Sequence[str] = AMBIGUOUS_GROUPS
+    temperature: float = 1.0  # the run's calibration (probabilities = softmax(logits / temperature))
 
     def __post_init__(self) -> None:
         # Accept tensors or lists too: everything below works on NumPy arrays.
@@ -220,7 +221,8 @@ class Interpretation:
 
     @cached_property
     def probabilities(self) -> np.ndarray:
-        return torch.from_numpy(self.logits).float().softmax(dim=1).numpy()
+        """Calibrated probabilities: softmax of the logits divided by the run's temperature."""
+        return torch.from_numpy(self.logits / self.temperature).float().softmax(dim=1).numpy()
 
     @cached_property
     def predictions(self) -> np.ndarray:
@@ -271,8 +273,26 @@ class Interpretation:
             "num_test_images": int(len(self.labels)),
             "errors": ambiguity["errors"],
             "ambiguous_errors": ambiguity["ambiguous_errors"],
+            "calibration": {k: round(v, ROUND) for k, v in self.calibration().items()},
             "per_class": self.per_class(),
         }
+
+    # -------------------------------------------------------------- confidence
+    def calibration(self) -> dict[str, float]:
+        """Expected calibration error without (temperature 1) and with the run's temperature."""
+        uncalibrated = torch.from_numpy(self.logits).float().softmax(dim=1).numpy()
+        return {"temperature": float(self.temperature),
+                "ece_before": expected_calibration_error(uncalibrated, self.labels),
+                "ece_after": expected_calibration_error(self.probabilities, self.labels)}
+
+    def coverage_accuracy(self, points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(coverage, accuracy, threshold): answering only the images whose confidence is at least `threshold`
+        covers that share of them with that accuracy. Pick `predict --min-confidence` from it."""
+        order = np.argsort(-self.confidence, kind="stable")
+        hits = np.cumsum(self.correct[order])
+        answered = np.arange(1, len(order) + 1)
+        keep = np.unique(np.linspace(0, len(order) - 1, min(points, len(order))).round().astype(int))
+        return answered[keep] / len(order), hits[keep] / answered[keep], self.confidence[order][keep]
 
     def classification_report(self) -> str:
         """sklearn's per-class table with characters as row names."""
@@ -332,7 +352,8 @@ class Interpretation:
     def of(cls, run: TrainedRun, tta: bool = False) -> "Interpretation":
         """A loaded run's predictions on its test images (plain, or averaged over TTA shifts)."""
         return cls(logits=run.predictor.logits(run.images, tta), labels=run.labels, classes=run.config.classes,
-                   images=run.images, split=run.split, checkpoint=run.checkpoint, tta=tta)
+                   images=run.images, split=run.split, checkpoint=run.checkpoint, tta=tta,
+                   temperature=run.predictor.temperature)
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = BEST, tta: bool = False,
@@ -365,6 +386,18 @@ class Interpretation:
         from glyphkit import plots
 
         return plots.plot_confidence_histogram(*self.confidences())
+
+    def plot_reliability(self):
+        """Accuracy against confidence, bin by bin: on the diagonal when probabilities mean what they say."""
+        from glyphkit import plots
+
+        return plots.plot_reliability_diagram(self.confidence, self.correct, self.calibration())
+
+    def plot_coverage(self):
+        """Accuracy of the answers kept against the share answered, as the confidence threshold rises."""
+        from glyphkit import plots
+
+        return plots.plot_coverage_accuracy(*self.coverage_accuracy())
 
     def plot_top_confusion(self, k: int = 16):
         """Examples of the most frequent confusion (true -> predicted)."""

@@ -6,7 +6,7 @@
                         falls back to a local proxy split, then to synthetic font glyphs (said loudly).
     notebook_config     a Config from the notebooks' parameters, with quick mode applied.
     run folder          `run_dir=None` means `$GLYPHKIT_RUN_DIR`, else `runs/notebook` (relative to the kernel's
-                        working folder): the five notebooks chain through it.
+                        working folder): the notebooks chain through it.
     ensure_trained_run  04/05 need a model: the run folder's, or in quick mode one trained the way 03 trains.
     display             figures as cell results (enable_figure_display), PNGs and text files of the run folder.
 """
@@ -20,9 +20,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+import numpy as np
+import torch
+from PIL import Image
+
 from glyphkit import workflows
 from glyphkit.config import Config
 from glyphkit.data import DataError, GlyphData, find_sources, locate_split
+from glyphkit.inference import load_trained_run
 from glyphkit.rundir import BEST, CheckpointError, checkpoint_config, load_checkpoint
 from glyphkit.synthetic import write_emnist_split
 from glyphkit.training import Trainer
@@ -252,6 +257,31 @@ def evaluation_args(run_dir: str | os.PathLike | None = None, split: str | None 
         split, data_dir = saved.split, data_dir or saved.data_dir
     split, data_dir = choose_split(split, data_dir, log=log)
     return {"split": split, "data_dir": data_dir, "limit_test": eval_limit(limit_test)}
+
+
+def sample_images(run_dir: str | os.PathLike | None = None, count: int = 8, split: str | None = None,
+                  data_dir: str | os.PathLike | None = None, *, log: Log = print) -> Path:
+    """A folder of sample images made from the run's test glyphs (real handwriting the model never trained on),
+    for 06_predict to read when it runs headless: `count` single glyphs and a line of five, drawn as dark ink on
+    light paper at four times EMNIST's size. Each file's name ends with the characters it shows."""
+    folder = resolve_run_dir(run_dir) / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    run = load_trained_run(resolve_run_dir(run_dir), **evaluation_args(run_dir, split, data_dir, count + 5, log=log))
+    classes = run.config.classes
+
+    def paper(glyphs: torch.Tensor) -> Image.Image:  # glyphs side by side, half a glyph apart, as ink on paper
+        side, tiles = 112, [np.asarray(Image.fromarray(g.numpy()).resize((112, 112), Image.BICUBIC)) for g in glyphs]
+        strip = np.zeros((side + 32, len(tiles) * side * 3 // 2 + 32), np.uint8)
+        for n, tile in enumerate(tiles):
+            strip[16:16 + side, 16 + n * side * 3 // 2:16 + n * side * 3 // 2 + side] = tile
+        return Image.fromarray((255 - strip.astype(np.int32) * 3 // 4).astype(np.uint8))  # grey ink on paper
+
+    for i in range(count):
+        paper(run.images[i:i + 1]).save(folder / f"sample{i}_{classes[run.labels[i]]}.png")
+    line = "".join(classes[c] for c in run.labels[count:count + 5])
+    paper(run.images[count:count + 5]).save(folder / f"line_{line}.png")
+    log(f"{count + 1} sample images from the {run.split} test split in {folder}")
+    return folder
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -192,6 +192,59 @@ def plot_confidence_histogram(conf_right: Sequence[float] | np.ndarray, conf_wro
     return fig
 
 
+def plot_reliability_diagram(confidence: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray,
+                             calibration: Mapping[str, float] | None = None, bins: int = 15) -> Figure:
+    """Accuracy per confidence bin against the diagonal of perfect calibration, with the bins' image counts.
+
+    Bars below the diagonal: the model is surer than it is right (over-confident); above: under-confident."""
+    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=bool)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.bincount(which, weights=correct, minlength=bins) / counts
+    fig = _figure(6.0, 5.5)
+    ax, count_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    ax.bar(edges[:-1], np.nan_to_num(accuracy), width=1 / bins, align="edge", color="tab:blue", edgecolor="white",
+           label="accuracy in the bin")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    title = "Reliability diagram"
+    if calibration:
+        title += (f" (ECE {100 * calibration['ece_after']:.2f}% at temperature {calibration['temperature']:.2f}; "
+                  f"{100 * calibration['ece_before']:.2f}% uncalibrated)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left")
+    count_ax.bar(edges[:-1], counts, width=1 / bins, align="edge", color="tab:gray", edgecolor="white")
+    count_ax.set_yscale("log")
+    count_ax.set_xlabel("confidence (probability of the predicted character)")
+    count_ax.set_ylabel("images")
+    return fig
+
+
+def plot_coverage_accuracy(coverage: Sequence[float] | np.ndarray, accuracy: Sequence[float] | np.ndarray,
+                           threshold: Sequence[float] | np.ndarray) -> Figure:
+    """Accuracy of the answers kept against the share of images answered, when the model answers only above a
+    confidence threshold (the top axis): where to set `predict --min-confidence`."""
+    coverage, accuracy, threshold = (np.asarray(a, dtype=np.float64) for a in (coverage, accuracy, threshold))
+    fig = _figure(7.0, 4.5)
+    ax = fig.add_subplot()
+    ax.plot(100 * coverage, 100 * accuracy, color="tab:blue")
+    for target in (0.5, 0.8, 0.9):  # mark a few thresholds on the curve
+        at = int(np.argmin(np.abs(threshold - target)))
+        ax.annotate(f"confidence >= {threshold[at]:.2f}", (100 * coverage[at], 100 * accuracy[at]),
+                    textcoords="offset points", xytext=(-10, 10), ha="right", fontsize=8,
+                    arrowprops={"arrowstyle": "-", "color": "gray"})
+    ax.set_xlabel("images answered (%)")
+    ax.set_ylabel("accuracy of the answers (%)")
+    ax.set_xlim(0, 100)
+    ax.set_title("Answering only when sure: accuracy against coverage")
+    ax.grid(alpha=0.3)
+    return fig
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Training curves
 # ----------------------------------------------------------------------------------------------------------------

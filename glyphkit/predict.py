@@ -23,11 +23,12 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from glyphkit.inference import Predictor
+from glyphkit.inference import Predictor, load_predictor
 from glyphkit.preprocess import ImageError, glyphs_from_file, image_files
-from glyphkit.rundir import BEST, atomic_write, atomic_write_text, checkpoint_path, load_checkpoint
+from glyphkit.rundir import BEST, atomic_write, atomic_write_text
 
 TOP_K = 5  # characters listed per glyph
+UNSURE = "unsure"  # the answer below --min-confidence (the best guess stays in top1)
 
 
 @dataclass
@@ -37,11 +38,12 @@ class GlyphPrediction:
     index: int  # 0, 1, ... left to right within its file
     box: tuple[int, int, int, int]  # x, y, w, h in the file's image
     glyph: np.ndarray
-    top: list[tuple[str, float]] = field(default_factory=list)
+    top: list[tuple[str, float]] = field(default_factory=list)  # calibrated probabilities, most likely first
+    unsure: bool = False  # the best guess's probability is below the min_confidence asked for
 
     @property
     def prediction(self) -> str:
-        return self.top[0][0]
+        return UNSURE if self.unsure else self.top[0][0]
 
     @property
     def confidence(self) -> float:
@@ -58,18 +60,19 @@ class FileResult:
 
     @property
     def text(self) -> str:
-        return "".join(g.prediction for g in self.glyphs)
+        """The characters read, left to right; '?' where the model was unsure."""
+        return "".join("?" if g.unsure else g.prediction for g in self.glyphs)
 
 
 def predict(run_dir: str | os.PathLike, inputs: list[str | os.PathLike], *, top_k: int = TOP_K,
-            segment: bool = False, polarity: str = "auto", checkpoint: str | os.PathLike = BEST,
-            device: str | None = None, progress: bool = True) -> list[FileResult]:
+            segment: bool = False, polarity: str = "auto", min_confidence: float = 0.0,
+            checkpoint: str | os.PathLike = BEST, device: str | None = None, progress: bool = True) -> list[FileResult]:
     """Read every image in `inputs` (files, and folders recursively) with the run's model.
 
     segment=False: each image is one glyph. segment=True: each image is a line of handwriting, split into
-    characters left to right."""
-    path = checkpoint_path(run_dir, checkpoint)
-    predictor = Predictor.from_checkpoint(load_checkpoint(path), path, device=device)
+    characters left to right. A glyph whose best probability (calibrated, when the run is) is below
+    `min_confidence` is answered "unsure"."""
+    predictor = load_predictor(run_dir, checkpoint, device=device)
     files = image_files(list(inputs))
     results, glyphs = [], []
     for file in tqdm(files, desc="read images", disable=not progress or len(files) < 2, leave=False):
@@ -81,18 +84,18 @@ def predict(run_dir: str | os.PathLike, inputs: list[str | os.PathLike], *, top_
         results.append(FileResult(str(file), [GlyphPrediction(i, g.box, g.image) for i, g in enumerate(found)]))
         glyphs += results[-1].glyphs
     if glyphs:
-        _read(predictor, glyphs, top_k)
+        _read(predictor, glyphs, top_k, min_confidence)
     return results
 
 
-def _read(predictor: Predictor, glyphs: list[GlyphPrediction], top_k: int) -> None:
+def _read(predictor: Predictor, glyphs: list[GlyphPrediction], top_k: int, min_confidence: float) -> None:
     """Fill in each glyph's top-k characters and probabilities (one batched pass over all of them)."""
-    images = torch.from_numpy(np.stack([g.glyph for g in glyphs]))
-    probabilities = predictor.logits(images).softmax(dim=1)
+    probabilities = predictor.probabilities(torch.from_numpy(np.stack([g.glyph for g in glyphs])))
     values, indices = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     classes = predictor.config.classes
     for g, p, i in zip(glyphs, values.tolist(), indices.tolist()):
         g.top = [(classes[c], prob) for c, prob in zip(i, p)]
+        g.unsure = p[0] < min_confidence
 
 
 # ---------------------------------------------------------------------------------------------------------------

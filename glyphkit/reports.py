@@ -23,6 +23,9 @@ def _header(plain: Interpretation, with_tta: Interpretation | None) -> list[str]
     lines = [f"split: {plain.split}", f"checkpoint: {plain.checkpoint}", f"test images: {len(plain.labels)}",
              f"accuracy: {percent(s['accuracy'])}", f"balanced accuracy: {percent(s['balanced_accuracy'])}",
              f"top-{TOP_K} accuracy: {percent(s[f'top{TOP_K}_accuracy'])}"]
+    cal = plain.calibration()
+    lines.append(f"expected calibration error: {percent(cal['ece_before'])} uncalibrated, "
+                 f"{percent(cal['ece_after'])} with temperature {cal['temperature']:.3f}")
     if with_tta is not None:
         t = with_tta.summary()
         lines.append(f"with test-time augmentation: accuracy {percent(t['accuracy'])}, balanced accuracy "
@@ -75,10 +78,12 @@ def write_reports(plain: Interpretation, run_dir: str | os.PathLike,
 
 
 def write_evaluation_figures(interpretation: Interpretation, run_dir: str | os.PathLike) -> list[Path]:
-    """The confusion matrices, per-class accuracy and the most confident mistakes, as PNGs."""
+    """The confusion matrices, per-class accuracy, calibration (reliability diagram, coverage against accuracy)
+    and the most confident mistakes, as PNGs."""
     names = rundir.EVALUATION_FIGURES
     figures = [interpretation.plot_confusion_matrix(), interpretation.plot_confusion_matrix(normalize=True),
-               interpretation.plot_per_class_accuracy()]
+               interpretation.plot_per_class_accuracy(), interpretation.plot_reliability(),
+               interpretation.plot_coverage()]
     mistakes = interpretation.worst_mistakes(GALLERY_SIZE)
     if mistakes.images is not None:
         figures.append(mistakes.plot())

@@ -44,7 +44,7 @@ LR_CHOICE, LR_FINDER_FIGURE = "lr.json", "lr_finder.png"
 METRICS, CLASSIFICATION_REPORT, MISCLASSIFICATION_REPORT = (
     "metrics.json", "classification_report.txt", "misclassification_analysis.txt")
 EVALUATION_FIGURES = ("confusion_matrix.png", "confusion_matrix_normalized.png", "per_class_accuracy.png",
-                      "misclassified_examples.png")
+                      "reliability_diagram.png", "coverage_accuracy.png", "misclassified_examples.png")
 # What training and evaluation write; --overwrite removes these before a new run starts. The LR finder's files
 # stay: they are written *before* training, for training to use.
 RUN_FILES = (BEST, LATEST, CONFIG, HISTORY, HISTORY_FIGURE, METRICS, CLASSIFICATION_REPORT,
@@ -201,6 +201,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             or not isinstance(state["config"], dict)):
         raise CheckpointError(f"{path} is not a glyphkit checkpoint (no model weights and config inside)")
     return state
+
+
+def store_temperature(path: str | os.PathLike, temperature: float) -> None:
+    """Add the calibration temperature to a checkpoint (rewritten atomically)."""
+    state = load_checkpoint(path)
+    state["temperature"] = float(temperature)
+    save_checkpoint(state, path)
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path:

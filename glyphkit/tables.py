@@ -63,6 +63,19 @@ def ambiguity_table(summary: dict[str, Any]) -> pd.DataFrame:
                          for row in summary["per_group"]])
 
 
+def predictions_table(results: Sequence) -> pd.DataFrame:
+    """What `glyphkit.predict.predict` read: per file the text (or the character), the lowest confidence among its
+    glyphs, the top guesses of a single glyph, or why the file could not be read."""
+    rows = []
+    for r in results:
+        glyphs = r.glyphs
+        top = ", ".join(f"{c} {p:.2f}" for c, p in glyphs[0].top[:3]) if len(glyphs) == 1 else ""
+        rows.append({"file": Path(r.file).name, "read": r.error or r.text, "glyphs": len(glyphs),
+                     "lowest confidence": round(min((g.confidence for g in glyphs), default=0.0), 3),
+                     "top 3": top})
+    return pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1))
+
+
 def run_folder_table(run_dir: str | os.PathLike) -> pd.DataFrame:
     """The files in a run folder and their sizes."""
     folder = Path(run_dir)

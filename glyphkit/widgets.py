@@ -1,5 +1,6 @@
-"""The learning-rate accept/reject control of 02_lr_finder: a log slider preset to the LR finder's suggestion,
-Accept and Reject buttons, and a line that says what was saved.
+"""The notebooks' controls: the learning-rate accept/reject control of 02_lr_finder (a log slider preset to the LR
+finder's suggestion, Accept and Reject buttons, a line that says what was saved), and 06_predict's drawing pad and
+image upload.
 
 The choice lives in the run folder's lr.json (glyphkit.lr_finder.save_lr_choice), where 03_train and
 `glyphkit train` pick it up (glyphkit.workflows.choose_lr). Nothing waits for a click: the suggestion is saved
@@ -10,13 +11,20 @@ plain methods (`accept()`, `reject()`, setting `slider.value`), so tests drive t
 
 from __future__ import annotations
 
+import html
+import io
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import ipywidgets as widgets
+import torch
+from PIL import Image, ImageDraw
 
 from glyphkit.lr_finder import save_lr_choice
+from glyphkit.predict import predict
+from glyphkit.preprocess import glyphs_from_image
 from glyphkit.rundir import LR_CHOICE
 
 SOURCE = "notebook"  # lr.json's `source`: notebook:default, notebook:slider, notebook:accept, notebook:reject
@@ -117,3 +125,124 @@ class LRChooser:
 
     def __repr__(self) -> str:
         return f"LRChooser(lr={self.lr}, suggestion={self.suggestion}, current_lr={self.current_lr}, file={self.path})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 06_predict: a pad to draw a glyph on, and an upload control for photos
+# ---------------------------------------------------------------------------------------------------------------
+
+class DrawingPad:
+    """Draw a glyph with the mouse (or a finger); on pen-up the model reads it and shows the 28x28 glyph it saw
+    and its top characters. Clear starts over.
+
+    The canvas (ipycanvas) only shows the strokes: their points are kept here and drawn again with PIL, so what
+    the model reads never depends on the browser, and tests drive the pad with the canvas's own mouse events.
+    """
+
+    def __init__(self, predictor, size: int = 280, pen: int = 18, top_k: int = 5):
+        from ipycanvas import Canvas  # optional, heavy: only the drawing pad needs it
+
+        self.predictor, self.size, self.pen, self.top_k = predictor, size, pen, top_k
+        self.strokes: list[list[tuple[float, float]]] = []
+        self.answer: list[tuple[str, float]] = []
+        self.drawing = False  # between pen-down and pen-up
+        self.canvas = Canvas(width=size, height=size, layout=widgets.Layout(border="1px solid #999"))
+        self.canvas.line_width, self.canvas.line_cap, self.canvas.line_join = pen, "round", "round"
+        self.canvas.on_mouse_down(self.pen_down)
+        self.canvas.on_mouse_move(self.pen_move)
+        self.canvas.on_mouse_up(self.pen_up)
+        self.canvas.on_mouse_out(self.pen_up)
+        self.canvas.on_touch_start(lambda touches: self.pen_down(*touches[0]))
+        self.canvas.on_touch_move(lambda touches: self.pen_move(*touches[0]))
+        self.canvas.on_touch_end(lambda touches: self.pen_up(0, 0))
+        self.clear_button = widgets.Button(description="Clear", icon="eraser")
+        self.clear_button.on_click(lambda _button: self.clear())
+        self.seen = widgets.Image(format="png", width=112, height=112)
+        self.chart = widgets.HTML()
+        self.widget = widgets.HBox([widgets.VBox([self.canvas, self.clear_button]),
+                                    widgets.VBox([widgets.Label("what the model sees"), self.seen, self.chart])])
+
+    def pen_down(self, x: float, y: float) -> None:
+        self.drawing = True
+        self.strokes.append([(x, y)])
+
+    def pen_move(self, x: float, y: float) -> None:
+        if self.drawing:
+            last = self.strokes[-1][-1]
+            self.strokes[-1].append((x, y))
+            self.canvas.stroke_line(*last, x, y)
+
+    def pen_up(self, x: float, y: float) -> None:
+        """The end of a stroke: the model reads what is drawn now."""
+        if self.drawing:
+            self.drawing = False
+            self.read()
+
+    def image(self) -> Image.Image:
+        """The strokes as dark ink on white paper, the way a scan of the same glyph would look."""
+        image = Image.new("L", (self.size, self.size), 255)
+        draw = ImageDraw.Draw(image)
+        for points in self.strokes:
+            draw.line(points, fill=0, width=self.pen, joint="curve")
+            for x, y in (points[0], points[-1]):  # round ends, as the canvas draws them
+                draw.ellipse((x - self.pen / 2, y - self.pen / 2, x + self.pen / 2, y + self.pen / 2), fill=0)
+        return image
+
+    def read(self) -> list[tuple[str, float]]:
+        """The model's top characters for what is drawn (empty while nothing is)."""
+        if not self.strokes:
+            return []
+        glyph = glyphs_from_image(self.image(), polarity="dark-on-light")[0].image
+        probabilities = self.predictor.probabilities(torch.from_numpy(glyph[None]))[0]
+        values, indices = probabilities.topk(min(self.top_k, len(probabilities)))
+        self.answer = [(self.predictor.config.classes[i], p) for i, p in zip(indices.tolist(), values.tolist())]
+        self.seen.value = _png(Image.fromarray(glyph).resize((112, 112), Image.NEAREST))
+        self.chart.value = top_k_bars(self.answer)
+        return self.answer
+
+    def clear(self) -> None:
+        self.strokes, self.answer = [], []
+        self.canvas.clear()
+        self.seen.value, self.chart.value = b"", ""
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+class ImageReader:
+    """Upload photos or scans (one glyph each, or lines of handwriting with `segment`) and read them at once."""
+
+    def __init__(self, run_dir: str | os.PathLike, segment: bool = True):
+        self.run_dir, self.segment = run_dir, segment
+        self.upload = widgets.FileUpload(accept="image/*", multiple=True, description="Upload images")
+        self.output = widgets.HTML()
+        self.upload.observe(lambda change: self.read_files(change["new"]), names="value")
+        self.widget = widgets.VBox([self.upload, self.output])
+
+    def read_files(self, files) -> list:
+        """Read uploaded files (FileUpload's value: dicts with `name` and `content`); a table of what they say."""
+        with tempfile.TemporaryDirectory() as folder:
+            for f in files:
+                (Path(folder) / Path(f["name"]).name).write_bytes(bytes(f["content"]))
+            results = predict(self.run_dir, [folder], segment=self.segment, progress=False)
+        rows = "".join(f"<tr><td>{html.escape(Path(r.file).name)}</td><td>"
+                       f"{html.escape(r.error or r.text)}</td></tr>" for r in results)
+        self.output.value = f"<table><tr><th>file</th><th>read</th></tr>{rows}</table>"
+        return results
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def top_k_bars(top: list[tuple[str, float]]) -> str:
+    """An HTML bar chart of (character, probability) pairs: drawn by the browser at once, no figure to render."""
+    rows = "".join(f'<div style="font-family:monospace">{html.escape(c)} '
+                   f'<span style="display:inline-block;background:#4c72b0;height:0.9em;width:{200 * p:.0f}px"></span>'
+                   f" {p:.2f}</div>" for c, p in top)
+    return f"<div>{rows}</div>"
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -4,7 +4,8 @@
     check_new_run(config)         refuse to replace an existing run, before any work is done
     run_lr_finder(config, data)   the LR range test on a fresh Trainer; lr_finder.png in the run folder
     choose_lr(config, lr)         an explicit lr > the run folder's lr.json (the LR finder's choice) > the config's
-    train(trainer)                fit, then training_history.png; Ctrl-C keeps the last checkpoint, says how to resume
+    train(trainer)                fit, training_history.png, calibrate; Ctrl-C keeps the last checkpoint, says so
+    calibrate(run_dir, ...)       temperature scaling on the validation images, stored in best_model.pth
     resume(run_dir)               a Trainer that continues a run folder from its latest checkpoint
     evaluate_run(run_dir)         the best model on the test images: reports and figures into the run folder
 
@@ -21,7 +22,7 @@ from typing import Any, Callable
 from glyphkit import plots, reports, rundir
 from glyphkit.config import Config
 from glyphkit.data import GlyphData, load_config_split
-from glyphkit.inference import load_trained_run
+from glyphkit.inference import Predictor, expected_calibration_error, fit_temperature, load_trained_run
 from glyphkit.interpret import TOP_K, Interpretation
 from glyphkit.lr_finder import LRFinderResult, find_lr, load_lr_choice
 from glyphkit.training import Trainer
@@ -98,7 +99,23 @@ def train(trainer: Trainer, *, log: Log = print) -> Trainer:
             f"Continue with: python -m glyphkit train --resume {run_dir}") from exc
     reports.write_history_figure(run_dir, trainer.history.to_dict(), c.monitor)
     log(f"{trainer.best_summary()}; weights in {run_dir / rundir.BEST}")
+    if trainer.world.is_main and (run_dir / rundir.BEST).exists():
+        calibrate(run_dir, trainer.predictor, trainer.data.val_images, trainer.data.val_labels, log=log)
     return trainer
+
+
+def calibrate(run_dir: str | os.PathLike, predictor: Predictor, images, labels, *, log: Log = print) -> float:
+    """Fit the temperature on held-out (validation) images and store it in the run's best_model.pth, so
+    predicted probabilities mean what they say. Returns it; `predictor` uses it from now on."""
+    logits = predictor.logits(images)
+    temperature = fit_temperature(logits, labels)
+    before, after = (expected_calibration_error((logits / t).softmax(1).numpy(), labels.numpy())
+                     for t in (1.0, temperature))
+    rundir.store_temperature(Path(run_dir) / rundir.BEST, temperature)
+    predictor.temperature = temperature
+    log(f"calibrated: temperature {temperature:.3f}, expected calibration error on the {len(labels):,} "
+        f"validation images {100 * before:.2f}% -> {100 * after:.2f}%")
+    return temperature
 
 
 def resume(run_dir: str | os.PathLike, *, split: str | None = None, data_dir: str | os.PathLike | None = None,

@@ -3,7 +3,7 @@
 nbval starts one kernel per notebook (alphabetical order, working folder = this folder) with this process's
 environment. Just before a notebook's kernel starts, this sets
     GLYPHKIT_QUICK=1     unless already set (GLYPHKIT_QUICK=0 runs the notebooks in full)
-    GLYPHKIT_RUN_DIR     a temporary folder shared by the five notebooks (so 04/05 evaluate 03's model) and
+    GLYPHKIT_RUN_DIR     a temporary folder shared by the notebooks (so 04-06 read 03's model) and
                          removed at the end, so tests never write into the checkout
 and puts the previous values back afterwards, so tests outside this folder see the environment unchanged.
 """

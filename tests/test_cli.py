@@ -123,3 +123,19 @@ def test_lr_find_then_train_uses_the_saved_rate_and_an_explicit_lr_wins(tiny_dat
     assert json.loads((run / "config.json").read_text())["lr"] == 0.0123
     assert "learning rate 1.23e-02 (given with --lr" in out
     assert json.loads((run / "lr.json").read_text()) == choice  # the LR finder's choice is kept, not replaced
+
+
+def test_training_calibrates_and_calibrate_does_it_for_older_runs(tiny_data_dir, tmp_path, capsys):
+    import torch
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--data-dir", str(tiny_data_dir), "--epochs", "1", "--output-dir", str(run),
+                 "--skip-eval"]) == 0
+    assert "calibrated: temperature" in capsys.readouterr().out
+    state = torch.load(run / "best_model.pth", weights_only=True)
+    assert state["temperature"] > 0
+    del state["temperature"]  # as a run trained before glyphkit calibrated
+    torch.save(state, run / "best_model.pth")
+    assert main(["calibrate", str(run), "--data-dir", str(tiny_data_dir), "--no-progress"]) == 0
+    assert "validation images" in capsys.readouterr().out
+    assert torch.load(run / "best_model.pth", weights_only=True)["temperature"] > 0

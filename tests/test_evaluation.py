@@ -209,3 +209,31 @@ def test_checkpoint_of_another_split_is_refused_clearly(tiny_run):
 def test_missing_checkpoint_is_a_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         evaluate_run(tmp_path, data=synthetic_data(SYNTH_CLASSES, per_class=1), log=lambda *_: None)
+
+
+def test_coverage_against_accuracy_by_hand(hand_made):
+    coverage, accuracy, threshold = hand_made.coverage_accuracy()
+    assert coverage[-1] == 1.0 and accuracy[-1] == pytest.approx(5 / 8)  # answering everything: plain accuracy
+    assert np.all(np.diff(coverage) > 0) and np.all(np.diff(threshold) <= 0)
+    most_sure = int(np.argmax(hand_made.confidence))
+    assert accuracy[0] == float(hand_made.correct[most_sure]) and coverage[0] == 1 / 8
+
+
+def test_calibration_is_stored_with_the_model_and_reported(tiny_run, tmp_path):
+    import shutil
+
+    from glyphkit import rundir
+    from glyphkit.inference import load_trained_run
+    from glyphkit.workflows import calibrate
+
+    run_dir, data = tiny_run
+    run_dir = shutil.copytree(run_dir, tmp_path / "run")
+    val = load_trained_run(run_dir, data=data, part="val")
+    temperature = calibrate(run_dir, val.predictor, val.images, val.labels, log=lambda *_: None)
+    assert rundir.load_checkpoint(run_dir / rundir.BEST)["temperature"] == pytest.approx(temperature)
+    metrics = evaluate_run(run_dir, data=data, log=lambda *_: None, progress=False)
+    assert metrics["calibration"]["temperature"] == pytest.approx(temperature, abs=1e-6)
+    plain = Interpretation(val.predictor.logits(data.test_images), data.test_labels, data.classes)
+    assert metrics["calibration"]["ece_before"] == pytest.approx(plain.calibration()["ece_after"], abs=1e-6)
+    for name in ("reliability_diagram.png", "coverage_accuracy.png"):
+        assert (run_dir / name).stat().st_size > 10_000, name

@@ -54,3 +54,25 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     with pytest.warns(RuntimeWarning, match="could not compile.*no working C\\+\\+ compiler"):
         logits = _predict(model, images, compile_model=True)
     torch.testing.assert_close(logits, _predict(model, images))
+
+
+def test_temperature_scaling_recovers_the_temperature_that_made_the_labels():
+    from glyphkit.inference import fit_temperature
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(20_000, 10, generator=g) * 3
+    labels = torch.multinomial((logits / 2.5).softmax(1), 1, generator=g).squeeze(1)  # drawn at temperature 2.5
+    assert fit_temperature(logits, labels) == pytest.approx(2.5, rel=0.05)
+
+
+def test_expected_calibration_error_by_hand():
+    import numpy as np
+
+    from glyphkit.inference import expected_calibration_error
+
+    # Two images at confidence 0.9 (one right) and two at 0.6 (both right), 10 bins:
+    # bin 9: |0.5 - 0.9| = 0.4, bin 6: |1.0 - 0.6| = 0.4; weighted by 2/4 each -> 0.4.
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
+    labels = np.array([0, 1, 1, 1])
+    assert expected_calibration_error(probabilities, labels, bins=10) == pytest.approx(0.4)
+    assert expected_calibration_error(np.array([[1.0, 0.0]]), np.array([0]), bins=10) == pytest.approx(0.0)

@@ -16,9 +16,9 @@ import pytest
 from glyphkit import notebook as nb
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-NAMES = ["01_data_exploration", "02_lr_finder", "03_train", "04_evaluate", "05_misclassifications"]
+NAMES = ["01_data_exploration", "02_lr_finder", "03_train", "04_evaluate", "05_misclassifications", "06_predict"]
 TRAINING = {"03_train"}  # notebooks whose job is training: they take `epochs`
-RUN_FOLDER = {"02_lr_finder", "03_train", "04_evaluate", "05_misclassifications"}  # they read/write `run_dir`
+RUN_FOLDER = {"02_lr_finder", "03_train", "04_evaluate", "05_misclassifications", "06_predict"}  # read/write run_dir
 MAX_CODE_LINES = 10  # cells are glyphkit calls plus a little glue
 
 
@@ -56,7 +56,7 @@ def isolated_env(monkeypatch, tmp_path):
 # The committed files
 # ----------------------------------------------------------------------------------------------------------------
 
-def test_the_five_notebooks_are_there():
+def test_the_notebooks_are_there():
     assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == NAMES
 
 
@@ -82,7 +82,7 @@ def test_parameters_cell(name):
         assert isinstance(values.get("epochs"), int) and values["epochs"] >= 1
     if name in RUN_FOLDER:
         assert "run_dir" in values and values["run_dir"] is None  # None: $GLYPHKIT_RUN_DIR, else runs/notebook
-    if name in {"04_evaluate", "05_misclassifications"}:
+    if name in {"04_evaluate", "05_misclassifications", "06_predict"}:
         assert values["split"] is None  # the split the model was trained on
     else:
         assert values["split"] == "balanced"  # the product default

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 from glyphkit import cli
@@ -145,3 +147,81 @@ def test_predict_without_images_or_with_a_bad_output_name_is_one_error_line(trai
     assert cli.main(["predict", str(trained_run), str(tmp_path / "one.png"), "--output", str(tmp_path / "p.txt"),
                      "--no-progress"]) == 2
     assert "must end in .csv or .json" in capsys.readouterr().err
+
+
+def test_min_confidence_answers_unsure(trained_run, tmp_path, capsys):
+    bar_image().save(tmp_path / "one.png")
+    assert cli.main(["predict", str(trained_run), str(tmp_path / "one.png"), "--min-confidence", "1",
+                     "--output", str(tmp_path / "p.csv"), "--no-progress"]) == 0
+    row = next(csv.DictReader((tmp_path / "p.csv").open()))
+    assert row["prediction"] == "unsure" and row["top1"] in SYNTH_CLASSES  # the best guess is still there
+    assert cli.main(["predict", str(trained_run), str(tmp_path / "one.png"), "--min-confidence", "0",
+                     "--output", str(tmp_path / "p.csv"), "--no-progress"]) == 0
+    row = next(csv.DictReader((tmp_path / "p.csv").open()))
+    assert row["prediction"] == row["top1"]
+    with pytest.raises(SystemExit):
+        cli.main(["predict", str(trained_run), str(tmp_path / "one.png"), "--min-confidence", "1.5"])
+
+
+def test_drawing_pad_reads_on_pen_up_and_clears(trained_run):
+    from glyphkit.inference import load_predictor
+    from glyphkit.widgets import DrawingPad
+
+    pad = DrawingPad(load_predictor(trained_run))
+
+    def event(kind: str, x: float, y: float) -> None:  # what the browser's message makes ipycanvas do
+        pad.canvas._handle_frontend_event(None, {"event": kind, "x": x, "y": y}, [])
+
+    event("mouse_move", 10, 10)  # moving without the pen down draws nothing
+    assert pad.strokes == [] and pad.read() == []
+    event("mouse_down", 140, 40)
+    for y in range(50, 250, 10):
+        event("mouse_move", 140, y)
+    assert pad.answer == []  # nothing is read while the pen is down
+    event("mouse_up", 140, 240)
+    assert len(pad.answer) == 5 and all(c in SYNTH_CLASSES for c, _ in pad.answer)
+    probabilities = [p for _, p in pad.answer]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-6
+    assert pad.seen.value[:8] == b"\x89PNG\r\n\x1a\n" and pad.answer[0][0] in pad.chart.value
+    drawn = np.asarray(pad.image())
+    assert drawn[140, 140] == 0 and drawn[140, 40] == 255  # the stroke, as dark ink on white paper
+    same_bar = glyphs_from_image(bar_image(size=(280, 280), box=(131, 31, 149, 249)))[0].image
+    seen = glyphs_from_image(pad.image())[0].image
+    assert np.corrcoef(seen.ravel(), same_bar.ravel())[0, 1] > 0.9  # the pad draws what the user drew
+    pad.clear()
+    assert pad.strokes == [] and pad.answer == [] and pad.chart.value == ""
+
+
+def test_image_reader_reads_uploaded_files(trained_run, tmp_path):
+    from glyphkit.widgets import ImageReader
+
+    bar_image().save(tmp_path / "one.png")
+    reader = ImageReader(trained_run, segment=False)
+    upload = [{"name": "one.png", "content": memoryview((tmp_path / "one.png").read_bytes())},
+              {"name": "notes.png", "content": memoryview(b"not an image")}]
+    results = reader.read_files(upload)
+    assert [Path(r.file).name for r in results] == ["notes.png", "one.png"]
+    assert results[0].error and "not an image" in results[0].error and results[1].text in SYNTH_CLASSES
+    assert "one.png" in reader.output.value and "not an image" in reader.output.value
+
+
+def test_sample_images_are_real_test_glyphs_with_their_characters_named(trained_run, tmp_path, monkeypatch):
+    from glyphkit import notebook as nb
+
+    from glyphkit.data import GlyphData
+    from glyphkit.synthetic import render_glyphs
+
+    monkeypatch.delenv(nb.QUICK_ENV, raising=False)
+    fonts, labels = render_glyphs("".join(SYNTH_CLASSES), per_class=2)
+    # made EMNIST-like first (filling the frame), as the real test glyphs are
+    images = torch.from_numpy(np.stack([glyphs_from_image(Image.fromarray(g))[0].image for g in fonts]))
+    labels = torch.from_numpy(labels)
+    data = GlyphData("synth", SYNTH_CLASSES, images, labels.long(), images, labels.long(), images, labels.long())
+    monkeypatch.setattr(nb, "evaluation_args", lambda *a, **k: {"data": data})
+    folder = nb.sample_images(trained_run, count=3, log=lambda *_: None)
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 4 and names[0].startswith("line_") and len(names[0]) == len("line_.png") + 5
+    first = glyphs_from_file(folder / names[1])[0].image.astype(float)
+    original = data.test_images[0].numpy().astype(float)
+    assert names[1] == f"sample0_{SYNTH_CLASSES[int(data.test_labels[0])]}.png"
+    assert np.corrcoef(first.ravel(), original.ravel())[0, 1] > 0.9  # the glyph survives the round trip
