@@ -119,8 +119,14 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
                    help="under torchrun on GPUs: batch-norm statistics over the global batch (SyncBatchNorm)")
 
 
-def _add_predict_args(p: argparse.ArgumentParser) -> None:
+def _add_run_command(sub, name: str, **texts: str) -> argparse.ArgumentParser:
+    """A command that works on a run folder: its first argument is the folder."""
+    p = sub.add_parser(name, **texts)
     p.add_argument("run_dir", help="run folder written by `glyphkit train`")
+    return p
+
+
+def _add_predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", help="image files, or folders (read recursively)")
     p.add_argument("--top-k", type=_positive_int, default=5, help="characters listed per glyph (default: 5)")
     p.add_argument("--segment", action="store_true", help="each image is a line of handwriting: read it character "
@@ -147,9 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Train a residual CNN on an EMNIST split and write a run folder "
                                    "(in one process, or in several under torchrun: see README)."))
 
-    e = sub.add_parser("evaluate", help="evaluate a run folder's best model on the test split",
-                       description="Re-evaluate a run: metrics, reports and figures into the run folder.")
-    e.add_argument("run_dir", help="run folder written by `glyphkit train`")
+    e = _add_run_command(sub, "evaluate", help="evaluate a run folder's best model on the test split",
+                         description="Re-evaluate a run: metrics, reports and figures into the run folder.")
     _add_data_args(e)
     e.add_argument("--checkpoint", default="best_model.pth", help="checkpoint file in the run folder")
     e.add_argument("--tta", action="store_true", default=None, help="also report test-time-augmented accuracy")
@@ -166,14 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=S)
     f.add_argument("--limit-train", type=_positive_int, default=S)
 
-    _add_predict_args(sub.add_parser("predict", help="read your own images of handwriting with a trained run",
-                                     description="Read images (files or folders) with a run's model: the top "
-                                     "characters of each glyph, or with --segment the text of a line."))
-
-    c = sub.add_parser("calibrate", help="fit a run's temperature on its validation images",
-                       description="Temperature scaling for a run trained before glyphkit calibrated by itself.")
-    c.add_argument("run_dir", help="run folder written by `glyphkit train`")
-    _add_data_args(c)
+    _add_predict_args(_add_run_command(sub, "predict", help="read your own images of handwriting with a trained run",
+                                       description="Read images (files or folders) with a run's model: the top "
+                                       "characters of each glyph, or with --segment the text of a line."))
+    _add_data_args(_add_run_command(sub, "calibrate", help="fit a run's temperature on its validation images",
+                                    description="Temperature scaling for a run trained before glyphkit "
+                                    "calibrated by itself."))
 
     b = sub.add_parser("bench", help="measure speed and time-to-accuracy (see README, 'Benchmark')",
                        description="Benchmark throughput and time to accuracy on real data.")

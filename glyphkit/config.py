@@ -67,7 +67,7 @@ class Config:
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower on CUDA)
     num_threads: int | None = None  # torch threads; None: the cores, shared among the processes on this machine
     sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (SyncBatchNorm, GPUs only)
-    # --- filled in from the data (stored so a checkpoint knows what it was trained on) ---
+    # --- filled in from the data and the processes (stored so a checkpoint knows how it was trained) ---
     num_classes: int | None = None
     classes: list[str] | None = None
     norm_mean: float | None = None  # mean pixel of the training images, computed once
