@@ -261,11 +261,13 @@ def evaluation_args(run_dir: str | os.PathLike | None = None, split: str | None 
 
 def sample_images(run_dir: str | os.PathLike | None = None, count: int = 8, split: str | None = None,
                   data_dir: str | os.PathLike | None = None, *, log: Log = print) -> Path:
-    """A folder of sample images made from the run's test glyphs (real handwriting the model never trained on),
-    for 06_predict to read when it runs headless: `count` single glyphs and a line of five, drawn as dark ink on
-    light paper at four times EMNIST's size. Each file's name ends with the characters it shows."""
+    """Sample images made from the run's test glyphs (real handwriting the model never trained on), for
+    06_predict to read when it runs headless: `count` single glyphs in samples/glyphs and a line of five in
+    samples/lines, drawn as dark ink on light paper at four times EMNIST's size. Each file's name ends with the
+    characters it shows. Returns the samples folder."""
     folder = resolve_run_dir(run_dir) / "samples"
-    folder.mkdir(parents=True, exist_ok=True)
+    for part in ("glyphs", "lines"):
+        (folder / part).mkdir(parents=True, exist_ok=True)
     run = load_trained_run(resolve_run_dir(run_dir), **evaluation_args(run_dir, split, data_dir, count + 5, log=log))
     classes = run.config.classes
 
@@ -277,9 +279,9 @@ def sample_images(run_dir: str | os.PathLike | None = None, count: int = 8, spli
         return Image.fromarray((255 - strip.astype(np.int32) * 3 // 4).astype(np.uint8))  # grey ink on paper
 
     for i in range(count):
-        paper(run.images[i:i + 1]).save(folder / f"sample{i}_{classes[run.labels[i]]}.png")
+        paper(run.images[i:i + 1]).save(folder / "glyphs" / f"sample{i}_{classes[run.labels[i]]}.png")
     line = "".join(classes[c] for c in run.labels[count:count + 5])
-    paper(run.images[count:count + 5]).save(folder / f"line_{line}.png")
+    paper(run.images[count:count + 5]).save(folder / "lines" / f"line_{line}.png")
     log(f"{count + 1} sample images from the {run.split} test split in {folder}")
     return folder
 
