@@ -115,6 +115,9 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
                    help="torch.compile the network for the test-set evaluation (faster inference; needs a C++ compiler)")
     t.add_argument("--num-threads", type=_positive_int, default=S,
                    help="torch CPU threads (default: the cores, shared among the processes torchrun starts)")
+    t.add_argument("--init-from", metavar="RUN_DIR", default=S,
+                   help="start from a trained run's best model (all layers but the classifier when the classes "
+                   "differ): the way to learn a small glyph set of your own")
     t.add_argument("--sync-bn", action="store_true", default=S,
                    help="under torchrun on GPUs: batch-norm statistics over the global batch (SyncBatchNorm)")
 

@@ -51,6 +51,7 @@ class Config:
     grad_clip: float = 1.0  # max gradient norm
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     ema_decay: float = 0.0  # exponential moving average of weights (0: off); evaluation uses the average
+    init_from: str | None = None  # a run folder whose best model starts this one (its classifier too if classes match)
     # --- augmentation (applied to training batches on the device) ---
     rotation_degree: float = 15.0  # random rotation, +- degrees
     affine_degree: float = 10.0  # a second random rotation, as the spec's RandomAffine(degrees=10)

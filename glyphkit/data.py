@@ -11,6 +11,7 @@ IDX files (`emnist-<split>-<train|test>-<images-idx3|labels-idx1>-ubyte[.gz]`, p
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import os
 import re
@@ -327,11 +328,18 @@ def _subsample(images: torch.Tensor, labels: torch.Tensor, limit: int | None, se
 def load_split(split: str = "balanced", data_dir: str | os.PathLike | None = None, val_split: float = 0.1,
                seed: int = 42, limit_train: int | None = None, limit_test: int | None = None,
                download: bool = True) -> GlyphData:
-    """Load a split: train/val (stratified, seeded) and the untouched test set, as upright uint8 tensors."""
-    source = locate_split(split, data_dir, download=download)
-    classes = split_classes(source)
-    train_images, train_labels = read_part(source, "train", len(classes))
-    test_images, test_labels = read_part(source, "test", len(classes))
+    """Load a split: train/val (stratified, seeded) and the untouched test set, as upright uint8 tensors.
+
+    A data folder laid out as `train/<class>/*.png` (a glyph set of your own) is that split, named after the
+    folder, whatever `split` says."""
+    folder = data_dir or os.environ.get("GLYPHKIT_DATA_DIR")
+    if folder and is_image_folder(folder):
+        split, classes, (train_images, train_labels), (test_images, test_labels) = read_image_folder(folder, seed)
+    else:
+        source = locate_split(split, data_dir, download=download)
+        classes = split_classes(source)
+        train_images, train_labels = read_part(source, "train", len(classes))
+        test_images, test_labels = read_part(source, "test", len(classes))
     train_images, train_labels = _subsample(train_images, train_labels, limit_train, seed)
     test_images, test_labels = _subsample(test_images, test_labels, limit_test, seed + 1)
     train_idx, val_idx = stratified_split(train_labels, val_split, seed)
@@ -339,6 +347,79 @@ def load_split(split: str = "balanced", data_dir: str | os.PathLike | None = Non
                      train_images=train_images[train_idx], train_labels=train_labels[train_idx],
                      val_images=train_images[val_idx], val_labels=train_labels[val_idx],
                      test_images=test_images, test_labels=test_labels)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Your own glyph set: a folder of images per class
+# ----------------------------------------------------------------------------------------------------------------
+
+IMAGE_FOLDER_TEST_SHARE = 0.2  # held out for testing when the folder has no test/
+
+
+def is_image_folder(root: str | os.PathLike) -> bool:
+    """True for the layout `root/train/<class>/<image>` (optionally `root/test/<class>/<image>`)."""
+    return (Path(root).expanduser() / "train").is_dir()
+
+
+def read_image_folder(root: str | os.PathLike, seed: int) -> tuple[str, list[str], tuple, tuple]:
+    """(split name, classes, (train images, labels), (test images, labels)) of a glyph set kept as image files.
+
+    Class names are the folder names (a character such as `a`, or a name such as `alpha`). Every image goes through
+    glyphkit.preprocess, as `glyphkit predict` reads images, once: the 28x28 glyphs are cached (see cache_dir)
+    under a key made of the files' names, sizes and times. Without test/, a stratified share is held out."""
+    root = Path(root).expanduser()
+    classes = _class_folders(root / "train")
+    train = _read_image_part(root / "train", classes)
+    if (root / "test").is_dir():
+        unknown = sorted(set(_class_folders(root / "test", minimum=1)) - set(classes))
+        if unknown:
+            raise DataError(f"{root / 'test'}: classes {', '.join(unknown)} have no training images in "
+                            f"{root / 'train'}; add them there or remove them from test/")
+        test = _read_image_part(root / "test", classes, required=False)
+    else:
+        keep, held_out = stratified_split(train[1], IMAGE_FOLDER_TEST_SHARE, seed + 7)
+        train, test = (train[0][keep], train[1][keep]), (train[0][held_out], train[1][held_out])
+    return root.name, classes, train, test
+
+
+def _class_folders(folder: Path, minimum: int = 2) -> list[str]:
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    stray = [p.name for p in entries if not p.is_dir()]
+    if stray:
+        raise DataError(f"{folder / stray[0]}: a file where {folder} holds one folder per class "
+                        f"({folder.name}/<class>/<image>); move it into the folder of its class")
+    if len(entries) < minimum:
+        raise DataError(f"{folder}: {len(entries)} class folder(s); a glyph set needs at least {minimum} "
+                        f"({folder.name}/<class>/<image>, one folder per character)")
+    return [p.name for p in entries]
+
+
+def _read_image_part(folder: Path, classes: list[str], required: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every class folder's images as upright uint8 glyphs, through the cache."""
+    from glyphkit.preprocess import IMAGE_SUFFIXES, ImageError, glyphs_from_file  # heavy (scikit-image), optional
+
+    files = {c: sorted(p for p in (folder / c).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+             if (folder / c).is_dir() else [] for c in classes}
+    empty = [c for c, found in files.items() if not found and (required or (folder / c).is_dir())]
+    if empty:
+        raise DataError(f"{folder / empty[0]}: no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}); "
+                        "every class needs some, or remove its folder")
+    listing = [(c, p) for c in classes for p in files[c]]
+    key = hashlib.sha256(repr([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for _, p in listing]).encode())
+    cached = cache_dir() / "image-folders" / f"{folder.parent.name}-{folder.name}-{key.hexdigest()[:16]}.npz"
+    if cached.is_file():
+        with np.load(cached, allow_pickle=False) as saved:
+            return torch.from_numpy(saved["images"]), torch.from_numpy(saved["labels"])
+    try:
+        images = np.stack([glyphs_from_file(p)[0].image for _, p in listing])
+    except ImageError as exc:
+        raise DataError(f"{exc}; fix or remove that file") from exc
+    labels = np.array([classes.index(c) for c, _ in listing], dtype=np.int64)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    staging = cached.with_suffix(".tmp.npz")  # written whole, then renamed: a killed run leaves no half cache
+    np.savez(staging, images=images, labels=labels)
+    os.replace(staging, cached)
+    return torch.from_numpy(images), torch.from_numpy(labels)
 
 
 def pixel_stats(images: torch.Tensor) -> tuple[float, float]:

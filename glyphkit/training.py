@@ -111,12 +111,29 @@ def resolve_config(config: Config, data: GlyphData, world_size: int = 1) -> Conf
     """Fill in what comes from the data, the model and the processes: classes, normalisation, width / input size
     where the config leaves them to the model (None), and the global batch of `world_size` processes."""
     width, input_size = model_dims(config)
-    changes: dict[str, Any] = {"num_classes": data.num_classes, "classes": list(data.classes), "width": width,
+    changes: dict[str, Any] = {"split": data.split, "num_classes": data.num_classes, "classes": list(data.classes),
+                               "width": width,
                                "input_size": input_size, "world_size": world_size,
                                "global_batch_size": config.batch_size * world_size}
     if config.norm_mean is None or config.norm_std is None:
         changes["norm_mean"], changes["norm_std"] = pixel_stats(data.train_images)
     return config.replace(**changes).validate()
+
+
+def initialise_from(model: nn.Module, run_dir: str) -> str:
+    """Start `model` from a trained run's best weights: every tensor whose name and shape match (all but the
+    classifier when the classes differ). The usual way to learn a small new glyph set. Returns what it did."""
+    path = rundir.checkpoint_path(run_dir, rundir.BEST)
+    source = rundir.eval_state_dict(rundir.load_checkpoint(path))
+    target = model.state_dict()
+    matching = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    if not matching:
+        raise ConfigError(f"--init-from {run_dir}: none of its weights fit this network (another architecture or "
+                          "width); use a run of the same --model")
+    model.load_state_dict(matching, strict=False)
+    new = [k for k in target if k not in matching]
+    return (f"initialised {len(matching)} of {len(target)} tensors from {path}"
+            + (f"; new: {', '.join(sorted({k.rsplit('.', 1)[0] for k in new}))}" if new else ""))
 
 
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -171,6 +188,8 @@ class Trainer:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         # What training steps through: DistributedDataParallel (it averages the gradients over the ranks) under
         # torchrun, else the model. self.model stays the plain network, so checkpoints have no "module." prefixes.
+        if self.config.init_from:
+            self.log(initialise_from(self.model, self.config.init_from))
         gpu = [self.device] if self.device.type == "cuda" else None
         self.net = DistributedDataParallel(self.model, device_ids=gpu) if self.world.distributed else self.model
         self.optimizer = build_optimizer(self.model, self.config)
