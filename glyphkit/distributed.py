@@ -98,8 +98,10 @@ def average_buffers(module: torch.nn.Module) -> None:
     DistributedDataParallel keeps the parameters equal; the running statistics each rank gathers from its own
     shard would drift apart, and then the ranks would validate, average (EMA) and save different networks."""
     world = processes()
+    if not world.distributed:
+        return
     buffers = [b for b in module.buffers() if b.is_floating_point()]
-    if not world.distributed or not buffers:
+    if not buffers:
         return
     flat = torch.cat([b.reshape(-1) for b in buffers])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)

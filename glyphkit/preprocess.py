@@ -117,14 +117,14 @@ def ink_components(ink: np.ndarray) -> tuple[np.ndarray, list]:
     return labels, sorted(kept, key=lambda r: r.bbox[1])
 
 
-def segment_line(ink: np.ndarray) -> list[list]:
-    """The characters of a line of handwriting, left to right, each as the list of its ink components.
+def segment_line(regions: list) -> list[list]:
+    """The characters of a line of handwriting (its ink components, from ink_components), left to right, each as
+    the list of its components.
 
     Components at least FRAGMENT of the line's median height are characters, and one joins the character before
     it when their horizontal extents overlap by at least half the narrower one (a stroke broken in two). Smaller
     components (the dot of an i or j, a chipped-off bit of a stroke) join the character nearest to them
     horizontally. Characters must not touch each other."""
-    _, regions = ink_components(ink)
     if not regions:
         return []
     line_height = np.median([r.bbox[2] - r.bbox[0] for r in regions])
@@ -184,7 +184,7 @@ def glyphs_from_image(image: Image.Image, *, segment: bool = False, polarity: st
     labels, regions = ink_components(ink)
     if not regions:
         raise ImageError(f"{source}: no ink found (the image is blank or its contrast is too low)")
-    groups = segment_line(ink) if segment else [regions]
+    groups = segment_line(regions) if segment else [regions]
     return [emnist_glyph(ink, group, labels) for group in groups]
 
 
