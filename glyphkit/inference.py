@@ -179,19 +179,25 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(log_t.detach().exp())
 
 
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 15
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, accuracy, mean confidence) per equal-width confidence bin; NaN for empty bins. Written here:
+    scikit-learn's calibration_curve drops the bins' image counts, which the ECE and the diagram both need."""
+    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=np.float64)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (counts, np.bincount(which, weights=correct, minlength=bins) / counts,
+                np.bincount(which, weights=confidence, minlength=bins) / counts)
+
+
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """How far confidence is from accuracy: the image-weighted mean of |accuracy - mean confidence| over
-    equal-width confidence bins (Guo et al. 2017). Written here: scikit-learn has no ECE (its calibration_curve
-    gives the bins without their weights), and a metrics package for one formula is not worth the dependency."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
-    return float(total / max(len(labels), 1))
+    equal-width confidence bins (Guo et al. 2017)."""
+    counts, accuracy, confidence = reliability_bins(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels,
+                                                    bins)
+    filled = counts > 0
+    return float((counts[filled] * np.abs(accuracy[filled] - confidence[filled])).sum() / max(counts.sum(), 1))
 
 
 @dataclass

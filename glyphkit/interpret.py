@@ -25,7 +25,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classifica
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from glyphkit.data import GlyphData
-from glyphkit.inference import TrainedRun, expected_calibration_error, load_trained_run
+from glyphkit.inference import TrainedRun, expected_calibration_error, load_trained_run, reliability_bins
 from glyphkit.rundir import BEST
 
 # Characters that handwriting often makes look alike. A group only matters through the characters a split
@@ -391,7 +391,8 @@ class Interpretation:
         """Accuracy against confidence, bin by bin: on the diagonal when probabilities mean what they say."""
         from glyphkit import plots
 
-        return plots.plot_reliability_diagram(self.confidence, self.correct, self.calibration())
+        counts, accuracy, _ = reliability_bins(self.confidence, self.correct)
+        return plots.plot_reliability_diagram(counts, accuracy, self.calibration())
 
     def plot_coverage(self):
         """Accuracy of the answers kept against the share answered, as the confidence threshold rises."""

@@ -192,17 +192,15 @@ def plot_confidence_histogram(conf_right: Sequence[float] | np.ndarray, conf_wro
     return fig
 
 
-def plot_reliability_diagram(confidence: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray,
-                             calibration: Mapping[str, float] | None = None, bins: int = 15) -> Figure:
-    """Accuracy per confidence bin against the diagonal of perfect calibration, with the bins' image counts.
+def plot_reliability_diagram(counts: Sequence[int] | np.ndarray, accuracy: Sequence[float] | np.ndarray,
+                             calibration: Mapping[str, float] | None = None) -> Figure:
+    """Accuracy per equal-width confidence bin (NaN: empty) against the diagonal of perfect calibration, with the
+    bins' image counts (inference.reliability_bins makes both).
 
     Bars below the diagonal: the model is surer than it is right (over-confident); above: under-confident."""
-    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=bool)
+    counts, accuracy = np.asarray(counts), np.asarray(accuracy, dtype=np.float64)
+    bins = len(counts)
     edges = np.linspace(0, 1, bins + 1)
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.bincount(which, weights=correct, minlength=bins) / counts
     fig = _figure(6.0, 5.5)
     ax, count_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     ax.bar(edges[:-1], np.nan_to_num(accuracy), width=1 / bins, align="edge", color="tab:blue", edgecolor="white",
