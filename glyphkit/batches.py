@@ -16,7 +16,11 @@ import torch.nn.functional as F
 
 def pad_to_unit_float(images: torch.Tensor, input_size: int) -> torch.Tensor:
     """uint8 [B, 28, 28] -> float [B, 1, S, S] in [0, 1], glyph centred on a zero border."""
-    x = images.unsqueeze(1).float().div_(255)
+    return pad_to_size(images.unsqueeze(1).float().div_(255), input_size)
+
+
+def pad_to_size(x: torch.Tensor, input_size: int) -> torch.Tensor:
+    """[B, 1, 28, 28] -> [B, 1, S, S]: the glyph centred on a zero border (the spec's 32x32 network pads by 2)."""
     pad = input_size - x.shape[-1]
     if pad > 0:
         x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))

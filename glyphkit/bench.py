@@ -8,7 +8,8 @@ Throughput rows:
   (b28) the same, but fed the glyphs at their native 28x28 instead of padded to the spec's 32x32 (the spec's
       layers unchanged; 23% fewer pixels per convolution);
   (c) glyphkit's default model in the same pipeline.
-Inference is measured eager and through `runtime.compile_for_inference` (torch.compile with frozen weights).
+Inference is measured eager and through `runtime.compile_for_inference` (torch.compile with frozen weights), and
+for (c) also as `glyphkit export` writes it: onnxruntime beside PyTorch eager, a batch of 256 and single glyphs.
 Each number is the median of several timed windows after a warm-up. Results go to bench.json and bench.md.
 """
 
@@ -18,6 +19,7 @@ import os
 import platform
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,6 +29,7 @@ import torch.nn.functional as F
 
 from glyphkit.config import Config, apply_preset
 from glyphkit.data import GlyphData
+from glyphkit.export import INSTALL_HINT, GlyphClassifier, classifier_probabilities, export_onnx, missing_packages
 from glyphkit.inference import Predictor
 from glyphkit.interpret import Interpretation
 from glyphkit.models import build_model
@@ -162,6 +165,46 @@ def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dic
             "model": c.model, "input_size": c.input_size, "peak_memory_mb": peak_memory_mb(trainer.device)}
 
 
+def _median_latency_ms(call: Callable[[], object], calls: int) -> float:
+    call()  # warm-up
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def exported_inference_rates(config: Config, data: GlyphData, quick: bool) -> dict | None:
+    """Inference of (c)'s network the ways a user can run it: PyTorch eager through Predictor (the pipeline's
+    precision), PyTorch eager fp32 (the exported graph's module), and the ONNX export in onnxruntime (fp32).
+    Images/s at batch 256 and the median latency of one glyph. None when the ONNX packages are missing."""
+    if missing_packages("onnx"):
+        return None
+    c = resolve_config(config, data)
+    predictor = Predictor(build_model(c), c, compile_model=False)
+    classifier = GlyphClassifier.from_predictor(Predictor(build_model(c), c.replace(device="cpu"), compile_model=False))
+    images = data.test_images[:256]
+    with tempfile.TemporaryDirectory(prefix="glyphkit-bench-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_onnx(classifier, path, log=lambda *_: None)
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ways = {"pytorch_eager": lambda x: predictor.probabilities(x),
+            "pytorch_eager_fp32": lambda x: classifier_probabilities(classifier, x.unsqueeze(1).float()),
+            "onnxruntime": lambda x: session.run(None, {"glyphs": x.unsqueeze(1).float().numpy()})}
+    rows = {}
+    for name, run in ways.items():
+        rate, _ = _median_rate(lambda: (run(images), len(images))[1], 1, 2 if quick else 5, 1 if quick else 8)
+        latency = _median_latency_ms(lambda: run(images[:1]), 5 if quick else 200)
+        rows[name] = {"batch256_images_per_s": rate, "batch1_latency_ms": latency}
+    rows["precision"] = {"pytorch_eager": str(predictor.amp_dtype or "fp32").replace("torch.", ""),
+                         "pytorch_eager_fp32": "fp32", "onnxruntime": "fp32"}
+    rows["model"] = c.model
+    return rows
+
+
 def test_scores(trainer, data: GlyphData, tta: bool = False) -> dict[str, float]:
     """Test accuracy and balanced accuracy of a trainer's evaluation model (Interpretation.summary's numbers)."""
     logits = trainer.predictor.logits(data.test_images, tta)
@@ -233,6 +276,7 @@ def render_markdown(result: dict) -> str:
                      f"{r['amp'].replace('torch.', '')} | {r['train_images_per_s']:,.0f} | "
                      f"{r['train_images_per_s'] / a:.1f}x | {r['infer_images_per_s']:,.0f} | "
                      f"{r['infer_compiled_images_per_s']:,.0f} |")
+    lines += _exported_inference_table(result.get("exported_inference"))
     acc = result.get("accuracy")
     if acc:
         lines += ["", f"Time to accuracy, preset `{acc['config']['preset']}` "
@@ -258,6 +302,22 @@ def render_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _exported_inference_table(rows: dict | None) -> list[str]:
+    if not rows:
+        return []
+    labels = {"pytorch_eager": "PyTorch eager (Predictor)", "pytorch_eager_fp32": "PyTorch eager, fp32",
+              "onnxruntime": "ONNX export in onnxruntime"}
+    lines = ["", f"Inference of (c) `{rows['model']}` as `glyphkit export` writes it (probabilities out):", "",
+             "| runtime | precision | batch 256 img/s | one glyph, median latency |", "|---|---|---|---|"]
+    return lines + [f"| {label} | {rows['precision'][key]} | {rows[key]['batch256_images_per_s']:,.0f} | "
+                    f"{rows[key]['batch1_latency_ms']:.2f} ms |" for key, label in labels.items()]
+
+
+def default_pipeline_config(base: Config, preset: str) -> Config:
+    """(c): the default network with the preset's settings."""
+    return apply_preset(base, preset).replace(model=Config().model)
+
+
 def measure_throughput(base: Config, data: GlyphData, preset: str, quick: bool,
                        log: Callable[[str], None]) -> dict[str, dict]:
     """Rows (a), (b), (b28) and (c): training (and inference) images/s of each pipeline."""
@@ -267,7 +327,7 @@ def measure_throughput(base: Config, data: GlyphData, preset: str, quick: bool,
                          "batch_size": original.batch_size, "amp": "fp32",
                          "peak_memory_mb": peak_memory_mb(resolve_device(base.device))}}
     log(f"(a) original pipeline: {rate:,.0f} train img/s")
-    default = apply_preset(base, preset).replace(model=Config().model)  # the default network, the preset's settings
+    default = default_pipeline_config(base, preset)
     pipelines = {"enhanced": ("(b) enhanced, glyphkit pipeline", apply_preset(base, "original")),
                  "enhanced28": ("(b28) enhanced at 28x28", apply_preset(base, "original").replace(input_size=28)),
                  "default": (f"(c) {default.model}, glyphkit pipeline", default)}
@@ -293,6 +353,9 @@ def run_benchmark(split: str = "proxy47", data_dir: str | None = None, output_di
               "machine": machine_info(resolve_device(device))}
     log(f"benchmark on {result['machine']['cpu']} ({result['machine']['cores']} cores), split {split}")
     result["throughput"] = measure_throughput(base, data, preset, quick, log)
+    result["exported_inference"] = exported_inference_rates(default_pipeline_config(base, preset), data, quick)
+    if result["exported_inference"] is None:
+        log(f"(no ONNX rows: {INSTALL_HINT})")
     a = result["throughput"]["original"]["train_images_per_s"]
     result["ratios"] = {k: result["throughput"][k]["train_images_per_s"] / a
                         for k in ("enhanced", "enhanced28", "default")}

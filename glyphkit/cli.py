@@ -1,4 +1,4 @@
-"""The command line: `python -m glyphkit train | evaluate | predict | calibrate | lr-find | bench`.
+"""The command line: `python -m glyphkit train | evaluate | predict | calibrate | export | lr-find | bench`.
 
 `train` keeps the original specification's flags and defaults (`--split balanced --batch-size 128 --epochs 50
 --lr 0.001 --output-dir outputs --seed 42`, `--lr-finder`, `--skip-eval`). A user's mistake prints one line
@@ -17,6 +17,7 @@ from glyphkit import distributed, workflows
 from glyphkit.bench import run_benchmark
 from glyphkit.config import PRESETS, SCHEDULERS, Config, ConfigError, apply_preset
 from glyphkit.data import DataError
+from glyphkit.export import FORMATS, PARITY_IMAGES, ExportError, describe_parity, export_run
 from glyphkit.inference import load_trained_run
 from glyphkit.lr_finder import save_lr_choice
 from glyphkit.predict import predict, prediction_rows, save_crops, write_predictions
@@ -35,6 +36,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return value
 
 
@@ -180,6 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(_add_run_command(sub, "calibrate", help="fit a run's temperature on its validation images",
                                     description="Temperature scaling for a run trained before glyphkit "
                                     "calibrated by itself."))
+
+    x = _add_run_command(sub, "export", help="export a run's model to ONNX or torch.export (.pt2), checked",
+                         description="Export a run's model as one file that runs without glyphkit: 0..255 glyphs "
+                         "in, probabilities out, the class characters inside. The export is checked against the "
+                         "PyTorch network on test images and written only if it computes the same.")
+    x.add_argument("--format", choices=sorted(FORMATS), default="onnx", help="onnx (onnxruntime: services, "
+                   "browsers, phones) or torch (a .pt2 for torch.export.load) (default: onnx)")
+    x.add_argument("--output", metavar="FILE", help="where to write it (default: RUN_DIR/model.onnx or model.pt2)")
+    x.add_argument("--checkpoint", default="best_model.pth", help="checkpoint file in the run folder")
+    x.add_argument("--parity-images", type=_non_negative_int, default=PARITY_IMAGES, metavar="N",
+                   help=f"test images the export is checked on (default: {PARITY_IMAGES:,}; 0: the whole split)")
+    x.add_argument("--data-dir", default=argparse.SUPPRESS, help="folder with the run's split (default: the run's)")
+    x.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    x.add_argument("--no-progress", action="store_true", help=argparse.SUPPRESS)
 
     b = sub.add_parser("bench", help="measure speed and time-to-accuracy (see README, 'Benchmark')",
                        description="Benchmark throughput and time to accuracy on real data.")
@@ -333,8 +358,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    result = export_run(args.run_dir, args.format, args.output, checkpoint=args.checkpoint,
+                        parity_images=args.parity_images, data_dir=getattr(args, "data_dir", None), log=_log)
+    _log(f"checked against PyTorch {describe_parity(result.parity)}")
+    size = result.path.stat().st_size / 2**20
+    _log(f"exported {result.path} ({result.metadata['exporter']}, {size:.1f} MB; "
+         f"{len(result.metadata['classes'])} classes{', calibrated' if result.metadata['output']['calibrated'] else ''})")
+    if args.format == "onnx":
+        _log(f"read images with it (no torch needed): python -m glyphkit.runtime_onnx {result.path} IMAGE...")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "lr-find": cmd_lr_find, "bench": cmd_bench,
-            "predict": cmd_predict, "calibrate": cmd_calibrate}
+            "predict": cmd_predict, "calibrate": cmd_calibrate, "export": cmd_export}
 
 
 class Terminated(KeyboardInterrupt):
@@ -374,7 +411,7 @@ def run_command(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:  # the message says how to resume
         _log(f"\n{exc}")
         return _interrupted_status(exc.__cause__)
-    except (ConfigError, DataError, CheckpointError, RunFolderExists, ValueError) as exc:
+    except (ConfigError, DataError, CheckpointError, RunFolderExists, ExportError, ValueError) as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

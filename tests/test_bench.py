@@ -16,7 +16,12 @@ def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     assert result["throughput"]["default"]["model"] == "glyphnet"  # (c) is the default network
     assert result["throughput"]["default"]["infer_images_per_s"] > 0
     assert result["throughput"]["default"]["infer_compiled_images_per_s"] > 0
+    exported = result["exported_inference"]  # the ONNX export beside PyTorch eager, batch 256 and one glyph
+    for runtime in ("pytorch_eager", "pytorch_eager_fp32", "onnxruntime"):
+        assert exported[runtime]["batch256_images_per_s"] > 0 and exported[runtime]["batch1_latency_ms"] > 0
+    assert exported["precision"]["onnxruntime"] == "fp32"
     assert result["accuracy"]["epochs"][0]["epoch"] == 1
     assert 0 <= result["accuracy"]["final"]["plain"]["test_acc"] <= 1
     table = (out / "bench.md").read_text()
-    assert "(a) original" in table and "(b28)" in table and "Time to accuracy" in table and result["machine"]["torch"] in table
+    assert "(a) original" in table and "(b28)" in table and "Time to accuracy" in table
+    assert "| ONNX export in onnxruntime | fp32 |" in table and result["machine"]["torch"] in table

@@ -1,0 +1,291 @@
+"""A trained run as one self-describing file for use outside glyphkit: ONNX (onnxruntime in a service, a browser
+or a phone) or torch.export's `.pt2` (PyTorch without glyphkit's code).
+
+    glyphkit export outputs --format onnx          # -> outputs/model.onnx
+    from glyphkit.export import export_run
+    export_run("outputs", "torch")                 # -> outputs/model.pt2 and outputs/model.pt2.json
+
+What is exported is a `GlyphClassifier`: the run's network with everything a user would otherwise have to
+reproduce around it folded into the graph. Input: float32 [N, 1, 28, 28] upright glyphs with pixel values 0..255
+(ink bright on black, as `glyphkit.preprocess` makes them); the division by 255, the padding to the network's
+input size and the training set's normalisation happen inside; output: probabilities [N, classes], calibrated
+by the run's temperature when it has one. The class characters, the input layout, the preprocessing expected,
+the run's test accuracy and the checkpoint's SHA-256 travel inside the file (ONNX metadata_props; for `.pt2`
+its extra files and a JSON beside it).
+
+Every export is checked before it is written: the exported graph and the PyTorch network read the same test
+images, and an export whose probabilities or answers differ is an error, since exporters have shipped bugs
+that silently change outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+import glyphkit
+from glyphkit.batches import pad_to_size
+from glyphkit.inference import INFERENCE_BATCH, Predictor, load_trained_run
+from glyphkit.rundir import BEST, atomic_write, checkpoint_path, write_json
+
+FORMATS = {"onnx": ".onnx", "torch": ".pt2"}  # --format -> file suffix
+METADATA_KEY = "glyphkit"  # the ONNX metadata_props entry (and .pt2 extra file) that holds the JSON description
+INPUT_NAME, OUTPUT_NAME = "glyphs", "probabilities"
+TRACE_BATCH = 4  # example batch the graph is traced with: >= 2, since torch.export fixes dimensions of size 1
+PARITY_IMAGES = 5000  # test images each export is checked on (0: the run's whole test split)
+MAX_PROBABILITY_DIFFERENCE = 1e-4  # largest |p_exported - p_pytorch| accepted (fp32 both: ~1e-6 is usual)
+MIN_TOP1_AGREEMENT = 0.999  # share of the checked images whose answer must be the same
+ONNX_OPSET = 18
+INSTALL_HINT = 'pip install "glyphkit[onnx]" (the packages onnx, onnxscript and onnxruntime)'
+PREPROCESSING = ("glyphkit.preprocess (EMNIST's own conversion: Gaussian blur sigma 1, crop to the ink, centre in a "
+                 "square keeping the aspect ratio, 2-pixel margin, bicubic resize to 28x28, 0..255)")
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be made or failed its check, with a message that says why and what to do."""
+
+
+class GlyphClassifier(nn.Module):
+    """A run's network as users meet it: 0..255 glyphs in, calibrated probabilities out.
+
+    The steps `Predictor` applies around the network (scale to [0, 1], pad to the input size, normalise by the
+    training set's mean and std; softmax of the logits over the temperature) are part of the graph, so an
+    exported file needs nothing of glyphkit's but the glyph preprocessing.
+    """
+
+    def __init__(self, network: nn.Module, *, mean: float, std: float, input_size: int, temperature: float = 1.0):
+        super().__init__()
+        self.network = network.eval()
+        self.mean, self.std, self.input_size, self.temperature = mean, std, input_size, temperature
+
+    @classmethod
+    def from_predictor(cls, predictor: Predictor) -> "GlyphClassifier":
+        """fp32, on the CPU, in the default memory layout: what exporters and every runtime expect."""
+        c = predictor.config
+        network = predictor.model.float().cpu().to(memory_format=torch.contiguous_format)
+        return cls(network, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
+                   temperature=predictor.temperature)
+
+    def forward(self, glyphs: torch.Tensor) -> torch.Tensor:
+        x = pad_to_size(glyphs / 255.0, self.input_size)
+        return torch.softmax(self.network((x - self.mean) / self.std) / self.temperature, dim=1)
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    metadata: dict[str, Any]
+
+    @property
+    def parity(self) -> dict[str, Any]:
+        return self.metadata["parity"]
+
+
+def missing_packages(format: str) -> list[str]:
+    """The exporter/runtime packages `format` needs that are not installed."""
+    needed = ["onnx", "onnxscript", "onnxruntime"] if format == "onnx" else []
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
+def export_run(run_dir: str | os.PathLike, format: str = "onnx", output: str | os.PathLike | None = None, *,
+               checkpoint: str | os.PathLike = BEST, parity_images: int = PARITY_IMAGES,
+               data_dir: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> ExportResult:
+    """Export a run's checkpoint to `output` (default: RUN_DIR/model.onnx or model.pt2), check it against the
+    PyTorch network on `parity_images` test images (0: all), and write it only if it passes."""
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    if missing := missing_packages(format):
+        raise ExportError(f"exporting to {format} needs {', '.join(missing)}, which is not installed: {INSTALL_HINT}")
+    output = Path(output) if output else Path(run_dir) / f"model{FORMATS[format]}"
+    check_writable(output)
+    source = checkpoint_path(run_dir, checkpoint)
+    run = load_trained_run(run_dir, checkpoint=checkpoint, data_dir=data_dir, device="cpu", compile_model=False,
+                           limit_test=parity_images or None)
+    classifier = GlyphClassifier.from_predictor(run.predictor)
+    glyphs = run.images.unsqueeze(1).float()  # [N, 1, 28, 28], 0..255: what the exported graph takes
+    reference = classifier_probabilities(classifier, glyphs)
+    with tempfile.TemporaryDirectory(prefix="glyphkit-export-") as tmp:
+        draft = Path(tmp) / f"model{FORMATS[format]}"
+        exporter = export_onnx(classifier, draft, log) if format == "onnx" else export_torch(classifier, draft)
+        exported = (onnx_probabilities(draft, glyphs.numpy()) if format == "onnx"
+                    else classifier_probabilities(torch.export.load(draft).module(), glyphs))
+        parity = compare(reference, exported, run.labels.numpy())
+        parity.update(images=len(glyphs), split=run.split, reference="PyTorch, fp32, eager")
+        if not parity["passed"]:
+            raise ExportError(f"the {format} export of {source} does not compute what the PyTorch network does "
+                              f"({describe_parity(parity)}); nothing was written. Try the other --format, or "
+                              "another torch/onnx version")
+        metadata = describe_export(run, source, format, exporter, parity)
+        save_with_metadata(draft, output, format, metadata)
+    return ExportResult(output, format, metadata)
+
+
+def check_writable(output: Path) -> None:
+    """Refuse an output path that cannot be written before minutes are spent on the export."""
+    if output.is_dir():
+        raise ExportError(f"--output {output} is a folder; give a file name such as {output / 'model.onnx'}")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output.parent):
+            pass
+    except OSError as exc:
+        raise ExportError(f"cannot write {output} ({exc.strerror or exc}); choose another --output") from exc
+
+
+@torch.no_grad()
+def classifier_probabilities(module: Callable[[torch.Tensor], torch.Tensor], glyphs: torch.Tensor,
+                             batch_size: int = INFERENCE_BATCH) -> np.ndarray:
+    """Probabilities [N, classes] of a GlyphClassifier (or its exported program) for float glyphs, in batches."""
+    return torch.cat([module(glyphs[i:i + batch_size]) for i in range(0, len(glyphs), batch_size)]).numpy()
+
+
+def onnx_probabilities(path: str | os.PathLike, glyphs: np.ndarray, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.concatenate([session.run(None, {INPUT_NAME: glyphs[i:i + batch_size]})[0]
+                           for i in range(0, len(glyphs), batch_size)])
+
+
+def _dynamic_batch() -> dict:
+    return {INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=2**20)}}
+
+
+def example_glyphs() -> torch.Tensor:
+    return torch.rand(TRACE_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 255
+
+
+def export_onnx(classifier: GlyphClassifier, path: Path, log: Callable[[str], None] = print) -> str:
+    """ONNX through the dynamo exporter (torch.export), with a dynamic batch dimension; if that exporter fails,
+    the TorchScript-based one, with a warning. Returns which exporter made the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's own chatter; its failures raise
+            program = torch.onnx.export(classifier, (example_glyphs(),), dynamo=True, input_names=[INPUT_NAME],
+                                        output_names=[OUTPUT_NAME], dynamic_shapes=_dynamic_batch(),
+                                        opset_version=ONNX_OPSET, verbose=False)
+        program.save(str(path))
+        return "torch.onnx dynamo"
+    except Exception as exc:  # noqa: BLE001 - any exporter failure: the older exporter may still work
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        log(f"warning: the dynamo ONNX exporter failed ({type(exc).__name__}: {first}); "
+            "using the TorchScript-based exporter instead")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its deprecation notice and tracer warnings: the parity check decides
+        torch.onnx.export(classifier, (example_glyphs(),), str(path), dynamo=False, input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME], opset_version=ONNX_OPSET,
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+    return "torch.onnx torchscript"
+
+
+def export_torch(classifier: GlyphClassifier, path: Path) -> str:
+    program = torch.export.export(classifier, (example_glyphs(),), dynamic_shapes=_dynamic_batch())
+    torch.export.save(program, path)
+    return "torch.export"
+
+
+def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """How closely the exported graph matches the PyTorch network, and whether that passes."""
+    difference = float(np.abs(reference - exported).max()) if len(reference) else 0.0
+    same = float((reference.argmax(1) == exported.argmax(1)).mean()) if len(reference) else 1.0
+    return {"max_probability_difference": difference, "top1_agreement": same,
+            "accuracy_pytorch": float((reference.argmax(1) == labels).mean()) if len(labels) else None,
+            "accuracy_exported": float((exported.argmax(1) == labels).mean()) if len(labels) else None,
+            "passed": difference <= MAX_PROBABILITY_DIFFERENCE and same >= MIN_TOP1_AGREEMENT}
+
+
+def describe_parity(parity: dict[str, Any]) -> str:
+    return (f"on {parity['images']:,} {parity['split']} test images: same answer for "
+            f"{parity['top1_agreement']:.2%}, largest probability difference {parity['max_probability_difference']:.1e}"
+            f" (limits: {MIN_TOP1_AGREEMENT:.1%}, {MAX_PROBABILITY_DIFFERENCE:.0e})")
+
+
+def describe_export(run, source: Path, format: str, exporter: str, parity: dict[str, Any]) -> dict[str, Any]:
+    """The JSON that travels with the exported file: what goes in, what comes out, where it came from."""
+    c = run.config
+    return {
+        "glyphkit_version": glyphkit.__version__, "format": format, "exporter": exporter, "torch": torch.__version__,
+        "classes": list(c.classes), "model": c.model, "split": run.split,
+        "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["batch", 1, 28, 28], "range": [0, 255],
+                  "glyph": "upright, ink bright (255) on a black (0) background", "preprocessing": PREPROCESSING},
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(c.classes)],
+                   "meaning": "probability of each class, in the order of 'classes'",
+                   "temperature": run.predictor.temperature, "calibrated": run.predictor.temperature != 1.0},
+        "folded_in": {"scale": 1 / 255, "mean": c.norm_mean, "std": c.norm_std, "network_input_size": c.input_size},
+        "checkpoint": run.checkpoint, "checkpoint_sha256": sha256(source),
+        "test_accuracy": run_test_accuracy(source.parent, run.checkpoint), "parity": parity,
+    }
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_test_accuracy(run_dir: Path, checkpoint: str) -> dict[str, float] | None:
+    """The accuracy `glyphkit evaluate` last wrote for this checkpoint (metrics.json), if any."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or metrics.get("checkpoint") != checkpoint:
+        return None
+    found = {"split": metrics.get("split"), "images": metrics.get("num_test_images"), "accuracy": metrics.get("accuracy")}
+    if isinstance(metrics.get("tta_metrics"), dict):
+        found["accuracy_tta"] = metrics["tta_metrics"].get("accuracy")
+    return found
+
+
+def save_with_metadata(draft: Path, output: Path, format: str, metadata: dict[str, Any]) -> None:
+    """Write the checked draft to `output` atomically, its description inside (and for .pt2 also beside) it."""
+    text = json.dumps(metadata, ensure_ascii=False)
+    if format == "onnx":
+        import onnx
+
+        model = onnx.load(str(draft))
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, text
+        model.producer_name, model.producer_version = "glyphkit", glyphkit.__version__
+        atomic_write(output, lambda tmp: onnx.save(model, str(tmp)))
+    else:
+        program = torch.export.load(draft)
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: torch.export.save warns about a path not ending in .pt2
+                torch.export.save(program, f, extra_files={METADATA_KEY + ".json": text})
+
+        atomic_write(output, save)
+        write_json(sidecar_path(output), metadata)
+
+
+def sidecar_path(output: Path) -> Path:
+    """model.pt2 -> model.pt2.json: the description beside a .pt2, readable without loading it."""
+    return output.with_name(output.name + ".json")
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The description stored in an exported file (.onnx or .pt2)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(props[METADATA_KEY])
+    extra = {METADATA_KEY + ".json": ""}
+    torch.export.load(path, extra_files=extra)
+    return json.loads(extra[METADATA_KEY + ".json"])
+

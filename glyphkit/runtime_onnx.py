@@ -1,0 +1,137 @@
+"""Read handwriting with an exported ONNX model, without PyTorch: onnxruntime, numpy, Pillow and scikit-image.
+
+    python -m glyphkit.runtime_onnx outputs/model.onnx my_glyphs/ note.png [--segment]
+
+    from glyphkit.runtime_onnx import OnnxGlyphReader
+    reader = OnnxGlyphReader("outputs/model.onnx")
+    reader.read(["note.png"], segment=True)[0]["text"]
+
+Images go through `glyphkit.preprocess`, the same conversion `glyphkit predict` uses, so the exported model sees
+the glyphs the PyTorch one would. Neither this module nor glyphkit.preprocess imports torch: on a machine that
+should not carry PyTorch, `pip install --no-deps glyphkit` and then `pip install onnxruntime numpy pillow
+scikit-image` is enough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError, glyphs_from_file, image_files
+
+METADATA_KEY = "glyphkit"  # as glyphkit.export writes it (that module imports torch, so it is not imported here)
+BATCH = 256  # glyphs per onnxruntime call
+
+
+class ModelError(ValueError):
+    """A file that is not a glyphkit ONNX export, or that onnxruntime cannot open."""
+
+
+class OnnxGlyphReader:
+    """An exported glyphkit model in onnxruntime: glyphs in, calibrated probabilities and characters out."""
+
+    def __init__(self, path: str | os.PathLike):
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise ModelError("reading an ONNX model needs onnxruntime: pip install onnxruntime") from exc
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"no model at {path}; make one with: glyphkit export RUN_DIR --format onnx")
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.metadata = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+        except KeyError:
+            raise ModelError(f"{path} is an ONNX model but not one glyphkit exported (no '{METADATA_KEY}' "
+                             "metadata): make one with glyphkit export") from None
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for damaged files
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"{path} cannot be opened as an ONNX model ({first}); export it again") from exc
+        self.path = path
+        self.classes: list[str] = self.metadata["classes"]
+        self.input_name = self.metadata["input"]["name"]
+
+    def probabilities(self, glyphs: np.ndarray) -> np.ndarray:
+        """Probabilities [N, classes] for upright uint8 (or 0..255 float) glyphs [N, 28, 28]."""
+        x = np.asarray(glyphs, dtype=np.float32).reshape(-1, 1, 28, 28)
+        if not len(x):
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return np.concatenate([self.session.run(None, {self.input_name: x[i:i + BATCH]})[0]
+                               for i in range(0, len(x), BATCH)])
+
+    def read(self, inputs: list[str | os.PathLike], *, segment: bool = False, polarity: str = "auto",
+             top_k: int = 5, min_confidence: float = 0.0) -> list[dict[str, Any]]:
+        """One answer per image file (folders are read recursively): its glyphs' top characters, or its error.
+        All glyphs of all files go through the model in one batched pass."""
+        results, glyphs = [], []
+        for file in image_files(list(inputs)):
+            try:
+                found = glyphs_from_file(file, segment=segment, polarity=polarity)
+            except ImageError as exc:
+                results.append({"file": str(file), "error": str(exc), "glyphs": []})
+                continue
+            results.append({"file": str(file), "error": None,
+                            "glyphs": [{"index": i, "box": list(g.box)} for i, g in enumerate(found)]})
+            glyphs += [g.image for g in found]
+        probabilities = self.probabilities(np.stack(glyphs) if glyphs else np.zeros((0, 28, 28), np.uint8))
+        rows = iter(probabilities)
+        for result in results:
+            for glyph in result["glyphs"]:
+                p = next(rows)
+                best = np.argsort(-p)[:top_k]
+                glyph["top"] = [(self.classes[c], float(p[c])) for c in best]
+                glyph["prediction"] = self.classes[best[0]] if p[best[0]] >= min_confidence else "unsure"
+            result["text"] = "".join("?" if g["prediction"] == "unsure" else g["prediction"] for g in result["glyphs"])
+        return results
+
+
+def describe(result: dict[str, Any], segment: bool) -> str:
+    """One line per file, as `glyphkit predict` prints it."""
+    if segment:
+        lowest = min((g["top"][0][1] for g in result["glyphs"]), default=0.0)
+        return f"{result['file']}: {result['text']!r} ({len(result['glyphs'])} characters, lowest confidence {lowest:.2f})"
+    glyph = result["glyphs"][0]
+    return f"{result['file']}: {glyph['prediction']}  ({', '.join(f'{c} {p:.2f}' for c, p in glyph['top'])})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m glyphkit.runtime_onnx",
+                                     description="Read images of handwriting with a model from `glyphkit export`.")
+    parser.add_argument("model", help="the .onnx file glyphkit export wrote")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", help="image files, or folders (read recursively)")
+    parser.add_argument("--segment", action="store_true", help="each image is a line: read it character by character")
+    parser.add_argument("--polarity", choices=POLARITIES, default="auto", help="ink darker or lighter than the paper")
+    parser.add_argument("--top-k", type=int, default=5, help="characters listed per glyph (default: 5)")
+    parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P", help="answer 'unsure' below P")
+    parser.add_argument("--json", action="store_true", help="print the answers as JSON instead of one line per file")
+    args = parser.parse_args(argv)
+    try:
+        reader = OnnxGlyphReader(args.model)
+        results = reader.read(args.inputs, segment=args.segment, polarity=args.polarity, top_k=max(args.top_k, 1),
+                              min_confidence=args.min_confidence)
+    except (ModelError, ImageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not results:
+        print(f"error: no images in {', '.join(args.inputs)} (looked for {', '.join(IMAGE_SUFFIXES)})", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(results, indent=1, ensure_ascii=False))
+    else:
+        for result in results:
+            if result["error"] is None:
+                print(describe(result, args.segment))
+    failed = [r for r in results if r["error"] is not None]
+    for result in failed:
+        print(f"error: {result['error']}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

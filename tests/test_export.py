@@ -1,0 +1,175 @@
+"""Exporting a run: ONNX and torch.export files that compute what the run's Predictor computes, carry their
+description, refuse to be written when they do not match, and an onnxruntime reader that never imports torch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from glyphkit import cli, export
+from glyphkit.config import Config
+from glyphkit.inference import load_predictor
+from glyphkit.rundir import store_temperature
+from glyphkit.training import Trainer
+from tests.conftest import TINY_CHARS
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+TEMPERATURE = 2.0  # far from 1, so a temperature left out of the graph shows in the probabilities
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_data_dir, tiny_data):
+    """A tiny run of the spec's network family at 32x32 (so the graph must pad), fp32, calibrated."""
+    run = tmp_path_factory.mktemp("run")
+    config = Config(split="tiny", data_dir=str(tiny_data_dir), model="enhanced", width=8, epochs=1, batch_size=64,
+                    mixed_precision=False, device="cpu", val_split=0.2, seed=0)
+    Trainer(config, tiny_data, run, progress=False, log=lambda *_: None, max_batches=3).fit()
+    store_temperature(run / "best_model.pth", TEMPERATURE)
+    return run
+
+
+def expected_probabilities(run_dir, images: torch.Tensor) -> np.ndarray:
+    """What `glyphkit evaluate` and `predict` compute for these glyphs (the run is fp32, so no autocast)."""
+    return load_predictor(run_dir, device="cpu").probabilities(images).numpy()
+
+
+def test_onnx_export_computes_what_the_run_computes_at_any_batch_size(run_dir, tiny_data, tmp_path):
+    import onnxruntime
+
+    path = export.export_run(run_dir, "onnx", tmp_path / "m.onnx", log=lambda *_: None).path
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    images = tiny_data.test_images[:23]
+    want = expected_probabilities(run_dir, images)
+    for batch in (1, 2, 23):  # traced with 4: the batch dimension must stay dynamic
+        got = session.run(None, {"glyphs": images[:batch].numpy().astype(np.float32)[:, None]})[0]
+        np.testing.assert_allclose(got, want[:batch], atol=1e-5)
+    assert np.allclose(want.sum(1), 1) and want.max() < 0.999  # probabilities, softened by the temperature
+
+
+def test_the_file_describes_itself(run_dir, tmp_path):
+    path = export.export_run(run_dir, "onnx", tmp_path / "m.onnx", parity_images=0, log=lambda *_: None).path
+    meta = export.read_metadata(path)
+    assert meta["classes"] == list(TINY_CHARS)
+    assert meta["input"]["shape"] == ["batch", 1, 28, 28] and meta["input"]["range"] == [0, 255]
+    assert meta["output"]["temperature"] == TEMPERATURE and meta["output"]["calibrated"] is True
+    assert meta["checkpoint_sha256"] == hashlib.sha256((run_dir / "best_model.pth").read_bytes()).hexdigest()
+    assert meta["parity"]["images"] == 200 and meta["parity"]["top1_agreement"] == 1.0  # the whole tiny test split
+    assert meta["glyphkit_version"] and meta["model"] == "enhanced"
+
+
+def test_torch_export_round_trip_with_its_description_beside_it(run_dir, tiny_data, tmp_path):
+    path = export.export_run(run_dir, "torch", tmp_path / "m.pt2", log=lambda *_: None).path
+    program = torch.export.load(path)
+    images = tiny_data.test_images[:9]
+    got = program.module()(images.float()[:, None]).detach().numpy()
+    np.testing.assert_allclose(got, expected_probabilities(run_dir, images), atol=1e-5)
+    beside = json.loads((tmp_path / "m.pt2.json").read_text())
+    assert beside == export.read_metadata(path) and beside["classes"] == list(TINY_CHARS)
+
+
+def test_an_export_that_computes_something_else_is_an_error_and_nothing_is_written(run_dir, tmp_path, monkeypatch,
+                                                                                   capsys):
+    def subtly_wrong(path, glyphs, batch_size=256):  # what a buggy exporter does: most answers right, some not
+        p = np.full((len(glyphs), len(TINY_CHARS)), 1 / len(TINY_CHARS), dtype=np.float32)
+        p[:, 0] = 0.5
+        return p
+
+    monkeypatch.setattr(export, "onnx_probabilities", subtly_wrong)
+    output = tmp_path / "m.onnx"
+    assert cli.main(["export", str(run_dir), "--output", str(output)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "does not compute what" in err[0]
+    assert not output.exists() and not list(tmp_path.iterdir())
+
+
+def test_when_the_dynamo_exporter_fails_the_torchscript_one_takes_over(run_dir, tiny_data, tmp_path, monkeypatch):
+    real_export = torch.onnx.export
+
+    def dynamo_broken(*args, **kwargs):
+        if kwargs.get("dynamo"):
+            raise RuntimeError("an exporter bug")
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", dynamo_broken)
+    lines: list[str] = []
+    result = export.export_run(run_dir, "onnx", tmp_path / "m.onnx", log=lines.append)
+    assert result.metadata["exporter"] == "torch.onnx torchscript"
+    assert any(line.startswith("warning:") and "an exporter bug" in line for line in lines)
+    assert result.parity["passed"] and result.parity["top1_agreement"] == 1.0
+
+
+def test_export_command_prints_the_check_and_bad_inputs_get_one_line(run_dir, tmp_path, monkeypatch, capsys):
+    assert cli.main(["export", str(run_dir), "--output", str(tmp_path / "ok.onnx"), "--parity-images", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "on 50 tiny test images: same answer for 100.00%" in out and "ok.onnx" in out
+
+    (tmp_path / "empty").mkdir()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "best_model.pth").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases = {"empty": ([str(tmp_path / "empty")], "no checkpoint"),
+             "corrupt": ([str(corrupt)], "corrupt"),
+             "unwritable": ([str(run_dir), "--output", str(a_file / "m.onnx")], "cannot write")}
+    for name, (args, says) in cases.items():
+        assert cli.main(["export", *args]) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], (name, err)
+
+    real_find_spec = export.importlib.util.find_spec
+    monkeypatch.setattr(export.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a))
+    assert cli.main(["export", str(run_dir), "--output", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "onnxruntime" in err and 'pip install "glyphkit[onnx]"' in err
+
+
+def glyph_png(image: np.ndarray, path) -> None:
+    """A test glyph as a user's scan: dark ink on white paper, 4x larger."""
+    Image.fromarray(255 - image).resize((112, 112), Image.NEAREST).save(path)
+
+
+def test_the_onnx_runtime_reads_images_like_predict_and_never_imports_torch(run_dir, tiny_data, tmp_path, capsys):
+    model = export.export_run(run_dir, "onnx", tmp_path / "m.onnx", log=lambda *_: None).path
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(6):
+        glyph_png(tiny_data.test_images[i * 10].numpy(), folder / f"g{i}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+
+    code = (f"import sys, runpy; sys.argv = ['runtime_onnx', {str(model)!r}, {str(folder)!r}, '--json']\n"
+            "try:\n    runpy.run_module('glyphkit.runtime_onnx', run_name='__main__')\n"
+            "except SystemExit as exc:\n    status = exc.code\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(status)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr  # one file could not be read ...
+    assert done.stderr.strip().splitlines() == [next(line for line in done.stderr.splitlines())]
+    assert "broken.png" in done.stderr and done.stderr.startswith("error: ")
+    answers = {r["file"]: r for r in json.loads(done.stdout)}  # ... and the others were answered
+
+    assert cli.main(["predict", str(run_dir), str(folder), "--no-progress", "--output", str(tmp_path / "p.json")]) == 2
+    capsys.readouterr()
+    predicted = [row for row in json.loads((tmp_path / "p.json").read_text())["predictions"]]
+    assert len(predicted) == 6
+    for row in predicted:
+        top = answers[row["file"]]["glyphs"][0]["top"][0]
+        assert top[0] == row["top1"] and abs(top[1] - row["p1"]) < 1e-4
+
+
+def test_the_onnx_runtime_refuses_a_model_glyphkit_did_not_write(tmp_path):
+    from glyphkit.runtime_onnx import main
+
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    Image.new("L", (40, 40), 255).save(tmp_path / "a.png")
+    assert main([str(tmp_path / "junk.onnx"), str(tmp_path / "a.png")]) == 2
+    assert main([str(tmp_path / "missing.onnx"), str(tmp_path / "a.png")]) == 2
