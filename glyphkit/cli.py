@@ -15,7 +15,7 @@ from pathlib import Path
 
 from glyphkit import distributed, workflows
 from glyphkit.bench import run_benchmark
-from glyphkit.config import PRESETS, SCHEDULERS, Config, ConfigError, apply_preset
+from glyphkit.config import PRECISIONS, PRESETS, SCHEDULERS, Config, ConfigError, apply_preset
 from glyphkit.data import DataError
 from glyphkit.export import FORMATS, PARITY_IMAGES, ExportError, describe_parity, export_run
 from glyphkit.inference import load_trained_run
@@ -27,6 +27,8 @@ from glyphkit.training import Trainer, TrainingDiverged
 from glyphkit.workflows import TrainingInterrupted
 
 DEFAULTS = Config()
+PRECISION_HELP = ("auto: bf16 autocast where the hardware has native bf16 (CPUs with AVX-512 BF16 or AMX, recent "
+                  "GPUs), else fp32 (fp16 AMP on older GPUs); bf16 or fp32 force one (default: auto)")
 
 
 def _positive_int(text: str) -> int:
@@ -124,6 +126,7 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--tta", action="store_true", default=S, help="also report test-time-augmented accuracy")
     t.add_argument("--compile", action="store_true", default=S,
                    help="torch.compile the network for the test-set evaluation (faster inference; needs a C++ compiler)")
+    t.add_argument("--precision", choices=PRECISIONS, default=S, help=PRECISION_HELP)
     t.add_argument("--num-threads", type=_positive_int, default=S,
                    help="torch CPU threads (default: the cores, shared among the processes torchrun starts)")
     t.add_argument("--init-from", metavar="RUN_DIR", default=S,
@@ -172,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(e)
     e.add_argument("--checkpoint", default="best_model.pth", help="checkpoint file in the run folder")
     e.add_argument("--tta", action="store_true", default=None, help="also report test-time-augmented accuracy")
+    e.add_argument("--precision", choices=PRECISIONS, default=None, help="autocast for this evaluation (default: "
+                   "the run's own setting; see train --precision)")
     e.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the network first (faster on big test sets; needs a C++ compiler)")
 
@@ -212,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--output-dir", default="bench_results", help="where the JSON and Markdown results go")
     b.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test, not a measurement)")
     b.add_argument("--skip-accuracy", action="store_true", help="throughput only")
+    b.add_argument("--precision", choices=(*PRECISIONS, "both"), default="auto",
+                   help="precision of the time-to-accuracy runs: auto (this machine's default), bf16, fp32, or both "
+                   "(bf16 and fp32, one after the other) (default: auto); throughput is measured in both")
     return parser
 
 
@@ -289,7 +297,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     workflows.evaluate_run(args.run_dir, split=getattr(args, "split", None), data_dir=getattr(args, "data_dir", None),
                            checkpoint=args.checkpoint, tta=args.tta, limit_test=getattr(args, "limit_test", None),
-                           compile_model=args.compile, progress=not args.no_progress, log=_log)
+                           compile_model=args.compile, precision=args.precision, progress=not args.no_progress,
+                           log=_log)
     return 0
 
 
@@ -315,7 +324,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     run_benchmark(split=getattr(args, "split", "proxy47"), data_dir=getattr(args, "data_dir", None),
                   output_dir=args.output_dir, quick=args.quick, skip_accuracy=args.skip_accuracy,
-                  device=getattr(args, "device", "auto"), log=_log)
+                  device=getattr(args, "device", "auto"), precision=args.precision, log=_log)
     return 0
 
 

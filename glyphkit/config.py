@@ -17,6 +17,7 @@ from typing import Any
 SCHEDULERS = ("cosine", "plateau", "onecycle")
 MONITORS = ("val_loss", "val_acc")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 class ConfigError(ValueError):
@@ -63,7 +64,9 @@ class Config:
     # --- runtime ---
     seed: int = 42  # seeds Python, NumPy and torch
     device: str = "auto"  # auto (cuda if present), cpu or cuda
-    mixed_precision: bool = True  # bf16 autocast on CPUs and GPUs that support it, else fp16 AMP on CUDA
+    # auto: bf16 autocast where the hardware does bf16 natively (CPUs with AVX-512 BF16 or AMX, recent GPUs), fp16
+    # AMP on older GPUs, else fp32; bf16 / fp32 force one (fp32 measures a laptop's speed on a bf16 machine)
+    precision: str = "auto"
     channels_last: bool = True  # NHWC memory layout (faster convolutions on CPU)
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower on CUDA)
     num_threads: int | None = None  # torch threads; None: the cores, shared among the processes on this machine
@@ -91,6 +94,8 @@ class Config:
             (0 <= self.dropout_rate < 1, f"dropout_rate must be in [0, 1), got {self.dropout_rate}"),
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
+            (self.precision in PRECISIONS,
+             f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (self.early_stopping_patience >= 1, "early_stopping_patience must be >= 1"),
             (self.monitor in MONITORS, f"monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}"),
             (self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
@@ -114,6 +119,8 @@ class Config:
     def from_dict(cls, values: dict[str, Any]) -> "Config":
         """Build a Config from a dict, ignoring keys this version does not know (older/newer runs)."""
         known = {f.name for f in dataclasses.fields(cls)}
+        if values.get("mixed_precision") is False and "precision" not in values:  # runs written before --precision
+            values = {**values, "precision": "fp32"}
         return cls(**{k: v for k, v in values.items() if k in known})
 
     @classmethod

@@ -115,15 +115,18 @@ class Predictor:
     its device, autocast (bf16/fp16 where the hardware has it) and memory layout.
 
     compile_model=None follows the config (`compile`); validation during training passes False, since the
-    weights change every epoch and a compiled copy would be rebuilt each time.
+    weights change every epoch and a compiled copy would be rebuilt each time. precision=None follows the
+    config's (`auto`, `bf16`, `fp32`).
     """
 
     def __init__(self, model: nn.Module, config: Config, device: str | torch.device | None = None, *,
-                 batch_size: int = INFERENCE_BATCH, compile_model: bool | None = None, progress: bool = False):
+                 batch_size: int = INFERENCE_BATCH, compile_model: bool | None = None, progress: bool = False,
+                 precision: str | None = None):
         set_threads(config.num_threads)
+        config = config if precision is None else config.replace(precision=precision).validate()
         self.config = config
         self.device = resolve_device(str(device or config.device))
-        self.amp_dtype = autocast_dtype(self.device, config.mixed_precision)
+        self.amp_dtype = autocast_dtype(self.device, config.precision)
         self.model = prepare_model(model, self.device, config.channels_last)
         self.batch_size, self.progress = batch_size, progress
         self.compile_model = config.compile if compile_model is None else compile_model
@@ -219,7 +222,8 @@ class TrainedRun:
 def load_trained_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = BEST, split: str | None = None,
                      data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
                      limit_test: int | None = None, device: str | None = None, progress: bool = False,
-                     compile_model: bool | None = None, part: str = "test") -> TrainedRun:
+                     compile_model: bool | None = None, precision: str | None = None, part: str = "test"
+                     ) -> TrainedRun:
     """Load a checkpoint and the images of its split (or of `data`): `part` "test", or "val" (the validation
     images the run held out, to calibrate on). A split or class set the checkpoint was not trained on is refused.
     split, data_dir and limit_test default to the run's own."""
@@ -237,5 +241,6 @@ def load_trained_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLik
     images, labels = data.part(part)
     if images_given and limit_test is not None and part == "test":  # load_config_split limits what it reads
         images, labels = images[:limit_test], labels[:limit_test]
-    predictor = Predictor.from_checkpoint(state, path, device=device, progress=progress, compile_model=compile_model)
+    predictor = Predictor.from_checkpoint(state, path, device=device, progress=progress, compile_model=compile_model,
+                                          precision=precision)
     return TrainedRun(predictor, images, labels, data.split, name_in_run(path, Path(run_dir)), state)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from glyphkit.config import ConfigError
 from glyphkit.distributed import launched_by_torchrun, local_rank, local_world_size
 
 
@@ -60,16 +61,28 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """The autocast dtype for a device: bf16 on capable CPUs and on CUDA GPUs that have it (Ampere and newer:
-    no loss scaling needed), fp16 on older GPUs, None for plain fp32."""
-    if not enabled:
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for a device and a `precision` setting (None: plain fp32).
+
+    auto: bf16 on CPUs with native bf16 math and on CUDA GPUs that have it (Ampere and newer: no loss scaling
+    needed), fp16 on older GPUs, fp32 elsewhere. bf16 forces bf16 (on a CPU without native bf16 it is emulated
+    and slower than fp32); fp32 forces fp32.
+    """
+    if precision == "fp32":
         return None
     if device.type == "cuda":
+        if precision == "bf16" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bf16; "
+                              "use --precision auto (fp16 AMP) or fp32")
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_supports_bf16():
+    if device.type == "cpu" and (precision == "bf16" or cpu_supports_bf16()):
         return torch.bfloat16
     return None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """'bf16', 'fp16' or 'fp32': how logs, configs and the benchmark name an autocast dtype."""
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

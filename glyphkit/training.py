@@ -28,7 +28,19 @@ from glyphkit.config import Config, ConfigError
 from glyphkit.data import GlyphData, pixel_stats
 from glyphkit.inference import Predictor
 from glyphkit.models import build_model, model_dims
-from glyphkit.runtime import autocast, autocast_dtype, prepare_model, resolve_device, seed_everything, set_threads
+from glyphkit.runtime import (autocast, autocast_dtype, precision_name, prepare_model, resolve_device, seed_everything,
+                              set_threads)
+
+ESTIMATE_STEPS = 12  # batches timed at the start of training for the "an epoch will take about ..." line
+
+
+def format_duration(seconds: float) -> str:
+    """'45 s', '12 min', '1.5 h': a rough duration for a person to read."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def ema_with_warmup(decay: float):
@@ -180,7 +192,7 @@ class Trainer:
         self.progress, self.max_batches = progress and self.world.is_main, max_batches
         self.log = log if self.world.is_main else (lambda *_: None)
         self.on_epoch_end = on_epoch_end  # called after each epoch's checkpoint (the benchmark measures here)
-        self.amp_dtype = autocast_dtype(self.device, self.config.mixed_precision)
+        self.amp_dtype = autocast_dtype(self.device, self.config.precision)
         self.channels_last = self.config.channels_last
         seed_everything(self.config.seed, self.config.deterministic)
         self.model = prepare_model(build_model(self.config), self.device, self.channels_last)
@@ -212,6 +224,7 @@ class Trainer:
         self.train_labels = data.train_labels.to(self.device)
         self._started = False
         self._overwrite = overwrite
+        self._estimated, self._estimate_start = False, None  # the epoch-time estimate, said once per process
 
     # ------------------------------------------------------------------ state
     @property
@@ -344,11 +357,28 @@ class Trainer:
             if step % 20 == 0 or step == self.steps_per_epoch:
                 bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
                                 lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+            if step == 1 or step == ESTIMATE_STEPS:
+                self._estimate_epoch_time(step)
         if self.world.distributed:  # the epoch's numbers over every rank's share
             totals = torch.stack([total_loss, correct.float(), total_loss.new_tensor(seen)])
             distributed.all_reduce_sum(totals)
             total_loss, correct, seen = totals[0], totals[1], int(totals[2].item())
         return total_loss.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+    def _estimate_epoch_time(self, step: int) -> None:
+        """Once per process: after the first ESTIMATE_STEPS batches, say roughly how long an epoch will take (the
+        first batch, slower while kernels are chosen and memory allocated, is left out of the measure)."""
+        if self._estimated:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        if step == 1 or self._estimate_start is None:
+            self._estimate_start = time.perf_counter()
+            return
+        self._estimated = True
+        seconds = (time.perf_counter() - self._estimate_start) / (step - 1) * self.steps_per_epoch
+        self.log(f"an epoch will take about {format_duration(seconds)} (from the first {step} batches"
+                 f"{', ' + precision_name(self.amp_dtype) if self.device.type == 'cpu' else ''})")
 
     def _finite_on_all_ranks(self, value: torch.Tensor) -> bool:
         """Whether `value` is finite on every rank: all ranks then stop together, none waits on the others."""

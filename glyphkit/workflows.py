@@ -25,6 +25,7 @@ from glyphkit.data import GlyphData, load_config_split
 from glyphkit.inference import Predictor, expected_calibration_error, fit_temperature, load_trained_run
 from glyphkit.interpret import TOP_K, Interpretation
 from glyphkit.lr_finder import LRFinderResult, find_lr, load_lr_choice
+from glyphkit.runtime import cpu_supports_bf16, precision_name
 from glyphkit.training import Trainer
 
 Log = Callable[[str], None]
@@ -81,6 +82,18 @@ def choose_lr(config: Config, lr: float | None = None, *, how: str = "given expl
     return config.replace(lr=float(choice["lr"])).validate()
 
 
+def describe_precision(trainer: Trainer) -> str:
+    """Which precision runs and why, so a user on an fp32-only CPU knows what to expect."""
+    name = precision_name(trainer.amp_dtype)
+    if trainer.device.type != "cpu":
+        return name
+    if name == "fp32" and trainer.config.precision == "auto":
+        return "fp32: this CPU has no native bf16"
+    if name == "bf16" and not cpu_supports_bf16():
+        return "bf16, emulated: this CPU has no native bf16, so --precision fp32 is faster here"
+    return name
+
+
 def train(trainer: Trainer, *, log: Log = print) -> Trainer:
     """Fit a new or resumed Trainer, then draw training_history.png; returns it with the best weights loaded.
 
@@ -89,7 +102,7 @@ def train(trainer: Trainer, *, log: Log = print) -> Trainer:
     c, run_dir = trainer.config, trainer.run_dir
     processes = (f" in {c.world_size} processes (batch {c.batch_size} each, global batch {c.global_batch_size})"
                  if trainer.world.distributed else "")
-    log(f"training {c.model} on {trainer.device} ({trainer.amp_dtype or 'fp32'}){processes} for up to {c.epochs} "
+    log(f"training {c.model} on {trainer.device} ({describe_precision(trainer)}){processes} for up to {c.epochs} "
         f"epoch(s), lr {c.lr:.2e}, run folder {run_dir}")
     try:
         trainer.fit()
@@ -137,16 +150,17 @@ def resume(run_dir: str | os.PathLike, *, split: str | None = None, data_dir: st
 def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = rundir.BEST, tta: bool | None = None,
                  split: str | None = None, data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
                  limit_test: int | None = None, device: str | None = None, progress: bool = True,
-                 compile_model: bool | None = None, log: Log = print) -> dict[str, Any]:
+                 compile_model: bool | None = None, precision: str | None = None, log: Log = print) -> dict[str, Any]:
     """Evaluate a run's checkpoint on the test images and write every report and figure into the run folder.
 
     The data come from `data`, else from the checkpoint's split and data folder (each can be overridden).
-    `tta=None` and `compile_model=None` follow the run's config. Deterministic: a second call rewrites an
+    `tta=None`, `compile_model=None` and `precision=None` follow the run's config. Deterministic: a second call rewrites an
     identical metrics.json. Returns the metrics dict that metrics.json holds.
     """
     run_dir = Path(run_dir)
     run = load_trained_run(run_dir, checkpoint=checkpoint, split=split, data_dir=data_dir, data=data,
-                           limit_test=limit_test, device=device, progress=progress, compile_model=compile_model)
+                           limit_test=limit_test, device=device, progress=progress, compile_model=compile_model,
+                           precision=precision)
     use_tta = run.config.tta if tta is None else tta
     log(f"evaluating {run.checkpoint} on {len(run.labels)} {run.split} test images"
         + (" (plain and with TTA)" if use_tta else ""))

@@ -8,9 +8,12 @@ from glyphkit.cli import main
 def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     out = tmp_path / "bench"
     assert main(["bench", "--split", "tiny", "--data-dir", str(tiny_data_dir), "--quick", "--output-dir", str(out),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--precision", "fp32"]) == 0
     result = json.loads((out / "bench.json").read_text())
-    assert set(result["throughput"]) == {"original", "enhanced", "enhanced28", "default"}
+    rows = result["throughput"]
+    assert {"original", "enhanced", "enhanced28", "default"} <= set(rows)
+    for key in ("enhanced", "enhanced28", "default"):  # fp32 side by side with bf16 where the machine has it
+        assert "fp32" in {r["precision"] for k, r in rows.items() if k in (key, key + "_fp32")}
     assert all(r["train_images_per_s"] > 0 for r in result["throughput"].values())
     assert result["throughput"]["enhanced28"]["input_size"] == 28
     assert result["throughput"]["default"]["model"] == "glyphnet"  # (c) is the default network
@@ -20,8 +23,12 @@ def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     for runtime in ("pytorch_eager", "pytorch_eager_fp32", "onnxruntime"):
         assert exported[runtime]["batch256_images_per_s"] > 0 and exported[runtime]["batch1_latency_ms"] > 0
     assert exported["precision"]["onnxruntime"] == "fp32"
-    assert result["accuracy"]["epochs"][0]["epoch"] == 1
-    assert 0 <= result["accuracy"]["final"]["plain"]["test_acc"] <= 1
+    (run,) = result["accuracy"]  # one time-to-accuracy run, in the precision asked for
+    assert run["precision"] == "fp32" and run["config"]["precision"] == "fp32"
+    assert run["epochs"][0]["epoch"] == 1 and "time_to_90_s" in run
+    assert run["time_to_90_s"] is None or run["time_to_90_s"] <= run["epochs"][0]["wall_s"]
+    assert 0 <= run["final"]["plain"]["test_acc"] <= 1
     table = (out / "bench.md").read_text()
-    assert "(a) original" in table and "(b28)" in table and "Time to accuracy" in table
-    assert "| ONNX export in onnxruntime | fp32 |" in table and result["machine"]["torch"] in table
+    assert "(a) original" in table and "(b28)" in table and "Time to 90% test accuracy" in table
+    assert "| ONNX export in onnxruntime | fp32 |" in table and "| fast | fp32 |" in table
+    assert "None" not in table and result["machine"]["torch"] in table

@@ -26,7 +26,7 @@ from glyphkit.config import Config
 from glyphkit.training import Trainer
 data_dir, run_dir, out = sys.argv[1:4]
 config = Config(split="tiny", data_dir=data_dir, output_dir=run_dir, model="glyphnet", width=8, epochs=2,
-                batch_size=16, ema_decay=0.9, mixed_precision=False)
+                batch_size=16, ema_decay=0.9, precision="fp32")
 def save_what_this_rank_holds(trainer):
     torch.save({"model": trainer.model.state_dict(), "evaluated": trainer.eval_model.state_dict()},
                f"{out}/rank{trainer.world.rank}_epoch{trainer.epoch}.pt")

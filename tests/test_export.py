@@ -31,7 +31,7 @@ def run_dir(tmp_path_factory, tiny_data_dir, tiny_data):
     """A tiny run of the spec's network family at 32x32 (so the graph must pad), fp32, calibrated."""
     run = tmp_path_factory.mktemp("run")
     config = Config(split="tiny", data_dir=str(tiny_data_dir), model="enhanced", width=8, epochs=1, batch_size=64,
-                    mixed_precision=False, device="cpu", val_split=0.2, seed=0)
+                    precision="fp32", device="cpu", val_split=0.2, seed=0)
     Trainer(config, tiny_data, run, progress=False, log=lambda *_: None, max_batches=3).fit()
     store_temperature(run / "best_model.pth", TEMPERATURE)
     return run
