@@ -211,7 +211,12 @@ def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple
     if not interactive:
         _log(f"LR finder suggests {suggestion:.2e}; no terminal to ask, so it is used (instead of {current:.2e})")
         return suggestion, True
-    answer = input(f"LR finder suggests {suggestion:.2e} (current {current:.2e}). Use it? [Y/n or a number] ").strip()
+    try:
+        answer = input(f"LR finder suggests {suggestion:.2e} (current {current:.2e}). Use it? [Y/n or a number] ")
+    except EOFError:  # Ctrl-D, or a closed stdin that still claims to be a terminal
+        raise ConfigError(f"no answer to the LR finder's question (end of input); run again and answer it, or pass "
+                          f"--lr {suggestion:.2e} to take the suggestion without being asked") from None
+    answer = answer.strip()
     if answer.lower() in ("", "y", "yes"):
         return suggestion, True
     if answer.lower() in ("n", "no"):

@@ -155,8 +155,10 @@ def read_history(run_dir: str | os.PathLike, state: dict[str, Any] | None = None
     if path.is_file():
         try:
             history = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # ValueError: invalid JSON, or bytes that are not text
             history = None
+    if not isinstance(history, dict):  # valid JSON but no object (null, a list): as good as missing
+        history = None
     if history is None and state is not None:
         history = state.get("history")
     return history if history and history.get("epoch") else None
@@ -200,7 +202,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if (not isinstance(state, dict) or "model" not in state or "config" not in state
             or not isinstance(state["config"], dict)):
         raise CheckpointError(f"{path} is not a glyphkit checkpoint (no model weights and config inside)")
+    for key in ("model", "ema"):
+        if key == "model" or state.get(key):  # "ema" is None when the run kept no average
+            _check_weights(state[key], key, path)
     return state
+
+
+def _check_weights(weights: Any, key: str, path: Path) -> None:
+    """Refuse a checkpoint entry that should be a state dict (names -> tensors) but is not: an edited or foreign
+    file would otherwise fail deep inside torch with a TypeError."""
+    if not isinstance(weights, dict) or not weights or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        got = ("None" if weights is None else f"a {type(weights).__name__}" if not isinstance(weights, dict)
+               else "an empty dict" if not weights else "a dict of other things")
+        raise CheckpointError(f"{path} is not a usable checkpoint: its {key!r} entry should hold the weights "
+                              f"(names -> tensors) but is {got}; use another checkpoint or retrain")
 
 
 def store_temperature(path: str | os.PathLike, temperature: float) -> None:

@@ -25,7 +25,7 @@ import torch
 
 from glyphkit import rundir as ckpt
 from glyphkit import cli
-from glyphkit.config import Config
+from glyphkit.config import Config, ConfigError
 from glyphkit.data import DataError, load_split
 from glyphkit.synthetic import idx_bytes, write_emnist_split
 from glyphkit.training import Trainer, TrainingDiverged
@@ -234,6 +234,7 @@ BAD_MAPPINGS = {
     "labels with a gap": "0 48\n2 50\n",
     "binary": b"\xff\xfe\x00garbage\x9c",
     "not a character code": "0 99999999\n",
+    "a digit int() cannot read": "0 48\n1 \u00b2\n",  # '\u00b2'.isdigit() is True, int('\u00b2') raises
 }
 
 
@@ -272,6 +273,37 @@ def test_setting_that_config_rejects_is_one_error_line(capsys, tiny_data_dir, tm
 
 
 # ------------------------------------------------------------------------------------------------ run folders
+
+@pytest.mark.parametrize("content", ["null", "[]", "42"])
+def test_config_json_that_is_no_object_is_one_error_line(capsys, run_copy, tiny_data_dir, content):
+    (run_copy / "config.json").write_text(content)
+    before = snapshot(run_copy)
+    code, _, err = run_cli(capsys, *train_args(tiny_data_dir, run_copy))
+    assert_user_error(code, err, str(run_copy), "config.json is unreadable", "--resume", "--overwrite")
+    assert snapshot(run_copy) == before
+    with pytest.raises(ConfigError, match="instead of a JSON object"):
+        Config.load(run_copy / "config.json")
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "\"text\""])
+def test_history_json_that_is_no_object_falls_back_to_the_checkpoint(tmp_path, content):
+    (tmp_path / "history.json").write_text(content)
+    kept = {"epoch": [1], "val_acc": [0.5]}
+    assert ckpt.read_history(tmp_path, {"history": kept}) == kept
+    assert ckpt.read_history(tmp_path) is None
+
+
+def test_ctrl_d_at_the_lr_finder_prompt_is_one_error_line(capsys, tiny_data_dir, tmp_path, monkeypatch):
+    def end_of_input(prompt):
+        raise EOFError
+
+    monkeypatch.setattr(cli.sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("builtins.input", end_of_input)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(tiny_data_dir, out, "--lr-finder", epochs=1))
+    assert_user_error(code, err, "end of input", "--lr")
+    assert checkpoints_in(out) == [] and not (out / "lr.json").exists()
+
 
 def test_existing_run_with_different_config_is_not_overwritten(capsys, run_copy, tiny_data_dir):
     before = snapshot(run_copy)
@@ -384,6 +416,16 @@ def test_resume_checkpoint_whose_weights_do_not_fit_its_config(capsys, run_copy,
     code, _, err = run_cli(capsys, "train", "--resume", run_copy, "--data-dir", tiny_data_dir, *FAST)
     assert_user_error(code, err, str(run_copy / ckpt.LATEST), "does not fit the glyphnet network", "size mismatch")
     assert snapshot(run_copy) == before
+
+
+@pytest.mark.parametrize("weights", [None, [1, 2, 3], torch.zeros(3), {"conv.weight": "not a tensor"}, {}],
+                         ids=["None", "list", "tensor", "dict of strings", "empty dict"])
+def test_evaluate_checkpoint_whose_model_is_not_a_state_dict(capsys, run_copy, tiny_data_dir, weights):
+    state = torch.load(run_copy / ckpt.BEST, weights_only=True)
+    state["model"], state["ema"] = weights, None
+    torch.save(state, run_copy / ckpt.BEST)
+    code, _, err = run_cli(capsys, "evaluate", run_copy, "--data-dir", tiny_data_dir, "--no-progress")
+    assert_user_error(code, err, str(run_copy / ckpt.BEST), "'model' entry", "use another checkpoint")
 
 
 class _Payload:
