@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import signal
 import sys
 from pathlib import Path
+
+import torch
 
 from glyphkit import distributed, workflows
 from glyphkit.bench import run_benchmark
@@ -20,12 +23,15 @@ from glyphkit.data import DataError
 from glyphkit.inference import load_trained_run
 from glyphkit.lr_finder import save_lr_choice
 from glyphkit.predict import predict, prediction_rows, save_crops, write_predictions
-from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES
+from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError
 from glyphkit.rundir import LR_CHOICE, CheckpointError, RunFolderExists
 from glyphkit.training import Trainer, TrainingDiverged
 from glyphkit.workflows import TrainingInterrupted
 
 DEFAULTS = Config()
+# glyphkit's own errors for a user's mistake (a setting, a file, a folder): one `error:` line and exit status 2.
+# Any other exception is a bug in glyphkit or below it, and shows its traceback.
+USER_ERRORS = (ConfigError, DataError, CheckpointError, RunFolderExists, ImageError)
 
 
 def _positive_int(text: str) -> int:
@@ -372,14 +378,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run one command. A user's mistake becomes one `error:` line and exit status 2 (README, "When things go
-    wrong"); --debug lets the exception through."""
+    """Run one command. A user's mistake (USER_ERRORS) becomes one `error:` line and exit status 2 (README, "When
+    things go wrong"); anything else is a bug and keeps its traceback; --debug lets every exception through."""
     try:
         return COMMANDS[args.command](args)
     except TrainingInterrupted as exc:  # the message says how to resume
         _log(f"\n{exc}")
         return _interrupted_status(exc.__cause__)
-    except (ConfigError, DataError, CheckpointError, RunFolderExists, ValueError) as exc:
+    except USER_ERRORS as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
@@ -389,10 +395,10 @@ def run_command(args: argparse.Namespace) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except RuntimeError as exc:  # e.g. --device cuda without a GPU
-        if args.debug or "cuda" not in str(exc).lower():
+    except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError too
+        if args.debug or not is_out_of_memory(exc):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {out_of_memory_advice(exc, args)}", file=sys.stderr)
         return 2
     except OSError as exc:  # unwritable folder, disk full: the message names the file
         if args.debug:
@@ -406,3 +412,21 @@ def run_command(args: argparse.Namespace) -> int:
             raise
         print("terminated" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
         return _interrupted_status(exc)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """The GPU ran out of memory: torch.OutOfMemoryError, or the RuntimeError older code paths raise."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+
+
+def out_of_memory_advice(exc: BaseException, args: argparse.Namespace) -> str:
+    """One line instead of torch's page: how much was asked for, and the setting to lower."""
+    asked = re.search(r"Tried to allocate [\d.]+ ?\w+", str(exc))
+    what = f"the GPU ran out of memory ({asked.group(0)})" if asked else "the GPU ran out of memory"
+    if getattr(args, "resume", None):
+        return f"{what}; a resumed run keeps its batch size, so start a new run with a lower --batch-size"
+    if args.command in ("train", "lr-find"):
+        batch = getattr(args, "batch_size", None)
+        return (f"{what}; lower --batch-size" + (f" (now {batch})" if batch else "") + ", e.g. to half, or stop "
+                "other programs using the GPU")
+    return f"{what}; stop other programs using the GPU, or run on the CPU with --device cpu"

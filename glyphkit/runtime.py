@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from glyphkit.config import ConfigError
 from glyphkit.distributed import launched_by_torchrun, local_rank, local_world_size
 
 
@@ -19,7 +20,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
     if name == "cuda" and launched_by_torchrun():
         return torch.device("cuda", local_rank())
     return torch.device(name)

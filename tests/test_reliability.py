@@ -715,3 +715,55 @@ def test_debug_shows_traceback_and_plain_run_does_not(tmp_path, tiny_data_dir):
     assert "Traceback" not in plain_err and plain_err.startswith("error: split 'tinny' not found")
     assert debug.returncode != 0
     assert "Traceback" in debug_err and "DataError" in debug_err
+
+
+INTERNAL_BUG = """
+import sys
+from glyphkit import cli, workflows
+def load_data(config, **kwargs):
+    raise ValueError("an internal bug, not the user's mistake")
+workflows.load_data = load_data
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_internal_value_error_is_a_crash_with_traceback(tmp_path, tiny_data_dir):
+    """Only glyphkit's own error types are a user's mistake; a bare ValueError from inside is a bug to report."""
+    proc = _spawn(*train_args(tiny_data_dir, tmp_path / "run"), cwd=tmp_path, script=INTERNAL_BUG)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert "Traceback" in stderr and "ValueError: an internal bug" in stderr
+    assert not stderr.startswith("error:")
+
+
+def _raise_from_load_data(monkeypatch, exc: BaseException) -> None:
+    def load_data(config, **kwargs):
+        raise exc
+
+    monkeypatch.setattr("glyphkit.workflows.load_data", load_data)
+
+
+TORCH_OOM = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.1 GiB of which "
+             "1.2 GiB is free.\nOf the allocated memory 70 GiB is allocated by PyTorch. If reserved but unallocated "
+             "memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")
+
+
+@pytest.mark.parametrize("exc", [torch.OutOfMemoryError(TORCH_OOM), RuntimeError(TORCH_OOM)],
+                         ids=["OutOfMemoryError", "RuntimeError"])
+def test_cuda_out_of_memory_says_lower_the_batch_size(capsys, tiny_data_dir, tmp_path, monkeypatch, exc):
+    _raise_from_load_data(monkeypatch, exc)
+    code, _, err = run_cli(capsys, *train_args(tiny_data_dir, tmp_path / "run", "--batch-size", "64"))
+    assert_user_error(code, err, "ran out of memory", "Tried to allocate 2.00 GiB", "lower --batch-size (now 64)")
+    assert "PYTORCH_CUDA_ALLOC_CONF" not in err
+
+
+def test_other_cuda_runtime_errors_are_not_blamed_on_the_user(capsys, tiny_data_dir, tmp_path, monkeypatch):
+    _raise_from_load_data(monkeypatch, RuntimeError("CUDA error: device-side assert triggered"))
+    with pytest.raises(RuntimeError, match="device-side assert"):
+        cli.main([str(a) for a in train_args(tiny_data_dir, tmp_path / "run")])
+
+
+def test_device_cuda_without_a_gpu_is_one_error_line(capsys, tiny_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run_cli(capsys, *train_args(tiny_data_dir, tmp_path / "run", "--device", "cuda"))
+    assert_user_error(code, err, "--device cuda", "no CUDA GPU", "--device cpu")
