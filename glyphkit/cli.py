@@ -248,11 +248,31 @@ def lr_from_finder(config: Config, data, progress: bool) -> float:
     return lr
 
 
+# What `train --resume` takes from the command line; every other training flag is the run's own (its config).
+RESUME_USES = ("command", "resume", "split", "data_dir", "limit_test", "model", "epochs", "tta", "skip_eval",
+               "no_progress", "debug")
+
+
+def ignored_on_resume(args: argparse.Namespace) -> list[str]:
+    """The flags the user passed with --resume that it does not use (a flag not given is absent, None or False;
+    `is` keeps a given 0 such as --seed 0)."""
+    return sorted(f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+                  if name not in RESUME_USES and value is not None and value is not False)
+
+
+def _warn(msg: str) -> None:
+    if distributed.is_main_process():
+        print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     if args.resume:
         given = {k: getattr(args, k, None) for k in ("split", "data_dir", "limit_test", "model", "epochs")}
         trainer = workflows.resume(args.resume, **given, progress=progress, log=_log)
+        if ignored := ignored_on_resume(args):  # said once the resume works: a refusal stays one error line
+            _warn(f"ignored with --resume: {', '.join(ignored)}. A resumed run keeps its own settings but --epochs; "
+                  f"to change them, start a new run (--init-from {args.resume} starts it from this run's weights)")
     else:
         config = config_from_args(args)
         workflows.check_new_run(config, args.overwrite)  # before any data is read

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -364,6 +365,30 @@ def test_resume_without_checkpoint(capsys, tmp_path, exists):
         assert snapshot(folder) == before
     else:
         assert not folder.exists()
+
+
+def test_resume_names_the_training_flags_it_ignores(capsys, run_copy, tiny_data_dir):
+    lr = Config.load(run_copy / "config.json").lr
+    code, out, err = run_cli(capsys, "train", "--resume", run_copy, "--epochs", 3, "--data-dir", tiny_data_dir,
+                             "--lr", "0.5", "--preset", "fast", "--seed", "0", "--weight-decay", "0", "--lr-finder",
+                             "--overwrite", "--no-progress", "--skip-eval")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, err
+    assert warnings[0].startswith("warning: ignored with --resume: ")
+    listed, advice = warnings[0].removeprefix("warning: ignored with --resume: ").split(". ", 1)
+    assert set(re.findall(r"--[a-z-]+", listed)) == {"--lr", "--preset", "--seed", "--weight-decay", "--lr-finder",
+                                                      "--overwrite"}, warnings[0]
+    assert "--epochs" in advice  # named as the one setting a resume changes
+    assert Config.load(run_copy / "config.json").lr == lr  # ignored indeed
+    assert_valid_checkpoint(run_copy / ckpt.LATEST, epoch=3)  # --epochs is honoured
+
+
+def test_resume_with_only_the_flags_it_uses_warns_of_nothing(capsys, run_copy, tiny_data_dir):
+    code, _, err = run_cli(capsys, "train", "--resume", run_copy, "--epochs", 3, "--data-dir", tiny_data_dir,
+                           "--split", "tiny", "--model", "glyphnet", "--no-progress", "--skip-eval")
+    assert code == 0, err
+    assert "warning" not in err
 
 
 def test_resume_truncated_checkpoint(capsys, run_copy, tiny_data_dir):
