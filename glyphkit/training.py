@@ -432,6 +432,8 @@ class Trainer:
         if self.world.is_main:  # rank 0 alone writes the run folder
             if not self._started:
                 rundir.prepare_run_dir(self.run_dir, c, self._overwrite)
+            if stale := rundir.remove_stale_temp_files(self.run_dir):
+                self.log(f"removed {len(stale)} temporary file(s) a killed write left in {self.run_dir}")
             rundir.write_config(self.run_dir, c)
         if not self._started:
             self.save()  # epoch 0: a resumable checkpoint exists from the very start

@@ -16,6 +16,7 @@ import pathlib
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -605,6 +606,73 @@ def test_disk_full_on_history_is_a_clear_error(capsys, tiny_data_dir, tmp_path, 
     assert temp_files(out) == []
 
 
+def test_atomic_writes_never_touch_the_umask(tmp_path, monkeypatch):
+    """The umask is process-wide: reading it with os.umask sets it for a moment, for every thread."""
+    def no_umask(mask):
+        raise AssertionError("os.umask was called")
+
+    previous = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", no_umask)
+        ckpt.write_json(tmp_path / "a.json", {"x": 1})
+        ckpt.atomic_write_text(tmp_path / "a.json", "replaced\n")
+        ckpt.save_checkpoint({"model": {"w": torch.ones(2)}, "config": {}}, tmp_path / "c.pth")
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+    for name in ("a.json", "c.pth"):  # the permissions the umask gives a new file: 0o666 & ~0o027
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
+    assert (tmp_path / "a.json").read_text() == "replaced\n" and temp_files(tmp_path) == []
+
+
+def test_atomic_write_fsyncs_the_folder_after_the_rename(tmp_path, monkeypatch):
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        events.append(("fsync", "folder" if stat.S_ISDIR(info.st_mode) else "file", info.st_ino))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", Path(dst).name))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    ckpt.write_json(tmp_path / "run" / "a.json", [1])
+    folder = (tmp_path / "run").stat().st_ino
+    assert events[0][:2] == ("fsync", "file")
+    assert events[1:] == [("replace", "a.json"), ("fsync", "folder", folder)]
+
+
+def test_folder_fsync_is_skipped_where_the_file_system_refuses_it(tmp_path, monkeypatch):
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    ckpt.write_json(tmp_path / "a.json", [1])
+    assert json.loads((tmp_path / "a.json").read_text()) == [1]
+
+
+@pytest.mark.parametrize("how", ["resume", "overwrite"])
+def test_temp_files_a_killed_write_left_are_removed_when_a_run_starts(capsys, run_copy, tiny_data_dir, how):
+    stale = [run_copy / ".latest_checkpoint.pth.k1ll3d00.tmp", run_copy / ".history.json.abcd1234.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    mine = run_copy / ".my-notes.tmp"
+    mine.write_text("the user's own file")
+    argv = (["train", "--resume", run_copy, "--epochs", 3, "--data-dir", tiny_data_dir, "--no-progress",
+             "--skip-eval"] if how == "resume" else train_args(tiny_data_dir, run_copy, "--overwrite", epochs=1))
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert temp_files(run_copy) == [mine] and mine.read_text() == "the user's own file"
+    assert f"removed 2 temporary file(s) a killed write left in {run_copy}" in out
+
+
 # ------------------------------------------------------------------------------------------------ exact resume
 
 class _Killed(KeyboardInterrupt):
@@ -726,6 +794,7 @@ def test_sigkill_mid_save_keeps_previous_checkpoint(capsys, tiny_data_dir, tmp_p
     assert code == 0, err
     assert f"resuming {out} after epoch 1" in text
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=3)
+    assert temp_files(out) == []  # the killed write's file is gone with the resume
 
 
 # ------------------------------------------------------------------------------------------------ tracebacks
