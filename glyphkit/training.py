@@ -377,8 +377,7 @@ class Trainer:
                 last = loss.item()
                 bad = last if not math.isfinite(last) else total_loss.item()
                 raise TrainingDiverged(f"loss became {bad} at epoch {epoch}, step {step}; training stopped. "
-                                       f"{rundir.BEST} and {rundir.LATEST} hold the last good epoch. Lower --lr "
-                                       "(try --lr-finder) and start again")
+                                       + self.divergence_advice())
             self.optimizer_step(loss)
             if per_batch_scheduler:
                 self.scheduler.step()
@@ -392,6 +391,17 @@ class Trainer:
             distributed.all_reduce_sum(totals)
             total_loss, correct, seen = totals[0], totals[1], int(totals[2].item())
         return total_loss.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+    def divergence_advice(self) -> str:
+        """What the run folder holds after a divergence, and what to do: true also when no epoch completed (then
+        there is no best_model.pth, and latest_checkpoint.pth holds only the untrained start)."""
+        lr = self.config.lr
+        if self.epoch == 0:
+            return (f"No epoch completed, so there is no {rundir.BEST} ({rundir.LATEST} holds only the untrained "
+                    f"start). The learning rate {lr:.2e} is likely too high: start again with a lower --lr (e.g. "
+                    f"{lr / 10:.1e}) or --lr-finder, and --overwrite")
+        return (f"{rundir.LATEST} holds the last good epoch ({self.epoch}), {rundir.BEST} the best one. Lower --lr "
+                f"(now {lr:.2e}; try --lr-finder) and start again")
 
     def _finite_on_all_ranks(self, value: torch.Tensor) -> bool:
         """Whether `value` is finite on every rank: all ranks then stop together, none waits on the others."""
@@ -448,8 +458,7 @@ class Trainer:
             if not math.isfinite(val_loss):  # the last steps' update broke the weights: keep the last good files
                 raise TrainingDiverged(f"validation loss became {val_loss} at epoch {self.epoch + 1}, step "
                                        f"{self.steps_per_epoch} (the weights are no longer finite); training "
-                                       f"stopped. {rundir.BEST} and {rundir.LATEST} hold the last good epoch. Lower "
-                                       "--lr (try --lr-finder) and start again")
+                                       "stopped. " + self.divergence_advice())
             lr = self.optimizer.param_groups[0]["lr"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(val_loss)

@@ -504,7 +504,8 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoints(capsys, tiny_d
     _nan_from_epoch(monkeypatch, bad_epoch=2)
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, *train_args(tiny_data_dir, out, epochs=3))
-    assert_user_error(code, err, "loss became nan at epoch 2, step 1", "best_model.pth", "--lr", exit_code=1)
+    assert_user_error(code, err, "loss became nan at epoch 2, step 1", "latest_checkpoint.pth holds the last good "
+                      "epoch (1), best_model.pth the best one", "--lr", exit_code=1)
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=1)
     assert_valid_checkpoint(out / ckpt.BEST, epoch=1)
     assert json.loads((out / "history.json").read_text())["epoch"] == [1]
@@ -515,19 +516,39 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoints(capsys, tiny_d
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=3)
 
 
-def test_weights_broken_by_last_step_do_not_reach_checkpoints(tiny_data, tiny_config, tmp_path, monkeypatch):
-    """Loss finite on every step, but the epoch's last update leaves non-finite weights: caught at validation."""
+def _infinite_weights_after_epoch(monkeypatch, bad_epoch: int) -> None:
+    """Epoch `bad_epoch`'s last update leaves non-finite weights (every step's loss was finite)."""
     real = Trainer.train_one_epoch
 
     def train_one_epoch(self):
         result = real(self)
-        if self.epoch + 1 == 2:
+        if self.epoch + 1 == bad_epoch:
             with torch.no_grad():
                 for p in self.model.parameters():
                     p.fill_(float("inf"))
         return result
 
     monkeypatch.setattr(Trainer, "train_one_epoch", train_one_epoch)
+
+
+@pytest.mark.parametrize("damage, phrase", [(_nan_from_epoch, "loss became nan at epoch 1, step 1"),
+                                            (_infinite_weights_after_epoch, "validation loss became nan at epoch 1")],
+                         ids=["training loss", "validation loss"])
+def test_divergence_in_epoch_1_does_not_promise_a_best_model(capsys, tiny_data_dir, tmp_path, monkeypatch, damage,
+                                                             phrase):
+    damage(monkeypatch, 1)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(tiny_data_dir, out, "--lr", "0.002"))
+    assert_user_error(code, err, phrase, "No epoch completed", "no best_model.pth", "lower --lr (e.g. 2.0e-04)",
+                      "--overwrite", exit_code=1)
+    assert "hold the last good epoch" not in err
+    assert not (out / ckpt.BEST).exists()
+    assert_valid_checkpoint(out / ckpt.LATEST, epoch=0)
+
+
+def test_weights_broken_by_last_step_do_not_reach_checkpoints(tiny_data, tiny_config, tmp_path, monkeypatch):
+    """Loss finite on every step, but the epoch's last update leaves non-finite weights: caught at validation."""
+    _infinite_weights_after_epoch(monkeypatch, 2)
     trainer = Trainer(tiny_config.replace(epochs=3, num_threads=1), tiny_data, tmp_path / "run", progress=False,
                       log=lambda msg: None)
     with pytest.raises(TrainingDiverged, match="epoch 2"):
