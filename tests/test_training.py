@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from glyphkit import rundir as ckpt
+from glyphkit.models import build_model
 from glyphkit.training import EarlyStopping, Trainer
 
 
@@ -32,16 +33,34 @@ def test_training_learns_the_tiny_set(tiny_config, tiny_data, tmp_path):
     assert acc > 0.5  # 20 classes: chance is 0.05
 
 
-def test_checkpoint_round_trip_with_weights_only(tiny_config, tiny_data, tmp_path):
-    trainer = _train(tiny_config.replace(ema_decay=0.9, epochs=1), tiny_data, tmp_path / "run")
+def test_checkpoint_round_trip_with_weights_only(one_thread, tiny_data, tmp_path):
+    """best_model.pth, read with weights_only into a freshly built network with other weights, gives back the
+    weights (trained and EMA) the trainer held when it saved epoch 1, and the same outputs."""
+    saved = {}
+
+    def keep_weights(trainer):  # after epoch 1's checkpoints: the weights the file must hold, copied
+        saved["model"] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        saved["ema"] = {k: v.detach().clone() for k, v in trainer.eval_model.state_dict().items()}
+
+    _train(one_thread.replace(ema_decay=0.9, epochs=1), tiny_data, tmp_path / "run", on_epoch_end=keep_weights)
     path = tmp_path / "run" / "best_model.pth"
     raw = torch.load(path, weights_only=True)  # must not need pickle of any glyphkit class
     assert set(raw) >= {"model", "optimizer", "lr_scheduler", "epoch", "config", "history", "rng", "ema"}
     state = ckpt.load_checkpoint(path)
-    for k, v in trainer.model.state_dict().items():
-        assert torch.equal(state["model"][k], v), k
-    ema_weights = ckpt.eval_state_dict(state)
-    assert set(ema_weights) == set(trainer.model.state_dict())
+    for key, weights in (("model", state["model"]), ("ema", ckpt.eval_state_dict(state))):
+        torch.manual_seed(1234)  # not the run's seed: the fresh network starts from other weights
+        fresh = build_model(ckpt.checkpoint_config(state)).eval()
+        floats = [k for k, v in saved[key].items() if v.is_floating_point()]
+        assert not all(torch.equal(fresh.state_dict()[k], saved[key][k]) for k in floats), key
+        fresh.load_state_dict(weights)
+        for k, v in saved[key].items():
+            assert torch.equal(fresh.state_dict()[k], v), (key, k)
+        reference = build_model(ckpt.checkpoint_config(state)).eval()
+        reference.load_state_dict(saved[key])
+        x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            assert torch.equal(fresh(x), reference(x)), key
+    assert not all(torch.equal(saved["model"][k], saved["ema"][k]) for k in floats)  # EMA really differs
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "onecycle", "plateau"])
