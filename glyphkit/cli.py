@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import signal
 import sys
 from pathlib import Path
+
+import torch
 
 from glyphkit import distributed, workflows
 from glyphkit.bench import run_benchmark
@@ -21,7 +24,7 @@ from glyphkit.export import FORMATS, PARITY_IMAGES, ExportError, describe_parity
 from glyphkit.inference import load_trained_run
 from glyphkit.lr_finder import save_lr_choice
 from glyphkit.predict import predict, prediction_rows, save_crops, write_predictions
-from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES
+from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError
 from glyphkit.rundir import LR_CHOICE, CheckpointError, RunFolderExists
 from glyphkit.training import Trainer, TrainingDiverged
 from glyphkit.workflows import TrainingInterrupted
@@ -29,6 +32,9 @@ from glyphkit.workflows import TrainingInterrupted
 DEFAULTS = Config()
 PRECISION_HELP = ("auto: bf16 autocast where the hardware has native bf16 (CPUs with AVX-512 BF16 or AMX, recent "
                   "GPUs), else fp32 (fp16 AMP on older GPUs); bf16 or fp32 force one (default: auto)")
+# glyphkit's own errors for a user's mistake (a setting, a file, a folder): one `error:` line and exit status 2.
+# Any other exception is a bug in glyphkit or below it, and shows its traceback.
+USER_ERRORS = (ConfigError, DataError, CheckpointError, RunFolderExists, ImageError, ExportError)
 
 
 def _positive_int(text: str) -> int:
@@ -244,7 +250,12 @@ def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple
     if not interactive:
         _log(f"LR finder suggests {suggestion:.2e}; no terminal to ask, so it is used (instead of {current:.2e})")
         return suggestion, True
-    answer = input(f"LR finder suggests {suggestion:.2e} (current {current:.2e}). Use it? [Y/n or a number] ").strip()
+    try:
+        answer = input(f"LR finder suggests {suggestion:.2e} (current {current:.2e}). Use it? [Y/n or a number] ")
+    except EOFError:  # Ctrl-D, or a closed stdin that still claims to be a terminal
+        raise ConfigError(f"no answer to the LR finder's question (end of input); run again and answer it, or pass "
+                          f"--lr {suggestion:.2e} to take the suggestion without being asked") from None
+    answer = answer.strip()
     if answer.lower() in ("", "y", "yes"):
         return suggestion, True
     if answer.lower() in ("n", "no"):
@@ -270,11 +281,31 @@ def lr_from_finder(config: Config, data, progress: bool) -> float:
     return lr
 
 
+# What `train --resume` takes from the command line; every other training flag is the run's own (its config).
+RESUME_USES = ("command", "resume", "split", "data_dir", "limit_test", "model", "epochs", "tta", "skip_eval",
+               "no_progress", "debug")
+
+
+def ignored_on_resume(args: argparse.Namespace) -> list[str]:
+    """The flags the user passed with --resume that it does not use (a flag not given is absent, None or False;
+    `is` keeps a given 0 such as --seed 0)."""
+    return sorted(f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+                  if name not in RESUME_USES and value is not None and value is not False)
+
+
+def _warn(msg: str) -> None:
+    if distributed.is_main_process():
+        print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     if args.resume:
         given = {k: getattr(args, k, None) for k in ("split", "data_dir", "limit_test", "model", "epochs")}
         trainer = workflows.resume(args.resume, **given, progress=progress, log=_log)
+        if ignored := ignored_on_resume(args):  # said once the resume works: a refusal stays one error line
+            _warn(f"ignored with --resume: {', '.join(ignored)}. A resumed run keeps its own settings but --epochs; "
+                  f"to change them, start a new run (--init-from {args.resume} starts it from this run's weights)")
     else:
         config = config_from_args(args)
         workflows.check_new_run(config, args.overwrite)  # before any data is read
@@ -413,14 +444,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run one command. A user's mistake becomes one `error:` line and exit status 2 (README, "When things go
-    wrong"); --debug lets the exception through."""
+    """Run one command. A user's mistake (USER_ERRORS) becomes one `error:` line and exit status 2 (README, "When
+    things go wrong"); anything else is a bug and keeps its traceback; --debug lets every exception through."""
     try:
         return COMMANDS[args.command](args)
     except TrainingInterrupted as exc:  # the message says how to resume
         _log(f"\n{exc}")
         return _interrupted_status(exc.__cause__)
-    except (ConfigError, DataError, CheckpointError, RunFolderExists, ExportError, ValueError) as exc:
+    except USER_ERRORS as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
@@ -430,10 +461,10 @@ def run_command(args: argparse.Namespace) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except RuntimeError as exc:  # e.g. --device cuda without a GPU
-        if args.debug or "cuda" not in str(exc).lower():
+    except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError too
+        if args.debug or not is_out_of_memory(exc):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {out_of_memory_advice(exc, args)}", file=sys.stderr)
         return 2
     except OSError as exc:  # unwritable folder, disk full: the message names the file
         if args.debug:
@@ -447,3 +478,21 @@ def run_command(args: argparse.Namespace) -> int:
             raise
         print("terminated" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
         return _interrupted_status(exc)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """The GPU ran out of memory: torch.OutOfMemoryError, or the RuntimeError older code paths raise."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+
+
+def out_of_memory_advice(exc: BaseException, args: argparse.Namespace) -> str:
+    """One line instead of torch's page: how much was asked for, and the setting to lower."""
+    asked = re.search(r"Tried to allocate [\d.]+ ?\w+", str(exc))
+    what = f"the GPU ran out of memory ({asked.group(0)})" if asked else "the GPU ran out of memory"
+    if getattr(args, "resume", None):
+        return f"{what}; a resumed run keeps its batch size, so start a new run with a lower --batch-size"
+    if args.command in ("train", "lr-find"):
+        batch = getattr(args, "batch_size", None)
+        return (f"{what}; lower --batch-size" + (f" (now {batch})" if batch else "") + ", e.g. to half, or stop "
+                "other programs using the GPU")
+    return f"{what}; stop other programs using the GPU, or run on the CPU with --device cpu"

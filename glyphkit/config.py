@@ -125,10 +125,15 @@ class Config:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Config":
+        """A run's config.json; a file that is unreadable or holds no JSON object is a ConfigError naming it."""
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
+            values = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:  # ValueError: invalid JSON, or bytes that are not text
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(values, dict):
+            raise ConfigError(f"config {path} holds {type(values).__name__} instead of a JSON object of settings; "
+                              "restore it or delete the run folder")
+        return cls.from_dict(values)
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)

@@ -227,7 +227,8 @@ def parse_mapping(text: str, source: str) -> list[str]:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        # isascii: str.isdigit() also accepts digits such as '²' that int() cannot read
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
             raise DataError(f"{source}: line {n} is {line.strip()!r}; expected 'label ascii_code' "
                             "(two integers, e.g. '10 65' for label 10 = 'A')")
         if int(parts[1]) > 0x10FFFF:

@@ -178,7 +178,7 @@ def load_lr_choice(run_dir: str | os.PathLike) -> dict | None:
         return None
     try:
         choice = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # invalid JSON, or bytes that are not text
         raise ConfigError(f"{path} is not valid JSON ({exc}); delete it and run the LR finder again") from exc
     if not isinstance(choice, dict) or not isinstance(choice.get("lr"), (int, float)) or not choice["lr"] > 0:
         raise ConfigError(f"{path} holds no learning rate > 0 under \"lr\"; delete it and run the LR finder again")

@@ -9,8 +9,9 @@ A run folder (`--output-dir`, or the notebooks' `run_dir`) holds one training ru
     history.json, training_history.png  per-epoch numbers and their figure
     metrics.json, classification_report.txt, misclassification_analysis.txt, and the evaluation's figures
 
-Every file is written atomically (a temporary file in the same folder, fsync, one rename): a run killed at any
-moment leaves either the old file or the new one, never half of one.
+Every file is written atomically (a temporary file in the same folder, fsync, one rename, fsync of the folder): a
+run killed at any moment leaves either the old file or the new one, never half of one. The temporary file a
+killed write leaves behind is deleted when a run starts or resumes in the folder.
 
 Checkpoints are one dict of tensors and plain values, read back with `torch.load(weights_only=True)`, so loading
 one never runs code. Layout (torchvision's reference style, plus what an exact resume needs):
@@ -22,11 +23,12 @@ which split, classes and architecture it belongs to.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import pickle
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Callable
 
@@ -65,19 +67,18 @@ class CheckpointError(RuntimeError):
 # ---------------------------------------------------------------------------------------------------------------
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp_path)` then move the finished file over `path` in one rename."""
+    """Call `write(tmp_path)` then move the finished file over `path` in one rename, made durable by an fsync of
+    the file before it and of the folder after it."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
+        tmp = _new_temp_file(path)
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
     except BaseException as exc:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -86,10 +87,44 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_temp_file(path: Path) -> Path:
+    """A new empty `.NAME.XXXXXXXX.tmp` next to `path`, created 0o666 so the kernel applies the umask (the
+    usual permissions, without reading the umask: os.umask would change it for every thread meanwhile)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path))
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` survive a power cut (POSIX: fsync the folder). Skipped where the platform cannot
+    open a folder (Windows) or the file system cannot fsync one."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed write left in a run folder (`.NAME.XXXXXXXX.tmp` of the files a run
+    writes), as a run starts or resumes there; the user's own files stay. Returns what was deleted."""
+    run_dir = Path(run_dir)
+    stale = [p for name in (*RUN_FILES, LR_CHOICE, LR_FINDER_FIGURE) for p in run_dir.glob(f".{name}.*.tmp")
+             if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -155,8 +190,10 @@ def read_history(run_dir: str | os.PathLike, state: dict[str, Any] | None = None
     if path.is_file():
         try:
             history = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # ValueError: invalid JSON, or bytes that are not text
             history = None
+    if not isinstance(history, dict):  # valid JSON but no object (null, a list): as good as missing
+        history = None
     if history is None and state is not None:
         history = state.get("history")
     return history if history and history.get("epoch") else None
@@ -200,7 +237,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if (not isinstance(state, dict) or "model" not in state or "config" not in state
             or not isinstance(state["config"], dict)):
         raise CheckpointError(f"{path} is not a glyphkit checkpoint (no model weights and config inside)")
+    for key in ("model", "ema"):
+        if key == "model" or state.get(key):  # "ema" is None when the run kept no average
+            _check_weights(state[key], key, path)
     return state
+
+
+def _check_weights(weights: Any, key: str, path: Path) -> None:
+    """Refuse a checkpoint entry that should be a state dict (names -> tensors) but is not: an edited or foreign
+    file would otherwise fail deep inside torch with a TypeError."""
+    if not isinstance(weights, dict) or not weights or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        got = ("None" if weights is None else f"a {type(weights).__name__}" if not isinstance(weights, dict)
+               else "an empty dict" if not weights else "a dict of other things")
+        raise CheckpointError(f"{path} is not a usable checkpoint: its {key!r} entry should hold the weights "
+                              f"(names -> tensors) but is {got}; use another checkpoint or retrain")
 
 
 def store_temperature(path: str | os.PathLike, temperature: float) -> None:

@@ -20,7 +20,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
     if name == "cuda" and launched_by_torchrun():
         return torch.device("cuda", local_rank())
     return torch.device(name)

@@ -170,6 +170,32 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_
                                                       patience=config.plateau_patience)
 
 
+def extend_onecycle(scheduler: torch.optim.lr_scheduler.OneCycleLR, total_steps: int) -> float:
+    """Stretch a OneCycle schedule that has taken `last_epoch` steps to `total_steps`: the steps taken keep the
+    rate (and momentum) it stopped at, the rest anneal from there to the schedule's final rate (momentum to its
+    maximum). Returns that starting rate: the next step's, or the final rate when the cycle had ended (torch sets
+    the rate after a cycle's last step past the cycle's end, back up the cosine).
+
+    Patching `total_steps` alone keeps the old phases, and the cosine of the last one then runs past its end and
+    climbs back towards the peak. The new phases name param-group keys, as OneCycleLR's own do, so they are saved
+    with the optimizer and scheduler and a second resume continues them exactly."""
+    done, ended = scheduler.last_epoch, scheduler.last_epoch >= scheduler.total_steps
+    for group in scheduler.optimizer.param_groups:
+        group["resume_lr"] = group["lr"] = group["min_lr"] if ended else group["lr"]
+        if scheduler.cycle_momentum and scheduler.use_beta1:
+            group["resume_momentum"] = group["max_momentum"] if ended else group["betas"][0]
+            group["betas"] = (group["resume_momentum"], *group["betas"][1:])
+        elif scheduler.cycle_momentum:
+            group["resume_momentum"] = group["momentum"] = group["max_momentum"] if ended else group["momentum"]
+    hold = {"end_step": float(done), "start_lr": "resume_lr", "end_lr": "resume_lr",
+            "start_momentum": "resume_momentum", "end_momentum": "resume_momentum"}
+    anneal = {"end_step": float(max(total_steps - 1, done + 1)), "start_lr": "resume_lr", "end_lr": "min_lr",
+              "start_momentum": "resume_momentum", "end_momentum": "max_momentum"}
+    scheduler._schedule_phases = [hold, anneal]
+    scheduler.total_steps = total_steps
+    return scheduler.optimizer.param_groups[0]["resume_lr"]
+
+
 class Trainer:
     """Owns a model, its optimizer/scheduler/EMA and a run folder; `fit()` trains to the end or an early stop.
 
@@ -253,7 +279,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["lr_scheduler"])
         if isinstance(self.scheduler, torch.optim.lr_scheduler.OneCycleLR):
-            self.scheduler.total_steps = self.config.epochs * self.steps_per_epoch  # --epochs may have grown
+            self._fit_onecycle_to_epochs()  # --epochs may have grown
         if self.ema is not None and state.get("ema"):
             self.ema.load_state_dict(state["ema"])
         if state.get("scaler"):
@@ -267,6 +293,23 @@ class Trainer:
         if rng.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         random.setstate(_as_tuple(rng["python"]))
+
+    def _fit_onecycle_to_epochs(self) -> None:
+        """A OneCycle run resumed with more epochs than it planned anneals from the rate it stopped at down to the
+        final rate over the new total, instead of climbing back to the peak. Fewer epochs: the planned cycle, cut
+        short where training stops."""
+        total, planned = self.config.epochs * self.steps_per_epoch, self.scheduler.total_steps
+        if total <= planned:
+            return
+        if self.scheduler.last_epoch == 0:  # no step taken yet: the whole, longer cycle is still ahead
+            self.scheduler = build_scheduler(self.optimizer, self.config, self.steps_per_epoch)
+            return
+        ended = self.scheduler.last_epoch >= planned
+        lr, final = extend_onecycle(self.scheduler, total), self.optimizer.param_groups[0]["min_lr"]
+        self.log(f"onecycle: the cycle had ended, so the added epochs train at its final rate {final:.2e} (to learn "
+                 f"more, start a new run with --init-from {self.run_dir})" if ended else
+                 f"onecycle extended from {planned} to {total} steps: the learning rate anneals from {lr:.2e} "
+                 f"(where the run stopped) to {final:.2e}")
 
     @classmethod
     def resume(cls, run_dir: str | Path, data: GlyphData, *, epochs: int | None = None,
@@ -347,8 +390,7 @@ class Trainer:
                 last = loss.item()
                 bad = last if not math.isfinite(last) else total_loss.item()
                 raise TrainingDiverged(f"loss became {bad} at epoch {epoch}, step {step}; training stopped. "
-                                       f"{rundir.BEST} and {rundir.LATEST} hold the last good epoch. Lower --lr "
-                                       "(try --lr-finder) and start again")
+                                       + self.divergence_advice())
             self.optimizer_step(loss)
             if per_batch_scheduler:
                 self.scheduler.step()
@@ -379,6 +421,17 @@ class Trainer:
         seconds = (time.perf_counter() - self._estimate_start) / (step - 1) * self.steps_per_epoch
         self.log(f"an epoch will take about {format_duration(seconds)} (from the first {step} batches"
                  f"{', ' + precision_name(self.amp_dtype) if self.device.type == 'cpu' else ''})")
+
+    def divergence_advice(self) -> str:
+        """What the run folder holds after a divergence, and what to do: true also when no epoch completed (then
+        there is no best_model.pth, and latest_checkpoint.pth holds only the untrained start)."""
+        lr = self.config.lr
+        if self.epoch == 0:
+            return (f"No epoch completed, so there is no {rundir.BEST} ({rundir.LATEST} holds only the untrained "
+                    f"start). The learning rate {lr:.2e} is likely too high: start again with a lower --lr (e.g. "
+                    f"{lr / 10:.1e}) or --lr-finder, and --overwrite")
+        return (f"{rundir.LATEST} holds the last good epoch ({self.epoch}), {rundir.BEST} the best one. Lower --lr "
+                f"(now {lr:.2e}; try --lr-finder) and start again")
 
     def _finite_on_all_ranks(self, value: torch.Tensor) -> bool:
         """Whether `value` is finite on every rank: all ranks then stop together, none waits on the others."""
@@ -419,6 +472,8 @@ class Trainer:
         if self.world.is_main:  # rank 0 alone writes the run folder
             if not self._started:
                 rundir.prepare_run_dir(self.run_dir, c, self._overwrite)
+            if stale := rundir.remove_stale_temp_files(self.run_dir):
+                self.log(f"removed {len(stale)} temporary file(s) a killed write left in {self.run_dir}")
             rundir.write_config(self.run_dir, c)
         if not self._started:
             self.save()  # epoch 0: a resumable checkpoint exists from the very start
@@ -433,8 +488,7 @@ class Trainer:
             if not math.isfinite(val_loss):  # the last steps' update broke the weights: keep the last good files
                 raise TrainingDiverged(f"validation loss became {val_loss} at epoch {self.epoch + 1}, step "
                                        f"{self.steps_per_epoch} (the weights are no longer finite); training "
-                                       f"stopped. {rundir.BEST} and {rundir.LATEST} hold the last good epoch. Lower "
-                                       "--lr (try --lr-finder) and start again")
+                                       "stopped. " + self.divergence_advice())
             lr = self.optimizer.param_groups[0]["lr"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(val_loss)

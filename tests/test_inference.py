@@ -76,3 +76,27 @@ def test_expected_calibration_error_by_hand():
     labels = np.array([0, 1, 1, 1])
     assert expected_calibration_error(probabilities, labels, bins=10) == pytest.approx(0.4)
     assert expected_calibration_error(np.array([[1.0, 0.0]]), np.array([0]), bins=10) == pytest.approx(0.0)
+
+
+class _PixelReader(torch.nn.Module):
+    """Class 0 reads the centre pixel (weight 1), class 1 its four neighbours (weight 0.4 each): a one-pixel shift
+    of a glyph moves ink from one class's pixels to the other's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = 14
+        around = x[:, 0, c, c + 1] + x[:, 0, c, c - 1] + x[:, 0, c + 1, c] + x[:, 0, c - 1, c]
+        return torch.stack([x[:, 0, c, c], 0.4 * around], dim=1)
+
+
+def test_tta_averages_the_glyph_and_its_four_one_pixel_shifts():
+    images = torch.zeros(2, 28, 28, dtype=torch.uint8)
+    images[0, 14, 14] = 255  # ink on the centre pixel
+    images[1, 14, 15] = 255  # ink one pixel right of it
+    kwargs = dict(mean=0.0, std=1.0, input_size=28, device=torch.device("cpu"))
+    plain = predict_logits(_PixelReader(), images, **kwargs)
+    tta = predict_logits(_PixelReader(), images, tta=True, **kwargs)
+    # By hand: the centre glyph is seen at the centre once and on a neighbour four times; the right-shifted one
+    # on a neighbour once (unshifted), at the centre once (shifted left), elsewhere three times.
+    torch.testing.assert_close(plain, torch.tensor([[1.0, 0.0], [0.0, 0.4]]))
+    torch.testing.assert_close(tta, torch.tensor([[1 / 5, 4 * 0.4 / 5], [1 / 5, 0.4 / 5]]))
+    assert plain.argmax(1).tolist() == [0, 1] and tta.argmax(1).tolist() == [1, 0]  # TTA changes both answers

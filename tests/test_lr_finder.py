@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from glyphkit.lr_finder import (find_lr, load_lr_choice, lr_range_test, save_lr_choice, suggest_steep,
@@ -35,12 +36,48 @@ def test_range_test_restores_model_optimizer_and_rng():
     assert torch.equal(torch.get_rng_state(), rng)
 
 
-def test_range_test_stops_when_the_loss_diverges():
+def test_range_test_stops_at_a_non_finite_loss():
     model = torch.nn.Linear(4, 3)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.randn(32, 4) * 100, torch.randint(0, 3, (32,))
     result = lr_range_test(model, optimizer, [(x, y)], num_steps=100, end_lr=1e4, progress=False)
     assert len(result.lrs) < 100
+    assert all(math.isfinite(loss) for loss in result.losses)  # the non-finite step itself is not recorded
+
+
+def _scripted_losses(values: list[float]):
+    """A step_fn whose loss is the next of `values` (finite), tied to the model so backward works."""
+    model = torch.nn.Linear(4, 3)
+    script = iter(values)
+    step_fn = lambda x, y: model(x).sum() * 0 + next(script)  # noqa: E731
+    return model, torch.optim.SGD(model.parameters(), lr=0.1), step_fn
+
+
+def _smoothed(values: list[float], beta: float = 0.98) -> list[float]:
+    """The range test's documented smoothing: an exponential moving average with Adam's bias correction."""
+    avg, out = 0.0, []
+    for i, v in enumerate(values):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta ** (i + 1)))
+    return out
+
+
+def test_range_test_stops_when_the_smoothed_loss_passes_4x_its_best():
+    """Finite losses that grow: the test stops at the first step whose smoothed loss exceeds 4x the lowest."""
+    values = [1.0] * 20 + [1.0 * 1.5 ** k for k in range(1, 80)]
+    batch = [(torch.randn(2, 4), torch.zeros(2, dtype=torch.long))]
+    model, optimizer, step_fn = _scripted_losses(values)
+    result = lr_range_test(model, optimizer, batch, num_steps=len(values), step_fn=step_fn, progress=False)
+    smoothed = _smoothed(values)
+    first_over = next(i for i, s in enumerate(smoothed) if s > 4 * min(smoothed[:i + 1]))
+    assert 20 < first_over < len(values) - 1
+    assert len(result.lrs) == first_over + 1  # it stops at that step (recorded), not before, not at the end
+    assert result.losses == pytest.approx(smoothed[:first_over + 1])
+    # Growth that stays under 4x the best never stops the test early.
+    mild = [1.0] * 20 + [3.5] * 80
+    model, optimizer, step_fn = _scripted_losses(mild)
+    result = lr_range_test(model, optimizer, batch, num_steps=len(mild), step_fn=step_fn, progress=False)
+    assert len(result.lrs) == len(mild)
 
 
 def test_find_lr_on_a_trainer_changes_nothing(tiny_config, tiny_data, tmp_path):

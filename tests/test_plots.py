@@ -1,5 +1,6 @@
-"""glyphkit.plots: every figure function returns a Figure that save_figure writes as a non-empty PNG, at the
-47 classes of balanced and the 62 of byclass, without leaving figures open in pyplot."""
+"""glyphkit.plots: every figure function returns a Figure that save_figure writes as a PNG with something drawn
+on it (and, where it has axes, the expected labels and data), at the 47 classes of balanced and the 62 of byclass,
+without leaving figures open in pyplot."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import string
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from PIL import Image
 
 from glyphkit import plots
 
@@ -17,11 +19,26 @@ CLASSES = {47: list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt"),
 
 
 def assert_png(fig: Figure, path) -> None:
+    """Saved as a PNG that decodes to a picture with something drawn on it (a blank figure is one flat colour)."""
     assert isinstance(fig, Figure)
     plots.save_figure(fig, path)
     data = path.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 1000
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    assert pixels.std() > 5 and (pixels < 200).mean() > 0.002, f"{path.name} is blank"
     assert not list(path.parent.glob(".*.tmp"))
+
+
+def assert_axes(ax, xlabel: str, ylabel: str) -> None:
+    """An axes with the expected labels and some data drawn on it (lines, bars, an image or a heatmap)."""
+    assert (ax.get_xlabel(), ax.get_ylabel()) == (xlabel, ylabel)
+    assert ax.lines or ax.patches or ax.images or ax.collections, f"nothing drawn on the {ylabel!r} axes"
+
+
+def test_a_blank_figure_fails_the_check(tmp_path):
+    with pytest.raises(AssertionError, match="blank"):
+        assert_png(Figure(figsize=(4, 3)), tmp_path / "blank.png")
 
 
 def fake_confusion(n: int, seed: int = 0) -> np.ndarray:
@@ -38,10 +55,17 @@ def test_class_figures(n, tmp_path):
     rng = np.random.default_rng(1)
     acc = np.diag(cm) / np.maximum(cm.sum(1), 1)
     acc[-1] = np.nan
-    assert_png(plots.plot_confusion_matrix(cm, classes), tmp_path / "cm.png")
-    assert_png(plots.plot_confusion_matrix(cm, classes, normalize=True), tmp_path / "cmn.png")
-    assert_png(plots.plot_per_class_accuracy(acc, classes), tmp_path / "acc.png")
-    assert_png(plots.plot_class_distribution(cm.sum(1), classes), tmp_path / "dist.png")
+    for normalize in (False, True):
+        fig = plots.plot_confusion_matrix(cm, classes, normalize=normalize)
+        assert_png(fig, tmp_path / f"cm{normalize}.png")
+        assert_axes(fig.axes[0], "predicted character", "true character")
+    fig = plots.plot_per_class_accuracy(acc, classes)
+    assert_png(fig, tmp_path / "acc.png")
+    assert_axes(fig.axes[0], "share of the character's test images predicted correctly", "character")
+    fig = plots.plot_class_distribution(cm.sum(1), classes)
+    assert_png(fig, tmp_path / "dist.png")
+    assert_axes(fig.axes[0], "character", "images")
+    assert sorted(p.get_height() for p in fig.axes[0].patches) == sorted(cm.sum(1))  # one bar per class count
     labels = rng.integers(0, n, 300)
     images = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
     assert_png(plots.plot_mean_images(images, labels, classes), tmp_path / "mean.png")
@@ -57,10 +81,18 @@ def test_curve_and_glyph_figures(tmp_path):
     rng = np.random.default_rng(2)
     history = {"epoch": [1, 2, 3], "train_loss": [2.0, 1.0, 0.6], "val_loss": [1.8, 1.1, 0.9],
                "train_acc": [0.4, 0.7, 0.8], "val_acc": [0.45, 0.68, 0.75], "lr": [1e-3, 6e-4, 2e-4]}
-    assert_png(plots.plot_training_history(history), tmp_path / "history.png")
+    fig = plots.plot_training_history(history)
+    assert_png(fig, tmp_path / "history.png")
+    for ax, ylabel in zip(fig.axes, ("loss", "accuracy", "learning rate")):
+        assert_axes(ax, "epoch", ylabel)
+    loss_lines = [list(line.get_ydata()) for line in fig.axes[0].lines if len(line.get_ydata()) == 3]
+    assert history["train_loss"] in loss_lines and history["val_loss"] in loss_lines
     lrs = np.logspace(-7, 1, 100)
     losses = np.r_[np.linspace(4, 1, 80), np.linspace(1, 9, 19), np.inf]
-    assert_png(plots.plot_lr_finder(lrs, losses, suggestion=1e-3, steep=3e-4), tmp_path / "lr.png")
+    fig = plots.plot_lr_finder(lrs, losses, suggestion=1e-3, steep=3e-4)
+    assert_png(fig, tmp_path / "lr.png")
+    assert_axes(fig.axes[0], "learning rate (log scale)", "loss (smoothed)")
+    np.testing.assert_array_equal(fig.axes[0].lines[0].get_xdata(), lrs)
     assert_png(plots.plot_lr_finder(lrs, losses), tmp_path / "lr_plain.png")
     images = rng.integers(0, 256, (10, 28, 28), dtype=np.uint8)
     assert_png(plots.plot_misclassified_examples(images, list("O1l5ZgqcCk"), list("0lI5zq9Cck"), rng.random(10),
@@ -70,7 +102,9 @@ def test_curve_and_glyph_figures(tmp_path):
                                                  ambiguous=flags), tmp_path / "mis_flags.png")
     assert_png(plots.plot_misclassified_examples(images[:0], [], [], []), tmp_path / "none.png")
     assert_png(plots.plot_glyph_grid(images, [str(i) for i in range(10)]), tmp_path / "grid.png")
-    assert_png(plots.plot_confidence_histogram(rng.random(500) ** 0.2, rng.random(40)), tmp_path / "conf.png")
+    fig = plots.plot_confidence_histogram(rng.random(500) ** 0.2, rng.random(40))
+    assert_png(fig, tmp_path / "conf.png")
+    assert_axes(fig.axes[0], "confidence (probability of the predicted character)", "share of the group's images")
 
 
 def test_figures_do_not_pile_up_in_pyplot():

@@ -13,8 +13,10 @@ import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -25,7 +27,7 @@ import torch
 
 from glyphkit import rundir as ckpt
 from glyphkit import cli
-from glyphkit.config import Config
+from glyphkit.config import Config, ConfigError
 from glyphkit.data import DataError, load_split
 from glyphkit.synthetic import idx_bytes, write_emnist_split
 from glyphkit.training import Trainer, TrainingDiverged
@@ -234,6 +236,7 @@ BAD_MAPPINGS = {
     "labels with a gap": "0 48\n2 50\n",
     "binary": b"\xff\xfe\x00garbage\x9c",
     "not a character code": "0 99999999\n",
+    "a digit int() cannot read": "0 48\n1 \u00b2\n",  # '\u00b2'.isdigit() is True, int('\u00b2') raises
 }
 
 
@@ -272,6 +275,37 @@ def test_setting_that_config_rejects_is_one_error_line(capsys, tiny_data_dir, tm
 
 
 # ------------------------------------------------------------------------------------------------ run folders
+
+@pytest.mark.parametrize("content", ["null", "[]", "42"])
+def test_config_json_that_is_no_object_is_one_error_line(capsys, run_copy, tiny_data_dir, content):
+    (run_copy / "config.json").write_text(content)
+    before = snapshot(run_copy)
+    code, _, err = run_cli(capsys, *train_args(tiny_data_dir, run_copy))
+    assert_user_error(code, err, str(run_copy), "config.json is unreadable", "--resume", "--overwrite")
+    assert snapshot(run_copy) == before
+    with pytest.raises(ConfigError, match="instead of a JSON object"):
+        Config.load(run_copy / "config.json")
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "\"text\""])
+def test_history_json_that_is_no_object_falls_back_to_the_checkpoint(tmp_path, content):
+    (tmp_path / "history.json").write_text(content)
+    kept = {"epoch": [1], "val_acc": [0.5]}
+    assert ckpt.read_history(tmp_path, {"history": kept}) == kept
+    assert ckpt.read_history(tmp_path) is None
+
+
+def test_ctrl_d_at_the_lr_finder_prompt_is_one_error_line(capsys, tiny_data_dir, tmp_path, monkeypatch):
+    def end_of_input(prompt):
+        raise EOFError
+
+    monkeypatch.setattr(cli.sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("builtins.input", end_of_input)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(tiny_data_dir, out, "--lr-finder", epochs=1))
+    assert_user_error(code, err, "end of input", "--lr")
+    assert checkpoints_in(out) == [] and not (out / "lr.json").exists()
+
 
 def test_existing_run_with_different_config_is_not_overwritten(capsys, run_copy, tiny_data_dir):
     before = snapshot(run_copy)
@@ -334,6 +368,30 @@ def test_resume_without_checkpoint(capsys, tmp_path, exists):
         assert not folder.exists()
 
 
+def test_resume_names_the_training_flags_it_ignores(capsys, run_copy, tiny_data_dir):
+    lr = Config.load(run_copy / "config.json").lr
+    code, out, err = run_cli(capsys, "train", "--resume", run_copy, "--epochs", 3, "--data-dir", tiny_data_dir,
+                             "--lr", "0.5", "--preset", "fast", "--seed", "0", "--weight-decay", "0", "--lr-finder",
+                             "--overwrite", "--no-progress", "--skip-eval")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, err
+    assert warnings[0].startswith("warning: ignored with --resume: ")
+    listed, advice = warnings[0].removeprefix("warning: ignored with --resume: ").split(". ", 1)
+    assert set(re.findall(r"--[a-z-]+", listed)) == {"--lr", "--preset", "--seed", "--weight-decay", "--lr-finder",
+                                                      "--overwrite"}, warnings[0]
+    assert "--epochs" in advice  # named as the one setting a resume changes
+    assert Config.load(run_copy / "config.json").lr == lr  # ignored indeed
+    assert_valid_checkpoint(run_copy / ckpt.LATEST, epoch=3)  # --epochs is honoured
+
+
+def test_resume_with_only_the_flags_it_uses_warns_of_nothing(capsys, run_copy, tiny_data_dir):
+    code, _, err = run_cli(capsys, "train", "--resume", run_copy, "--epochs", 3, "--data-dir", tiny_data_dir,
+                           "--split", "tiny", "--model", "glyphnet", "--no-progress", "--skip-eval")
+    assert code == 0, err
+    assert "warning" not in err
+
+
 def test_resume_truncated_checkpoint(capsys, run_copy, tiny_data_dir):
     data = (run_copy / ckpt.LATEST).read_bytes()
     (run_copy / ckpt.LATEST).write_bytes(data[: len(data) // 3])
@@ -386,6 +444,16 @@ def test_resume_checkpoint_whose_weights_do_not_fit_its_config(capsys, run_copy,
     assert snapshot(run_copy) == before
 
 
+@pytest.mark.parametrize("weights", [None, [1, 2, 3], torch.zeros(3), {"conv.weight": "not a tensor"}, {}],
+                         ids=["None", "list", "tensor", "dict of strings", "empty dict"])
+def test_evaluate_checkpoint_whose_model_is_not_a_state_dict(capsys, run_copy, tiny_data_dir, weights):
+    state = torch.load(run_copy / ckpt.BEST, weights_only=True)
+    state["model"], state["ema"] = weights, None
+    torch.save(state, run_copy / ckpt.BEST)
+    code, _, err = run_cli(capsys, "evaluate", run_copy, "--data-dir", tiny_data_dir, "--no-progress")
+    assert_user_error(code, err, str(run_copy / ckpt.BEST), "'model' entry", "use another checkpoint")
+
+
 class _Payload:
     """Unpickling this creates a marker file: proof that code ran."""
 
@@ -436,7 +504,8 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoints(capsys, tiny_d
     _nan_from_epoch(monkeypatch, bad_epoch=2)
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, *train_args(tiny_data_dir, out, epochs=3))
-    assert_user_error(code, err, "loss became nan at epoch 2, step 1", "best_model.pth", "--lr", exit_code=1)
+    assert_user_error(code, err, "loss became nan at epoch 2, step 1", "latest_checkpoint.pth holds the last good "
+                      "epoch (1), best_model.pth the best one", "--lr", exit_code=1)
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=1)
     assert_valid_checkpoint(out / ckpt.BEST, epoch=1)
     assert json.loads((out / "history.json").read_text())["epoch"] == [1]
@@ -447,19 +516,39 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoints(capsys, tiny_d
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=3)
 
 
-def test_weights_broken_by_last_step_do_not_reach_checkpoints(tiny_data, tiny_config, tmp_path, monkeypatch):
-    """Loss finite on every step, but the epoch's last update leaves non-finite weights: caught at validation."""
+def _infinite_weights_after_epoch(monkeypatch, bad_epoch: int) -> None:
+    """Epoch `bad_epoch`'s last update leaves non-finite weights (every step's loss was finite)."""
     real = Trainer.train_one_epoch
 
     def train_one_epoch(self):
         result = real(self)
-        if self.epoch + 1 == 2:
+        if self.epoch + 1 == bad_epoch:
             with torch.no_grad():
                 for p in self.model.parameters():
                     p.fill_(float("inf"))
         return result
 
     monkeypatch.setattr(Trainer, "train_one_epoch", train_one_epoch)
+
+
+@pytest.mark.parametrize("damage, phrase", [(_nan_from_epoch, "loss became nan at epoch 1, step 1"),
+                                            (_infinite_weights_after_epoch, "validation loss became nan at epoch 1")],
+                         ids=["training loss", "validation loss"])
+def test_divergence_in_epoch_1_does_not_promise_a_best_model(capsys, tiny_data_dir, tmp_path, monkeypatch, damage,
+                                                             phrase):
+    damage(monkeypatch, 1)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(tiny_data_dir, out, "--lr", "0.002"))
+    assert_user_error(code, err, phrase, "No epoch completed", "no best_model.pth", "lower --lr (e.g. 2.0e-04)",
+                      "--overwrite", exit_code=1)
+    assert "hold the last good epoch" not in err
+    assert not (out / ckpt.BEST).exists()
+    assert_valid_checkpoint(out / ckpt.LATEST, epoch=0)
+
+
+def test_weights_broken_by_last_step_do_not_reach_checkpoints(tiny_data, tiny_config, tmp_path, monkeypatch):
+    """Loss finite on every step, but the epoch's last update leaves non-finite weights: caught at validation."""
+    _infinite_weights_after_epoch(monkeypatch, 2)
     trainer = Trainer(tiny_config.replace(epochs=3, num_threads=1), tiny_data, tmp_path / "run", progress=False,
                       log=lambda msg: None)
     with pytest.raises(TrainingDiverged, match="epoch 2"):
@@ -536,6 +625,73 @@ def test_disk_full_on_history_is_a_clear_error(capsys, tiny_data_dir, tmp_path, 
     assert_user_error(code, err, str(out / "history.json"), "No space left on device")
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=0)
     assert temp_files(out) == []
+
+
+def test_atomic_writes_never_touch_the_umask(tmp_path, monkeypatch):
+    """The umask is process-wide: reading it with os.umask sets it for a moment, for every thread."""
+    def no_umask(mask):
+        raise AssertionError("os.umask was called")
+
+    previous = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", no_umask)
+        ckpt.write_json(tmp_path / "a.json", {"x": 1})
+        ckpt.atomic_write_text(tmp_path / "a.json", "replaced\n")
+        ckpt.save_checkpoint({"model": {"w": torch.ones(2)}, "config": {}}, tmp_path / "c.pth")
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+    for name in ("a.json", "c.pth"):  # the permissions the umask gives a new file: 0o666 & ~0o027
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
+    assert (tmp_path / "a.json").read_text() == "replaced\n" and temp_files(tmp_path) == []
+
+
+def test_atomic_write_fsyncs_the_folder_after_the_rename(tmp_path, monkeypatch):
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        events.append(("fsync", "folder" if stat.S_ISDIR(info.st_mode) else "file", info.st_ino))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", Path(dst).name))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    ckpt.write_json(tmp_path / "run" / "a.json", [1])
+    folder = (tmp_path / "run").stat().st_ino
+    assert events[0][:2] == ("fsync", "file")
+    assert events[1:] == [("replace", "a.json"), ("fsync", "folder", folder)]
+
+
+def test_folder_fsync_is_skipped_where_the_file_system_refuses_it(tmp_path, monkeypatch):
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    ckpt.write_json(tmp_path / "a.json", [1])
+    assert json.loads((tmp_path / "a.json").read_text()) == [1]
+
+
+@pytest.mark.parametrize("how", ["resume", "overwrite"])
+def test_temp_files_a_killed_write_left_are_removed_when_a_run_starts(capsys, run_copy, tiny_data_dir, how):
+    stale = [run_copy / ".latest_checkpoint.pth.k1ll3d00.tmp", run_copy / ".history.json.abcd1234.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    mine = run_copy / ".my-notes.tmp"
+    mine.write_text("the user's own file")
+    argv = (["train", "--resume", run_copy, "--epochs", 3, "--data-dir", tiny_data_dir, "--no-progress",
+             "--skip-eval"] if how == "resume" else train_args(tiny_data_dir, run_copy, "--overwrite", epochs=1))
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert temp_files(run_copy) == [mine] and mine.read_text() == "the user's own file"
+    assert f"removed 2 temporary file(s) a killed write left in {run_copy}" in out
 
 
 # ------------------------------------------------------------------------------------------------ exact resume
@@ -659,6 +815,7 @@ def test_sigkill_mid_save_keeps_previous_checkpoint(capsys, tiny_data_dir, tmp_p
     assert code == 0, err
     assert f"resuming {out} after epoch 1" in text
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=3)
+    assert temp_files(out) == []  # the killed write's file is gone with the resume
 
 
 # ------------------------------------------------------------------------------------------------ tracebacks
@@ -673,3 +830,55 @@ def test_debug_shows_traceback_and_plain_run_does_not(tmp_path, tiny_data_dir):
     assert "Traceback" not in plain_err and plain_err.startswith("error: split 'tinny' not found")
     assert debug.returncode != 0
     assert "Traceback" in debug_err and "DataError" in debug_err
+
+
+INTERNAL_BUG = """
+import sys
+from glyphkit import cli, workflows
+def load_data(config, **kwargs):
+    raise ValueError("an internal bug, not the user's mistake")
+workflows.load_data = load_data
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_internal_value_error_is_a_crash_with_traceback(tmp_path, tiny_data_dir):
+    """Only glyphkit's own error types are a user's mistake; a bare ValueError from inside is a bug to report."""
+    proc = _spawn(*train_args(tiny_data_dir, tmp_path / "run"), cwd=tmp_path, script=INTERNAL_BUG)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert "Traceback" in stderr and "ValueError: an internal bug" in stderr
+    assert not stderr.startswith("error:")
+
+
+def _raise_from_load_data(monkeypatch, exc: BaseException) -> None:
+    def load_data(config, **kwargs):
+        raise exc
+
+    monkeypatch.setattr("glyphkit.workflows.load_data", load_data)
+
+
+TORCH_OOM = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.1 GiB of which "
+             "1.2 GiB is free.\nOf the allocated memory 70 GiB is allocated by PyTorch. If reserved but unallocated "
+             "memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")
+
+
+@pytest.mark.parametrize("exc", [torch.OutOfMemoryError(TORCH_OOM), RuntimeError(TORCH_OOM)],
+                         ids=["OutOfMemoryError", "RuntimeError"])
+def test_cuda_out_of_memory_says_lower_the_batch_size(capsys, tiny_data_dir, tmp_path, monkeypatch, exc):
+    _raise_from_load_data(monkeypatch, exc)
+    code, _, err = run_cli(capsys, *train_args(tiny_data_dir, tmp_path / "run", "--batch-size", "64"))
+    assert_user_error(code, err, "ran out of memory", "Tried to allocate 2.00 GiB", "lower --batch-size (now 64)")
+    assert "PYTORCH_CUDA_ALLOC_CONF" not in err
+
+
+def test_other_cuda_runtime_errors_are_not_blamed_on_the_user(capsys, tiny_data_dir, tmp_path, monkeypatch):
+    _raise_from_load_data(monkeypatch, RuntimeError("CUDA error: device-side assert triggered"))
+    with pytest.raises(RuntimeError, match="device-side assert"):
+        cli.main([str(a) for a in train_args(tiny_data_dir, tmp_path / "run")])
+
+
+def test_device_cuda_without_a_gpu_is_one_error_line(capsys, tiny_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run_cli(capsys, *train_args(tiny_data_dir, tmp_path / "run", "--device", "cuda"))
+    assert_user_error(code, err, "--device cuda", "no CUDA GPU", "--device cpu")

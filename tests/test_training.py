@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from glyphkit import rundir as ckpt
+from glyphkit.models import build_model
 from glyphkit.training import EarlyStopping, Trainer
 
 
@@ -32,16 +33,34 @@ def test_training_learns_the_tiny_set(tiny_config, tiny_data, tmp_path):
     assert acc > 0.5  # 20 classes: chance is 0.05
 
 
-def test_checkpoint_round_trip_with_weights_only(tiny_config, tiny_data, tmp_path):
-    trainer = _train(tiny_config.replace(ema_decay=0.9, epochs=1), tiny_data, tmp_path / "run")
+def test_checkpoint_round_trip_with_weights_only(one_thread, tiny_data, tmp_path):
+    """best_model.pth, read with weights_only into a freshly built network with other weights, gives back the
+    weights (trained and EMA) the trainer held when it saved epoch 1, and the same outputs."""
+    saved = {}
+
+    def keep_weights(trainer):  # after epoch 1's checkpoints: the weights the file must hold, copied
+        saved["model"] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        saved["ema"] = {k: v.detach().clone() for k, v in trainer.eval_model.state_dict().items()}
+
+    _train(one_thread.replace(ema_decay=0.9, epochs=1), tiny_data, tmp_path / "run", on_epoch_end=keep_weights)
     path = tmp_path / "run" / "best_model.pth"
     raw = torch.load(path, weights_only=True)  # must not need pickle of any glyphkit class
     assert set(raw) >= {"model", "optimizer", "lr_scheduler", "epoch", "config", "history", "rng", "ema"}
     state = ckpt.load_checkpoint(path)
-    for k, v in trainer.model.state_dict().items():
-        assert torch.equal(state["model"][k], v), k
-    ema_weights = ckpt.eval_state_dict(state)
-    assert set(ema_weights) == set(trainer.model.state_dict())
+    for key, weights in (("model", state["model"]), ("ema", ckpt.eval_state_dict(state))):
+        torch.manual_seed(1234)  # not the run's seed: the fresh network starts from other weights
+        fresh = build_model(ckpt.checkpoint_config(state)).eval()
+        floats = [k for k, v in saved[key].items() if v.is_floating_point()]
+        assert not all(torch.equal(fresh.state_dict()[k], saved[key][k]) for k in floats), key
+        fresh.load_state_dict(weights)
+        for k, v in saved[key].items():
+            assert torch.equal(fresh.state_dict()[k], v), (key, k)
+        reference = build_model(ckpt.checkpoint_config(state)).eval()
+        reference.load_state_dict(saved[key])
+        x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            assert torch.equal(fresh(x), reference(x)), key
+    assert not all(torch.equal(saved["model"][k], saved["ema"][k]) for k in floats)  # EMA really differs
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "onecycle", "plateau"])
@@ -69,11 +88,112 @@ def test_resume_gives_the_same_result_as_one_run(tiny_config, tiny_data, tmp_pat
             assert a[key] == b[key], key
 
 
-def test_onecycle_resume_to_more_epochs_keeps_going(tiny_config, tiny_data, tmp_path):
-    _train(tiny_config.replace(epochs=1, scheduler="onecycle"), tiny_data, tmp_path / "r")
-    resumed = Trainer.resume(tmp_path / "r", tiny_data, epochs=2, progress=False, log=lambda *_: None)
+@pytest.fixture
+def one_thread(tiny_config):
+    """tiny_config on one torch thread (quicker on a shared CPU); torch's thread count is restored afterwards."""
+    threads = torch.get_num_threads()
+    yield tiny_config.replace(num_threads=1)
+    torch.set_num_threads(threads)
+
+
+def _lrs_of_each_step(trainer) -> list[float]:
+    """The learning rate every optimizer step of `trainer` will use, filled in as it trains."""
+    used = []
+    trainer.optimizer.register_step_pre_hook(lambda opt, args, kwargs: used.append(opt.param_groups[0]["lr"]))
+    return used
+
+
+class Killed(Exception):
+    """As if the process died right after an epoch's checkpoint."""
+
+
+def _stop_after(epoch: int):
+    def stop(trainer):
+        if trainer.epoch == epoch:
+            raise Killed
+
+    return stop
+
+
+def _killed(trainer):
+    raise Killed
+
+
+def _onecycle_resumed(config, data, run_dir, *, planned: int, stop_after: int, extend_to: int):
+    """A OneCycle run planned for `planned` epochs, stopped after `stop_after`, resumed with --epochs `extend_to`:
+    (the learning rate it stopped at, read from the checkpoint file; the rates of each step after the resume)."""
+    try:
+        _train(config.replace(epochs=planned, scheduler="onecycle"), data, run_dir,
+               on_epoch_end=_stop_after(stop_after))
+    except Killed:
+        pass
+    stopped_at = torch.load(run_dir / ckpt.LATEST, weights_only=True)["optimizer"]["param_groups"][0]["lr"]
+    resumed = Trainer.resume(run_dir, data, epochs=extend_to, progress=False, log=lambda *_: None)
+    used = _lrs_of_each_step(resumed)
     resumed.fit()
-    assert resumed.history.epoch == [1, 2]
+    assert resumed.history.epoch == list(range(1, extend_to + 1))
+    assert len(used) == (extend_to - stop_after) * resumed.steps_per_epoch
+    return stopped_at, used
+
+
+FINAL = 1 / 25 / 1e3  # OneCycle's final rate over its peak: 1 / div_factor (25) / final_div_factor (1e3)
+
+
+def test_onecycle_resume_to_more_epochs_keeps_going(one_thread, tiny_data, tmp_path):
+    """A finished 1-epoch cycle extended to 3: the added epochs train at the cycle's final rate, never back up."""
+    stopped_at, used = _onecycle_resumed(one_thread, tiny_data, tmp_path / "r", planned=1, stop_after=1,
+                                         extend_to=3)
+    assert all(lr <= stopped_at for lr in used), "the rate climbed above where the run stopped"
+    assert used == pytest.approx([one_thread.lr * FINAL] * len(used), rel=1e-6)
+
+
+def test_onecycle_stopped_mid_cycle_and_extended_never_climbs(one_thread, tiny_data, tmp_path):
+    """Planned 3 epochs, stopped after 1 (near the peak), resumed with --epochs 4: anneals from where it stopped."""
+    stopped_at, used = _onecycle_resumed(one_thread, tiny_data, tmp_path / "r", planned=3, stop_after=1,
+                                         extend_to=4)
+    assert stopped_at > one_thread.lr / 2  # stopped early in the cycle, near its peak
+    assert used[0] == pytest.approx(stopped_at)
+    assert all(lr <= stopped_at * (1 + 1e-9) for lr in used), "the rate climbed above where the run stopped"
+    assert all(b < a for a, b in zip(used, used[1:])), "the rate must fall at every step"
+    assert used[-1] == pytest.approx(one_thread.lr * FINAL, rel=1e-6)
+
+
+def test_onecycle_extended_then_stopped_resumes_exactly(one_thread, tiny_data, tmp_path):
+    """The extended schedule is saved with the run: stopping the extension and resuming it (no --epochs) gives
+    the rates of an extension never stopped."""
+    config, quiet = one_thread.replace(epochs=3, scheduler="onecycle"), dict(progress=False, log=lambda *_: None)
+    for run in ("a", "b"):
+        with pytest.raises(Killed):
+            _train(config, tiny_data, tmp_path / run, on_epoch_end=_stop_after(1))
+    straight = Trainer.resume(tmp_path / "a", tiny_data, epochs=4, **quiet)
+    straight_lrs = _lrs_of_each_step(straight)
+    straight.fit()
+    first = Trainer.resume(tmp_path / "b", tiny_data, epochs=4, on_epoch_end=_stop_after(2), **quiet)
+    lrs = _lrs_of_each_step(first)
+    with pytest.raises(Killed):
+        first.fit()
+    second = Trainer.resume(tmp_path / "b", tiny_data, **quiet)
+    lrs_after_second_resume = _lrs_of_each_step(second)
+    second.fit()
+    assert len(straight_lrs) == 3 * second.steps_per_epoch and len(set(straight_lrs)) == len(straight_lrs)
+    assert lrs + lrs_after_second_resume == pytest.approx(straight_lrs, rel=1e-12)
+
+
+def test_onecycle_stopped_before_its_first_step_and_extended_runs_the_whole_longer_cycle(one_thread, tiny_data,
+                                                                                          tmp_path, monkeypatch):
+    config, quiet = one_thread.replace(epochs=1, scheduler="onecycle"), dict(progress=False, log=lambda *_: None)
+    fresh = Trainer(config.replace(epochs=3), tiny_data, tmp_path / "fresh", **quiet)
+    fresh_lrs = _lrs_of_each_step(fresh)
+    fresh.fit()
+    with monkeypatch.context() as m:  # killed during epoch 1: only the epoch-0 checkpoint exists
+        m.setattr(Trainer, "train_one_epoch", _killed)
+        with pytest.raises(Killed):
+            _train(config, tiny_data, tmp_path / "r")
+    resumed = Trainer.resume(tmp_path / "r", tiny_data, epochs=3, **quiet)
+    lrs = _lrs_of_each_step(resumed)
+    resumed.fit()
+    assert max(fresh_lrs) == pytest.approx(one_thread.lr)  # the warm-up reaches the peak
+    assert lrs == pytest.approx(fresh_lrs, rel=1e-12)
 
 
 def test_early_stopping_counts_epochs_without_improvement():
