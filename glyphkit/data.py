@@ -19,6 +19,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -60,15 +61,73 @@ def parse_idx(data: bytes, source: str, expected_magic: int) -> torch.Tensor:
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
 
 
+# A header that promises more than any EMNIST file is refused before anything is decompressed: the largest,
+# byclass/bymerge train images, holds 697,932 images of 28x28 (547 MB).
+MAX_IDX_ITEMS = 1_000_000
+MAX_IDX_BYTES = 2 * 1024**3
+MAX_MAPPING_BYTES = 1024**2  # a mapping file is a few hundred bytes
+READ_CHUNK = 1024**2
+
+
+def _read_upto(stream: BinaryIO, limit: int) -> bytes:
+    """At most `limit` bytes from `stream` (fewer at its end), read in chunks so nothing larger is ever asked for."""
+    parts, left = [], limit
+    while left > 0:
+        chunk = stream.read(min(left, READ_CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def _declared_payload(shape: list[int], source: str) -> int:
+    """Bytes after the header that an IDX header declares, refused when no EMNIST file is that large."""
+    payload = math.prod(shape)
+    if (shape and shape[0] > MAX_IDX_ITEMS) or payload > MAX_IDX_BYTES:
+        raise DataError(f"{source}: the IDX header declares shape {tuple(shape)} ({payload:,} bytes), more than any "
+                        f"EMNIST file (at most {MAX_IDX_ITEMS:,} items and {MAX_IDX_BYTES // 1024**3} GiB); the file "
+                        "is corrupt or not EMNIST data, so it is not read")
+    return payload
+
+
+def read_idx_stream(stream: BinaryIO, source: str) -> bytes:
+    """One IDX file from a (decompressing) stream, never more than its header declares: a gzip bomb or a
+    header that promises gigabytes stops with a DataError instead of filling memory. parse_idx checks the rest."""
+    head = _read_upto(stream, 8)
+    magic = int.from_bytes(head[:4], "big")
+    if len(head) < 8 or magic not in (IMAGE_MAGIC, LABEL_MAGIC):
+        return head  # parse_idx names what is wrong with it
+    ndim = magic & 0xFF
+    header = head + _read_upto(stream, 4 * ndim - 4)
+    if len(header) < 4 + 4 * ndim:
+        return header
+    shape = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    payload = _declared_payload(shape, source)
+    body = _read_upto(stream, payload + 1)  # one byte more than declared tells that the stream goes on
+    if len(body) > payload:
+        raise DataError(f"{source}: decompresses to more than the {len(header) + payload:,} bytes its IDX header "
+                        f"declares (shape {tuple(shape)}); reading stopped there. The file is corrupt or not "
+                        "EMNIST data, download it again")
+    return header + body
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            return read_idx_stream(f, str(path))
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read ({exc}); the file is truncated, corrupt or not gzip data, "
                         "download it again") from exc
+
+
+def _read_mapping_text(stream: BinaryIO, source: str) -> str:
+    """A mapping file's text, refused when it is larger than any mapping file (it may come out of a zip)."""
+    data = _read_upto(stream, MAX_MAPPING_BYTES + 1)
+    if len(data) > MAX_MAPPING_BYTES:
+        raise DataError(f"{source}: more than {MAX_MAPPING_BYTES:,} bytes, far larger than a mapping file "
+                        "(one 'label ascii_code' line per class); it is not read")
+    return data.decode()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -103,9 +162,11 @@ class SplitSource:
             return _read_bytes(self.location / name)
         source = f"{self.location}:{name}"
         try:
-            with zipfile.ZipFile(self.location) as zf:
-                raw = zf.read(name)
-            return gzip.decompress(raw) if name.endswith(".gz") else raw
+            with zipfile.ZipFile(self.location) as zf, zf.open(name) as member:
+                if not name.endswith(".gz"):
+                    return read_idx_stream(member, source)
+                with gzip.GzipFile(fileobj=member) as unzipped:
+                    return read_idx_stream(unzipped, source)
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile, KeyError) as exc:
             raise DataError(f"{source}: cannot read ({exc}); the archive is corrupt, download it again") from exc
 
@@ -113,10 +174,12 @@ class SplitSource:
         if self.mapping is None:
             return None
         try:
+            source = f"{self.location}/{self.mapping}"
             if self.location.is_dir():
-                return (self.location / self.mapping).read_text()
-            with zipfile.ZipFile(self.location) as zf:
-                return zf.read(self.mapping).decode()
+                with open(self.location / self.mapping, "rb") as f:
+                    return _read_mapping_text(f, source)
+            with zipfile.ZipFile(self.location) as zf, zf.open(self.mapping) as member:
+                return _read_mapping_text(member, source)
         except (OSError, UnicodeDecodeError, zipfile.BadZipFile, KeyError) as exc:
             raise DataError(f"{self.location}/{self.mapping}: cannot read the mapping file ({exc}); expected text "
                             "with one 'label ascii_code' line per class (e.g. '10 65' for label 10 = 'A')") from exc

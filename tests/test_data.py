@@ -2,7 +2,10 @@
 
 import gzip
 import shutil
+import struct
+import tracemalloc
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -150,3 +153,86 @@ def test_shards_split_one_order_into_equal_disjoint_shares():
     assert len(shares[0]) == len(shares[1]) == 5  # equal lengths: one image of the 11 sits this epoch out
     assert not set(shares[0]) & set(shares[1])
     assert shares[0] == whole[0:10:2] and shares[1] == whole[1:10:2]  # every rank draws from the same order
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Decompression bounds: a file that inflates far beyond its IDX header is refused before memory fills
+# ----------------------------------------------------------------------------------------------------------------
+
+INFLATED = 64 * 1024**2  # what each "bomb" below inflates to; a bounded reader never holds more than a few MB of it
+PEAK_LIMIT = 16 * 1024**2
+
+
+def gzip_of_header_and_zeros(header: bytes, zeros: int) -> bytes:
+    """gzip of `header` + `zeros` zero bytes, compressed a block at a time (the test never holds the inflated data)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    block = bytes(1024**2)
+    parts = [packer.compress(header)] + [packer.compress(block) for _ in range(zeros // len(block))]
+    return b"".join(parts) + packer.flush()
+
+
+def bomb_folder(tmp_path, images_gz: bytes, packaging: str):
+    """Split `bomb` (10 train images, valid small files) whose train images file is `images_gz`; as .gz files in
+    a folder, or inside a NIST-style gzip.zip."""
+    folder = tmp_path / "files"
+    write_emnist_split(folder, "bomb", "01", train_per_class=5, test_per_class=2)
+    (folder / "emnist-bomb-train-images-idx3-ubyte.gz").write_bytes(images_gz)
+    if packaging == "gz":
+        return folder
+    archive = tmp_path / "zipped"
+    archive.mkdir()
+    with zipfile.ZipFile(archive / "gzip.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in folder.iterdir():
+            zf.write(f, f"gzip/{f.name}")
+    return archive
+
+
+def load_measuring_peak(split: str, folder) -> tuple[pytest.ExceptionInfo, int]:
+    """The DataError that loading raises, and the peak of Python memory allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as err:
+            load_split(split, folder)
+        return err, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("packaging", ["gz", "zip"])
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path, monkeypatch, packaging):
+    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
+    header = struct.pack(">IIII", 0x00000803, 10, 28, 28)  # 10 images: 16 + 7,840 bytes, then 64 MB more
+    folder = bomb_folder(tmp_path, gzip_of_header_and_zeros(header, INFLATED), packaging)
+    err, peak = load_measuring_peak("bomb", folder)
+    assert peak < PEAK_LIMIT, f"{peak:,} bytes allocated: the bomb was inflated"
+    assert "emnist-bomb-train-images-idx3-ubyte.gz" in str(err.value) and "\n" not in str(err.value)
+    assert f"more than the {16 + 10 * 28 * 28:,} bytes its IDX header declares" in str(err.value)
+
+
+@pytest.mark.parametrize("packaging", ["gz", "zip"])
+@pytest.mark.parametrize("shape", [(2**31, 28, 28), (10, 65535, 65535)], ids=["2^31 images", "huge images"])
+def test_a_header_declaring_an_absurd_size_is_refused_before_reading(tmp_path, monkeypatch, packaging, shape):
+    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
+    header = struct.pack(">IIII", 0x00000803, *shape)
+    folder = bomb_folder(tmp_path, gzip_of_header_and_zeros(header, INFLATED), packaging)
+    err, peak = load_measuring_peak("bomb", folder)
+    assert peak < PEAK_LIMIT, f"{peak:,} bytes allocated: the stream was read"
+    assert "emnist-bomb-train-images-idx3-ubyte.gz" in str(err.value)
+    assert f"declares shape {shape}" in str(err.value) and "more than any EMNIST file" in str(err.value)
+
+
+def test_a_mapping_member_that_inflates_to_megabytes_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "files"
+    write_emnist_split(folder, "bomb", "01", train_per_class=5, test_per_class=2)
+    (tmp_path / "zipped").mkdir()
+    with zipfile.ZipFile(tmp_path / "zipped" / "gzip.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in folder.iterdir():
+            if not f.name.endswith("mapping.txt"):
+                zf.write(f, f"gzip/{f.name}")
+        with zf.open("gzip/emnist-bomb-mapping.txt", "w") as member:
+            for _ in range(INFLATED // 2**20):
+                member.write(b" " * 2**20)
+    err, peak = load_measuring_peak("bomb", tmp_path / "zipped")
+    assert peak < PEAK_LIMIT, f"{peak:,} bytes allocated: the member was inflated"
+    assert "emnist-bomb-mapping.txt" in str(err.value) and "larger than a mapping file" in str(err.value)
