@@ -135,7 +135,12 @@ def _read_mapping_text(stream: BinaryIO, source: str) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("GLYPHKIT_CACHE", Path.home() / ".cache" / "glyphkit"))
+    """glyphkit's per-user cache: $GLYPHKIT_CACHE, else $XDG_CACHE_HOME/glyphkit, else ~/.cache/glyphkit."""
+    if os.environ.get("GLYPHKIT_CACHE"):
+        return Path(os.environ["GLYPHKIT_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: a relative path is to be ignored
+    return base / "glyphkit"
 
 
 def _candidate_folders(root: Path) -> list[Path]:
