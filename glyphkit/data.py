@@ -1,7 +1,7 @@
 """EMNIST on disk -> upright uint8 tensors in memory (glyphkit.batches turns them into device batches).
 
 Where the files come from, in order: an explicit folder (`data_dir` / `$GLYPHKIT_DATA_DIR`), the local cache
-(`$GLYPHKIT_CACHE`, default `~/.cache/glyphkit`), then torchvision's EMNIST download. A folder may hold the
+(see cache_dir), then NIST's gzip.zip downloaded into the cache (glyphkit.download). A folder may hold the
 IDX files (`emnist-<split>-<train|test>-<images-idx3|labels-idx1>-ubyte[.gz]`, plus
 `emnist-<split>-mapping.txt`), torchvision's `EMNIST/raw/` layout, NIST's unpacked `gzip/` folder, or NIST's
 `gzip.zip` as downloaded. Any split whose files follow that naming loads: that is how your own glyph set
@@ -227,10 +227,10 @@ def find_sources(root: Path) -> dict[str, SplitSource]:
 
 
 def _download(split: str, root: Path) -> None:
-    """torchvision's EMNIST download into `root` (needs the network)."""
-    from torchvision.datasets import EMNIST
+    """NIST's gzip.zip (every official split) into `root`, checked; see glyphkit.download (needs the network)."""
+    from glyphkit.download import download_archive
 
-    EMNIST(root=str(root), split=split, train=True, download=True)
+    download_archive(root)
 
 
 def locate_split(split: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> SplitSource:
@@ -252,16 +252,17 @@ def locate_split(split: str, data_dir: str | os.PathLike | None = None, download
         if split in sources:
             return _check_complete(sources[split])
         found_elsewhere.update(sources)
+    known = ", ".join(sorted(found_elsewhere)) or "none"
     if split in OFFICIAL_SPLITS and download:
         try:
             _download(split, cache_dir())
-        except Exception as exc:  # network errors come in many types; all mean the same to the user
-            looked.append(f"torchvision download ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})")
-        else:
-            sources = find_sources(cache_dir())
-            if split in sources:
-                return _check_complete(sources[split])
-    known = ", ".join(sorted(found_elsewhere)) or "none"
+        except DataError as exc:
+            raise DataError(f"split {split!r} is not in {'; '.join(looked)} (splits there: {known}), and the "
+                            f"download failed: {exc}") from exc
+        sources = find_sources(cache_dir())
+        if split in sources:
+            return _check_complete(sources[split])
+        looked.append(f"{cache_dir()}/gzip.zip (downloaded)")
     hint = ("put NIST's gzip.zip or the emnist-<split>-*-ubyte.gz files in a folder and pass --data-dir FOLDER "
             "(or set GLYPHKIT_DATA_DIR)")
     if split not in OFFICIAL_SPLITS and not found_elsewhere:

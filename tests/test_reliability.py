@@ -134,13 +134,16 @@ def test_unknown_split_names_split_where_it_looked_and_what_it_found(capsys, tin
 
 
 def test_official_split_missing_offline_is_one_line(capsys, tiny_data_dir, tmp_path, monkeypatch):
-    def offline(split, root):
-        raise OSError("network is unreachable\n(and a second line that must not leak)")
+    import socket
 
-    monkeypatch.setattr("glyphkit.data._download", offline)
+    with socket.socket() as s:  # a local port nothing listens on: the download is refused at once
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/gzip.zip"
+    monkeypatch.setenv("GLYPHKIT_EMNIST_URL", url)
     code, _, err = run_cli(capsys, "train", "--split", "letters", "--data-dir", tiny_data_dir,
                            "--output-dir", tmp_path / "run", *FAST)
-    assert_user_error(code, err, "'letters'", str(tiny_data_dir), "torchvision download", "tiny")
+    assert_user_error(code, err, "'letters'", str(tiny_data_dir), "tiny", f"download failed: could not download {url}",
+                      str(tmp_path / "cache" / "gzip.zip"))
 
 
 def test_missing_data_folder(capsys, tmp_path):
