@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from glyphkit.batches import iterate_batches, random_affine
-from glyphkit.data import (DataError, available_splits, load_split, parse_idx, stratified_split, split_classes,
-                           locate_split, IMAGE_MAGIC)
+from glyphkit.data import (DataError, available_splits, load_split, parse_idx, read_part, stratified_split,
+                           split_classes, locate_split, IMAGE_MAGIC)
 from glyphkit.synthetic import idx_bytes, render_glyphs, write_emnist_split
 from tests.conftest import TINY_CHARS
 
@@ -236,3 +236,71 @@ def test_a_mapping_member_that_inflates_to_megabytes_is_refused(tmp_path, monkey
     err, peak = load_measuring_peak("bomb", tmp_path / "zipped")
     assert peak < PEAK_LIMIT, f"{peak:,} bytes allocated: the member was inflated"
     assert "emnist-bomb-mapping.txt" in str(err.value) and "larger than a mapping file" in str(err.value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Files written by hand (struct + numpy, not glyphkit's encoder), read by glyphkit and by torchvision's IDX reader
+# ----------------------------------------------------------------------------------------------------------------
+
+HAND_CHARS = "aB7"  # mapping codes 97, 66, 55
+HAND_COUNTS = {"train": 12, "test": 6}
+
+
+def hand_idx(array: np.ndarray, magic: int) -> bytes:
+    """IDX as the format defines it: a big-endian magic (0x801 labels, 0x803 images), big-endian dims, uint8 data."""
+    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory):
+    """Split `hand` written by hand three ways (raw IDX, .gz, NIST's gzip.zip), and the upright arrays in it.
+
+    Stored like EMNIST: each image transposed, so the file holds upright.transpose(0, 2, 1)."""
+    root = tmp_path_factory.mktemp("handmade")
+    rng = np.random.default_rng(7)
+    arrays, files = {}, {}
+    for part, n in HAND_COUNTS.items():
+        upright = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % len(HAND_CHARS)).astype(np.uint8)
+        arrays[part] = upright, labels
+        files[f"emnist-hand-{part}-images-idx3-ubyte"] = hand_idx(upright.transpose(0, 2, 1), 0x00000803)
+        files[f"emnist-hand-{part}-labels-idx1-ubyte"] = hand_idx(labels, 0x00000801)
+    mapping = "".join(f"{label} {ord(c)}\r\n" for label, c in enumerate(HAND_CHARS)).encode()
+    for folder, suffix, pack in (("raw", "", lambda b: b), ("gz", ".gz", gzip.compress)):
+        (root / folder).mkdir()
+        for name, data in files.items():
+            (root / folder / (name + suffix)).write_bytes(pack(data))
+        (root / folder / "emnist-hand-mapping.txt").write_bytes(mapping)
+    (root / "zip").mkdir()
+    with zipfile.ZipFile(root / "zip" / "gzip.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted((root / "gz").iterdir()):
+            zf.write(path, f"gzip/{path.name}")
+    return root, arrays
+
+
+@pytest.mark.parametrize("packaging", ["raw", "gz", "zip"])
+def test_handmade_files_load_upright_with_their_characters(handmade, packaging):
+    root, arrays = handmade
+    source = locate_split("hand", root / packaging, download=False)
+    assert split_classes(source) == list(HAND_CHARS)
+    for part, (upright, labels) in arrays.items():
+        images, got_labels = read_part(source, part, len(HAND_CHARS))
+        assert torch.equal(images, torch.from_numpy(upright)), part
+        assert torch.equal(got_labels, torch.from_numpy(labels).long()), part
+    data = load_split("hand", root / packaging, val_split=0.5, seed=0)
+    assert torch.equal(data.test_images, torch.from_numpy(arrays["test"][0]))
+
+
+def test_torchvision_reads_the_same_files_as_stored_and_glyphkit_turns_them_upright(handmade):
+    """torchvision's own IDX reader, a second opinion: it returns images as stored (transposed, as torchvision's
+    EMNIST users see them); glyphkit's are those images transposed back, with the same labels."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    root, arrays = handmade
+    source = locate_split("hand", root / "gz", download=False)
+    for part in HAND_COUNTS:
+        stored = read_image_file(str(root / "raw" / f"emnist-hand-{part}-images-idx3-ubyte"))
+        labels = read_label_file(str(root / "raw" / f"emnist-hand-{part}-labels-idx1-ubyte"))
+        assert torch.equal(stored, torch.from_numpy(arrays[part][0].transpose(0, 2, 1).copy()))
+        images, got_labels = read_part(source, part, len(HAND_CHARS))
+        assert torch.equal(images, stored.transpose(1, 2)) and torch.equal(got_labels, labels)
