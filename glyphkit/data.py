@@ -1,7 +1,7 @@
 """EMNIST on disk -> upright uint8 tensors in memory (glyphkit.batches turns them into device batches).
 
 Where the files come from, in order: an explicit folder (`data_dir` / `$GLYPHKIT_DATA_DIR`), the local cache
-(`$GLYPHKIT_CACHE`, default `~/.cache/glyphkit`), then torchvision's EMNIST download. A folder may hold the
+(see cache_dir), then NIST's gzip.zip downloaded into the cache (glyphkit.download). A folder may hold the
 IDX files (`emnist-<split>-<train|test>-<images-idx3|labels-idx1>-ubyte[.gz]`, plus
 `emnist-<split>-mapping.txt`), torchvision's `EMNIST/raw/` layout, NIST's unpacked `gzip/` folder, or NIST's
 `gzip.zip` as downloaded. Any split whose files follow that naming loads: that is how your own glyph set
@@ -19,6 +19,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -60,15 +61,73 @@ def parse_idx(data: bytes, source: str, expected_magic: int) -> torch.Tensor:
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
 
 
+# A header that promises more than any EMNIST file is refused before anything is decompressed: the largest,
+# byclass/bymerge train images, holds 697,932 images of 28x28 (547 MB).
+MAX_IDX_ITEMS = 1_000_000
+MAX_IDX_BYTES = 2 * 1024**3
+MAX_MAPPING_BYTES = 1024**2  # a mapping file is a few hundred bytes
+READ_CHUNK = 1024**2
+
+
+def _read_upto(stream: BinaryIO, limit: int) -> bytes:
+    """At most `limit` bytes from `stream` (fewer at its end), read in chunks so nothing larger is ever asked for."""
+    parts, left = [], limit
+    while left > 0:
+        chunk = stream.read(min(left, READ_CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def _declared_payload(shape: list[int], source: str) -> int:
+    """Bytes after the header that an IDX header declares, refused when no EMNIST file is that large."""
+    payload = math.prod(shape)
+    if (shape and shape[0] > MAX_IDX_ITEMS) or payload > MAX_IDX_BYTES:
+        raise DataError(f"{source}: the IDX header declares shape {tuple(shape)} ({payload:,} bytes), more than any "
+                        f"EMNIST file (at most {MAX_IDX_ITEMS:,} items and {MAX_IDX_BYTES // 1024**3} GiB); the file "
+                        "is corrupt or not EMNIST data, so it is not read")
+    return payload
+
+
+def read_idx_stream(stream: BinaryIO, source: str) -> bytes:
+    """One IDX file from a (decompressing) stream, never more than its header declares: a gzip bomb or a
+    header that promises gigabytes stops with a DataError instead of filling memory. parse_idx checks the rest."""
+    head = _read_upto(stream, 8)
+    magic = int.from_bytes(head[:4], "big")
+    if len(head) < 8 or magic not in (IMAGE_MAGIC, LABEL_MAGIC):
+        return head  # parse_idx names what is wrong with it
+    ndim = magic & 0xFF
+    header = head + _read_upto(stream, 4 * ndim - 4)
+    if len(header) < 4 + 4 * ndim:
+        return header
+    shape = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    payload = _declared_payload(shape, source)
+    body = _read_upto(stream, payload + 1)  # one byte more than declared tells that the stream goes on
+    if len(body) > payload:
+        raise DataError(f"{source}: decompresses to more than the {len(header) + payload:,} bytes its IDX header "
+                        f"declares (shape {tuple(shape)}); reading stopped there. The file is corrupt or not "
+                        "EMNIST data, download it again")
+    return header + body
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            return read_idx_stream(f, str(path))
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read ({exc}); the file is truncated, corrupt or not gzip data, "
                         "download it again") from exc
+
+
+def _read_mapping_text(stream: BinaryIO, source: str) -> str:
+    """A mapping file's text, refused when it is larger than any mapping file (it may come out of a zip)."""
+    data = _read_upto(stream, MAX_MAPPING_BYTES + 1)
+    if len(data) > MAX_MAPPING_BYTES:
+        raise DataError(f"{source}: more than {MAX_MAPPING_BYTES:,} bytes, far larger than a mapping file "
+                        "(one 'label ascii_code' line per class); it is not read")
+    return data.decode()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -76,7 +135,12 @@ def _read_bytes(path: Path) -> bytes:
 # ----------------------------------------------------------------------------------------------------------------
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("GLYPHKIT_CACHE", Path.home() / ".cache" / "glyphkit"))
+    """glyphkit's per-user cache: $GLYPHKIT_CACHE, else $XDG_CACHE_HOME/glyphkit, else ~/.cache/glyphkit."""
+    if os.environ.get("GLYPHKIT_CACHE"):
+        return Path(os.environ["GLYPHKIT_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: a relative path is to be ignored
+    return base / "glyphkit"
 
 
 def _candidate_folders(root: Path) -> list[Path]:
@@ -103,9 +167,11 @@ class SplitSource:
             return _read_bytes(self.location / name)
         source = f"{self.location}:{name}"
         try:
-            with zipfile.ZipFile(self.location) as zf:
-                raw = zf.read(name)
-            return gzip.decompress(raw) if name.endswith(".gz") else raw
+            with zipfile.ZipFile(self.location) as zf, zf.open(name) as member:
+                if not name.endswith(".gz"):
+                    return read_idx_stream(member, source)
+                with gzip.GzipFile(fileobj=member) as unzipped:
+                    return read_idx_stream(unzipped, source)
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile, KeyError) as exc:
             raise DataError(f"{source}: cannot read ({exc}); the archive is corrupt, download it again") from exc
 
@@ -113,10 +179,12 @@ class SplitSource:
         if self.mapping is None:
             return None
         try:
+            source = f"{self.location}/{self.mapping}"
             if self.location.is_dir():
-                return (self.location / self.mapping).read_text()
-            with zipfile.ZipFile(self.location) as zf:
-                return zf.read(self.mapping).decode()
+                with open(self.location / self.mapping, "rb") as f:
+                    return _read_mapping_text(f, source)
+            with zipfile.ZipFile(self.location) as zf, zf.open(self.mapping) as member:
+                return _read_mapping_text(member, source)
         except (OSError, UnicodeDecodeError, zipfile.BadZipFile, KeyError) as exc:
             raise DataError(f"{self.location}/{self.mapping}: cannot read the mapping file ({exc}); expected text "
                             "with one 'label ascii_code' line per class (e.g. '10 65' for label 10 = 'A')") from exc
@@ -159,10 +227,10 @@ def find_sources(root: Path) -> dict[str, SplitSource]:
 
 
 def _download(split: str, root: Path) -> None:
-    """torchvision's EMNIST download into `root` (needs the network)."""
-    from torchvision.datasets import EMNIST
+    """NIST's gzip.zip (every official split) into `root`, checked; see glyphkit.download (needs the network)."""
+    from glyphkit.download import download_archive
 
-    EMNIST(root=str(root), split=split, train=True, download=True)
+    download_archive(root)
 
 
 def locate_split(split: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> SplitSource:
@@ -184,16 +252,17 @@ def locate_split(split: str, data_dir: str | os.PathLike | None = None, download
         if split in sources:
             return _check_complete(sources[split])
         found_elsewhere.update(sources)
+    known = ", ".join(sorted(found_elsewhere)) or "none"
     if split in OFFICIAL_SPLITS and download:
         try:
             _download(split, cache_dir())
-        except Exception as exc:  # network errors come in many types; all mean the same to the user
-            looked.append(f"torchvision download ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})")
-        else:
-            sources = find_sources(cache_dir())
-            if split in sources:
-                return _check_complete(sources[split])
-    known = ", ".join(sorted(found_elsewhere)) or "none"
+        except DataError as exc:
+            raise DataError(f"split {split!r} is not in {'; '.join(looked)} (splits there: {known}), and the "
+                            f"download failed: {exc}") from exc
+        sources = find_sources(cache_dir())
+        if split in sources:
+            return _check_complete(sources[split])
+        looked.append(f"{cache_dir()}/gzip.zip (downloaded)")
     hint = ("put NIST's gzip.zip or the emnist-<split>-*-ubyte.gz files in a folder and pass --data-dir FOLDER "
             "(or set GLYPHKIT_DATA_DIR)")
     if split not in OFFICIAL_SPLITS and not found_elsewhere:

@@ -26,7 +26,7 @@ from PIL import Image
 
 from glyphkit import workflows
 from glyphkit.config import Config
-from glyphkit.data import DataError, GlyphData, find_sources, locate_split
+from glyphkit.data import DataError, GlyphData, cache_dir, locate_split
 from glyphkit.inference import load_trained_run
 from glyphkit.rundir import BEST, CheckpointError, checkpoint_config, load_checkpoint
 from glyphkit.synthetic import write_emnist_split
@@ -89,29 +89,52 @@ def is_synthetic(split: str) -> bool:
 
 
 def synthetic_dir() -> Path:
-    return Path(tempfile.gettempdir()) / "glyphkit-synthetic-emnist"
+    """Where the synthetic fallback is kept: the user's own cache, not a shared /tmp folder that another user
+    could create first."""
+    return cache_dir() / "synthetic"
 
 
 def write_synthetic(split: str = "balanced", folder: str | os.PathLike | None = None) -> tuple[str, Path]:
     """EMNIST-format files of font-rendered glyphs (NOT handwriting) for `split`'s characters; (name, folder).
 
-    Written once into a temporary folder and reused; a half-written folder is never left behind.
+    Written once into `folder/<name>` (default: synthetic_dir()) and reused. They are written into a temporary
+    sibling folder that is then renamed into place, so a split appears whole or not at all: a killed write
+    leaves nothing a later run would take for the split.
     """
     chars = BYCLASS_CHARS if split in ("byclass", "proxy62") else BALANCED_CHARS
     name = f"{SYNTHETIC_PREFIX}{len(chars)}"
-    folder = Path(folder) if folder is not None else synthetic_dir()
-    if folder.is_dir() and name in find_sources(folder):
-        return name, folder
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    target = Path(folder if folder is not None else synthetic_dir()) / name
+    if _synthetic_complete(target, name):
+        return name, target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         write_emnist_split(staging, name, chars, train_per_class=SYNTHETIC_TRAIN_PER_CLASS,
                            test_per_class=SYNTHETIC_TEST_PER_CLASS)
-        for path in staging.iterdir():
-            os.replace(path, folder / path.name)
+        _rename_into_place(staging, target, name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return name, folder
+    return name, target
+
+
+def _synthetic_complete(folder: Path, name: str) -> bool:
+    """True when `folder` holds all five files of the synthetic split `name`."""
+    files = [f"emnist-{name}-{part}-{kind}-ubyte.gz" for part in ("train", "test")
+             for kind in ("images-idx3", "labels-idx1")] + [f"emnist-{name}-mapping.txt"]
+    return all((folder / f).is_file() for f in files)
+
+
+def _rename_into_place(staging: Path, target: Path, name: str) -> None:
+    """Move the finished folder to `target` in one rename; an incomplete leftover there is replaced."""
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if not _synthetic_complete(target, name):  # else another process has just put a whole split there
+            raise
 
 
 def synthetic_warning(split: str) -> str:
@@ -137,8 +160,8 @@ def choose_split(split: str = "balanced", data_dir: str | os.PathLike | None = N
     The requested split when its files are on this machine (data_dir / $GLYPHKIT_DATA_DIR / the cache).
     Outside quick mode that is all: loading then downloads an official split, or fails with a clear DataError.
     In quick mode nothing is downloaded; a missing split is replaced by a local proxy split of real glyphs
-    (balanced -> proxy47, byclass -> proxy62), and when there is none, by synthetic font glyphs in a temporary
-    folder. Every replacement is announced.
+    (balanced -> proxy47, byclass -> proxy62), and when there is none, by synthetic font glyphs kept in the user's
+    cache (synthetic_dir). Every replacement is announced.
     """
     quick = quick_mode() if quick is None else quick
     folder = str(Path(data_dir).expanduser()) if data_dir else None

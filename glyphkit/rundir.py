@@ -28,6 +28,7 @@ import io
 import json
 import os
 import pickle
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Callable
@@ -52,6 +53,8 @@ EVALUATION_FIGURES = ("confusion_matrix.png", "confusion_matrix_normalized.png",
 RUN_FILES = (BEST, LATEST, CONFIG, HISTORY, HISTORY_FIGURE, METRICS, CLASSIFICATION_REPORT,
              MISCLASSIFICATION_REPORT, *EVALUATION_FIGURES)
 CHECKPOINT_FORMAT = 1
+# torch.load(weights_only=True) could be made to run code by a crafted file before torch 2.6 (CVE-2025-32434).
+SAFE_LOAD_TORCH = (2, 6)
 
 
 class RunFolderExists(RuntimeError):
@@ -216,11 +219,27 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
                               "is unchanged. Free disk space or choose another --output-dir") from exc
 
 
+def torch_version() -> str:
+    """The running torch's version (a function of its own, so a test can pretend to run an older torch)."""
+    return torch.__version__
+
+
+def _require_safe_torch(path: Path) -> None:
+    """Refuse to unpickle anything on a torch whose weights_only=True can be bypassed: there it gives no safety."""
+    version = torch_version()
+    found = re.match(r"(\d+)\.(\d+)", version)
+    if found is None or tuple(int(n) for n in found.groups()) < SAFE_LOAD_TORCH:
+        raise CheckpointError(f"{path} was not loaded: torch {version} cannot load checkpoints safely (a crafted "
+                              "file can run code even with weights_only=True, CVE-2025-32434, fixed in torch 2.6). "
+                              "Upgrade: pip install -U 'torch>=2.6' 'torchvision>=0.21' (conda: from conda-forge)")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely (weights_only=True: tensors and plain values only, no code runs)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    _require_safe_torch(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

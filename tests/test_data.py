@@ -2,15 +2,18 @@
 
 import gzip
 import shutil
+import struct
+import tracemalloc
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
 import torch
 
 from glyphkit.batches import iterate_batches, random_affine
-from glyphkit.data import (DataError, available_splits, load_split, parse_idx, stratified_split, split_classes,
-                           locate_split, IMAGE_MAGIC)
+from glyphkit.data import (DataError, available_splits, load_split, parse_idx, read_part, stratified_split,
+                           split_classes, locate_split, IMAGE_MAGIC)
 from glyphkit.synthetic import idx_bytes, render_glyphs, write_emnist_split
 from tests.conftest import TINY_CHARS
 
@@ -150,3 +153,154 @@ def test_shards_split_one_order_into_equal_disjoint_shares():
     assert len(shares[0]) == len(shares[1]) == 5  # equal lengths: one image of the 11 sits this epoch out
     assert not set(shares[0]) & set(shares[1])
     assert shares[0] == whole[0:10:2] and shares[1] == whole[1:10:2]  # every rank draws from the same order
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Decompression bounds: a file that inflates far beyond its IDX header is refused before memory fills
+# ----------------------------------------------------------------------------------------------------------------
+
+INFLATED = 64 * 1024**2  # what each "bomb" below inflates to; a bounded reader never holds more than a few MB of it
+PEAK_LIMIT = 16 * 1024**2
+
+
+def gzip_of_header_and_zeros(header: bytes, zeros: int) -> bytes:
+    """gzip of `header` + `zeros` zero bytes, compressed a block at a time (the test never holds the inflated data)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    block = bytes(1024**2)
+    parts = [packer.compress(header)] + [packer.compress(block) for _ in range(zeros // len(block))]
+    return b"".join(parts) + packer.flush()
+
+
+def bomb_folder(tmp_path, images_gz: bytes, packaging: str):
+    """Split `bomb` (10 train images, valid small files) whose train images file is `images_gz`; as .gz files in
+    a folder, or inside a NIST-style gzip.zip."""
+    folder = tmp_path / "files"
+    write_emnist_split(folder, "bomb", "01", train_per_class=5, test_per_class=2)
+    (folder / "emnist-bomb-train-images-idx3-ubyte.gz").write_bytes(images_gz)
+    if packaging == "gz":
+        return folder
+    archive = tmp_path / "zipped"
+    archive.mkdir()
+    with zipfile.ZipFile(archive / "gzip.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in folder.iterdir():
+            zf.write(f, f"gzip/{f.name}")
+    return archive
+
+
+def load_measuring_peak(split: str, folder) -> tuple[pytest.ExceptionInfo, int]:
+    """The DataError that loading raises, and the peak of Python memory allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as err:
+            load_split(split, folder)
+        return err, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("packaging", ["gz", "zip"])
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path, monkeypatch, packaging):
+    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
+    header = struct.pack(">IIII", 0x00000803, 10, 28, 28)  # 10 images: 16 + 7,840 bytes, then 64 MB more
+    folder = bomb_folder(tmp_path, gzip_of_header_and_zeros(header, INFLATED), packaging)
+    err, peak = load_measuring_peak("bomb", folder)
+    assert peak < PEAK_LIMIT, f"{peak:,} bytes allocated: the bomb was inflated"
+    assert "emnist-bomb-train-images-idx3-ubyte.gz" in str(err.value) and "\n" not in str(err.value)
+    assert f"more than the {16 + 10 * 28 * 28:,} bytes its IDX header declares" in str(err.value)
+
+
+@pytest.mark.parametrize("packaging", ["gz", "zip"])
+@pytest.mark.parametrize("shape", [(2**31, 28, 28), (10, 65535, 65535)], ids=["2^31 images", "huge images"])
+def test_a_header_declaring_an_absurd_size_is_refused_before_reading(tmp_path, monkeypatch, packaging, shape):
+    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
+    header = struct.pack(">IIII", 0x00000803, *shape)
+    folder = bomb_folder(tmp_path, gzip_of_header_and_zeros(header, INFLATED), packaging)
+    err, peak = load_measuring_peak("bomb", folder)
+    assert peak < PEAK_LIMIT, f"{peak:,} bytes allocated: the stream was read"
+    assert "emnist-bomb-train-images-idx3-ubyte.gz" in str(err.value)
+    assert f"declares shape {shape}" in str(err.value) and "more than any EMNIST file" in str(err.value)
+
+
+def test_a_mapping_member_that_inflates_to_megabytes_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "files"
+    write_emnist_split(folder, "bomb", "01", train_per_class=5, test_per_class=2)
+    (tmp_path / "zipped").mkdir()
+    with zipfile.ZipFile(tmp_path / "zipped" / "gzip.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in folder.iterdir():
+            if not f.name.endswith("mapping.txt"):
+                zf.write(f, f"gzip/{f.name}")
+        with zf.open("gzip/emnist-bomb-mapping.txt", "w") as member:
+            for _ in range(INFLATED // 2**20):
+                member.write(b" " * 2**20)
+    err, peak = load_measuring_peak("bomb", tmp_path / "zipped")
+    assert peak < PEAK_LIMIT, f"{peak:,} bytes allocated: the member was inflated"
+    assert "emnist-bomb-mapping.txt" in str(err.value) and "larger than a mapping file" in str(err.value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Files written by hand (struct + numpy, not glyphkit's encoder), read by glyphkit and by torchvision's IDX reader
+# ----------------------------------------------------------------------------------------------------------------
+
+HAND_CHARS = "aB7"  # mapping codes 97, 66, 55
+HAND_COUNTS = {"train": 12, "test": 6}
+
+
+def hand_idx(array: np.ndarray, magic: int) -> bytes:
+    """IDX as the format defines it: a big-endian magic (0x801 labels, 0x803 images), big-endian dims, uint8 data."""
+    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory):
+    """Split `hand` written by hand three ways (raw IDX, .gz, NIST's gzip.zip), and the upright arrays in it.
+
+    Stored like EMNIST: each image transposed, so the file holds upright.transpose(0, 2, 1)."""
+    root = tmp_path_factory.mktemp("handmade")
+    rng = np.random.default_rng(7)
+    arrays, files = {}, {}
+    for part, n in HAND_COUNTS.items():
+        upright = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % len(HAND_CHARS)).astype(np.uint8)
+        arrays[part] = upright, labels
+        files[f"emnist-hand-{part}-images-idx3-ubyte"] = hand_idx(upright.transpose(0, 2, 1), 0x00000803)
+        files[f"emnist-hand-{part}-labels-idx1-ubyte"] = hand_idx(labels, 0x00000801)
+    mapping = "".join(f"{label} {ord(c)}\r\n" for label, c in enumerate(HAND_CHARS)).encode()
+    for folder, suffix, pack in (("raw", "", lambda b: b), ("gz", ".gz", gzip.compress)):
+        (root / folder).mkdir()
+        for name, data in files.items():
+            (root / folder / (name + suffix)).write_bytes(pack(data))
+        (root / folder / "emnist-hand-mapping.txt").write_bytes(mapping)
+    (root / "zip").mkdir()
+    with zipfile.ZipFile(root / "zip" / "gzip.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted((root / "gz").iterdir()):
+            zf.write(path, f"gzip/{path.name}")
+    return root, arrays
+
+
+@pytest.mark.parametrize("packaging", ["raw", "gz", "zip"])
+def test_handmade_files_load_upright_with_their_characters(handmade, packaging):
+    root, arrays = handmade
+    source = locate_split("hand", root / packaging, download=False)
+    assert split_classes(source) == list(HAND_CHARS)
+    for part, (upright, labels) in arrays.items():
+        images, got_labels = read_part(source, part, len(HAND_CHARS))
+        assert torch.equal(images, torch.from_numpy(upright)), part
+        assert torch.equal(got_labels, torch.from_numpy(labels).long()), part
+    data = load_split("hand", root / packaging, val_split=0.5, seed=0)
+    assert torch.equal(data.test_images, torch.from_numpy(arrays["test"][0]))
+
+
+def test_torchvision_reads_the_same_files_as_stored_and_glyphkit_turns_them_upright(handmade):
+    """torchvision's own IDX reader, a second opinion: it returns images as stored (transposed, as torchvision's
+    EMNIST users see them); glyphkit's are those images transposed back, with the same labels."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    root, arrays = handmade
+    source = locate_split("hand", root / "gz", download=False)
+    for part in HAND_COUNTS:
+        stored = read_image_file(str(root / "raw" / f"emnist-hand-{part}-images-idx3-ubyte"))
+        labels = read_label_file(str(root / "raw" / f"emnist-hand-{part}-labels-idx1-ubyte"))
+        assert torch.equal(stored, torch.from_numpy(arrays[part][0].transpose(0, 2, 1).copy()))
+        images, got_labels = read_part(source, part, len(HAND_CHARS))
+        assert torch.equal(images, stored.transpose(1, 2)) and torch.equal(got_labels, labels)

@@ -47,8 +47,7 @@ def isolated_env(monkeypatch, tmp_path):
     monkeypatch.delenv("GLYPHKIT_DATA_DIR", raising=False)
     monkeypatch.delenv(nb.QUICK_ENV, raising=False)
     monkeypatch.delenv(nb.RUN_DIR_ENV, raising=False)
-    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr(nb, "synthetic_dir", lambda: tmp_path / "synthetic")
+    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))  # the synthetic fallback is written there too
     return tmp_path
 
 
@@ -199,6 +198,34 @@ def test_quick_mode_without_data_uses_labelled_synthetic_glyphs(isolated_env):
     assert nb.choose_split("balanced", None, quick=True, log=said.append) == (split, folder)  # reused
 
 
+def test_the_synthetic_fallback_lives_in_the_users_cache_not_in_tmp(monkeypatch, tmp_path):
+    """A fixed folder in the shared /tmp could be created (and filled) by another user first."""
+    monkeypatch.delenv("GLYPHKIT_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert nb.synthetic_dir() == tmp_path / "home" / ".cache" / "glyphkit" / "synthetic"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert nb.synthetic_dir() == tmp_path / "xdg" / "glyphkit" / "synthetic"
+    monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "mine"))
+    assert nb.synthetic_dir() == tmp_path / "mine" / "synthetic"
+    assert nb.write_synthetic("balanced") == ("synthetic47", tmp_path / "mine" / "synthetic" / "synthetic47")
+
+
+@pytest.mark.parametrize("kept", [4, 1], ids=["one file missing", "one file there"])
+def test_a_half_written_synthetic_split_is_not_reused(isolated_env, kept):
+    """Part of the files (what a write killed while moving them into place left) is written again, never
+    loaded as the split."""
+    from glyphkit.data import load_split
+
+    name, folder = nb.write_synthetic("balanced")
+    for path in sorted(folder.iterdir())[kept:]:
+        path.unlink()
+    again, folder = nb.write_synthetic("balanced")
+    data = load_split(again, folder)
+    assert data.classes == list(nb.BALANCED_CHARS) and data.sizes()["test"] == 47 * nb.SYNTHETIC_TEST_PER_CLASS
+    assert [p.name for p in folder.parent.iterdir()] == [name]  # no staging folder left beside it
+
+
 def test_outside_quick_mode_a_missing_split_is_a_clear_error(isolated_env):
     from glyphkit.data import DataError
 
@@ -228,6 +255,6 @@ def test_a_synthetic_run_finds_its_data_again(isolated_env):
     """04/05 evaluate a run trained on the synthetic fallback even when its temporary folder is gone."""
     said = []
     split, folder = nb.choose_split("synthetic47", isolated_env / "gone", quick=False, log=said.append)
-    assert (split, folder) == ("synthetic47", str(isolated_env / "synthetic"))
+    assert (split, folder) == ("synthetic47", str(isolated_env / "cache" / "synthetic" / "synthetic47"))
     assert "SYNTHETIC" in said[0]
     assert nb.choose_split(split, folder, quick=False, log=pytest.fail) == (split, folder)

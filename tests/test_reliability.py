@@ -134,13 +134,16 @@ def test_unknown_split_names_split_where_it_looked_and_what_it_found(capsys, tin
 
 
 def test_official_split_missing_offline_is_one_line(capsys, tiny_data_dir, tmp_path, monkeypatch):
-    def offline(split, root):
-        raise OSError("network is unreachable\n(and a second line that must not leak)")
+    import socket
 
-    monkeypatch.setattr("glyphkit.data._download", offline)
+    with socket.socket() as s:  # a local port nothing listens on: the download is refused at once
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/gzip.zip"
+    monkeypatch.setenv("GLYPHKIT_EMNIST_URL", url)
     code, _, err = run_cli(capsys, "train", "--split", "letters", "--data-dir", tiny_data_dir,
                            "--output-dir", tmp_path / "run", *FAST)
-    assert_user_error(code, err, "'letters'", str(tiny_data_dir), "torchvision download", "tiny")
+    assert_user_error(code, err, "'letters'", str(tiny_data_dir), "tiny", f"download failed: could not download {url}",
+                      str(tmp_path / "cache" / "gzip.zip"))
 
 
 def test_missing_data_folder(capsys, tmp_path):
@@ -484,6 +487,27 @@ def test_pickled_payload_is_refused_and_never_runs(capsys, run_copy, tiny_data_d
     assert_user_error(code, err, "refused")
     assert not marker.exists()
     assert snapshot(run_copy) == before
+
+
+def _torch_load_must_not_run(*args, **kwargs):
+    raise AssertionError("torch.load ran on a torch that cannot load safely")
+
+
+@pytest.mark.parametrize("version", ["2.5.1", "2.5.1+cu124", "2.2.0", "1.13.1"])
+def test_a_torch_before_2_6_refuses_to_load_any_checkpoint(capsys, run_copy, tiny_data_dir, monkeypatch, version):
+    """weights_only=True can be bypassed before torch 2.6 (CVE-2025-32434): there nothing is unpickled at all."""
+    monkeypatch.setattr(ckpt, "torch_version", lambda: version)
+    monkeypatch.setattr(torch, "load", _torch_load_must_not_run)
+    with pytest.raises(ckpt.CheckpointError, match=re.escape(f"torch {version} cannot load checkpoints safely")):
+        ckpt.load_checkpoint(run_copy / ckpt.BEST)
+    code, _, err = run_cli(capsys, "evaluate", run_copy, "--data-dir", tiny_data_dir, "--no-progress")
+    assert_user_error(code, err, str(run_copy / ckpt.BEST), "CVE-2025-32434", "torch>=2.6")
+
+
+@pytest.mark.parametrize("version", ["2.6.0", "2.6.0+cpu", "2.14.1+cu130", "3.0.0"])
+def test_a_torch_from_2_6_on_loads_checkpoints(run_copy, monkeypatch, version):
+    monkeypatch.setattr(ckpt, "torch_version", lambda: version)
+    assert ckpt.load_checkpoint(run_copy / ckpt.BEST)["config"]["split"] == "tiny"
 
 
 # ------------------------------------------------------------------------------------------------ divergence
