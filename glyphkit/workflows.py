@@ -56,7 +56,7 @@ def run_lr_finder(config: Config, data: GlyphData, *, num_steps: int = 100, prog
     lr_finder.png in the run folder. Nothing else is written (the choice is the caller's: see save_lr_choice)."""
     trainer = Trainer(config, data, progress=progress, log=log)
     result = find_lr(trainer, num_steps=num_steps, progress=progress)
-    path = plots.save_figure(plots.plot_lr_finder(result.lrs, result.losses, result.valley, result.steep),
+    path = plots.save_figure(plots.plot_lr_finder(result.lrs, result.losses, result.suggestion, result.steep),
                              Path(config.output_dir) / rundir.LR_FINDER_FIGURE)
     log(f"LR range test: {result.describe()} -> {path}")
     return result

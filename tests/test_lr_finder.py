@@ -22,6 +22,42 @@ def test_suggestions_on_a_known_curve():
     assert 1e-5 < valley < lowest  # inside the falling stretch, before the minimum
 
 
+def _log_curve(n: int, flat_noise: list[float]) -> tuple[list[float], list[float]]:
+    """n LRs from 1e-7 to 10; the loss is flat (plus the given noise) until 1e-3, falls until 1e-1, then rises."""
+    lrs = [10 ** (-7 + 8 * i / (n - 1)) for i in range(n)]
+    losses = []
+    for i, lr in enumerate(lrs):
+        x = math.log10(lr)
+        losses.append(4.0 + flat_noise[i % len(flat_noise)] if x < -3 else 4.0 - (x + 3) if x <= -1 else 2.0 + 3 * (x + 1))
+    return lrs, losses
+
+
+def test_valley_leaves_out_the_noisy_first_tenth():
+    """A falling run of noise at the very start must not pull the suggestion back into the flat region: the
+    longest falling stretch is counted back from its end, so early points that fall would lengthen it."""
+    lrs = [10 ** (-7 + 8 * i / 99) for i in range(100)]
+    losses = [6.0 - 0.1 * i for i in range(10)]  # the first tenth falls (noise at tiny rates can)
+    losses += [4.0] * 70  # flat
+    losses += [4.0 - 0.2 * k for k in range(1, 11)]  # the real fall: points 80..89
+    losses += [2.0 + 0.5 * k for k in range(1, 11)]  # divergence
+    valley = suggest_valley(lrs, losses)
+    assert lrs[80] <= valley <= lrs[89]
+
+
+def test_a_short_test_suggests_a_tenth_of_the_minimum(tmp_path):
+    """With 20 points valley follows the noise of the flat start; the suggestion is then the LR of the lowest
+    smoothed loss over ten, for a curve run through the real range test."""
+    _, raw = _log_curve(20, [0.0, -0.15, 0.1, -0.3, 0.2])
+    model, optimizer, step_fn = _scripted_losses(raw)
+    batch = [(torch.randn(2, 4), torch.zeros(2, dtype=torch.long))]
+    result = lr_range_test(model, optimizer, batch, num_steps=20, step_fn=step_fn, progress=False)
+    smoothed = _smoothed(raw, beta=0.98 ** (100 / 20))
+    assert result.losses == pytest.approx(smoothed)
+    lowest = 10 ** (-7 + 8 * smoothed.index(min(smoothed)) / 19)
+    assert result.suggestion == pytest.approx(lowest / 10)
+    assert 1e-3 <= result.suggestion <= 1e-1
+
+
 def test_range_test_restores_model_optimizer_and_rng():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
@@ -68,7 +104,7 @@ def test_range_test_stops_when_the_smoothed_loss_passes_4x_its_best():
     batch = [(torch.randn(2, 4), torch.zeros(2, dtype=torch.long))]
     model, optimizer, step_fn = _scripted_losses(values)
     result = lr_range_test(model, optimizer, batch, num_steps=len(values), step_fn=step_fn, progress=False)
-    smoothed = _smoothed(values)
+    smoothed = _smoothed(values, beta=0.98 ** (100 / len(values)))  # README: 0.98 per 100 steps
     first_over = next(i for i, s in enumerate(smoothed) if s > 4 * min(smoothed[:i + 1]))
     assert 20 < first_over < len(values) - 1
     assert len(result.lrs) == first_over + 1  # it stops at that step (recorded), not before, not at the end
