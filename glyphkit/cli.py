@@ -135,6 +135,9 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--precision", choices=PRECISIONS, default=S, help=PRECISION_HELP)
     t.add_argument("--num-threads", type=_positive_int, default=S,
                    help="torch CPU threads (default: the cores, shared among the processes torchrun starts)")
+    t.add_argument("--deterministic", action="store_true", default=S,
+                   help="deterministic kernels (torch.use_deterministic_algorithms; slower on CUDA): with the same "
+                   "--seed and --num-threads, a resumed run ends with the same weights as an uninterrupted one")
     t.add_argument("--init-from", metavar="RUN_DIR", default=S,
                    help="start from a trained run's best model (all layers but the classifier when the classes "
                    "differ): the way to learn a small glyph set of your own")
