@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--output-dir", default=S)
     f.add_argument("--seed", type=int, default=S)
     f.add_argument("--limit-train", type=_positive_int, default=S)
+    f.add_argument("--num-threads", type=_positive_int, default=S, help="torch CPU threads (default: the cores)")
 
     _add_predict_args(_add_run_command(sub, "predict", help="read your own images of handwriting with a trained run",
                                        description="Read images (files or folders) with a run's model: the top "
@@ -249,27 +250,42 @@ def _log(msg: str) -> None:
 
 
 def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple[float, bool]:
-    """On a terminal, ask whether to take the suggested LR; elsewhere take it and say so. Never blocks."""
+    """On a terminal, ask whether to take the suggested LR (again after an answer it cannot read, so a typo never
+    trains with a rate nobody chose); elsewhere take it and say so. Never blocks without a terminal."""
     if not interactive:
         _log(f"LR finder suggests {suggestion:.2e}; no terminal to ask, so it is used (instead of {current:.2e})")
         return suggestion, True
+    question = f"LR finder suggests {suggestion:.2e} (current {current:.2e}). Use it? [Y/n or a number] "
+    while True:
+        answer = _read_answer(question, suggestion)
+        chosen = parse_lr_answer(answer, suggestion, current)
+        if chosen is not None:
+            if answer.lower() in ("n", "no"):
+                _log(f"keeping lr {current:.2e}")
+            return chosen
+        _log(f"could not read {answer!r}: press Enter (or y) for {suggestion:.2e}, n to keep {current:.2e}, or "
+             "type a learning rate > 0 such as 3e-4")
+
+
+def _read_answer(question: str, suggestion: float) -> str:
+    """One line from the terminal; Ctrl-D (or a closed stdin that claims to be a terminal) is a user error."""
     try:
-        answer = input(f"LR finder suggests {suggestion:.2e} (current {current:.2e}). Use it? [Y/n or a number] ")
-    except EOFError:  # Ctrl-D, or a closed stdin that still claims to be a terminal
+        return input(question).strip()
+    except EOFError:
         raise ConfigError(f"no answer to the LR finder's question (end of input); run again and answer it, or pass "
                           f"--lr {suggestion:.2e} to take the suggestion without being asked") from None
-    answer = answer.strip()
+
+
+def parse_lr_answer(answer: str, suggestion: float, current: float) -> tuple[float, bool] | None:
+    """(rate, is it the suggestion) for an answer to the LR question; None when the answer means nothing."""
     if answer.lower() in ("", "y", "yes"):
         return suggestion, True
     if answer.lower() in ("n", "no"):
-        _log(f"keeping lr {current:.2e}")
         return current, False
     try:
-        value = _positive_float(answer)
+        return _positive_float(answer), False
     except argparse.ArgumentTypeError:
-        _log(f"could not read {answer!r} as a number; keeping lr {current:.2e}")
-        return current, False
-    return value, False
+        return None
 
 
 def lr_from_finder(config: Config, data, progress: bool) -> float:
