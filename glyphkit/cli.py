@@ -249,12 +249,13 @@ def _log(msg: str) -> None:
         print(msg, flush=True)
 
 
-def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple[float, bool]:
-    """On a terminal, ask whether to take the suggested LR (again after an answer it cannot read, so a typo never
-    trains with a rate nobody chose); elsewhere take it and say so. Never blocks without a terminal."""
+def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple[float, str]:
+    """(rate, choice for lr.json): on a terminal, ask whether to take the suggested LR (again after an answer it
+    cannot read, so a typo never trains with a rate nobody chose); elsewhere take it and say so. Never blocks
+    without a terminal."""
     if not interactive:
         _log(f"LR finder suggests {suggestion:.2e}; no terminal to ask, so it is used (instead of {current:.2e})")
-        return suggestion, True
+        return suggestion, "suggestion"
     question = f"LR finder suggests {suggestion:.2e} (current {current:.2e}). Use it? [Y/n or a number] "
     while True:
         answer = _read_answer(question, suggestion)
@@ -276,14 +277,14 @@ def _read_answer(question: str, suggestion: float) -> str:
                           f"--lr {suggestion:.2e} to take the suggestion without being asked") from None
 
 
-def parse_lr_answer(answer: str, suggestion: float, current: float) -> tuple[float, bool] | None:
-    """(rate, is it the suggestion) for an answer to the LR question; None when the answer means nothing."""
+def parse_lr_answer(answer: str, suggestion: float, current: float) -> tuple[float, str] | None:
+    """(rate, choice for lr.json) for an answer to the LR question; None when the answer means nothing."""
     if answer.lower() in ("", "y", "yes"):
-        return suggestion, True
+        return suggestion, "suggestion"
     if answer.lower() in ("n", "no"):
-        return current, False
+        return current, "rejected"
     try:
-        return _positive_float(answer), False
+        return _positive_float(answer), "typed"
     except argparse.ArgumentTypeError:
         return None
 
@@ -295,8 +296,8 @@ def lr_from_finder(config: Config, data, progress: bool) -> float:
     if result.suggestion is None:
         _log(f"the range test found no falling loss; keeping lr {config.lr:.2e}")
         return config.lr
-    lr, accepted = ask_accept_lr(result.suggestion, config.lr, sys.stdin.isatty())
-    save_lr_choice(config.output_dir, lr, result.suggestion, accepted, source="cli")
+    lr, choice = ask_accept_lr(result.suggestion, config.lr, sys.stdin.isatty())
+    save_lr_choice(config.output_dir, lr, result.suggestion, choice, source="cli")
     return lr
 
 
@@ -365,7 +366,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     data = workflows.load_data(config, log=_log)
     result = workflows.run_lr_finder(config, data, progress=not args.no_progress, log=_log)
     if result.suggestion is not None:
-        save_lr_choice(config.output_dir, result.suggestion, result.suggestion, True, source="cli lr-find")
+        save_lr_choice(config.output_dir, result.suggestion, result.suggestion, "suggestion", source="cli lr-find")
         _log(f"saved lr {result.suggestion:.2e} to {Path(config.output_dir) / LR_CHOICE}: "
              f"`glyphkit train --output-dir {config.output_dir}` will use it")
     return 0

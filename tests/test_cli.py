@@ -82,7 +82,7 @@ def test_lr_finder_without_a_terminal_takes_the_suggestion(tiny_data_dir, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert "no terminal to ask, so it is used" in proc.stdout
     choice = json.loads((run / "lr.json").read_text())
-    assert choice["accepted"] and choice["lr"] == choice["suggestion"]
+    assert choice["choice"] == "suggestion" and choice["lr"] == choice["suggestion"]
     assert (run / "lr_finder.png").stat().st_size > 10_000
     assert json.loads((run / "config.json").read_text())["lr"] == choice["lr"]
 
@@ -96,7 +96,7 @@ def test_lr_finder_on_a_terminal_asks(tiny_data_dir, tmp_path, monkeypatch, caps
     assert main(["train", *TINY, "--data-dir", str(tiny_data_dir), "--epochs", "1", "--output-dir", str(run),
                  "--lr-finder", "--lr", "0.002", "--skip-eval"]) == 0
     choice = json.loads((run / "lr.json").read_text())
-    assert not choice["accepted"] and choice["lr"] == 0.002
+    assert choice["choice"] == "rejected" and choice["lr"] == 0.002
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -181,11 +181,11 @@ def _type_answers(monkeypatch, *lines: str) -> list[str]:
 
 
 @pytest.mark.parametrize("typed, expected", [
-    ("", (SUGGESTED, True)),  # Enter takes the suggestion
-    ("y", (SUGGESTED, True)),
-    ("  2.5e-3 ", (2.5e-3, False)),  # a number is the rate to train with
-    ("0.01", (0.01, False)),
-    ("n", (CURRENT, False)),  # no keeps the rate the run would have used
+    ("", (SUGGESTED, "suggestion")),  # Enter takes the suggestion
+    ("y", (SUGGESTED, "suggestion")),
+    ("  2.5e-3 ", (2.5e-3, "typed")),  # a number is the rate to train with
+    ("0.01", (0.01, "typed")),
+    ("n", (CURRENT, "rejected")),  # no keeps the rate the run would have used
 ], ids=["enter", "y", "number", "decimal", "n"])
 def test_the_terminal_question_takes_the_answer(monkeypatch, typed, expected):
     asked = _type_answers(monkeypatch, typed)
@@ -196,7 +196,7 @@ def test_the_terminal_question_takes_the_answer(monkeypatch, typed, expected):
 def test_an_answer_that_is_no_rate_is_asked_again(monkeypatch, capsys):
     """A typo must not train with a rate nobody chose: the question comes again, with what it accepts."""
     asked = _type_answers(monkeypatch, "fast", "-1", "0", "nan", "3e-4x", "4e-4")
-    assert cli.ask_accept_lr(SUGGESTED, CURRENT, interactive=True) == (4e-4, False)
+    assert cli.ask_accept_lr(SUGGESTED, CURRENT, interactive=True) == (4e-4, "typed")
     assert len(asked) == 6
     out = capsys.readouterr().out
     assert out.count("could not read") == 5 and "'fast'" in out and "'3e-4x'" in out
@@ -233,7 +233,8 @@ def test_on_a_real_terminal_a_typo_is_asked_again_and_the_typed_rate_trains(tiny
     proc = _train_on_a_terminal(tiny_data_dir, run, b"oops\n3e-3\n")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("Use it? [Y/n or a number]") == 2 and "could not read 'oops'" in proc.stdout
-    assert json.loads((run / "lr.json").read_text())["lr"] == 3e-3
+    choice = json.loads((run / "lr.json").read_text())
+    assert choice["lr"] == 3e-3 and choice["choice"] == "typed" and choice["source"] == "cli"
     assert json.loads((run / "config.json").read_text())["lr"] == 3e-3
 
 
@@ -254,6 +255,7 @@ def test_lr_find_writes_the_choice_and_the_curve(tiny_data_dir, tmp_path, capsys
     assert main(["lr-find", *SMALL, *ONE_THREAD, "--data-dir", str(tiny_data_dir), "--output-dir", str(run)]) == 0
     choice = json.loads((run / "lr.json").read_text())
     assert choice["lr"] == choice["suggestion"] and 1e-7 <= choice["lr"] <= 10  # inside the range tested
+    assert choice["choice"] == "suggestion"
     figure = (run / "lr_finder.png").read_bytes()
     assert figure.startswith(PNG_MAGIC) and len(figure) > 10_000
     assert f"saved lr {choice['lr']:.2e}" in capsys.readouterr().out
