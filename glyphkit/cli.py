@@ -145,6 +145,19 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
                    help="under torchrun on GPUs: batch-norm statistics over the global batch (SyncBatchNorm)")
 
 
+def _add_lr_find_args(f: argparse.ArgumentParser) -> None:
+    """lr-find takes train's flags that shape the range test: the model, its batches, the data, the threads."""
+    S = argparse.SUPPRESS
+    _add_data_args(f)
+    f.add_argument("--batch-size", type=_positive_int, default=S)
+    f.add_argument("--model", default=S)
+    f.add_argument("--preset", choices=sorted(PRESETS), default=S)
+    f.add_argument("--output-dir", default=S)
+    f.add_argument("--seed", type=int, default=S)
+    f.add_argument("--limit-train", type=_positive_int, default=S)
+    f.add_argument("--num-threads", type=_positive_int, default=S, help="torch CPU threads (default: the cores)")
+
+
 def _add_run_command(sub, name: str, **texts: str) -> argparse.ArgumentParser:
     """A command that works on a run folder: its first argument is the folder."""
     p = sub.add_parser(name, **texts)
@@ -189,16 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the network first (faster on big test sets; needs a C++ compiler)")
 
-    f = sub.add_parser("lr-find", help="run the learning-rate range test only",
-                       description="Run the LR range test, write lr_finder.png and lr.json.")
-    _add_data_args(f)
-    f.add_argument("--batch-size", type=_positive_int, default=S)
-    f.add_argument("--model", default=S)
-    f.add_argument("--preset", choices=sorted(PRESETS), default=S)
-    f.add_argument("--output-dir", default=S)
-    f.add_argument("--seed", type=int, default=S)
-    f.add_argument("--limit-train", type=_positive_int, default=S)
-    f.add_argument("--num-threads", type=_positive_int, default=S, help="torch CPU threads (default: the cores)")
+    _add_lr_find_args(sub.add_parser("lr-find", help="run the learning-rate range test only",
+                                     description="Run the LR range test, write lr_finder.png and lr.json."))
 
     _add_predict_args(_add_run_command(sub, "predict", help="read your own images of handwriting with a trained run",
                                        description="Read images (files or folders) with a run's model: the top "
