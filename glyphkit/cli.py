@@ -135,11 +135,27 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--precision", choices=PRECISIONS, default=S, help=PRECISION_HELP)
     t.add_argument("--num-threads", type=_positive_int, default=S,
                    help="torch CPU threads (default: the cores, shared among the processes torchrun starts)")
+    t.add_argument("--deterministic", action="store_true", default=S,
+                   help="deterministic kernels (torch.use_deterministic_algorithms; slower on CUDA): with the same "
+                   "--seed and --num-threads, a resumed run ends with the same weights as an uninterrupted one")
     t.add_argument("--init-from", metavar="RUN_DIR", default=S,
                    help="start from a trained run's best model (all layers but the classifier when the classes "
                    "differ): the way to learn a small glyph set of your own")
     t.add_argument("--sync-bn", action="store_true", default=S,
                    help="under torchrun on GPUs: batch-norm statistics over the global batch (SyncBatchNorm)")
+
+
+def _add_lr_find_args(f: argparse.ArgumentParser) -> None:
+    """lr-find takes train's flags that shape the range test: the model, its batches, the data, the threads."""
+    S = argparse.SUPPRESS
+    _add_data_args(f)
+    f.add_argument("--batch-size", type=_positive_int, default=S)
+    f.add_argument("--model", default=S)
+    f.add_argument("--preset", choices=sorted(PRESETS), default=S)
+    f.add_argument("--output-dir", default=S)
+    f.add_argument("--seed", type=int, default=S)
+    f.add_argument("--limit-train", type=_positive_int, default=S)
+    f.add_argument("--num-threads", type=_positive_int, default=S, help="torch CPU threads (default: the cores)")
 
 
 def _add_run_command(sub, name: str, **texts: str) -> argparse.ArgumentParser:
@@ -186,15 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the network first (faster on big test sets; needs a C++ compiler)")
 
-    f = sub.add_parser("lr-find", help="run the learning-rate range test only",
-                       description="Run the LR range test, write lr_finder.png and lr.json.")
-    _add_data_args(f)
-    f.add_argument("--batch-size", type=_positive_int, default=S)
-    f.add_argument("--model", default=S)
-    f.add_argument("--preset", choices=sorted(PRESETS), default=S)
-    f.add_argument("--output-dir", default=S)
-    f.add_argument("--seed", type=int, default=S)
-    f.add_argument("--limit-train", type=_positive_int, default=S)
+    _add_lr_find_args(sub.add_parser("lr-find", help="run the learning-rate range test only",
+                                     description="Run the LR range test, write lr_finder.png and lr.json."))
 
     _add_predict_args(_add_run_command(sub, "predict", help="read your own images of handwriting with a trained run",
                                        description="Read images (files or folders) with a run's model: the top "
@@ -245,28 +254,44 @@ def _log(msg: str) -> None:
         print(msg, flush=True)
 
 
-def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple[float, bool]:
-    """On a terminal, ask whether to take the suggested LR; elsewhere take it and say so. Never blocks."""
+def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple[float, str]:
+    """(rate, choice for lr.json): on a terminal, ask whether to take the suggested LR (again after an answer it
+    cannot read, so a typo never trains with a rate nobody chose); elsewhere take it and say so. Never blocks
+    without a terminal."""
     if not interactive:
         _log(f"LR finder suggests {suggestion:.2e}; no terminal to ask, so it is used (instead of {current:.2e})")
-        return suggestion, True
+        return suggestion, "suggestion"
+    question = f"LR finder suggests {suggestion:.2e} (current {current:.2e}). Use it? [Y/n or a number] "
+    while True:
+        answer = _read_answer(question, suggestion)
+        chosen = parse_lr_answer(answer, suggestion, current)
+        if chosen is not None:
+            if answer.lower() in ("n", "no"):
+                _log(f"keeping lr {current:.2e}")
+            return chosen
+        _log(f"could not read {answer!r}: press Enter (or y) for {suggestion:.2e}, n to keep {current:.2e}, or "
+             "type a learning rate > 0 such as 3e-4")
+
+
+def _read_answer(question: str, suggestion: float) -> str:
+    """One line from the terminal; Ctrl-D (or a closed stdin that claims to be a terminal) is a user error."""
     try:
-        answer = input(f"LR finder suggests {suggestion:.2e} (current {current:.2e}). Use it? [Y/n or a number] ")
-    except EOFError:  # Ctrl-D, or a closed stdin that still claims to be a terminal
+        return input(question).strip()
+    except EOFError:
         raise ConfigError(f"no answer to the LR finder's question (end of input); run again and answer it, or pass "
                           f"--lr {suggestion:.2e} to take the suggestion without being asked") from None
-    answer = answer.strip()
+
+
+def parse_lr_answer(answer: str, suggestion: float, current: float) -> tuple[float, str] | None:
+    """(rate, choice for lr.json) for an answer to the LR question; None when the answer means nothing."""
     if answer.lower() in ("", "y", "yes"):
-        return suggestion, True
+        return suggestion, "suggestion"
     if answer.lower() in ("n", "no"):
-        _log(f"keeping lr {current:.2e}")
-        return current, False
+        return current, "rejected"
     try:
-        value = _positive_float(answer)
+        return _positive_float(answer), "typed"
     except argparse.ArgumentTypeError:
-        _log(f"could not read {answer!r} as a number; keeping lr {current:.2e}")
-        return current, False
-    return value, False
+        return None
 
 
 def lr_from_finder(config: Config, data, progress: bool) -> float:
@@ -276,8 +301,8 @@ def lr_from_finder(config: Config, data, progress: bool) -> float:
     if result.suggestion is None:
         _log(f"the range test found no falling loss; keeping lr {config.lr:.2e}")
         return config.lr
-    lr, accepted = ask_accept_lr(result.suggestion, config.lr, sys.stdin.isatty())
-    save_lr_choice(config.output_dir, lr, result.suggestion, accepted, source="cli")
+    lr, choice = ask_accept_lr(result.suggestion, config.lr, sys.stdin.isatty())
+    save_lr_choice(config.output_dir, lr, result.suggestion, choice, source="cli")
     return lr
 
 
@@ -346,7 +371,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     data = workflows.load_data(config, log=_log)
     result = workflows.run_lr_finder(config, data, progress=not args.no_progress, log=_log)
     if result.suggestion is not None:
-        save_lr_choice(config.output_dir, result.suggestion, result.suggestion, True, source="cli lr-find")
+        save_lr_choice(config.output_dir, result.suggestion, result.suggestion, "suggestion", source="cli lr-find")
         _log(f"saved lr {result.suggestion:.2e} to {Path(config.output_dir) / LR_CHOICE}: "
              f"`glyphkit train --output-dir {config.output_dir}` will use it")
     return 0

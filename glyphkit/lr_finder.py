@@ -192,12 +192,34 @@ def find_lr(trainer, num_steps: int = 100, start_lr: float = 1e-7, end_lr: float
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def save_lr_choice(run_dir: str | os.PathLike, lr: float, suggestion: float | None, accepted: bool,
+# How the rate in lr.json was chosen, in lr.json's own words ("choice"), and what the training log says about it.
+LR_CHOICES = {
+    "suggestion": "the LR finder's suggestion",
+    "slider": "picked on 02_lr_finder's slider instead of the suggestion",
+    "typed": "typed at the --lr-finder question instead of the suggestion",
+    "rejected": "the suggestion rejected, the run's own rate kept",
+    "no suggestion": "the range test found no falling loss, the run's own rate kept",
+}
+
+
+def save_lr_choice(run_dir: str | os.PathLike, lr: float, suggestion: float | None, choice: str,
                    source: str) -> dict:
-    """Write the chosen learning rate (and whether it is the suggestion) to `run_dir/lr.json`, atomically."""
-    choice = {"lr": float(lr), "suggestion": suggestion, "accepted": bool(accepted), "source": source}
-    write_json(Path(run_dir) / LR_CHOICE, choice)
-    return choice
+    """Write the rate to train with and, in plain words, how it was chosen (`choice`, a key of LR_CHOICES) to
+    `run_dir/lr.json`, atomically: training reads `lr`, a person reading the file the rest."""
+    if choice not in LR_CHOICES:
+        raise ValueError(f"choice must be one of {', '.join(map(repr, LR_CHOICES))}, got {choice!r}")
+    record = {"lr": float(lr), "choice": choice, "suggestion": suggestion, "source": source}
+    write_json(Path(run_dir) / LR_CHOICE, record)
+    return record
+
+
+def describe_lr_choice(record: dict) -> str:
+    """How a saved choice came about, for the training log. An lr.json written before `choice` existed has
+    `accepted` (true: the suggestion) instead."""
+    choice = record.get("choice")
+    if choice is None:
+        choice = "suggestion" if record.get("accepted") else None
+    return LR_CHOICES.get(choice, "chosen instead of the suggestion")
 
 
 def load_lr_choice(run_dir: str | os.PathLike) -> dict | None:

@@ -1,12 +1,13 @@
 """The notebooks' controls: the learning-rate accept/reject control of 02_lr_finder (a log slider preset to the LR
-finder's suggestion, Accept and Reject buttons, a line that says what was saved), and 06_predict's drawing pad and
-image upload.
+finder's suggestion, Accept and Reject buttons, one status line that says what was saved), and 06_predict's drawing
+pad and image upload.
 
 The choice lives in the run folder's lr.json (glyphkit.lr_finder.save_lr_choice), where 03_train and
 `glyphkit train` pick it up (glyphkit.workflows.choose_lr). Nothing waits for a click: the suggestion is saved
 the moment the control is built, so a notebook executed headless (papermill, nbval) goes on with it; in
-JupyterLab, moving the slider or pressing a button replaces the saved choice and says so. The callbacks are
-plain methods (`accept()`, `reject()`, setting `slider.value`), so tests drive the control without a browser.
+JupyterLab, moving the slider or pressing a button replaces the saved choice and the status line (never a second
+line beside it). The callbacks are plain methods (`accept()`, `reject()`, setting `slider.value`), so tests drive
+the control without a browser.
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ class LRChooser:
     suggestion: the LR finder's suggestion (None when the range test found no falling loss).
     current_lr: the learning rate the run would use otherwise (the config's); Reject keeps it.
     save_default: save the suggestion (or current_lr when there is none) right away, so headless runs have it.
-    log: called with the message of that first save (e.g. print, so an executed notebook records it).
 
-    Attributes: `slider` (FloatLogSlider), `accept_button`, `reject_button`, `status` (Label with the last
-    message), `widget` (the whole control; the object itself also displays as it), `choice` (last saved dict).
+    Attributes: `slider` (FloatLogSlider), `accept_button`, `reject_button`, `status` (Label: the one line that
+    says what is saved, replaced at each change), `widget` (the whole control; the object itself also displays as
+    it, with the status line as its plain-text form), `choice` (the last record saved).
     """
 
     def __init__(self, run_dir: str | os.PathLike, suggestion: float | None, current_lr: float, *,
-                 decades: float = 2.0, save_default: bool = True, log=None):
+                 decades: float = 2.0, save_default: bool = True):
         if not current_lr > 0:
             raise ValueError(f"current_lr must be > 0, got {current_lr}")
         if suggestion is not None and not suggestion > 0:
@@ -56,9 +57,13 @@ class LRChooser:
         self.path = self.run_dir / LR_CHOICE
         self.suggestion = float(suggestion) if suggestion is not None else None
         self.current_lr = float(current_lr)
-        self.log = log
         self.choice: dict | None = None
-        start = self.suggestion if self.suggestion is not None else self.current_lr
+        self._build(self.suggestion if self.suggestion is not None else self.current_lr, decades)
+        if save_default:
+            self._save_default()
+
+    def _build(self, start: float, decades: float) -> None:
+        """The slider (covering the suggestion and current_lr, `decades` either side), the buttons, the status."""
         exponents = [math.log10(v) for v in (start, self.current_lr)]
         self.slider = widgets.FloatLogSlider(
             value=start, base=10, min=math.floor(min(exponents) - decades), max=math.ceil(max(exponents) + decades),
@@ -75,20 +80,22 @@ class LRChooser:
         self.reject_button.on_click(lambda _button: self.reject())
         self.widget = widgets.VBox([widgets.HBox([self.slider, self.accept_button, self.reject_button]),
                                     self.status])
-        if save_default:
-            if self.suggestion is None:
-                self._save(self.current_lr, "default",
-                           f"The range test found no falling loss: keeping {self.current_lr:.2e}")
-            else:
-                self._save(self.suggestion, "default",
-                           f"Using the suggestion {self.suggestion:.2e} (move the slider or press Reject to change)")
+
+    def _save_default(self) -> dict:
+        if self.suggestion is None:
+            return self._save(self.current_lr, "no suggestion", "default",
+                              f"The range test found no falling loss: keeping {self.current_lr:.2e}")
+        return self._save(self.suggestion, "suggestion", "default",
+                          f"Using the suggestion {self.suggestion:.2e} (move the slider, or press Reject to keep "
+                          f"{self.current_lr:.2e})")
 
     # -------------------------------------------------------------- the three ways to choose
     def accept(self) -> dict:
         """Train with the slider's value (the suggestion unless the slider was moved)."""
         lr = float(self.slider.value)
-        what = "the suggestion" if _same(lr, self.suggestion) else "your choice"
-        return self._save(lr, "accept", f"Accepted {lr:.2e} ({what})")
+        if _same(lr, self.suggestion):
+            return self._save(lr, "suggestion", "accept", f"Accepted the suggestion {lr:.2e}")
+        return self._save(lr, "slider", "accept", f"Accepted {lr:.2e} from the slider")
 
     def reject(self) -> dict:
         """Ignore the suggestion: train with current_lr (the slider moves there)."""
@@ -97,14 +104,19 @@ class LRChooser:
             self.slider.value = self.current_lr
         finally:
             self._quiet = False
-        return self._save(self.current_lr, "reject", f"Rejected the suggestion: keeping {self.current_lr:.2e}")
+        if self.suggestion is None:
+            return self._save(self.current_lr, "no suggestion", "reject", f"Keeping {self.current_lr:.2e}")
+        return self._save(self.current_lr, "rejected", "reject",
+                          f"Rejected the suggestion {self.suggestion:.2e}: keeping {self.current_lr:.2e}")
 
     def _on_slider(self, change) -> None:
         if self._quiet:
             return
         lr = float(change["new"])
-        what = " (the suggestion)" if _same(lr, self.suggestion) else ""
-        self._save(lr, "slider", f"Slider at {lr:.2e}{what}")
+        if _same(lr, self.suggestion):
+            self._save(lr, "suggestion", "slider", f"Slider back at the suggestion {lr:.2e}")
+        else:
+            self._save(lr, "slider", "slider", f"Slider at {lr:.2e}")
 
     # -------------------------------------------------------------- saving and saying so
     @property
@@ -112,16 +124,17 @@ class LRChooser:
         """The learning rate saved last."""
         return self.choice["lr"] if self.choice else None
 
-    def _save(self, lr: float, how: str, message: str) -> dict:
-        accepted = _same(lr, self.suggestion)
-        self.choice = save_lr_choice(self.run_dir, lr, self.suggestion, accepted, source=f"{SOURCE}:{how}")
+    def _save(self, lr: float, choice: str, how: str, message: str) -> dict:
+        """Save the choice to lr.json and put what was saved on the status line, in place of the last message."""
+        self.choice = save_lr_choice(self.run_dir, lr, self.suggestion, choice, source=f"{SOURCE}:{how}")
         self.status.value = f"{message}. Saved lr {lr:.2e} to {self.path}: 03_train will use it."
-        if self.log is not None and how == "default":  # clicks answer on the Label (a callback's print is lost)
-            self.log(self.status.value)
         return self.choice
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The control; where no widget can show (an executed notebook read as text), the status line."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = self.status.value
+        return bundle
 
     def __repr__(self) -> str:
         return f"LRChooser(lr={self.lr}, suggestion={self.suggestion}, current_lr={self.current_lr}, file={self.path})"

@@ -24,7 +24,7 @@ from glyphkit.config import Config
 from glyphkit.data import GlyphData, load_config_split
 from glyphkit.inference import Predictor, expected_calibration_error, fit_temperature, load_trained_run
 from glyphkit.interpret import TOP_K, Interpretation
-from glyphkit.lr_finder import LRFinderResult, find_lr, load_lr_choice
+from glyphkit.lr_finder import LRFinderResult, describe_lr_choice, find_lr, load_lr_choice
 from glyphkit.runtime import cpu_supports_bf16, precision_name
 from glyphkit.training import Trainer
 
@@ -75,10 +75,9 @@ def choose_lr(config: Config, lr: float | None = None, *, how: str = "given expl
         log(f"learning rate {config.lr:.2e} (the {'preset' if config.preset else 'default'}: no {path}; run the "
             "LR finder to choose one)")
         return config
-    how = "the LR finder's suggestion" if choice.get("accepted") else "chosen instead of the suggestion"
     suggestion = choice.get("suggestion")
-    log(f"learning rate {choice['lr']:.2e} from {path} ({how}"
-        + (f", suggestion {suggestion:.2e}" if suggestion else "") + f", source {choice.get('source')})")
+    log(f"learning rate {choice['lr']:.2e} from {path} ({describe_lr_choice(choice)}"
+        + (f"; suggestion {suggestion:.2e}" if suggestion else "") + f"; source {choice.get('source')})")
     return config.replace(lr=float(choice["lr"])).validate()
 
 

@@ -1,14 +1,37 @@
-"""The command line, end to end on tiny data: flags, outputs, resume, LR finder without a terminal, errors."""
+"""The command line, end to end on tiny data: flags, outputs, resume, the LR finder's question (with and without
+a terminal), lr-find, evaluate, errors."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
 
+from glyphkit import cli
 from glyphkit.cli import build_parser, config_from_args, main
+from glyphkit.config import ConfigError
 
 TINY = ["--split", "tiny", "--model", "glyphnet", "--batch-size", "64", "--no-progress"]
+# A few seconds a run: 120 training and 40 test images, batches of 32.
+SMALL = ["--split", "tiny", "--model", "glyphnet", "--batch-size", "32", "--limit-train", "120", "--limit-test", "40",
+         "--no-progress"]
+ONE_THREAD = ["--num-threads", "1"]  # two threads on a busy 2-core machine are many times slower than one
+# What an evaluation writes into the run folder (README, "Evaluation").
+EVALUATION_FILES = ("metrics.json", "classification_report.txt", "misclassification_analysis.txt",
+                    "confusion_matrix.png", "confusion_matrix_normalized.png", "per_class_accuracy.png",
+                    "misclassified_examples.png", "reliability_diagram.png", "coverage_accuracy.png")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SUGGESTED, CURRENT = 3e-4, 1e-3
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """--num-threads in an in-process run sets torch's threads for the whole pytest process: put them back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_help_lists_the_original_flags(capsys):
@@ -59,7 +82,7 @@ def test_lr_finder_without_a_terminal_takes_the_suggestion(tiny_data_dir, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert "no terminal to ask, so it is used" in proc.stdout
     choice = json.loads((run / "lr.json").read_text())
-    assert choice["accepted"] and choice["lr"] == choice["suggestion"]
+    assert choice["choice"] == "suggestion" and choice["lr"] == choice["suggestion"]
     assert (run / "lr_finder.png").stat().st_size > 10_000
     assert json.loads((run / "config.json").read_text())["lr"] == choice["lr"]
 
@@ -73,7 +96,7 @@ def test_lr_finder_on_a_terminal_asks(tiny_data_dir, tmp_path, monkeypatch, caps
     assert main(["train", *TINY, "--data-dir", str(tiny_data_dir), "--epochs", "1", "--output-dir", str(run),
                  "--lr-finder", "--lr", "0.002", "--skip-eval"]) == 0
     choice = json.loads((run / "lr.json").read_text())
-    assert not choice["accepted"] and choice["lr"] == 0.002
+    assert choice["choice"] == "rejected" and choice["lr"] == 0.002
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -139,3 +162,131 @@ def test_training_calibrates_and_calibrate_does_it_for_older_runs(tiny_data_dir,
     assert main(["calibrate", str(run), "--data-dir", str(tiny_data_dir), "--no-progress"]) == 0
     assert "validation images" in capsys.readouterr().out
     assert torch.load(run / "best_model.pth", weights_only=True)["temperature"] > 0
+
+
+# ---------------------------------------------------------------------------------------------- the LR question
+
+def _type_answers(monkeypatch, *lines: str) -> list[str]:
+    """Answer input() with `lines`, one per question, then end of input (Ctrl-D); returns the questions asked."""
+    asked, waiting = [], list(lines)
+
+    def answer(prompt: str) -> str:
+        asked.append(prompt)
+        if not waiting:
+            raise EOFError
+        return waiting.pop(0)
+
+    monkeypatch.setattr("builtins.input", answer)
+    return asked
+
+
+@pytest.mark.parametrize("typed, expected", [
+    ("", (SUGGESTED, "suggestion")),  # Enter takes the suggestion
+    ("y", (SUGGESTED, "suggestion")),
+    ("  2.5e-3 ", (2.5e-3, "typed")),  # a number is the rate to train with
+    ("0.01", (0.01, "typed")),
+    ("n", (CURRENT, "rejected")),  # no keeps the rate the run would have used
+], ids=["enter", "y", "number", "decimal", "n"])
+def test_the_terminal_question_takes_the_answer(monkeypatch, typed, expected):
+    asked = _type_answers(monkeypatch, typed)
+    assert cli.ask_accept_lr(SUGGESTED, CURRENT, interactive=True) == expected
+    assert len(asked) == 1 and "3.00e-04" in asked[0] and "1.00e-03" in asked[0]
+
+
+def test_an_answer_that_is_no_rate_is_asked_again(monkeypatch, capsys):
+    """A typo must not train with a rate nobody chose: the question comes again, with what it accepts."""
+    asked = _type_answers(monkeypatch, "fast", "-1", "0", "nan", "3e-4x", "4e-4")
+    assert cli.ask_accept_lr(SUGGESTED, CURRENT, interactive=True) == (4e-4, "typed")
+    assert len(asked) == 6
+    out = capsys.readouterr().out
+    assert out.count("could not read") == 5 and "'fast'" in out and "'3e-4x'" in out
+    assert "Enter" in out and "n to keep 1.00e-03" in out
+
+
+def test_ctrl_d_at_the_question_is_a_user_error(monkeypatch):
+    _type_answers(monkeypatch)
+    with pytest.raises(ConfigError, match="end of input") as error:
+        cli.ask_accept_lr(SUGGESTED, CURRENT, interactive=True)
+    assert "--lr 3.00e-04" in str(error.value)  # how to go on without being asked
+
+
+def _train_on_a_terminal(data_dir, run, typed: bytes) -> subprocess.CompletedProcess:
+    """`glyphkit train --lr-finder` in a fresh process whose stdin is a real terminal (a pseudo-terminal), with
+    `typed` already typed on it; stdout and stderr are captured."""
+    main_end, terminal = os.openpty()
+    try:
+        os.write(main_end, typed)
+        return subprocess.run([sys.executable, "-m", "glyphkit", "train", *SMALL, *ONE_THREAD, "--data-dir",
+                               str(data_dir), "--output-dir", str(run), "--epochs", "1", "--lr-finder", "--skip-eval"],
+                              stdin=terminal, capture_output=True, text=True, timeout=180)
+    finally:
+        os.close(main_end)
+        os.close(terminal)
+
+
+needs_pty = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs pseudo-terminals (os.openpty)")
+
+
+@needs_pty
+def test_on_a_real_terminal_a_typo_is_asked_again_and_the_typed_rate_trains(tiny_data_dir, tmp_path):
+    run = tmp_path / "run"
+    proc = _train_on_a_terminal(tiny_data_dir, run, b"oops\n3e-3\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("Use it? [Y/n or a number]") == 2 and "could not read 'oops'" in proc.stdout
+    choice = json.loads((run / "lr.json").read_text())
+    assert choice["lr"] == 3e-3 and choice["choice"] == "typed" and choice["source"] == "cli"
+    assert json.loads((run / "config.json").read_text())["lr"] == 3e-3
+
+
+@needs_pty
+def test_on_a_real_terminal_ctrl_d_is_one_error_line_and_exit_2(tiny_data_dir, tmp_path):
+    run = tmp_path / "run"
+    proc = _train_on_a_terminal(tiny_data_dir, run, b"\x04")  # Ctrl-D on an empty line: end of input
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: no answer to the LR finder's question"), proc.stderr
+    assert not (run / "lr.json").exists() and not list(run.glob("*.pth"))  # nothing chosen, nothing trained
+
+
+# ---------------------------------------------------------------------------------------------- lr-find, evaluate
+
+def test_lr_find_writes_the_choice_and_the_curve(tiny_data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["lr-find", *SMALL, *ONE_THREAD, "--data-dir", str(tiny_data_dir), "--output-dir", str(run)]) == 0
+    choice = json.loads((run / "lr.json").read_text())
+    assert choice["lr"] == choice["suggestion"] and 1e-7 <= choice["lr"] <= 10  # inside the range tested
+    assert choice["choice"] == "suggestion"
+    figure = (run / "lr_finder.png").read_bytes()
+    assert figure.startswith(PNG_MAGIC) and len(figure) > 10_000
+    assert f"saved lr {choice['lr']:.2e}" in capsys.readouterr().out
+    assert sorted(p.name for p in run.iterdir()) == ["lr.json", "lr_finder.png"]  # no training, no run yet
+
+
+def _assert_evaluated(run, test_images: int) -> None:
+    """The evaluation's files are in `run`, and metrics.json describes `test_images` images."""
+    for name in EVALUATION_FILES:
+        assert (run / name).is_file(), name
+        if name.endswith(".png"):
+            assert (run / name).read_bytes().startswith(PNG_MAGIC), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["num_test_images"] == test_images and 0 <= metrics["accuracy"] <= 1
+
+
+def test_train_without_skip_eval_evaluates_at_the_end(tiny_data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *SMALL, *ONE_THREAD, "--data-dir", str(tiny_data_dir), "--output-dir", str(run),
+                 "--epochs", "1"]) == 0
+    _assert_evaluated(run, test_images=40)
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and f"reports and figures written to {run}" in out
+
+
+def test_evaluate_writes_metrics_and_figures(tiny_data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *SMALL, *ONE_THREAD, "--data-dir", str(tiny_data_dir), "--output-dir", str(run),
+                 "--epochs", "1", "--skip-eval"]) == 0
+    assert not any((run / name).exists() for name in EVALUATION_FILES)  # --skip-eval: the files come from evaluate
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--no-progress"]) == 0
+    _assert_evaluated(run, test_images=40)
+    assert f"reports and figures written to {run}" in capsys.readouterr().out

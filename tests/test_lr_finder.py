@@ -128,5 +128,30 @@ def test_find_lr_on_a_trainer_changes_nothing(tiny_config, tiny_data, tmp_path):
 
 def test_lr_choice_round_trip(tmp_path):
     assert load_lr_choice(tmp_path) is None
-    save_lr_choice(tmp_path, 2e-3, 2e-3, True, "test")
-    assert load_lr_choice(tmp_path) == {"lr": 2e-3, "suggestion": 2e-3, "accepted": True, "source": "test"}
+    save_lr_choice(tmp_path, 2e-3, 2e-3, "suggestion", "test")
+    assert load_lr_choice(tmp_path) == {"lr": 2e-3, "choice": "suggestion", "suggestion": 2e-3, "source": "test"}
+    with pytest.raises(ValueError, match="choice"):
+        save_lr_choice(tmp_path, 2e-3, 2e-3, True, "test")  # the old yes/no `accepted`: no longer a record
+
+
+@pytest.mark.parametrize("record, said", [
+    ({"lr": 5e-4, "choice": "slider", "suggestion": 2e-3, "source": "notebook:accept"},
+     "learning rate 5.00e-04 from {path} (picked on 02_lr_finder's slider instead of the suggestion; suggestion "
+     "2.00e-03; source notebook:accept)"),
+    ({"lr": 1e-3, "choice": "rejected", "suggestion": 2e-3, "source": "notebook:reject"},
+     "(the suggestion rejected, the run's own rate kept; suggestion 2.00e-03; source notebook:reject)"),
+    ({"lr": 2e-3, "suggestion": 2e-3, "accepted": True, "source": "cli"},  # lr.json as glyphkit wrote it before
+     "learning rate 2.00e-03 from {path} (the LR finder's suggestion; suggestion 2.00e-03; source cli)"),
+    ({"lr": 7e-4, "suggestion": 2e-3, "accepted": False, "source": "notebook:accept"},
+     "(chosen instead of the suggestion; suggestion 2.00e-03; source notebook:accept)"),
+], ids=["slider", "rejected", "old-accepted", "old-not-accepted"])
+def test_training_says_how_the_saved_rate_was_chosen(tmp_path, record, said):
+    import json
+
+    from glyphkit.config import Config
+    from glyphkit.workflows import choose_lr
+
+    (tmp_path / "lr.json").write_text(json.dumps(record))
+    lines = []
+    assert choose_lr(Config(output_dir=str(tmp_path)), log=lines.append).lr == record["lr"]
+    assert said.format(path=tmp_path / "lr.json") in lines[0]

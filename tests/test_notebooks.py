@@ -109,7 +109,7 @@ def test_papermill_runs_03_train_in_quick_mode(tiny_data_dir, isolated_env, monk
 
     monkeypatch.setenv(nb.QUICK_ENV, "1")  # the kernel inherits this environment
     run_dir = isolated_env / "runs" / "notebook"
-    save_lr_choice(run_dir, 2e-3, 2e-3, True, source="test")  # as 02_lr_finder would leave it
+    save_lr_choice(run_dir, 2e-3, 2e-3, "suggestion", source="test")  # as 02_lr_finder would leave it
     output = isolated_env / "03_train.out.ipynb"
     papermill.execute_notebook(
         str(NOTEBOOK_DIR / "03_train.ipynb"), str(output), kernel_name="python3", cwd=str(isolated_env),

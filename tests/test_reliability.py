@@ -809,6 +809,69 @@ def test_signal_mid_epoch_saves_and_says_how_to_resume(capsys, tiny_data_dir, tm
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=done + 1)
 
 
+def _finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
+    """(stdout, stderr) of a spawned run once it ends; killed if it does not end in time."""
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+
+
+def _same_tensors(a, b) -> bool:
+    """Bitwise equality of two checkpoint entries: nested dicts and lists of tensors and plain values."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_tensors(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(_same_tensors, a, b))
+    return a == b
+
+
+def _history_without_times(run: Path) -> dict:
+    history = json.loads((run / "history.json").read_text())
+    del history["epoch_time"]  # wall-clock seconds: the one thing two identical runs do not share
+    return history
+
+
+DETERMINISTIC_EPOCHS = 8  # an epoch takes well under a second here: room to be stopped mid-run
+
+
+def test_deterministic_resume_after_ctrl_c_in_fresh_processes_matches_one_run(tiny_data_dir, tmp_path):
+    """README's promise, as a user meets it: `train --deterministic` stopped by Ctrl-C mid-run (a real SIGINT),
+    continued with the command it printed (a new process), ends with the same checkpoints and history as the
+    same command run uninterrupted in a third process."""
+    stopped, straight = tmp_path / "stopped", tmp_path / "straight"
+    proc = _spawn(*train_args(tiny_data_dir, stopped, "--deterministic", epochs=DETERMINISTIC_EPOCHS), cwd=tmp_path)
+    _wait_for_epoch(stopped, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = _finish(proc)
+    assert proc.returncode == 130, (stdout, stderr)
+    done = ckpt.load_checkpoint(stopped / ckpt.LATEST)["epoch"]
+    assert 1 <= done < DETERMINISTIC_EPOCHS, "the signal must land before the run ends, or nothing is resumed"
+    assert f"interrupted during epoch {done + 1}" in stdout
+    printed = re.search(r"Continue with: python -m glyphkit (train --resume \S+)$", stdout, re.MULTILINE)
+    assert printed and printed.group(1) == f"train --resume {stopped}", stdout
+    assert json.loads((stopped / "config.json").read_text())["deterministic"] is True
+
+    resumed = _spawn(*printed.group(1).split(), "--no-progress", "--skip-eval", cwd=tmp_path)
+    once = _spawn(*train_args(tiny_data_dir, straight, "--deterministic", epochs=DETERMINISTIC_EPOCHS), cwd=tmp_path)
+    said = {run: _finish(run) for run in (resumed, once)}
+    assert resumed.returncode == 0 and once.returncode == 0, said
+    assert f"resuming {stopped} after epoch {done} of {DETERMINISTIC_EPOCHS}" in said[resumed][0]
+    assert "ignored with --resume" not in said[resumed][1]
+
+    for name in (ckpt.LATEST, ckpt.BEST):
+        a, b = (torch.load(run / name, weights_only=True) for run in (straight, stopped))
+        assert a["epoch"] == b["epoch"], name
+        for key in ("model", "optimizer", "lr_scheduler", "early_stopping", "temperature"):
+            assert _same_tensors(a.get(key), b.get(key)), (name, key)
+    assert torch.load(stopped / ckpt.LATEST, weights_only=True)["epoch"] == DETERMINISTIC_EPOCHS
+    history = _history_without_times(straight)
+    assert history["epoch"] == list(range(1, DETERMINISTIC_EPOCHS + 1))
+    assert _history_without_times(stopped) == history
+
+
 KILL_DURING_SAVE = """
 import os, signal, sys
 from glyphkit import cli

@@ -63,29 +63,47 @@ def test_checkpoint_round_trip_with_weights_only(one_thread, tiny_data, tmp_path
     assert not all(torch.equal(saved["model"][k], saved["ema"][k]) for k in floats)  # EMA really differs
 
 
+def _keep_weights_of_each_epoch(into: dict[int, dict[str, torch.Tensor]]):
+    """An on_epoch_end callback that copies the model's weights as each epoch ends, before fit() swaps in the
+    best epoch's."""
+    def keep(trainer) -> None:
+        into[trainer.epoch] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+    return keep
+
+
+def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize("scheduler", ["cosine", "onecycle", "plateau"])
 def test_resume_gives_the_same_result_as_one_run(tiny_config, tiny_data, tmp_path, scheduler):
+    """Killed after epoch 2 and resumed, a run trains epoch 3 to the same weights and files as a run never stopped.
+
+    What is compared is epoch 3's work: the weights as epoch 3 ends and the checkpoint written then. The models
+    fit() leaves behind are the best epoch's, which may be one saved before the kill, so comparing those alone
+    could pass whatever the resumed epoch did."""
     config = tiny_config.replace(epochs=3, scheduler=scheduler, ema_decay=0.9)
-    straight = _train(config, tiny_data, tmp_path / "a")
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_epoch_2(trainer):
-        if trainer.epoch == 2:
-            raise Killed  # as if the process died right after epoch 2's checkpoint
-
+    straight_weights, resumed_weights = {}, {}
+    straight = _train(config, tiny_data, tmp_path / "a", on_epoch_end=_keep_weights_of_each_epoch(straight_weights))
     with pytest.raises(Killed):
-        _train(config, tiny_data, tmp_path / "b", on_epoch_end=kill_after_epoch_2)
-    resumed = Trainer.resume(tmp_path / "b", tiny_data, progress=False, log=lambda *_: None)
+        _train(config, tiny_data, tmp_path / "b", on_epoch_end=_stop_after(2))
+    resumed = Trainer.resume(tmp_path / "b", tiny_data, progress=False, log=lambda *_: None,
+                             on_epoch_end=_keep_weights_of_each_epoch(resumed_weights))
     assert resumed.epoch == 2
     resumed.fit()
-    for k, v in straight.model.state_dict().items():
-        assert torch.equal(resumed.model.state_dict()[k], v), k
-    a, b = straight.history.to_dict(), resumed.history.to_dict()
-    for key in a:
+    assert list(resumed_weights) == [3]  # the resumed trainer trained epoch 3, and only it
+    assert not _same_weights(straight_weights[2], straight_weights[3])  # epoch 3 changes the weights
+    assert _same_weights(resumed_weights[3], straight_weights[3])
+    a, b = (ckpt.load_checkpoint(tmp_path / run / ckpt.LATEST) for run in ("a", "b"))
+    assert a["epoch"] == b["epoch"] == 3
+    assert _same_weights(a["model"], b["model"]) and _same_weights(a["ema"], b["ema"])
+    assert _same_weights(b["model"], resumed_weights[3])  # the file holds epoch 3's weights, not older ones
+    history_a, history_b = straight.history.to_dict(), resumed.history.to_dict()
+    assert history_a["epoch"] == history_b["epoch"] == [1, 2, 3]
+    for key in history_a:
         if key != "epoch_time":
-            assert a[key] == b[key], key
+            assert history_a[key] == history_b[key], key
 
 
 @pytest.fixture
