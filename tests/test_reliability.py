@@ -789,7 +789,9 @@ def _wait_for_epoch(run: Path, epoch: int, proc: subprocess.Popen, timeout: floa
 @pytest.mark.parametrize("sent, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_signal_mid_epoch_saves_and_says_how_to_resume(capsys, tiny_data_dir, tmp_path, sent, status):
     out = tmp_path / "run"
-    proc = _spawn(*train_args(tiny_data_dir, out, epochs=200), cwd=tmp_path)
+    # Batches of 2: epochs of 54 steps, so the run (early stopping ends it after ~11 epochs) is still going when the
+    # signal comes, even on a busy machine where this process polls slowly.
+    proc = _spawn(*train_args(tiny_data_dir, out, "--batch-size", "2", epochs=200), cwd=tmp_path)
     try:
         _wait_for_epoch(out, 1, proc)
         proc.send_signal(sent)
