@@ -108,8 +108,7 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
                   grad_clip: float | None = None, progress: bool = True) -> LRFinderResult:
     """Run the range test on `model` with `optimizer`; both (and torch's RNG) are restored afterwards.
 
-    `batches` must yield at least `num_steps` (inputs, labels) batches (it is cycled if shorter). `smoothing`:
-    the loss's moving-average factor (default: smoothing_for(num_steps)).
+    `batches` is cycled if shorter than `num_steps`; `smoothing` defaults to smoothing_for(num_steps).
     `step_fn(x, y)` computes the loss (default: cross-entropy of model(x)); the test does backward, gradient
     clipping (`grad_clip`) and the optimizer step.
     """
@@ -160,6 +159,11 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
         optimizer.load_state_dict(optim_state)
         torch.set_rng_state(rng_state)
         model.train(was_training)
+    return with_suggestions(result)
+
+
+def with_suggestions(result: LRFinderResult) -> LRFinderResult:
+    """The recorded curve's valley, steepest-descent and minimum suggestions filled in."""
     result.valley = suggest_valley(result.lrs, result.losses)
     result.steep = suggest_steep(result.lrs, result.losses)
     result.minimum = suggest_minimum(result.lrs, result.losses)
