@@ -766,8 +766,11 @@ def _spawn(*argv, cwd: Path, env_extra: dict | None = None, script: str | None =
     env = {**os.environ, "GLYPHKIT_CACHE": str(cwd / "cache"), "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     env.pop("GLYPHKIT_DATA_DIR", None)
     head = ["-c", script] if script else ["-m", "glyphkit"]
+    # Ctrl-C as a terminal delivers it: a shell running the tests in the background (`cmd &`, nohup) starts them
+    # with SIGINT ignored, which the child would inherit, and Python then never raises KeyboardInterrupt.
     return subprocess.Popen([sys.executable, *head, *map(str, argv)], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_epoch(run: Path, epoch: int, proc: subprocess.Popen, timeout: float = 60) -> None:
