@@ -265,7 +265,7 @@ def ask_accept_lr(suggestion: float, current: float, interactive: bool) -> tuple
         answer = _read_answer(question, suggestion)
         chosen = parse_lr_answer(answer, suggestion, current)
         if chosen is not None:
-            if answer.lower() in ("n", "no"):
+            if chosen[1] == "rejected":
                 _log(f"keeping lr {current:.2e}")
             return chosen
         _log(f"could not read {answer!r}: press Enter (or y) for {suggestion:.2e}, n to keep {current:.2e}, or "

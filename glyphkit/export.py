@@ -20,7 +20,6 @@ that silently change outputs.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -36,11 +35,12 @@ from torch import nn
 
 import glyphkit
 from glyphkit.batches import pad_to_size
+from glyphkit.download import file_sha256
 from glyphkit.inference import INFERENCE_BATCH, Predictor, load_trained_run
 from glyphkit.rundir import BEST, atomic_write, checkpoint_path, write_json
+from glyphkit.runtime_onnx import METADATA_KEY  # the ONNX metadata_props entry (and .pt2 extra file) of the JSON
 
 FORMATS = {"onnx": ".onnx", "torch": ".pt2"}  # --format -> file suffix
-METADATA_KEY = "glyphkit"  # the ONNX metadata_props entry (and .pt2 extra file) that holds the JSON description
 INPUT_NAME, OUTPUT_NAME = "glyphs", "probabilities"
 TRACE_BATCH = 4  # example batch the graph is traced with: >= 2, since torch.export fixes dimensions of size 1
 PARITY_IMAGES = 5000  # test images each export is checked on (0: the run's whole test split)
@@ -87,6 +87,7 @@ class ExportResult:
     path: Path
     format: str
     metadata: dict[str, Any]
+    probabilities: np.ndarray  # what the exported file answered for the test images it was checked on
 
     @property
     def parity(self) -> dict[str, Any]:
@@ -129,7 +130,7 @@ def export_run(run_dir: str | os.PathLike, format: str = "onnx", output: str | o
                               "another torch/onnx version")
         metadata = describe_export(run, source, format, exporter, parity)
         save_with_metadata(draft, output, format, metadata)
-    return ExportResult(output, format, metadata)
+    return ExportResult(output, format, metadata, exported)
 
 
 def check_writable(output: Path) -> None:
@@ -151,10 +152,15 @@ def classifier_probabilities(module: Callable[[torch.Tensor], torch.Tensor], gly
     return torch.cat([module(glyphs[i:i + batch_size]) for i in range(0, len(glyphs), batch_size)]).numpy()
 
 
-def onnx_probabilities(path: str | os.PathLike, glyphs: np.ndarray, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
+def onnx_session(path: str | os.PathLike):
+    """An onnxruntime session of an exported file, on the CPU."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def onnx_probabilities(path: str | os.PathLike, glyphs: np.ndarray, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
+    session = onnx_session(path)
     return np.concatenate([session.run(None, {INPUT_NAME: glyphs[i:i + batch_size]})[0]
                            for i in range(0, len(glyphs), batch_size)])
 
@@ -224,17 +230,9 @@ def describe_export(run, source: Path, format: str, exporter: str, parity: dict[
                    "meaning": "probability of each class, in the order of 'classes'",
                    "temperature": run.predictor.temperature, "calibrated": run.predictor.temperature != 1.0},
         "folded_in": {"scale": 1 / 255, "mean": c.norm_mean, "std": c.norm_std, "network_input_size": c.input_size},
-        "checkpoint": run.checkpoint, "checkpoint_sha256": sha256(source),
+        "checkpoint": run.checkpoint, "checkpoint_sha256": file_sha256(source),
         "test_accuracy": run_test_accuracy(source.parent, run.checkpoint), "parity": parity,
     }
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_test_accuracy(run_dir: Path, checkpoint: str) -> dict[str, float] | None:

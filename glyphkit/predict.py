@@ -24,7 +24,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from glyphkit.inference import Predictor, load_predictor
-from glyphkit.preprocess import ImageError, glyphs_from_file, image_files
+from glyphkit.preprocess import ImageError, glyphs_of_files, image_files
 from glyphkit.rundir import BEST, atomic_write, atomic_write_text
 
 TOP_K = 5  # characters listed per glyph
@@ -75,13 +75,9 @@ def predict(run_dir: str | os.PathLike, inputs: list[str | os.PathLike], *, top_
     predictor = load_predictor(run_dir, checkpoint, device=device)
     files = image_files(list(inputs))
     results, glyphs = [], []
-    for file in tqdm(files, desc="read images", disable=not progress or len(files) < 2, leave=False):
-        try:
-            found = glyphs_from_file(file, segment=segment, polarity=polarity)
-        except ImageError as exc:
-            results.append(FileResult(str(file), error=str(exc)))
-            continue
-        results.append(FileResult(str(file), [GlyphPrediction(i, g.box, g.image) for i, g in enumerate(found)]))
+    for file, found, error in tqdm(glyphs_of_files(files, segment=segment, polarity=polarity), total=len(files),
+                                   desc="read images", disable=not progress or len(files) < 2, leave=False):
+        results.append(FileResult(str(file), [GlyphPrediction(i, g.box, g.image) for i, g in enumerate(found)], error))
         glyphs += results[-1].glyphs
     if glyphs:
         _read(predictor, glyphs, top_k, min_confidence)

@@ -18,6 +18,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -190,6 +191,17 @@ def glyphs_from_image(image: Image.Image, *, segment: bool = False, polarity: st
 
 def glyphs_from_file(path: str | os.PathLike, *, segment: bool = False, polarity: str = "auto") -> list[Glyph]:
     return glyphs_from_image(read_image(path), segment=segment, polarity=polarity, source=str(path))
+
+
+def glyphs_of_files(files: list[Path], *, segment: bool = False, polarity: str = "auto"
+                    ) -> Iterator[tuple[Path, list[Glyph], str | None]]:
+    """(file, its glyphs, None), or (file, [], why it cannot be read) for a bad file: one bad file never stops the
+    others. What `glyphkit predict` and the ONNX runtime read a batch of files with."""
+    for file in files:
+        try:
+            yield file, glyphs_from_file(file, segment=segment, polarity=polarity), None
+        except ImageError as exc:
+            yield file, [], str(exc)
 
 
 def image_files(paths: list[str | os.PathLike]) -> list[Path]:

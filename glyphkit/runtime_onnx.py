@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError, glyphs_from_file, image_files
+from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError, glyphs_of_files, image_files
 
-METADATA_KEY = "glyphkit"  # as glyphkit.export writes it (that module imports torch, so it is not imported here)
+METADATA_KEY = "glyphkit"  # the metadata entry holding the export's description (glyphkit.export writes it)
 BATCH = 256  # glyphs per onnxruntime call
 
 
@@ -70,13 +70,8 @@ class OnnxGlyphReader:
         """One answer per image file (folders are read recursively): its glyphs' top characters, or its error.
         All glyphs of all files go through the model in one batched pass."""
         results, glyphs = [], []
-        for file in image_files(list(inputs)):
-            try:
-                found = glyphs_from_file(file, segment=segment, polarity=polarity)
-            except ImageError as exc:
-                results.append({"file": str(file), "error": str(exc), "glyphs": []})
-                continue
-            results.append({"file": str(file), "error": None,
+        for file, found, error in glyphs_of_files(image_files(list(inputs)), segment=segment, polarity=polarity):
+            results.append({"file": str(file), "error": error,
                             "glyphs": [{"index": i, "box": list(g.box)} for i, g in enumerate(found)]})
             glyphs += [g.image for g in found]
         probabilities = self.probabilities(np.stack(glyphs) if glyphs else np.zeros((0, 28, 28), np.uint8))

@@ -414,7 +414,7 @@ class Trainer:
             return
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        if step == 1 or self._estimate_start is None:
+        if step == 1:
             self._estimate_start = time.perf_counter()
             return
         self._estimated = True

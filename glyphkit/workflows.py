@@ -153,8 +153,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = 
     """Evaluate a run's checkpoint on the test images and write every report and figure into the run folder.
 
     The data come from `data`, else from the checkpoint's split and data folder (each can be overridden).
-    `tta=None`, `compile_model=None` and `precision=None` follow the run's config. Deterministic: a second call rewrites an
-    identical metrics.json. Returns the metrics dict that metrics.json holds.
+    `tta=None`, `compile_model=None` and `precision=None` follow the run's config. Deterministic: a second call
+    rewrites an identical metrics.json. Returns the metrics dict that metrics.json holds.
     """
     run_dir = Path(run_dir)
     run = load_trained_run(run_dir, checkpoint=checkpoint, split=split, data_dir=data_dir, data=data,
