@@ -61,17 +61,26 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
     return cached[1]
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, *, mean: float, std: float, input_size: int,
-                   device: torch.device, batch_size: int = INFERENCE_BATCH, amp_dtype: torch.dtype | None = None,
-                   channels_last: bool = False, tta: bool = False, progress: bool = False,
-                   compile_model: bool = False) -> torch.Tensor:
-    """Float32 logits [N, classes] on the CPU for uint8 images [N, 28, 28] (eval mode, batched, no grad).
+def predict_logits(model: nn.Module, images: torch.Tensor, *, tta: bool = False, **settings: Any) -> torch.Tensor:
+    """Float32 logits [N, classes] on the CPU for uint8 images [N, 28, 28] (eval mode, batched, no grad): plain,
+    or with `tta` averaged over small shifts of each glyph (TTA_SHIFTS). `settings`: predict_plain_and_tta's."""
+    plain, averaged = predict_plain_and_tta(model, images, tta=tta, **settings)
+    return averaged if tta else plain
 
-    With `tta`, logits are averaged over small shifts of each glyph (TTA_SHIFTS). With `compile_model`, the
-    network runs through `compile_for_inference` (the last batch is zero-padded to full size so one compiled
-    shape serves every batch); if compilation fails, a warning says why and the eager network takes over.
-    """
+
+@torch.no_grad()
+def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float, std: float, input_size: int,
+                          device: torch.device, batch_size: int = INFERENCE_BATCH,
+                          amp_dtype: torch.dtype | None = None, channels_last: bool = False, tta: bool = True,
+                          progress: bool = False, compile_model: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(plain logits, TTA-averaged logits) [N, classes], float32 on the CPU, for uint8 images [N, 28, 28] (eval
+    mode, batched, no grad). One pass: the unshifted view is the plain prediction, so an evaluation that reports
+    both runs the network len(TTA_SHIFTS) times per glyph, not one more; a batch's views go through the network
+    together. Without `tta` both are the plain logits.
+
+    With `compile_model`, the network runs through `compile_for_inference` (the last batch is zero-padded to full
+    size so one compiled shape serves every batch); if compilation fails, a warning says why and the eager
+    network takes over."""
     was_training = model.training
     model.eval()
     net = compile_for_inference(model) if compile_model else model
@@ -80,23 +89,24 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, mean: float, std: 
                               device=device, channels_last=channels_last)
     if progress:
         batches = tqdm(batches, total=-(-len(images) // batch_size), desc="predict", leave=False)
+    shifts = TTA_SHIFTS if tta else ((0, 0),)
+    assert shifts[0] == (0, 0), "the first view must be the glyph itself: it is the plain prediction"
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
+    def forward(x: torch.Tensor) -> torch.Tensor:  # [views, batch, classes]
+        views = x if len(shifts) == 1 else torch.cat([torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if dx or dy else x
+                                                       for dx, dy in shifts])
+        if channels_last:  # a no-op unless cat or the padding gave a contiguous tensor
+            views = views.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp_dtype):
-            if tta:
-                return sum(net(torch.roll(x, shifts=(dy, dx), dims=(2, 3))).float() for dx, dy in TTA_SHIFTS) \
-                    / len(TTA_SHIFTS)
-            return net(x).float()
+            return net(views).float().view(len(shifts), len(x), -1)
 
-    out = []
+    plain, averaged = [], []
     for x, _ in batches:
         n = len(x)
         if net is not model and n < batch_size:
             x = torch.cat([x, x.new_zeros(batch_size - n, *x.shape[1:])])
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
         try:
-            logits = forward(x)[:n]
+            logits = forward(x)[:, :n]
         except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, the eager network still works
             if net is model:
                 raise
@@ -104,10 +114,13 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, mean: float, std: 
                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); "
                           "running it uncompiled instead", RuntimeWarning, stacklevel=2)
             net = model
-            logits = forward(x)[:n]
-        out.append(logits.cpu())
+            logits = forward(x)[:, :n]
+        plain.append(logits[0].cpu())
+        averaged.append(logits.mean(0).cpu())
     model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, 0)
+    if not plain:
+        return torch.empty(0, 0), torch.empty(0, 0)
+    return torch.cat(plain), torch.cat(averaged)
 
 
 class Predictor:
@@ -152,11 +165,16 @@ class Predictor:
 
     def logits(self, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
         """Float32 logits [N, classes] on the CPU for upright uint8 glyphs [N, 28, 28]."""
+        plain, averaged = self.plain_and_tta_logits(images, tta)
+        return averaged if tta else plain
+
+    def plain_and_tta_logits(self, images: torch.Tensor, tta: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(plain, TTA-averaged) logits from one pass over the images (see predict_plain_and_tta)."""
         c = self.config
-        return predict_logits(self.model, images, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
-                              device=self.device, batch_size=self.batch_size, amp_dtype=self.amp_dtype,
-                              channels_last=c.channels_last, tta=tta, progress=self.progress,
-                              compile_model=self.compile_model)
+        return predict_plain_and_tta(self.model, images, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
+                                     device=self.device, batch_size=self.batch_size, amp_dtype=self.amp_dtype,
+                                     channels_last=c.channels_last, tta=tta, progress=self.progress,
+                                     compile_model=self.compile_model)
 
 
 def load_predictor(run_dir: str | os.PathLike, checkpoint: str | os.PathLike = BEST, **kwargs: Any) -> Predictor:

@@ -356,6 +356,14 @@ class Interpretation:
                    temperature=run.predictor.temperature)
 
     @classmethod
+    def plain_and_tta(cls, run: TrainedRun) -> tuple["Interpretation", "Interpretation"]:
+        """The plain and the test-time-augmented predictions of a loaded run, from one pass over its images."""
+        plain, averaged = run.predictor.plain_and_tta_logits(run.images)
+        return tuple(cls(logits=logits, labels=run.labels, classes=run.config.classes, images=run.images,
+                         split=run.split, checkpoint=run.checkpoint, tta=tta, temperature=run.predictor.temperature)
+                     for logits, tta in ((plain, False), (averaged, True)))
+
+    @classmethod
     def from_run(cls, run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = BEST, tta: bool = False,
                  split: str | None = None, data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
                  limit_test: int | None = None, device: str | None = None, progress: bool = False,

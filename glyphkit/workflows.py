@@ -163,8 +163,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = 
     use_tta = run.config.tta if tta is None else tta
     log(f"evaluating {run.checkpoint} on {len(run.labels)} {run.split} test images"
         + (" (plain and with TTA)" if use_tta else ""))
-    plain = Interpretation.of(run)
-    metrics = reports.write_reports(plain, run_dir, Interpretation.of(run, tta=True) if use_tta else None)
+    plain, augmented = Interpretation.plain_and_tta(run) if use_tta else (Interpretation.of(run), None)
+    metrics = reports.write_reports(plain, run_dir, augmented)
     reports.write_evaluation_figures(plain, run_dir)
     if not (run_dir / rundir.HISTORY_FIGURE).exists():  # train() draws it; a folder trained elsewhere may lack it
         reports.write_history_figure(run_dir, rundir.read_history(run_dir, run.state), run.config.monitor)

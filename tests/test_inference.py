@@ -100,3 +100,26 @@ def test_tta_averages_the_glyph_and_its_four_one_pixel_shifts():
     torch.testing.assert_close(plain, torch.tensor([[1.0, 0.0], [0.0, 0.4]]))
     torch.testing.assert_close(tta, torch.tensor([[1 / 5, 4 * 0.4 / 5], [1 / 5, 0.4 / 5]]))
     assert plain.argmax(1).tolist() == [0, 1] and tta.argmax(1).tolist() == [1, 0]  # TTA changes both answers
+
+
+class _CountingReader(_PixelReader):
+    """_PixelReader that counts the glyphs it is shown."""
+
+    seen = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen += len(x)
+        return super().forward(x)
+
+
+def test_plain_and_tta_answers_come_from_one_pass_of_five_views_per_glyph():
+    images = torch.zeros(2, 28, 28, dtype=torch.uint8)
+    images[0, 14, 14] = 255
+    images[1, 14, 15] = 255
+    reader = _CountingReader()
+    plain, tta = inference.predict_plain_and_tta(reader, images, mean=0.0, std=1.0, input_size=28,
+                                                 device=torch.device("cpu"), batch_size=1)
+    # The same numbers as the by-hand test above, and the plain answer costs no sixth view.
+    torch.testing.assert_close(plain, torch.tensor([[1.0, 0.0], [0.0, 0.4]]))
+    torch.testing.assert_close(tta, torch.tensor([[1 / 5, 4 * 0.4 / 5], [1 / 5, 0.4 / 5]]))
+    assert reader.seen == 2 * 5
