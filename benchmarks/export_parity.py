@@ -24,10 +24,11 @@ from glyphkit.runtime import precision_name
 
 
 def reference_answers(run) -> dict[str, np.ndarray]:
-    """Top-1 answers on the test split: as `glyphkit evaluate` computes them, and the same network in fp32."""
-    evaluate = run.predictor.logits(run.images).argmax(1).numpy()
+    """Top-1 answers on the test split: as `glyphkit evaluate` computes them (through the run's calibration), and
+    the same network in fp32."""
+    evaluate = run.predictor.probabilities(run.images).argmax(1).numpy()
     amp_dtype, run.predictor.amp_dtype = run.predictor.amp_dtype, None  # without autocast
-    fp32 = run.predictor.logits(run.images).argmax(1).numpy()
+    fp32 = run.predictor.probabilities(run.images).argmax(1).numpy()
     run.predictor.amp_dtype = amp_dtype
     return {"evaluate": evaluate, "pytorch_fp32": fp32}
 

@@ -114,8 +114,8 @@ def main() -> None:
     singles, line_glyphs = render_all(images, out, args.count, args.lines, rng)
     # The reference: the same glyphs as 28x28 arrays, read the way `glyphkit evaluate` reads them.
     every = np.concatenate([singles, *line_glyphs])
-    logits = Predictor.from_checkpoint(state, best).logits(torch.from_numpy(images[every]))
-    as_28 = {i: classes[c] for i, c in zip(every.tolist(), logits.argmax(1).tolist())}
+    probabilities = Predictor.from_checkpoint(state, best).probabilities(torch.from_numpy(images[every]))
+    as_28 = {i: classes[c] for i, c in zip(every.tolist(), probabilities.argmax(1).tolist())}
 
     start = time.perf_counter()
     scans = sorted(predict(args.run_dir, [out / "scans"], progress=False), key=lambda r: r.file)

@@ -9,7 +9,7 @@ What is exported is a `GlyphClassifier`: the run's network with everything a use
 reproduce around it folded into the graph. Input: float32 [N, 1, 28, 28] upright glyphs with pixel values 0..255
 (ink bright on black, as `glyphkit.preprocess` makes them); the division by 255, the padding to the network's
 input size and the training set's normalisation happen inside; output: probabilities [N, classes], calibrated
-by the run's temperature when it has one. The class characters, the input layout, the preprocessing expected,
+by the run's calibration when it has one. The class characters, the input layout, the preprocessing expected,
 the run's test accuracy and the checkpoint's SHA-256 travel inside the file (ONNX metadata_props; for `.pt2`
 its extra files and a JSON beside it).
 
@@ -36,7 +36,7 @@ from torch import nn
 import glyphkit
 from glyphkit.batches import pad_to_size
 from glyphkit.download import file_sha256
-from glyphkit.inference import INFERENCE_BATCH, Predictor, load_trained_run
+from glyphkit.inference import INFERENCE_BATCH, Calibrator, Predictor, load_trained_run
 from glyphkit.rundir import BEST, atomic_write, checkpoint_path, write_json
 from glyphkit.runtime_onnx import METADATA_KEY  # the ONNX metadata_props entry (and .pt2 extra file) of the JSON
 
@@ -60,14 +60,18 @@ class GlyphClassifier(nn.Module):
     """A run's network as users meet it: 0..255 glyphs in, calibrated probabilities out.
 
     The steps `Predictor` applies around the network (scale to [0, 1], pad to the input size, normalise by the
-    training set's mean and std; softmax of the logits over the temperature) are part of the graph, so an
-    exported file needs nothing of glyphkit's but the glyph preprocessing.
+    training set's mean and std; softmax of the calibrated logits) are part of the graph, so an exported file
+    needs nothing of glyphkit's but the glyph preprocessing.
     """
 
-    def __init__(self, network: nn.Module, *, mean: float, std: float, input_size: int, temperature: float = 1.0):
+    def __init__(self, network: nn.Module, *, mean: float, std: float, input_size: int,
+                 calibrator: Calibrator | None = None):
         super().__init__()
         self.network = network.eval()
-        self.mean, self.std, self.input_size, self.temperature = mean, std, input_size, temperature
+        self.mean, self.std, self.input_size = mean, std, input_size
+        calibrator = calibrator or Calibrator.identity()
+        self.register_buffer("scale", calibrator.scale.float().clone())  # buffers: constants of the graph
+        self.register_buffer("bias", calibrator.bias.float().clone())
 
     @classmethod
     def from_predictor(cls, predictor: Predictor) -> "GlyphClassifier":
@@ -75,11 +79,11 @@ class GlyphClassifier(nn.Module):
         c = predictor.config
         network = predictor.model.float().cpu().to(memory_format=torch.contiguous_format)
         return cls(network, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
-                   temperature=predictor.temperature)
+                   calibrator=predictor.calibrator)
 
     def forward(self, glyphs: torch.Tensor) -> torch.Tensor:
         x = pad_to_size(glyphs / 255.0, self.input_size)
-        return torch.softmax(self.network((x - self.mean) / self.std) / self.temperature, dim=1)
+        return torch.softmax(self.network((x - self.mean) / self.std) * self.scale + self.bias, dim=1)
 
 
 @dataclass
@@ -228,7 +232,8 @@ def describe_export(run, source: Path, format: str, exporter: str, parity: dict[
                   "glyph": "upright, ink bright (255) on a black (0) background", "preprocessing": PREPROCESSING},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(c.classes)],
                    "meaning": "probability of each class, in the order of 'classes'",
-                   "temperature": run.predictor.temperature, "calibrated": run.predictor.temperature != 1.0},
+                   "calibration": run.predictor.calibrator.to_state(),
+                   "calibrated": not run.predictor.calibrator.is_identity},
         "folded_in": {"scale": 1 / 255, "mean": c.norm_mean, "std": c.norm_std, "network_input_size": c.input_size},
         "checkpoint": run.checkpoint, "checkpoint_sha256": file_sha256(source),
         "test_accuracy": run_test_accuracy(source.parent, run.checkpoint), "parity": parity,

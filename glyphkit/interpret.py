@@ -25,7 +25,8 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classifica
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from glyphkit.data import GlyphData
-from glyphkit.inference import TrainedRun, expected_calibration_error, load_trained_run, reliability_bins
+from glyphkit.inference import (Calibrator, TrainedRun, expected_calibration_error, load_trained_run,
+                                reliability_bins)
 from glyphkit.rundir import BEST
 
 # Characters that handwriting often makes look alike. A group only matters through the characters a split
@@ -207,7 +208,7 @@ class Interpretation:
     checkpoint: str = ""
     tta: bool = False
     groups: Sequence[str] = AMBIGUOUS_GROUPS
-    temperature: float = 1.0  # the run's calibration (probabilities = softmax(logits / temperature))
+    calibrator: Calibrator | None = None  # the run's calibration; None: the logits as they are
 
     def __post_init__(self) -> None:
         # Accept tensors or lists too: everything below works on NumPy arrays.
@@ -220,13 +221,20 @@ class Interpretation:
         return len(self.classes)
 
     @cached_property
+    def calibrated_logits(self) -> np.ndarray:
+        """The logits through the run's calibration: what answers, probabilities and top-k come from."""
+        if self.calibrator is None:
+            return self.logits
+        return self.calibrator(torch.from_numpy(self.logits)).numpy()
+
+    @cached_property
     def probabilities(self) -> np.ndarray:
-        """Calibrated probabilities: softmax of the logits divided by the run's temperature."""
-        return torch.from_numpy(self.logits / self.temperature).float().softmax(dim=1).numpy()
+        """Calibrated probabilities: the softmax of the calibrated logits."""
+        return torch.from_numpy(self.calibrated_logits).float().softmax(dim=1).numpy()
 
     @cached_property
     def predictions(self) -> np.ndarray:
-        return self.logits.argmax(axis=1)
+        return self.calibrated_logits.argmax(axis=1)
 
     @property
     def correct(self) -> np.ndarray:
@@ -253,7 +261,7 @@ class Interpretation:
             balanced = balanced_accuracy_score(self.labels, self.predictions)
         k = min(TOP_K, self.num_classes)
         top_k = (1.0 if k == self.num_classes else
-                 top_k_accuracy_score(self.labels, self.logits, k=k, labels=np.arange(self.num_classes)))
+                 top_k_accuracy_score(self.labels, self.calibrated_logits, k=k, labels=np.arange(self.num_classes)))
         return {"accuracy": float(accuracy_score(self.labels, self.predictions)),
                 "balanced_accuracy": float(balanced), f"top{TOP_K}_accuracy": float(top_k)}
 
@@ -273,17 +281,20 @@ class Interpretation:
             "num_test_images": int(len(self.labels)),
             "errors": ambiguity["errors"],
             "ambiguous_errors": ambiguity["ambiguous_errors"],
-            "calibration": {k: round(v, ROUND) for k, v in self.calibration().items()},
+            "calibration": {k: v if isinstance(v, str) else round(v, ROUND) for k, v in self.calibration().items()},
             "per_class": self.per_class(),
         }
 
     # -------------------------------------------------------------- confidence
-    def calibration(self) -> dict[str, float]:
-        """Expected calibration error without (temperature 1) and with the run's temperature."""
+    def calibration(self) -> dict[str, Any]:
+        """Expected calibration error and accuracy without and with the run's calibration."""
         uncalibrated = torch.from_numpy(self.logits).float().softmax(dim=1).numpy()
-        return {"temperature": float(self.temperature),
+        calibrator = self.calibrator or Calibrator.identity()
+        return {"method": calibrator.describe(),
                 "ece_before": expected_calibration_error(uncalibrated, self.labels),
-                "ece_after": expected_calibration_error(self.probabilities, self.labels)}
+                "ece_after": expected_calibration_error(self.probabilities, self.labels),
+                "accuracy_before": float((self.logits.argmax(axis=1) == self.labels).mean()),
+                "accuracy_after": float((self.predictions == self.labels).mean())}
 
     def coverage_accuracy(self, points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(coverage, accuracy, threshold): answering only the images whose confidence is at least `threshold`
@@ -353,14 +364,14 @@ class Interpretation:
         """A loaded run's predictions on its test images (plain, or averaged over TTA shifts)."""
         return cls(logits=run.predictor.logits(run.images, tta), labels=run.labels, classes=run.config.classes,
                    images=run.images, split=run.split, checkpoint=run.checkpoint, tta=tta,
-                   temperature=run.predictor.temperature)
+                   calibrator=run.predictor.calibrator)
 
     @classmethod
     def plain_and_tta(cls, run: TrainedRun) -> tuple["Interpretation", "Interpretation"]:
         """The plain and the test-time-augmented predictions of a loaded run, from one pass over its images."""
         plain, averaged = run.predictor.plain_and_tta_logits(run.images)
         return tuple(cls(logits=logits, labels=run.labels, classes=run.config.classes, images=run.images,
-                         split=run.split, checkpoint=run.checkpoint, tta=tta, temperature=run.predictor.temperature)
+                         split=run.split, checkpoint=run.checkpoint, tta=tta, calibrator=run.predictor.calibrator)
                      for logits, tta in ((plain, False), (averaged, True)))
 
     @classmethod

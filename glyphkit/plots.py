@@ -211,7 +211,7 @@ def plot_reliability_diagram(counts: Sequence[int] | np.ndarray, accuracy: Seque
     ax.set_ylabel("accuracy")
     title = "Reliability diagram"
     if calibration:
-        title += (f" (ECE {100 * calibration['ece_after']:.2f}% at temperature {calibration['temperature']:.2f}; "
+        title += (f" (ECE {100 * calibration['ece_after']:.2f}% calibrated, "
                   f"{100 * calibration['ece_before']:.2f}% uncalibrated)")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left")

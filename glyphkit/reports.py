@@ -25,7 +25,8 @@ def _header(plain: Interpretation, with_tta: Interpretation | None) -> list[str]
              f"top-{TOP_K} accuracy: {percent(s[f'top{TOP_K}_accuracy'])}"]
     cal = plain.calibration()
     lines.append(f"expected calibration error: {percent(cal['ece_before'])} uncalibrated, "
-                 f"{percent(cal['ece_after'])} with temperature {cal['temperature']:.3f}")
+                 f"{percent(cal['ece_after'])} calibrated ({cal['method']}); accuracy uncalibrated "
+                 f"{percent(cal['accuracy_before'])}")
     if with_tta is not None:
         t = with_tta.summary()
         lines.append(f"with test-time augmentation: accuracy {percent(t['accuracy'])}, balanced accuracy "

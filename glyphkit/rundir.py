@@ -273,10 +273,12 @@ def _check_weights(weights: Any, key: str, path: Path) -> None:
                               f"(names -> tensors) but is {got}; use another checkpoint or retrain")
 
 
-def store_temperature(path: str | os.PathLike, temperature: float) -> None:
-    """Add the calibration temperature to a checkpoint (rewritten atomically)."""
+def store_calibration(path: str | os.PathLike, calibration: dict) -> None:
+    """Add a calibration (inference.Calibrator.to_state(): plain lists) to a checkpoint, rewritten atomically; an
+    older glyphkit's single temperature is dropped with it."""
     state = load_checkpoint(path)
-    state["temperature"] = float(temperature)
+    state["calibration"] = calibration
+    state.pop("temperature", None)
     save_checkpoint(state, path)
 
 

@@ -5,7 +5,7 @@
     run_lr_finder(config, data)   the LR range test on a fresh Trainer; lr_finder.png in the run folder
     choose_lr(config, lr)         an explicit lr > the run folder's lr.json (the LR finder's choice) > the config's
     train(trainer)                fit, training_history.png, calibrate; Ctrl-C keeps the last checkpoint, says so
-    calibrate(run_dir, ...)       temperature scaling on the validation images, stored in best_model.pth
+    calibrate(run_dir, ...)       vector scaling on the validation images, stored in best_model.pth
     resume(run_dir)               a Trainer that continues a run folder from its latest checkpoint
     evaluate_run(run_dir)         the best model on the test images: reports and figures into the run folder
 
@@ -22,7 +22,7 @@ from typing import Any, Callable
 from glyphkit import plots, reports, rundir
 from glyphkit.config import Config
 from glyphkit.data import GlyphData, load_config_split
-from glyphkit.inference import Predictor, expected_calibration_error, fit_temperature, load_trained_run
+from glyphkit.inference import Calibrator, Predictor, expected_calibration_error, fit_calibrator, load_trained_run
 from glyphkit.interpret import TOP_K, Interpretation
 from glyphkit.lr_finder import LRFinderResult, describe_lr_choice, find_lr, load_lr_choice
 from glyphkit.runtime import cpu_supports_bf16, precision_name
@@ -116,18 +116,18 @@ def train(trainer: Trainer, *, log: Log = print) -> Trainer:
     return trainer
 
 
-def calibrate(run_dir: str | os.PathLike, predictor: Predictor, images, labels, *, log: Log = print) -> float:
-    """Fit the temperature on held-out (validation) images and store it in the run's best_model.pth, so
-    predicted probabilities mean what they say. Returns it; `predictor` uses it from now on."""
+def calibrate(run_dir: str | os.PathLike, predictor: Predictor, images, labels, *, log: Log = print) -> Calibrator:
+    """Fit the calibration (vector scaling) on held-out (validation) images and store it in the run's
+    best_model.pth, so predicted probabilities mean what they say. Returns it; `predictor` uses it from now on."""
     logits = predictor.logits(images)
-    temperature = fit_temperature(logits, labels)
-    before, after = (expected_calibration_error((logits / t).softmax(1).numpy(), labels.numpy())
-                     for t in (1.0, temperature))
-    rundir.store_temperature(Path(run_dir) / rundir.BEST, temperature)
-    predictor.temperature = temperature
-    log(f"calibrated: temperature {temperature:.3f}, expected calibration error on the {len(labels):,} "
+    calibrator = fit_calibrator(logits, labels)
+    before, after = (expected_calibration_error(c(logits).softmax(1).numpy(), labels.numpy())
+                     for c in (Calibrator.identity(), calibrator))
+    rundir.store_calibration(Path(run_dir) / rundir.BEST, calibrator.to_state())
+    predictor.calibrator = calibrator
+    log(f"calibrated: {calibrator.describe()}; expected calibration error on the {len(labels):,} "
         f"validation images {100 * before:.2f}% -> {100 * after:.2f}%")
-    return temperature
+    return calibrator
 
 
 def resume(run_dir: str | os.PathLike, *, split: str | None = None, data_dir: str | os.PathLike | None = None,

@@ -244,11 +244,17 @@ def test_calibration_is_stored_with_the_model_and_reported(tiny_run, tmp_path):
     run_dir, data = tiny_run
     run_dir = shutil.copytree(run_dir, tmp_path / "run")
     val = load_trained_run(run_dir, data=data, part="val")
-    temperature = calibrate(run_dir, val.predictor, val.images, val.labels, log=lambda *_: None)
-    assert rundir.load_checkpoint(run_dir / rundir.BEST)["temperature"] == pytest.approx(temperature)
+    calibrator = calibrate(run_dir, val.predictor, val.images, val.labels, log=lambda *_: None)
+    stored = rundir.load_checkpoint(run_dir / rundir.BEST)["calibration"]
+    assert stored["bias"] == pytest.approx(calibrator.bias.tolist()) and not calibrator.is_identity
     metrics = evaluate_run(run_dir, data=data, log=lambda *_: None, progress=False)
-    assert metrics["calibration"]["temperature"] == pytest.approx(temperature, abs=1e-6)
-    plain = Interpretation(val.predictor.logits(data.test_images), data.test_labels, data.classes)
+    assert metrics["calibration"]["method"].startswith("vector scaling")
+    logits = val.predictor.logits(data.test_images)
+    plain = Interpretation(logits, data.test_labels, data.classes)
     assert metrics["calibration"]["ece_before"] == pytest.approx(plain.calibration()["ece_after"], abs=1e-6)
+    # The answers are the calibrated logits' (per-class biases may change them), computed here by hand.
+    by_hand = (logits * calibrator.scale + calibrator.bias).argmax(1)
+    assert metrics["accuracy"] == pytest.approx((by_hand == data.test_labels).float().mean().item(), abs=1e-6)
+    assert metrics["calibration"]["accuracy_before"] == pytest.approx(plain.summary()["accuracy"], abs=1e-6)
     for name in ("reliability_diagram.png", "coverage_accuracy.png"):
         assert (run_dir / name).stat().st_size > 10_000, name

@@ -16,14 +16,17 @@ from PIL import Image
 from glyphkit import cli, export
 from glyphkit.config import Config
 from glyphkit.inference import load_predictor
-from glyphkit.rundir import store_temperature
+from glyphkit.rundir import store_calibration
 from glyphkit.training import Trainer
 from tests.conftest import TINY_CHARS
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-TEMPERATURE = 2.0  # far from 1, so a temperature left out of the graph shows in the probabilities
+# Far from the identity, so a calibration left out of the graph shows in the probabilities: every class at
+# temperature 2 or more, and a different bias for each.
+CALIBRATION = {"method": "vector scaling", "scale": [0.5 - 0.05 * (i % 3) for i in range(len(TINY_CHARS))],
+               "bias": [0.3 * (i % 4) - 0.4 for i in range(len(TINY_CHARS))]}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,7 @@ def run_dir(tmp_path_factory, tiny_data_dir, tiny_data):
     config = Config(split="tiny", data_dir=str(tiny_data_dir), model="enhanced", width=8, epochs=1, batch_size=64,
                     precision="fp32", device="cpu", val_split=0.2, seed=0)
     Trainer(config, tiny_data, run, progress=False, log=lambda *_: None, max_batches=3).fit()
-    store_temperature(run / "best_model.pth", TEMPERATURE)
+    store_calibration(run / "best_model.pth", CALIBRATION)
     return run
 
 
@@ -52,7 +55,7 @@ def test_onnx_export_computes_what_the_run_computes_at_any_batch_size(run_dir, t
     for batch in (1, 2, 23):  # traced with 4: the batch dimension must stay dynamic
         got = session.run(None, {"glyphs": images[:batch].numpy().astype(np.float32)[:, None]})[0]
         np.testing.assert_allclose(got, want[:batch], atol=1e-5)
-    assert np.allclose(want.sum(1), 1) and want.max() < 0.999  # probabilities, softened by the temperature
+    assert np.allclose(want.sum(1), 1) and want.max() < 0.999  # probabilities, softened by the calibration
 
 
 def test_the_file_describes_itself(run_dir, tmp_path):
@@ -60,7 +63,8 @@ def test_the_file_describes_itself(run_dir, tmp_path):
     meta = export.read_metadata(path)
     assert meta["classes"] == list(TINY_CHARS)
     assert meta["input"]["shape"] == ["batch", 1, 28, 28] and meta["input"]["range"] == [0, 255]
-    assert meta["output"]["temperature"] == TEMPERATURE and meta["output"]["calibrated"] is True
+    assert meta["output"]["calibration"]["bias"] == pytest.approx(CALIBRATION["bias"])
+    assert meta["output"]["calibrated"] is True
     assert meta["checkpoint_sha256"] == hashlib.sha256((run_dir / "best_model.pth").read_bytes()).hexdigest()
     assert meta["parity"]["images"] == 200 and meta["parity"]["top1_agreement"] == 1.0  # the whole tiny test split
     assert meta["glyphkit_version"] and meta["model"] == "enhanced"

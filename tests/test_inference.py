@@ -65,6 +65,31 @@ def test_temperature_scaling_recovers_the_temperature_that_made_the_labels():
     assert fit_temperature(logits, labels) == pytest.approx(2.5, rel=0.05)
 
 
+def test_vector_scaling_recovers_the_per_class_scales_and_biases_that_made_the_labels():
+    from glyphkit.inference import fit_calibrator
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(40_000, 5, generator=g) * 3
+    scale = torch.tensor([0.3, 0.5, 0.7, 0.9, 1.1])
+    bias = torch.tensor([0.0, 0.5, -0.5, 1.0, -1.0])  # only differences between classes matter to a softmax
+    labels = torch.multinomial((logits * scale + bias).softmax(1), 1, generator=g).squeeze(1)
+    fitted = fit_calibrator(logits, labels)
+    torch.testing.assert_close(fitted.scale, scale, atol=0.05, rtol=0)
+    torch.testing.assert_close(fitted.bias - fitted.bias[0], bias, atol=0.1, rtol=0)
+
+
+def test_a_checkpoint_from_before_vector_scaling_keeps_its_temperature():
+    from glyphkit.inference import Calibrator
+
+    logits = torch.tensor([[2.0, 1.0, 0.0]])
+    old = Calibrator.from_state({"temperature": 2.0})  # what older glyphkit versions stored
+    torch.testing.assert_close(old(logits), logits / 2)
+    assert old.describe() == "temperature 2.000"
+    assert Calibrator.from_state({}).is_identity  # never calibrated
+    new = Calibrator.from_state({"calibration": {"scale": [1.0, 2.0, 1.0], "bias": [0.0, 0.0, 3.0]}})
+    torch.testing.assert_close(new(logits), torch.tensor([[2.0, 2.0, 3.0]]))
+
+
 def test_expected_calibration_error_by_hand():
     import numpy as np
 

@@ -869,7 +869,7 @@ def test_deterministic_resume_after_ctrl_c_in_fresh_processes_matches_one_run(ti
     for name in (ckpt.LATEST, ckpt.BEST):
         a, b = (torch.load(run / name, weights_only=True) for run in (straight, stopped))
         assert a["epoch"] == b["epoch"], name
-        for key in ("model", "optimizer", "lr_scheduler", "early_stopping", "temperature"):
+        for key in ("model", "optimizer", "lr_scheduler", "early_stopping", "calibration"):
             assert _same_tensors(a.get(key), b.get(key)), (name, key)
     assert torch.load(stopped / ckpt.LATEST, weights_only=True)["epoch"] == DETERMINISTIC_EPOCHS
     history = _history_without_times(straight)
