@@ -13,13 +13,12 @@ Writes calibration.json and calibration.md under --out (git-ignored `runs/` by d
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
 from glyphkit.inference import (Calibrator, expected_calibration_error, fit_calibrator, fit_temperature,
                                 load_trained_run)
-from glyphkit.rundir import atomic_write_text, write_json
+from glyphkit.rundir import write_results
 
 
 def measure_run(run_dir: str, data_dir: str | None) -> dict:
@@ -60,10 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     rows = [measure_run(run, args.data_dir) for run in args.runs]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "calibration.json", rows)
-    atomic_write_text(out / "calibration.md", markdown(rows))
+    write_results(args.out, "calibration", rows, markdown(rows))
     print("\n" + markdown(rows))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from glyphkit.export import export_run
 from glyphkit.inference import load_trained_run
-from glyphkit.rundir import atomic_write_text, write_json
+from glyphkit.rundir import write_results
 from glyphkit.runtime import precision_name
 
 
@@ -74,8 +74,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [measure_run(run, args.data_dir, out) for run in args.runs]
-    write_json(out / "export_parity.json", rows)
-    atomic_write_text(out / "export_parity.md", markdown(rows))
+    write_results(out, "export_parity", rows, markdown(rows))
     print(markdown(rows))
 
 

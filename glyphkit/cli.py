@@ -18,7 +18,7 @@ import torch
 
 from glyphkit import distributed, workflows
 from glyphkit.bench import run_benchmark
-from glyphkit.config import PRECISIONS, PRESETS, SCHEDULERS, Config, ConfigError, apply_preset
+from glyphkit.config import PRECISIONS, PRESETS, PRESETS_FP32_CPU, SCHEDULERS, Config, ConfigError, apply_preset
 from glyphkit.data import DataError
 from glyphkit.export import FORMATS, PARITY_IMAGES, ExportError, describe_parity, export_run
 from glyphkit.inference import load_trained_run
@@ -26,6 +26,7 @@ from glyphkit.lr_finder import save_lr_choice
 from glyphkit.predict import predict, prediction_rows, save_crops, write_predictions
 from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError
 from glyphkit.rundir import LR_CHOICE, CheckpointError, RunFolderExists
+from glyphkit.runtime import trains_fp32_on_cpu
 from glyphkit.training import Trainer, TrainingDiverged
 from glyphkit.workflows import TrainingInterrupted
 
@@ -232,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--output-dir", default="bench_results", help="where the JSON and Markdown results go")
     b.add_argument("--quick", action="store_true", help="a few steps of everything (smoke test, not a measurement)")
     b.add_argument("--skip-accuracy", action="store_true", help="throughput only")
+    b.add_argument("--skip-throughput", action="store_true", help="time to accuracy only")
+    b.add_argument("--preset", choices=tuple(PRESETS), default="fast",
+                   help="the preset the time-to-accuracy run trains (default: fast)")
     b.add_argument("--precision", choices=(*PRECISIONS, "both"), default="auto",
                    help="precision of the time-to-accuracy runs: auto (this machine's default), bf16, fp32, or both "
                    "(bf16 and fp32, one after the other) (default: auto); throughput is measured in both")
@@ -243,7 +247,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config = Config()
     given = vars(args)
     if "preset" in given:
-        config = apply_preset(config, given["preset"])
+        fp32_cpu = trains_fp32_on_cpu(given.get("device", "auto"), given.get("precision", "auto"))
+        config = apply_preset(config, given["preset"], fp32_cpu)
+        variant = {k: v for k, v in PRESETS_FP32_CPU.get(given["preset"], {}).items() if k not in given}
+        if fp32_cpu and variant:
+            _log(f"preset {given['preset']} in fp32 on a CPU: " + ", ".join(f"{k} {v}" for k, v in variant.items())
+                 + " (a CPU without native bf16 trains several times slower; see README, Presets)")
     fields = set(Config.__dataclass_fields__)
     overrides = {k: v for k, v in given.items() if k in fields and k != "preset"}
     return config.replace(**overrides).validate()
@@ -380,7 +389,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     run_benchmark(split=getattr(args, "split", "proxy47"), data_dir=getattr(args, "data_dir", None),
                   output_dir=args.output_dir, quick=args.quick, skip_accuracy=args.skip_accuracy,
-                  device=getattr(args, "device", "auto"), precision=args.precision, log=_log)
+                  skip_throughput=args.skip_throughput, device=getattr(args, "device", "auto"), preset=args.preset,
+                  precision=args.precision, log=_log)
     return 0
 
 

@@ -79,8 +79,8 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
                           progress: bool = False, compile_model: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(plain logits, TTA-averaged logits) [N, classes], float32 on the CPU, for uint8 images [N, 28, 28] (eval
     mode, batched, no grad). One pass: the unshifted view is the plain prediction, so an evaluation that reports
-    both runs the network len(TTA_SHIFTS) times per glyph, not one more; a batch's views go through the network
-    together. Without `tta` both are the plain logits.
+    both runs the network len(TTA_SHIFTS) times per glyph, not one more. Without `tta` both are the plain
+    logits.
 
     With `compile_model`, the network runs through `compile_for_inference` (the last batch is zero-padded to full
     size so one compiled shape serves every batch); if compilation fails, a warning says why and the eager
@@ -97,12 +97,13 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
     assert shifts[0] == (0, 0), "the first view must be the glyph itself: it is the plain prediction"
 
     def forward(x: torch.Tensor) -> torch.Tensor:  # [views, batch, classes]
-        views = x if len(shifts) == 1 else torch.cat([torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if dx or dy else x
-                                                       for dx, dy in shifts])
-        if channels_last:  # a no-op unless cat or the padding gave a contiguous tensor
-            views = views.contiguous(memory_format=torch.channels_last)
+        if channels_last:  # a no-op unless the padding gave a contiguous tensor
+            x = x.contiguous(memory_format=torch.channels_last)
+        # One view at a time: a batch of all five was 27% slower in fp32 on 2 CPU cores (a bigger batch falls out
+        # of the caches; benchmarks/fp32_levers.py, batch 1024 against 256).
         with autocast(device, amp_dtype):
-            return net(views).float().view(len(shifts), len(x), -1)
+            return torch.stack([net(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if dx or dy else x).float()
+                                for dx, dy in shifts])
 
     plain, averaged = [], []
     for x, _ in batches:

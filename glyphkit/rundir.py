@@ -138,6 +138,15 @@ def write_json(path: str | os.PathLike, value: Any, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(value, indent=indent, ensure_ascii=False) + "\n")
 
 
+def write_results(folder: str | os.PathLike, stem: str, value: Any, markdown: str) -> None:
+    """A measurement as the benchmarks keep it: `stem`.json (the numbers) and `stem`.md (the table), both atomic,
+    the folder made if needed."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / f"{stem}.json", value)
+    atomic_write_text(folder / f"{stem}.md", markdown)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Preparing the folder for a new run
 # ---------------------------------------------------------------------------------------------------------------

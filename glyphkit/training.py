@@ -149,11 +149,13 @@ def initialise_from(model: nn.Module, run_dir: str) -> str:
 
 
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
-    """AdamW; weight decay on conv/linear weights only (not on BN parameters or biases)."""
+    """AdamW; weight decay on conv/linear weights only (not on BN parameters or biases). torch's fused kernel
+    updates every parameter in one call instead of a loop of small operations: 7% more fp32 training images/s on
+    2 CPU cores (benchmarks/fp32_levers.py), and the same update."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, fused=True)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_epoch: int):

@@ -30,5 +30,20 @@ def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     assert 0 <= run["final"]["plain"]["test_acc"] <= 1
     table = (out / "bench.md").read_text()
     assert "(a) original" in table and "(b28)" in table and "Time to 90% test accuracy" in table
-    assert "| ONNX export in onnxruntime | fp32 |" in table and "| fast | fp32 |" in table
+    assert "| ONNX export in onnxruntime | fp32 |" in table
+    assert "| fast | glyphnet, 1 | fp32 |" in table  # the fast preset's fp32 variant, as `train --preset` picks it
     assert "None" not in table and result["machine"]["torch"] in table
+
+
+def test_bench_time_to_accuracy_alone_trains_the_preset_asked_for(tiny_data_dir, tmp_path):
+    out = tmp_path / "bench"
+    assert main(["bench", "--split", "tiny", "--data-dir", str(tiny_data_dir), "--quick", "--output-dir", str(out),
+                 "--no-progress", "--precision", "fp32", "--skip-throughput", "--preset", "best"]) == 0
+    result = json.loads((out / "bench.json").read_text())
+    assert "throughput" not in result and "exported_inference" not in result
+    (run,) = result["accuracy"]
+    assert run["config"]["preset"] == "best" and run["config"]["ema_decay"] == 0.9995  # the best preset's own
+    assert isinstance(result["machine"]["cpu_flags"], list)  # which vector units (bf16 or not) ran it
+    table = (out / "bench.md").read_text()
+    assert "| best | glyphnet-wide, 1 | fp32 |" in table and "(a) original" not in table
+    assert "--skip-throughput --preset best --precision fp32" in result["command"]

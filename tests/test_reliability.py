@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import gzip
 import json
-import math
 import os
 import pathlib
 import re

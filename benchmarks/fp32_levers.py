@@ -1,0 +1,172 @@
+"""Which settings make the fp32 CPU path fast? Profile one training step, then measure each lever alone.
+
+Most CPUs have no native bf16, so glyphkit's fp32 path is what most users run. This script measures, on this
+machine, with the `fast` preset's training settings and nothing else changed from the baseline:
+
+- training images/s: memory layout (channels_last or contiguous), batch size, threads, `torch.compile` of the
+  network, and the network (`glyphnet` against `glyphnet-wide`); the baseline in bf16 too when the CPU has it;
+- inference images/s on test glyphs, as `glyphkit evaluate` runs them: memory layout, batch size, the compiled
+  frozen network (batch norm folded into the convolutions), test-time augmentation;
+- where a fp32 training step spends its time (torch.profiler, the operators with the most self time).
+
+    python benchmarks/fp32_levers.py --data-dir ../shared/emnist [--out runs/fp32_levers] [--quick]
+
+Each rate is the median of timed windows after a warm-up (glyphkit.bench's own measure). Run it on an otherwise
+idle machine. Writes fp32_levers.json and fp32_levers.md under --out (git-ignored `runs/` by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+
+import torch
+
+from glyphkit.bench import WARMUP_STEPS, WINDOW_STEPS, WINDOWS, _median_rate, machine_info
+from glyphkit.config import Config, apply_preset
+from glyphkit.inference import Predictor
+from glyphkit.rundir import write_results
+from glyphkit.runtime import cpu_supports_bf16
+from glyphkit.training import Trainer
+from glyphkit.workflows import load_data
+
+# Each lever is the baseline (the `fast` preset's settings with glyphnet, fp32) with one thing changed.
+TRAIN_LEVERS = {
+    "baseline: glyphnet, batch 256, channels_last, all cores": {},
+    "contiguous (NCHW) memory": {"channels_last": False},
+    "batch 128": {"batch_size": 128},
+    "batch 512": {"batch_size": 512},
+    "1 thread": {"num_threads": 1},
+    "torch.compile of the network": {"compile_training": True},
+    "fused AdamW (one kernel for all parameters)": {"fused_adamw": True},
+    "glyphnet-wide (the fast preset's network)": {"model": "glyphnet-wide"},
+}
+INFERENCE_LEVERS = {
+    "baseline: eager, batch 256, channels_last": {},
+    "contiguous (NCHW) memory": {"channels_last": False},
+    "batch 1024": {"batch_size": 1024},
+    "compiled, frozen (batch norm folded)": {"compile_model": True},
+    "compiled, frozen, contiguous": {"compile_model": True, "channels_last": False},
+    "test-time augmentation (5 views)": {"tta": True},
+    "glyphnet-wide": {"model": "glyphnet-wide"},
+    "glyphnet-wide, test-time augmentation": {"model": "glyphnet-wide", "tta": True},
+}
+INFERENCE_IMAGES = 8192  # test glyphs per timed window
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def baseline_config(data_dir: str, split: str, quick: bool) -> Config:
+    limit = 3000 if quick else None
+    base = Config(split=split, data_dir=data_dir, limit_train=limit, limit_test=limit)
+    return apply_preset(base, "fast").replace(model="glyphnet", precision="fp32")
+
+
+def train_rate(config: Config, data, quick: bool, compile_training: bool = False, fused_adamw: bool = False) -> float:
+    """Training images/s through Trainer's own batches, forward + loss and optimizer step."""
+    torch.set_num_threads(config.num_threads or CORES)
+    trainer = Trainer(config, data, run_dir=None, progress=False, log=lambda *_: None)
+    if compile_training:  # the training step's forward and backward through the compiler
+        trainer.net = torch.compile(trainer.model)
+    if fused_adamw:  # the same parameter groups and settings, updated by torch's fused kernel
+        groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in trainer.optimizer.param_groups]
+        trainer.optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True)
+    batches = iter(())
+
+    def step() -> int:
+        nonlocal batches
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = trainer.train_batches()
+            x, y = next(batches)
+        trainer.optimizer_step(trainer.loss(x, y)[0])
+        return len(y)
+
+    warmup = WARMUP_STEPS + (3 if compile_training else 0)  # compiling happens in the first calls
+    rate, _ = _median_rate(step, 1 if quick else warmup, 2 if quick else WINDOWS, 2 if quick else WINDOW_STEPS)
+    return rate
+
+
+def inference_rate(config: Config, data, quick: bool, batch_size: int = 256, compile_model: bool = False,
+                   tta: bool = False) -> float:
+    """Images/s of a (freshly initialised) network reading test glyphs through Predictor, as evaluate does."""
+    torch.set_num_threads(CORES)
+    trainer = Trainer(config, data, run_dir=None, progress=False, log=lambda *_: None)  # resolves classes, norm
+    predictor = Predictor(trainer.eval_model, trainer.config, trainer.device, batch_size=batch_size,
+                          compile_model=compile_model)
+    images = data.test_images[: 512 if quick else INFERENCE_IMAGES]
+
+    def infer() -> int:
+        predictor.logits(images, tta)
+        return len(images)
+
+    rate, _ = _median_rate(infer, 1, 2 if quick else 3, 1)  # the warm-up call compiles
+    return rate
+
+
+def profile_step(config: Config, data, steps: int = 6) -> list[dict]:
+    """The operators with the most self CPU time over a few fp32 training steps."""
+    torch.set_num_threads(CORES)
+    trainer = Trainer(config, data, run_dir=None, progress=False, log=lambda *_: None)
+    batches = trainer.train_batches()
+    for _ in range(2):  # warm-up outside the profile
+        x, y = next(batches)
+        trainer.optimizer_step(trainer.loss(x, y)[0])
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            x, y = next(batches)
+            trainer.optimizer_step(trainer.loss(x, y)[0])
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / 1000 / steps,
+             "share": e.self_cpu_time_total / total, "calls_per_step": e.count / steps} for e in events[:12]]
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['cpu_bf16']}, torch {torch.__version__}.",
+             "", "| training lever (fp32 unless said) | train img/s | vs baseline |", "|---|---|---|"]
+    base = next(iter(result["train"].values()))
+    lines += [f"| {k} | {v:,.0f} | {v / base:.2f}x |" for k, v in result["train"].items()]
+    lines += ["", "| inference lever (fp32 unless said) | img/s | vs baseline |", "|---|---|---|"]
+    base = next(iter(result["inference"].values()))
+    lines += [f"| {k} | {v:,.0f} | {v / base:.2f}x |" for k, v in result["inference"].items()]
+    lines += ["", "Where a fp32 training step of the baseline spends its time (self CPU time):", "",
+              "| operator | ms per step | share | calls per step |", "|---|---|---|---|"]
+    lines += [f"| `{r['op']}` | {r['self_ms_per_step']:.1f} | {r['share']:.0%} | {r['calls_per_step']:.0f} |"
+              for r in result["profile"]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--split", default="proxy47")
+    parser.add_argument("--out", default="runs/fp32_levers")
+    parser.add_argument("--quick", action="store_true", help="a few steps of everything (a smoke test)")
+    args = parser.parse_args()
+    base = baseline_config(args.data_dir, args.split, args.quick)
+    data = load_data(base, log=print)
+    result = {"machine": {**machine_info(torch.device("cpu")), "python": platform.python_version()},
+              "train": {}, "inference": {}}
+    levers = dict(TRAIN_LEVERS)
+    if cpu_supports_bf16():
+        levers["the baseline in bf16 (for scale)"] = {"precision": "bf16"}
+    for name, change in levers.items():
+        change = dict(change)
+        kwargs = {k: change.pop(k) for k in ("compile_training", "fused_adamw") if k in change}
+        result["train"][name] = train_rate(base.replace(**change), data, args.quick, **kwargs)
+        print(f"train     {name}: {result['train'][name]:,.0f} img/s", flush=True)
+    for name, change in INFERENCE_LEVERS.items():
+        change = dict(change)
+        kwargs = {k: change.pop(k) for k in ("batch_size", "compile_model", "tta") if k in change}
+        result["inference"][name] = inference_rate(base.replace(**change), data, args.quick, **kwargs)
+        print(f"inference {name}: {result['inference'][name]:,.0f} img/s", flush=True)
+    result["profile"] = profile_step(base, data, steps=2 if args.quick else 6)
+    write_results(args.out, "fp32_levers", result, markdown(result))
+    print("\n" + markdown(result))
+
+
+if __name__ == "__main__":
+    main()
