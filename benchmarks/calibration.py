@@ -16,7 +16,7 @@ import argparse
 
 import torch
 
-from glyphkit.inference import (Calibrator, expected_calibration_error, fit_calibrator, fit_temperature,
+from glyphkit.inference import (Calibrator, expected_calibration_error, fit_temperature, fit_vector_scaling,
                                 load_trained_run)
 from glyphkit.rundir import write_results
 
@@ -29,7 +29,7 @@ def measure_run(run_dir: str, data_dir: str | None) -> dict:
                "temperature scaling": Calibrator.from_temperature(fit_temperature(val_logits, val.labels)),
                "temperature fitted on the test split (bound)":
                    Calibrator.from_temperature(fit_temperature(test_logits, test.labels)),
-               "vector scaling": fit_calibrator(val_logits, val.labels)}
+               "vector scaling": fit_vector_scaling(val_logits, val.labels)}
     row = {"run": run_dir, "model": test.config.model, "preset": test.config.preset, "epochs": test.config.epochs,
            "images": len(test.labels), "methods": {}}
     for name, calibrator in methods.items():

@@ -22,7 +22,8 @@ from typing import Any, Callable
 from glyphkit import plots, reports, rundir
 from glyphkit.config import Config
 from glyphkit.data import GlyphData, load_config_split
-from glyphkit.inference import Calibrator, Predictor, expected_calibration_error, fit_calibrator, load_trained_run
+from glyphkit.inference import (Calibrator, Predictor, expected_calibration_error, fit_temperature, fit_vector_scaling,
+                                load_trained_run)
 from glyphkit.interpret import TOP_K, Interpretation
 from glyphkit.lr_finder import LRFinderResult, describe_lr_choice, find_lr, load_lr_choice
 from glyphkit.runtime import cpu_supports_bf16, precision_name
@@ -116,11 +117,17 @@ def train(trainer: Trainer, *, log: Log = print) -> Trainer:
     return trainer
 
 
-def calibrate(run_dir: str | os.PathLike, predictor: Predictor, images, labels, *, log: Log = print) -> Calibrator:
-    """Fit the calibration (vector scaling) on held-out (validation) images and store it in the run's
-    best_model.pth, so predicted probabilities mean what they say. Returns it; `predictor` uses it from now on."""
+CALIBRATION_METHODS = ("temperature", "vector")
+
+
+def calibrate(run_dir: str | os.PathLike, predictor: Predictor, images, labels, *, method: str = "temperature",
+              log: Log = print) -> Calibrator:
+    """Fit the calibration on held-out (validation) images and store it in the run's best_model.pth, so predicted
+    probabilities mean what they say. `method`: temperature (one number; never changes an answer) or vector (a
+    scale and a bias per class; see inference). Returns it; `predictor` uses it from now on."""
     logits = predictor.logits(images)
-    calibrator = fit_calibrator(logits, labels)
+    calibrator = (fit_vector_scaling(logits, labels) if method == "vector"
+                  else Calibrator.from_temperature(fit_temperature(logits, labels)))
     before, after = (expected_calibration_error(c(logits).softmax(1).numpy(), labels.numpy())
                      for c in (Calibrator.identity(), calibrator))
     rundir.store_calibration(Path(run_dir) / rundir.BEST, calibrator.to_state())

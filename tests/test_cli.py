@@ -168,15 +168,19 @@ def test_training_calibrates_and_calibrate_does_it_for_older_runs(tiny_data_dir,
     run = tmp_path / "run"
     assert main(["train", *TINY, "--data-dir", str(tiny_data_dir), "--epochs", "1", "--output-dir", str(run),
                  "--skip-eval"]) == 0
-    assert "calibrated: vector scaling" in capsys.readouterr().out
+    assert "calibrated: temperature" in capsys.readouterr().out
     state = torch.load(run / "best_model.pth", weights_only=True)
-    assert len(state["calibration"]["scale"]) == len(state["calibration"]["bias"]) == len(state["config"]["classes"])
+    assert state["calibration"]["method"] == "temperature" and state["calibration"]["scale"] > 0  # one number
     del state["calibration"]  # as a run trained before glyphkit calibrated
     torch.save(state, run / "best_model.pth")
     assert main(["calibrate", str(run), "--data-dir", str(tiny_data_dir), "--no-progress"]) == 0
     assert "validation images" in capsys.readouterr().out
+    assert torch.load(run / "best_model.pth", weights_only=True)["calibration"]["method"] == "temperature"
+    # The opt-in method: a scale and a bias per class.
+    assert main(["calibrate", str(run), "--data-dir", str(tiny_data_dir), "--no-progress", "--method", "vector"]) == 0
+    assert "calibrated: vector scaling" in capsys.readouterr().out
     again = torch.load(run / "best_model.pth", weights_only=True)
-    assert len(again["calibration"]["bias"]) == len(again["config"]["classes"])
+    assert len(again["calibration"]["bias"]) == len(again["calibration"]["scale"]) == len(again["config"]["classes"])
 
 
 # ---------------------------------------------------------------------------------------------- the LR question

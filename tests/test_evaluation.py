@@ -246,13 +246,20 @@ def test_calibration_is_stored_with_the_model_and_reported(tiny_run, tmp_path):
     val = load_trained_run(run_dir, data=data, part="val")
     calibrator = calibrate(run_dir, val.predictor, val.images, val.labels, log=lambda *_: None)
     stored = rundir.load_checkpoint(run_dir / rundir.BEST)["calibration"]
-    assert stored["bias"] == pytest.approx(calibrator.bias.tolist()) and not calibrator.is_identity
+    assert stored["method"] == "temperature" and stored["scale"] == pytest.approx(float(calibrator.scale))
     metrics = evaluate_run(run_dir, data=data, log=lambda *_: None, progress=False)
-    assert metrics["calibration"]["method"].startswith("vector scaling")
+    assert metrics["calibration"]["method"] == f"temperature {1 / float(calibrator.scale):.3f}"
     logits = val.predictor.logits(data.test_images)
     plain = Interpretation(logits, data.test_labels, data.classes)
     assert metrics["calibration"]["ece_before"] == pytest.approx(plain.calibration()["ece_after"], abs=1e-6)
-    # The answers are the calibrated logits' (per-class biases may change them), computed here by hand.
+    # A temperature never changes an answer.
+    assert metrics["accuracy"] == pytest.approx(plain.summary()["accuracy"], abs=1e-6)
+    assert metrics["calibration"]["accuracy_after"] == metrics["calibration"]["accuracy_before"]
+
+    # Vector scaling (opt-in): the answers are the calibrated logits' (per-class biases may change them), by hand.
+    calibrator = calibrate(run_dir, val.predictor, val.images, val.labels, method="vector", log=lambda *_: None)
+    metrics = evaluate_run(run_dir, data=data, log=lambda *_: None, progress=False)
+    assert metrics["calibration"]["method"].startswith("vector scaling")
     by_hand = (logits * calibrator.scale + calibrator.bias).argmax(1)
     assert metrics["accuracy"] == pytest.approx((by_hand == data.test_labels).float().mean().item(), abs=1e-6)
     assert metrics["calibration"]["accuracy_before"] == pytest.approx(plain.summary()["accuracy"], abs=1e-6)

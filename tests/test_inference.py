@@ -66,14 +66,14 @@ def test_temperature_scaling_recovers_the_temperature_that_made_the_labels():
 
 
 def test_vector_scaling_recovers_the_per_class_scales_and_biases_that_made_the_labels():
-    from glyphkit.inference import fit_calibrator
+    from glyphkit.inference import fit_vector_scaling
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(40_000, 5, generator=g) * 3
     scale = torch.tensor([0.3, 0.5, 0.7, 0.9, 1.1])
     bias = torch.tensor([0.0, 0.5, -0.5, 1.0, -1.0])  # only differences between classes matter to a softmax
     labels = torch.multinomial((logits * scale + bias).softmax(1), 1, generator=g).squeeze(1)
-    fitted = fit_calibrator(logits, labels)
+    fitted = fit_vector_scaling(logits, labels)
     torch.testing.assert_close(fitted.scale, scale, atol=0.05, rtol=0)
     torch.testing.assert_close(fitted.bias - fitted.bias[0], bias, atol=0.1, rtol=0)
 
