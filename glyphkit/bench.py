@@ -135,28 +135,31 @@ def original_pipeline_rate(config: Config, data: GlyphData, quick: bool) -> tupl
     return _median_rate(step, 1 if quick else WARMUP_STEPS, 2 if quick else WINDOWS, 1 if quick else 4)
 
 
-def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dict:
-    """(b)/(c): training images/s through Trainer's own batches and step, and inference images/s."""
-    trainer = Trainer(config, data, run_dir=None, progress=False, log=lambda *_: None)
-    c = trainer.config
+def training_rate(trainer: Trainer, quick: bool, extra_warmup: int = 0) -> tuple[float, list[float]]:
+    """Training images/s through the Trainer's own batches (cycled), forward + loss and optimizer step: the median
+    of timed windows after WARMUP_STEPS (+ `extra_warmup`, e.g. for a compiler's first calls)."""
     batches = iter(())
 
-    def next_batch():
+    def step() -> int:
         nonlocal batches
         try:
-            return next(batches)
+            x, y = next(batches)
         except StopIteration:
             batches = trainer.train_batches()
-            return next(batches)
-
-    def step() -> int:
-        x, y = next_batch()
+            x, y = next(batches)
         trainer.optimizer_step(trainer.loss(x, y)[0])
         _sync(trainer.device)
         return len(y)
 
-    train_rate, train_windows = _median_rate(step, 1 if quick else WARMUP_STEPS, 2 if quick else WINDOWS,
-                                             2 if quick else WINDOW_STEPS)
+    return _median_rate(step, 1 if quick else WARMUP_STEPS + extra_warmup, 2 if quick else WINDOWS,
+                        2 if quick else WINDOW_STEPS)
+
+
+def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dict:
+    """(b)/(c): training images/s through Trainer's own batches and step, and inference images/s."""
+    trainer = Trainer(config, data, run_dir=None, progress=False, log=lambda *_: None)
+    c = trainer.config
+    train_rate, train_windows = training_rate(trainer, quick)
     images = data.test_images[: 256 if quick else INFERENCE_IMAGES]
     rates = {}
     for compiled in (False, True):

@@ -21,7 +21,7 @@ import warnings
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -120,11 +120,13 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
             net = model
             logits = forward(x)[:, :n]
         plain.append(logits[0].cpu())
-        averaged.append(logits.mean(0).cpu())
+        if tta:
+            averaged.append(logits.mean(0).cpu())
     model.train(was_training)
     if not plain:
         return torch.empty(0, 0), torch.empty(0, 0)
-    return torch.cat(plain), torch.cat(averaged)
+    plain = torch.cat(plain)
+    return plain, torch.cat(averaged) if tta else plain
 
 
 class Predictor:
@@ -183,8 +185,9 @@ class Predictor:
 
 @dataclass(frozen=True)
 class Calibrator:
-    """Calibrated logits = logits * scale + bias, per class (vector scaling). Identity: scale 1, bias 0 (not
-    calibrated). A checkpoint calibrated by an older glyphkit holds one temperature T: scale 1/T, bias 0."""
+    """Calibrated logits = logits * scale + bias. Temperature scaling: one shared scale 1/T and no bias (what a
+    checkpoint of an older glyphkit holds as "temperature"); vector scaling: a scale and a bias per class.
+    Identity: scale 1, bias 0 (not calibrated)."""
 
     scale: torch.Tensor  # [classes], or a scalar shared by all
     bias: torch.Tensor
@@ -208,8 +211,8 @@ class Calibrator:
 
     def to_state(self) -> dict[str, Any]:
         """What a checkpoint (and an export's metadata) stores: plain numbers and lists, loadable with weights_only."""
-        method = "temperature" if self.scale.numel() == 1 and self.bias.numel() == 1 else "vector scaling"
-        return {"method": method, "scale": self.scale.tolist(), "bias": self.bias.tolist()}
+        return {"method": "temperature" if self.is_temperature else "vector scaling", "scale": self.scale.tolist(),
+                "bias": self.bias.tolist()}
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.float() * self.scale + self.bias
@@ -218,35 +221,46 @@ class Calibrator:
     def is_identity(self) -> bool:
         return bool((self.scale == 1).all() and (self.bias == 0).all())
 
+    @property
+    def is_temperature(self) -> bool:
+        """One scale shared by every class and no bias: never changes which class is largest."""
+        return self.scale.numel() == 1 and bool((self.bias == 0).all())
+
     def describe(self) -> str:
         """One phrase for logs and reports."""
         if self.is_identity:
             return "none"
-        if (self.bias == 0).all() and self.scale.numel() == 1:
+        if self.is_temperature:
             return f"temperature {1 / float(self.scale):.3f}"
         t = 1 / self.scale
         return (f"vector scaling (per-class temperature {float(t.min()):.2f} to {float(t.max()):.2f}, bias "
                 f"{float(self.bias.min()):+.2f} to {float(self.bias.max()):+.2f})")
 
 
-@torch.enable_grad()
 def fit_vector_scaling(logits: torch.Tensor, labels: torch.Tensor) -> Calibrator:
     """Vector scaling: the per-class scale and bias that minimise the cross-entropy of softmax(logits * scale +
     bias) on held-out images (L-BFGS from the identity)."""
-    logits, labels = logits.float(), labels.long()
     classes = logits.shape[1]
-    scale = torch.ones(classes, requires_grad=True)
-    bias = torch.zeros(classes, requires_grad=True)
-    optimizer = torch.optim.LBFGS([scale, bias], lr=0.1, max_iter=500, line_search_fn="strong_wolfe")
+    scale, bias = torch.ones(classes, requires_grad=True), torch.zeros(classes, requires_grad=True)
+    _minimise_cross_entropy([scale, bias], lambda x: x * scale + bias, logits, labels, max_iter=500)
+    return Calibrator(scale.detach().clone(), bias.detach().clone())
+
+
+@torch.enable_grad()
+def _minimise_cross_entropy(params: list[torch.Tensor], calibrated: Callable[[torch.Tensor], torch.Tensor],
+                            logits: torch.Tensor, labels: torch.Tensor, max_iter: int) -> None:
+    """Fit `params` in place (L-BFGS, strong Wolfe line search) so that the cross-entropy of
+    softmax(calibrated(logits)) against `labels` is smallest: the one fit of every calibration method."""
+    logits, labels = logits.float(), labels.long()
+    optimizer = torch.optim.LBFGS(params, lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = F.cross_entropy(logits * scale + bias, labels)
+        loss = F.cross_entropy(calibrated(logits), labels)
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    return Calibrator(scale.detach().clone(), bias.detach().clone())
 
 
 def load_predictor(run_dir: str | os.PathLike, checkpoint: str | os.PathLike = BEST, **kwargs: Any) -> Predictor:
@@ -255,20 +269,10 @@ def load_predictor(run_dir: str | os.PathLike, checkpoint: str | os.PathLike = B
     return Predictor.from_checkpoint(load_checkpoint(path), path, **kwargs)
 
 
-@torch.enable_grad()
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The temperature T > 0 that minimises the cross-entropy of softmax(logits / T) on held-out images."""
     log_t = torch.zeros((), requires_grad=True)  # T = exp(log_t) stays positive
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
-    logits, labels = logits.float(), labels.long()
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
+    _minimise_cross_entropy([log_t], lambda x: x / log_t.exp(), logits, labels, max_iter=200)
     return float(log_t.detach().exp())
 
 

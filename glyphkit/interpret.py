@@ -362,17 +362,18 @@ class Interpretation:
     @classmethod
     def of(cls, run: TrainedRun, tta: bool = False) -> "Interpretation":
         """A loaded run's predictions on its test images (plain, or averaged over TTA shifts)."""
-        return cls(logits=run.predictor.logits(run.images, tta), labels=run.labels, classes=run.config.classes,
-                   images=run.images, split=run.split, checkpoint=run.checkpoint, tta=tta,
-                   calibrator=run.predictor.calibrator)
+        return cls._of_logits(run, run.predictor.logits(run.images, tta), tta)
 
     @classmethod
     def plain_and_tta(cls, run: TrainedRun) -> tuple["Interpretation", "Interpretation"]:
         """The plain and the test-time-augmented predictions of a loaded run, from one pass over its images."""
         plain, averaged = run.predictor.plain_and_tta_logits(run.images)
-        return tuple(cls(logits=logits, labels=run.labels, classes=run.config.classes, images=run.images,
-                         split=run.split, checkpoint=run.checkpoint, tta=tta, calibrator=run.predictor.calibrator)
-                     for logits, tta in ((plain, False), (averaged, True)))
+        return cls._of_logits(run, plain, False), cls._of_logits(run, averaged, True)
+
+    @classmethod
+    def _of_logits(cls, run: TrainedRun, logits: torch.Tensor, tta: bool) -> "Interpretation":
+        return cls(logits=logits, labels=run.labels, classes=run.config.classes, images=run.images, split=run.split,
+                   checkpoint=run.checkpoint, tta=tta, calibrator=run.predictor.calibrator)
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = BEST, tta: bool = False,

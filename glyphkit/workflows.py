@@ -5,7 +5,7 @@
     run_lr_finder(config, data)   the LR range test on a fresh Trainer; lr_finder.png in the run folder
     choose_lr(config, lr)         an explicit lr > the run folder's lr.json (the LR finder's choice) > the config's
     train(trainer)                fit, training_history.png, calibrate; Ctrl-C keeps the last checkpoint, says so
-    calibrate(run_dir, ...)       vector scaling on the validation images, stored in best_model.pth
+    calibrate(run_dir, ...)       temperature (or vector) scaling on the validation images, stored in best_model.pth
     resume(run_dir)               a Trainer that continues a run folder from its latest checkpoint
     evaluate_run(run_dir)         the best model on the test images: reports and figures into the run folder
 
