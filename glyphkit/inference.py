@@ -38,6 +38,11 @@ from glyphkit.rundir import (BEST, CheckpointError, check_compatible, checkpoint
 from glyphkit.runtime import autocast, autocast_dtype, prepare_model, resolve_device, set_threads
 
 TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # pixel shifts (dx, dy) averaged by test-time augmentation
+# Test-time augmentation only for the glyphs whose calibrated top-1 probability is below this; the others keep
+# their plain answer. On the fast preset's fp32 run, averaging all five views would have changed none of those
+# answers among proxy47's 115,004 test glyphs at 0.8, and 4 at 0.7 (README, "Test-time augmentation where it can
+# help"; benchmarks/selective_tta.py). None: every glyph.
+TTA_BELOW_CONFIDENCE: float | None = 0.8
 INFERENCE_BATCH = 256  # images per inference batch (and the one shape a compiled network is built for)
 
 _compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weights version, compiled model)
@@ -65,7 +70,7 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
 
 
 def predict_logits(model: nn.Module, images: torch.Tensor, *, tta: bool = False, **settings: Any) -> torch.Tensor:
-    """Float32 logits [N, classes] on the CPU for uint8 images [N, 28, 28] (eval mode, batched, no grad): plain,
+    """Float32 logits [N, classes] on the CPU for uint8 images [N, 28, 28]: the plain prediction,
     or with `tta` averaged over small shifts of each glyph (TTA_SHIFTS). `settings`: predict_plain_and_tta's."""
     plain, averaged = predict_plain_and_tta(model, images, tta=tta, **settings)
     return averaged if tta else plain
@@ -75,58 +80,81 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, tta: bool = False,
 def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float, std: float, input_size: int,
                           device: torch.device, batch_size: int = INFERENCE_BATCH,
                           amp_dtype: torch.dtype | None = None, channels_last: bool = False, tta: bool = True,
-                          progress: bool = False, compile_model: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                          tta_below: float | None = None, calibrator: Callable[[torch.Tensor], torch.Tensor] | None
+                          = None, progress: bool = False, compile_model: bool = False
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """(plain logits, TTA-averaged logits) [N, classes], float32 on the CPU, for uint8 images [N, 28, 28] (eval
-    mode, batched, no grad). One pass: the unshifted view is the plain prediction, so an evaluation that reports
-    both runs the network len(TTA_SHIFTS) times per glyph, not one more. Without `tta` both are the plain
-    logits.
+    mode, batched, no grad). Without `tta` both are the plain logits.
+
+    The unshifted view is the plain prediction, so TTA adds the four shifted views only. With `tta_below`, only
+    the glyphs whose top-1 probability (softmax of `calibrator(plain logits)`) is below it get them; the others
+    keep their plain logits. A glyph the network is sure of almost never changes its answer when averaged over
+    one-pixel shifts, so this saves most of TTA's cost (README, "Test-time augmentation where it can help").
 
     With `compile_model`, the network runs through `compile_for_inference` (the last batch is zero-padded to full
     size so one compiled shape serves every batch); if compilation fails, a warning says why and the eager
     network takes over."""
     was_training = model.training
     model.eval()
-    net = compile_for_inference(model) if compile_model else model
-    dummy = torch.zeros(len(images), dtype=torch.long)
-    batches = iterate_batches(images, dummy, batch_size, mean=mean, std=std, input_size=input_size,
-                              device=device, channels_last=channels_last)
-    if progress:
-        batches = tqdm(batches, total=-(-len(images) // batch_size), desc="predict", leave=False)
-    shifts = TTA_SHIFTS if tta else ((0, 0),)
-    assert shifts[0] == (0, 0), "the first view must be the glyph itself: it is the plain prediction"
+    views = _ViewRunner(model, mean=mean, std=std, input_size=input_size, device=device, batch_size=batch_size,
+                        amp_dtype=amp_dtype, channels_last=channels_last, progress=progress,
+                        compile_model=compile_model)
+    plain = views(images, TTA_SHIFTS[:1], "predict")[0]
+    averaged = plain
+    if tta and len(images):
+        unsure = torch.ones(len(plain), dtype=torch.bool)
+        if tta_below is not None:
+            unsure = (calibrator or (lambda x: x))(plain).softmax(1).amax(1) < tta_below
+        averaged = plain.clone()
+        if unsure.any():
+            shifted = views(images[unsure], TTA_SHIFTS[1:], "test-time augmentation")
+            averaged[unsure] = (plain[unsure] + shifted.sum(0)) / len(TTA_SHIFTS)
+    model.train(was_training)
+    return plain, averaged
 
-    def forward(x: torch.Tensor) -> torch.Tensor:  # [views, batch, classes]
-        if channels_last:  # a no-op unless the padding gave a contiguous tensor
+
+class _ViewRunner:
+    """Runs a network over uint8 glyphs in batches, each glyph seen in one or more shifted views: [views, N,
+    classes]. Keeps the compiled network across calls, and the eager one once compilation has failed."""
+
+    def __init__(self, model: nn.Module, *, mean: float, std: float, input_size: int, device: torch.device,
+                 batch_size: int, amp_dtype: torch.dtype | None, channels_last: bool, progress: bool,
+                 compile_model: bool):
+        self.model, self.net = model, compile_for_inference(model) if compile_model else model
+        self.batching = dict(mean=mean, std=std, input_size=input_size, device=device, channels_last=channels_last)
+        self.device, self.batch_size, self.amp_dtype = device, batch_size, amp_dtype
+        self.channels_last, self.progress = channels_last, progress
+
+    def __call__(self, images: torch.Tensor, shifts: tuple[tuple[int, int], ...], desc: str) -> torch.Tensor:
+        dummy = torch.zeros(len(images), dtype=torch.long)
+        batches = iterate_batches(images, dummy, self.batch_size, **self.batching)
+        if self.progress:
+            batches = tqdm(batches, total=-(-len(images) // self.batch_size), desc=desc, leave=False)
+        out = []
+        for x, _ in batches:
+            n = len(x)
+            if self.net is not self.model and n < self.batch_size:
+                x = torch.cat([x, x.new_zeros(self.batch_size - n, *x.shape[1:])])
+            try:
+                out.append(self._forward(x, shifts)[:, :n].cpu())
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, the eager network still works
+                if self.net is self.model:
+                    raise
+                warnings.warn(f"torch.compile could not compile the network ({type(exc).__name__}: "
+                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); "
+                              "running it uncompiled instead", RuntimeWarning, stacklevel=3)
+                self.net = self.model
+                out.append(self._forward(x, shifts)[:, :n].cpu())
+        return torch.cat(out, dim=1) if out else torch.empty(len(shifts), 0, 0)
+
+    def _forward(self, x: torch.Tensor, shifts: tuple[tuple[int, int], ...]) -> torch.Tensor:
+        if self.channels_last:  # a no-op unless the padding gave a contiguous tensor
             x = x.contiguous(memory_format=torch.channels_last)
         # One view at a time: a batch of all five was 27% slower in fp32 on 2 CPU cores (a bigger batch falls out
         # of the caches; benchmarks/fp32_levers.py, batch 1024 against 256).
-        with autocast(device, amp_dtype):
-            return torch.stack([net(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if dx or dy else x).float()
+        with autocast(self.device, self.amp_dtype):
+            return torch.stack([self.net(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if dx or dy else x).float()
                                 for dx, dy in shifts])
-
-    plain, averaged = [], []
-    for x, _ in batches:
-        n = len(x)
-        if net is not model and n < batch_size:
-            x = torch.cat([x, x.new_zeros(batch_size - n, *x.shape[1:])])
-        try:
-            logits = forward(x)[:, :n]
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, the eager network still works
-            if net is model:
-                raise
-            warnings.warn(f"torch.compile could not compile the network ({type(exc).__name__}: "
-                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); "
-                          "running it uncompiled instead", RuntimeWarning, stacklevel=2)
-            net = model
-            logits = forward(x)[:, :n]
-        plain.append(logits[0].cpu())
-        if tta:
-            averaged.append(logits.mean(0).cpu())
-    model.train(was_training)
-    if not plain:
-        return torch.empty(0, 0), torch.empty(0, 0)
-    plain = torch.cat(plain)
-    return plain, torch.cat(averaged) if tta else plain
 
 
 class Predictor:
@@ -150,6 +178,7 @@ class Predictor:
         self.batch_size, self.progress = batch_size, progress
         self.compile_model = config.compile if compile_model is None else compile_model
         self.calibrator = Calibrator.identity()  # set from the checkpoint by from_checkpoint
+        self.tta_below = TTA_BELOW_CONFIDENCE
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any], path: str | os.PathLike, **kwargs: Any) -> "Predictor":
@@ -175,11 +204,13 @@ class Predictor:
         return averaged if tta else plain
 
     def plain_and_tta_logits(self, images: torch.Tensor, tta: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """(plain, TTA-averaged) logits from one pass over the images (see predict_plain_and_tta)."""
+        """(plain, TTA-averaged) logits from one pass over the images (see predict_plain_and_tta); TTA for the
+        glyphs whose calibrated confidence is below `self.tta_below` (None: all)."""
         c = self.config
         return predict_plain_and_tta(self.model, images, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
                                      device=self.device, batch_size=self.batch_size, amp_dtype=self.amp_dtype,
-                                     channels_last=c.channels_last, tta=tta, progress=self.progress,
+                                     channels_last=c.channels_last, tta=tta, tta_below=self.tta_below,
+                                     calibrator=self.calibrator, progress=self.progress,
                                      compile_model=self.compile_model)
 
 

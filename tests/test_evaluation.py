@@ -12,7 +12,7 @@ import torch
 from glyphkit.rundir import CheckpointError
 from glyphkit.config import Config
 from glyphkit.data import GlyphData
-from glyphkit.inference import TTA_SHIFTS, load_predictor
+from glyphkit.inference import TTA_BELOW_CONFIDENCE, TTA_SHIFTS, load_predictor
 from glyphkit.interpret import (Interpretation, ambiguity_mask, ambiguity_summary, groups_present, is_ambiguous_pair,
                                 top_confusions)
 from glyphkit.training import Trainer
@@ -179,8 +179,9 @@ def test_evaluate_run_writes_everything_and_is_reproducible(tiny_run):
 
 
 def test_evaluate_run_with_tta_averages_the_shifted_predictions(tiny_run):
-    """TTA is the mean of the network's logits over the glyph and its four one-pixel shifts, computed here with
-    torch.roll on the plain (unshifted) prediction path, and the reported TTA metrics are those of that mean."""
+    """TTA is the mean of the network's logits over the glyph and its four one-pixel shifts (for the glyphs the
+    calibrated network is unsure of), computed here with torch.roll on the plain (unshifted) prediction path, and
+    the reported TTA metrics are those of that mean."""
     run_dir, data = tiny_run
     metrics = evaluate_run(run_dir, data=data, tta=True, limit_test=12, log=lambda *_: None, progress=False)
     assert metrics["tta"] is True and metrics["num_test_images"] == 12
@@ -190,8 +191,10 @@ def test_evaluate_run_with_tta_averages_the_shifted_predictions(tiny_run):
     images, labels = data.test_images[:12], data.test_labels[:12]
     shifted = torch.stack([predictor.logits(torch.roll(images, shifts=(dy, dx), dims=(1, 2))) for dx, dy in
                            TTA_SHIFTS])  # (dx, dy): columns, rows of the [N, 28, 28] glyphs
-    expected = shifted.mean(0)
     plain = predictor.logits(images)
+    # Averaged for the glyphs whose calibrated top-1 probability is below TTA_BELOW_CONFIDENCE, plain otherwise.
+    unsure = predictor.calibrator(plain).softmax(1).amax(1) < TTA_BELOW_CONFIDENCE
+    expected = torch.where(unsure[:, None], shifted.mean(0), plain)
     assert (expected - plain).abs().max() > 1e-3  # the shifts change this network's answers: averaging shows
     torch.testing.assert_close(predictor.logits(images, tta=True), expected, rtol=1e-4, atol=1e-4)
     top3 = (expected.topk(3, dim=1).indices == labels[:, None]).any(1)

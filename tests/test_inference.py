@@ -148,3 +148,23 @@ def test_plain_and_tta_answers_come_from_one_pass_of_five_views_per_glyph():
     torch.testing.assert_close(plain, torch.tensor([[1.0, 0.0], [0.0, 0.4]]))
     torch.testing.assert_close(tta, torch.tensor([[1 / 5, 4 * 0.4 / 5], [1 / 5, 0.4 / 5]]))
     assert reader.seen == 2 * 5
+
+
+def test_tta_only_for_the_glyphs_the_calibrated_network_is_unsure_of():
+    images = torch.zeros(2, 28, 28, dtype=torch.uint8)
+    images[0, 14, 14] = 255  # plain logits [1, 0]: top-1 probability e / (e + 1) = 0.731
+    images[1, 14, 14] = images[1, 14, 15] = 255  # plain logits [1, 0.4]: 0.646
+    kwargs = dict(mean=0.0, std=1.0, input_size=28, device=torch.device("cpu"), batch_size=1)
+    reader = _CountingReader()
+    plain, tta = inference.predict_plain_and_tta(reader, images, tta_below=0.7, **kwargs)
+    # By hand for the unsure glyph: the centre pixel is inked in the unshifted and the left-shifted views (2 of
+    # 5), a neighbour of it in all five.
+    torch.testing.assert_close(plain, torch.tensor([[1.0, 0.0], [1.0, 0.4]]))
+    torch.testing.assert_close(tta, torch.tensor([[1.0, 0.0], [0.4, 0.4]]))
+    assert reader.seen == 2 + 4  # the sure glyph is seen once, the unsure one five times
+
+    # The threshold applies to calibrated probabilities: at temperature 2 the first glyph is unsure too (0.622).
+    reader = _CountingReader()
+    _, tta = inference.predict_plain_and_tta(reader, images, tta_below=0.7, calibrator=lambda x: x / 2, **kwargs)
+    torch.testing.assert_close(tta[0], torch.tensor([1 / 5, 4 * 0.4 / 5]))
+    assert reader.seen == 2 * 5
