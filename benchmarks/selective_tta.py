@@ -19,7 +19,7 @@ import argparse
 
 import torch
 
-from glyphkit.inference import TTA_BELOW_CONFIDENCE, TTA_SHIFTS, load_trained_run
+from glyphkit.inference import TTA_BELOW_CONFIDENCE, TTA_SHIFTS, load_trained_run, needs_tta
 from glyphkit.rundir import write_results
 
 THRESHOLDS = (None, 0.99, 0.95, 0.9, 0.8, 0.7, 0.5)  # None: TTA for every glyph
@@ -35,11 +35,10 @@ def measure_run(run_dir: str, data_dir: str | None, precision: str | None) -> di
     run = load_trained_run(run_dir, data_dir=data_dir, precision=precision)
     views, labels = all_views(run, run.images), run.labels
     plain, everywhere = views[0], views.mean(0)
-    confidence = run.predictor.calibrator(plain).softmax(1).amax(1)
     row = {"run": run_dir, "model": run.config.model, "preset": run.config.preset, "epochs": run.config.epochs,
            "calibration": run.predictor.calibrator.describe(), "images": len(labels), "thresholds": []}
     for threshold in THRESHOLDS:
-        unsure = torch.ones_like(confidence, dtype=torch.bool) if threshold is None else confidence < threshold
+        unsure = needs_tta(plain, threshold, run.predictor.calibrator)  # glyphkit's own rule
         logits = torch.where(unsure[:, None], everywhere, plain)
         share = float(unsure.float().mean())
         row["thresholds"].append({

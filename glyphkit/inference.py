@@ -102,15 +102,23 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
     plain = views(images, TTA_SHIFTS[:1], "predict")[0]
     averaged = plain
     if tta and len(images):
-        unsure = torch.ones(len(plain), dtype=torch.bool)
-        if tta_below is not None:
-            unsure = (calibrator or (lambda x: x))(plain).softmax(1).amax(1) < tta_below
+        unsure = needs_tta(plain, tta_below, calibrator)
         averaged = plain.clone()
         if unsure.any():
             shifted = views(images[unsure], TTA_SHIFTS[1:], "test-time augmentation")
             averaged[unsure] = (plain[unsure] + shifted.sum(0)) / len(TTA_SHIFTS)
     model.train(was_training)
     return plain, averaged
+
+
+def needs_tta(plain_logits: torch.Tensor, below: float | None,
+              calibrator: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Which glyphs get test-time augmentation [N] (bool): those whose top-1 probability, the softmax of
+    `calibrator(plain_logits)`, is below `below`; every glyph when `below` is None."""
+    if below is None:
+        return torch.ones(len(plain_logits), dtype=torch.bool)
+    calibrated = plain_logits if calibrator is None else calibrator(plain_logits)
+    return calibrated.softmax(1).amax(1) < below
 
 
 class _ViewRunner:
