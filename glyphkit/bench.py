@@ -219,11 +219,12 @@ def test_scores(trainer, data: GlyphData, tta: bool = False) -> dict[str, dict[s
 
 
 def time_to_accuracy(config: Config, data: GlyphData, run_dir: Path, targets: tuple[float, float],
-                     log: Callable[[str], None]) -> dict:
+                     log: Callable[[str], None], trainer_cls: type[Trainer] = Trainer) -> dict:
     """Train `config` from scratch; after each epoch record wall time and test accuracy / balanced accuracy.
 
     The per-epoch test evaluations are the benchmark's own measurement, so their time is left out of the
-    clock; the final evaluation (what a user runs once) is counted.
+    clock; the final evaluation (what a user runs once) is counted. `trainer_cls`: a Trainer subclass that
+    trains another way (benchmarks/time_to_90_levers.py measures levers with it).
     """
     rows: list[dict] = []
     clock = {"start": time.perf_counter(), "excluded": 0.0}
@@ -248,7 +249,7 @@ def time_to_accuracy(config: Config, data: GlyphData, run_dir: Path, targets: tu
             f"balanced {scores['test_balanced_acc']:.4f}")
 
     quiet = lambda *_: None  # noqa: E731 - the benchmark logs its own lines
-    trainer = Trainer(config, data, run_dir, progress=False, overwrite=True, log=quiet, on_epoch_end=measure)
+    trainer = trainer_cls(config, data, run_dir, progress=False, overwrite=True, log=quiet, on_epoch_end=measure)
     train(trainer, log=quiet)  # as `glyphkit train` does; restores the best (validation-selected) weights
     train_end = time.perf_counter() - clock["start"] - clock["excluded"]
     measure_start = time.perf_counter()
