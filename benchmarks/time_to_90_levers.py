@@ -5,14 +5,17 @@ the preset with one thing changed per run, through the benchmark's own measure (
 test accuracy after every epoch, those evaluations left out of the clock), and tabulates the results:
 
 - `half_schedule`: the one-cycle schedule over half the preset's epochs (6 of 12; 3 of 5 in the fp32 variant);
-- `progressive20`: progressive resizing (as fastai teaches it): the first half of the epochs on glyphs shrunk to
-  20x20 (about half the convolution work per image; the network's global pooling takes any size), the rest at
-  the full 28x28, so the model a user gets reads 28x28 glyphs like any other.
+- `progressive20`: progressive resizing (as fastai teaches it; `Config.progressive_size`): the first half of the
+  epochs on glyphs shrunk to 20x20 (about half the convolution work per image; the network's global pooling takes
+  any size), the rest at the full 28x28, so the model a user gets reads 28x28 glyphs like any other.
 
     python benchmarks/time_to_90_levers.py --data-dir ../shared/emnist [--precision bf16|fp32]
-        [--levers half_schedule,progressive20] [--out runs/time_to_90_levers] [--quick]
+        [--levers preset,half_schedule,progressive20] [--seed 42] [--epochs N] [--out runs/time_to_90_levers]
+        [--quick]
 
-The preset itself is `glyphkit bench --skip-throughput` (its row is not repeated here). After the shrunk epochs
+`preset` is the preset unchanged (as `glyphkit bench --skip-throughput` trains it), for a comparison on the same
+machine on the same day; `--seed` repeats a comparison with other random draws; `--epochs` lengthens or shortens
+every lever's schedule (progressive resizing then shrinks the first half of the new count). After the shrunk epochs
 the per-epoch test accuracy is read at 28x28 while the network has trained at 20x20, so those rows are low;
 only the rows from the first full-size epoch on say anything. Run it on an otherwise idle machine. Writes
 time_to_90_levers.json and .md under --out (git-ignored `runs/` by default).
@@ -25,49 +28,33 @@ import statistics
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from glyphkit.bench import machine_info, time_to_accuracy
 from glyphkit.config import Config, apply_preset
 from glyphkit.rundir import write_results
 from glyphkit.runtime import set_threads, trains_fp32_on_cpu
-from glyphkit.training import Trainer
 from glyphkit.workflows import load_data
 
 
-class ProgressiveResizeTrainer(Trainer):
-    """The Trainer with the first half of its epochs' batches shrunk to SMALL_SIDE x SMALL_SIDE pixels.
-
-    Shrinking the normalised, augmented batch is the same as shrinking the glyph first (bilinear interpolation
-    with antialiasing is a weighted mean of pixels, and normalisation is affine), and it leaves glyphkit's batch
-    pipeline as it is."""
-
-    SMALL_SIDE = 20  # pixels; (20/28)^2 = 0.51 of the convolution work
-
-    def train_batches(self, max_batches: int | None = None):
-        batches = super().train_batches(max_batches)
-        if self.epoch >= self.config.epochs // 2:  # self.epoch counts completed epochs
-            return batches
-        side, layout = self.SMALL_SIDE, torch.channels_last if self.channels_last else torch.contiguous_format
-        return ((F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-                 .contiguous(memory_format=layout), y) for x, y in batches)
-
-
-# name -> (description, the preset's config -> the lever's, Trainer class)
+# name -> (description, the preset's config -> the lever's)
 LEVERS = {
-    "half_schedule": ("one-cycle over half the epochs", lambda c: c.replace(epochs=(c.epochs + 1) // 2), Trainer),
-    "progressive20": ("first half of the epochs at 20x20, then 28x28", lambda c: c, ProgressiveResizeTrainer),
+    "preset": ("the preset unchanged", lambda c: c),
+    "half_schedule": ("one-cycle over half the epochs", lambda c: c.replace(epochs=(c.epochs + 1) // 2)),
+    "progressive20": ("first half of the epochs at 20x20, then 28x28", lambda c: c.replace(progressive_size=20)),
 }
 
 
 def summarise(description: str, run: dict) -> dict:
-    """The numbers the table shows, from time_to_accuracy's result."""
+    """The numbers the table shows, from time_to_accuracy's result (epoch times split into shrunk and full-size)."""
     rows = run["epochs"]
     walls = [0.0] + [r["wall_s"] for r in rows]
+    epoch_s = [b - a for a, b in zip(walls, walls[1:])]
+    small = len(rows) // 2 if run["config"]["progressive_size"] else 0  # epochs trained on shrunk glyphs
     peak = max(rows, key=lambda r: r["test_acc"])
     final = run["final"].get("tta", run["final"]["plain"])
-    return {"lever": description, "epochs": len(rows), "precision": run["precision"],
-            "median_epoch_s": statistics.median(b - a for a, b in zip(walls, walls[1:])),
+    return {"lever": description, "epochs": len(rows), "precision": run["precision"], "seed": run["config"]["seed"],
+            "median_small_epoch_s": statistics.median(epoch_s[:small]) if small else None,
+            "median_epoch_s": statistics.median(epoch_s[small:]),
             "time_to_90_s": run["time_to_90_s"], "time_to_90_epoch": run["time_to_90_epoch"],
             "peak_test_acc": peak["test_acc"], "peak_epoch": peak["epoch"], "best_epoch": run["best_epoch"],
             "final_test_acc": final["test_acc"], "total_wall_s": run["total_wall_s"],
@@ -77,12 +64,16 @@ def summarise(description: str, run: dict) -> dict:
 def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['cpu_bf16']}, torch {torch.__version__}.",
-             "", "| lever (the `fast` preset with one change) | precision | epoch (median) | time to 90% | "
-             "peak test acc (epoch) | final, best validation epoch, TTA | total |", "|---|---|---|---|---|---|---|"]
+             "", "| lever (the `fast` preset with one change) | precision | seed | epochs | epoch (median) | "
+             "time to 90% | peak test acc (epoch) | final, best validation epoch, TTA | total |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in result["levers"].values():
         reached = ("not reached" if s["time_to_90_s"] is None
                    else f"{s['time_to_90_s'] / 60:.1f} min (epoch {s['time_to_90_epoch']})")
-        lines.append(f"| {s['lever']} | {s['precision']} | {s['median_epoch_s']:.0f} s | {reached} | "
+        epoch = f"{s['median_epoch_s']:.0f} s"
+        if s["median_small_epoch_s"] is not None:
+            epoch = f"{s['median_small_epoch_s']:.0f} s shrunk, then {epoch}"
+        lines.append(f"| {s['lever']} | {s['precision']} | {s['seed']} | {s['epochs']} | {epoch} | {reached} | "
                      f"{s['peak_test_acc']:.4f} ({s['peak_epoch']}) | {s['final_test_acc']:.4f} "
                      f"(epoch {s['best_epoch']}) | {s['total_wall_s'] / 60:.1f} min |")
     lines += ["", "Test accuracy per epoch:", ""]
@@ -97,6 +88,8 @@ def main() -> None:
     parser.add_argument("--split", default="proxy47")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     parser.add_argument("--levers", default=",".join(LEVERS), help=f"comma-separated, of: {', '.join(LEVERS)}")
+    parser.add_argument("--seed", type=int, default=Config.seed)
+    parser.add_argument("--epochs", type=int, help="every lever's epochs (default: the preset's)")
     parser.add_argument("--out", default="runs/time_to_90_levers")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 3,000 glyphs per lever (a smoke test)")
     args = parser.parse_args()
@@ -105,17 +98,17 @@ def main() -> None:
         parser.error(f"unknown lever(s) {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
     set_threads()
     limit = 3000 if args.quick else None
-    base = Config(split=args.split, data_dir=args.data_dir, precision=args.precision, limit_train=limit,
-                  limit_test=limit)
+    base = Config(split=args.split, data_dir=args.data_dir, precision=args.precision, seed=args.seed,
+                  limit_train=limit, limit_test=limit)
     data = load_data(base, log=print)
     out = Path(args.out)
     result = {"machine": machine_info(torch.device("cpu")), "split": args.split, "levers": {}}
     for name in names:
-        description, change, trainer_cls = LEVERS[name]
-        config = change(apply_preset(base, "fast", trains_fp32_on_cpu(base.device, base.precision)))
-        config = config.replace(epochs=2) if args.quick else config
+        description, change = LEVERS[name]
+        config = apply_preset(base, "fast", trains_fp32_on_cpu(base.device, base.precision))
+        config = change(config.replace(epochs=2 if args.quick else args.epochs or config.epochs))
         print(f"{name}: {description} ({config.model}, {config.epochs} epochs, precision {args.precision})")
-        run = time_to_accuracy(config, data, out / name, (0.905, 0.885), print, trainer_cls=trainer_cls)
+        run = time_to_accuracy(config, data, out / name, (0.905, 0.885), print)
         result["levers"][name] = summarise(description, run)
         write_results(out, "time_to_90_levers", result, markdown(result))  # after every lever: nothing lost
     print("\n" + markdown(result))

@@ -49,9 +49,10 @@ def random_affine(x: torch.Tensor, rotation: float, affine_rotation: float, tran
 def iterate_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean: float, std: float,
                     input_size: int = 32, device: torch.device | str = "cpu", shuffle: bool = False,
                     augment: dict | None = None, generator: torch.Generator | None = None,
-                    channels_last: bool = False, max_batches: int | None = None, shard: tuple[int, int] = (0, 1)
-                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                    channels_last: bool = False, max_batches: int | None = None, shard: tuple[int, int] = (0, 1),
+                    shrink_to: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (inputs, labels) batches. `augment` holds random_affine's keyword arguments (None: no augmentation).
+    `shrink_to`: a side the (padded, augmented) glyphs are shrunk to, for progressive resizing.
 
     Images stay uint8 until a batch is on the device; augmentation runs on the whole batch at once.
     `shard=(rank, world_size)`: this rank's share of the (shuffled) order, every world_size-th image; all ranks
@@ -72,6 +73,8 @@ def iterate_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int,
         x = pad_to_unit_float(x, input_size)
         if augment:
             x = random_affine(x, generator=generator, **augment)
+        if shrink_to:  # antialiased: each small pixel averages the pixels it covers, as a photo reduction does
+            x = F.interpolate(x, size=(shrink_to, shrink_to), mode="bilinear", antialias=True, align_corners=False)
         x = x.sub_(mean).div_(std)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

@@ -219,12 +219,11 @@ def test_scores(trainer, data: GlyphData, tta: bool = False) -> dict[str, dict[s
 
 
 def time_to_accuracy(config: Config, data: GlyphData, run_dir: Path, targets: tuple[float, float],
-                     log: Callable[[str], None], trainer_cls: type[Trainer] = Trainer) -> dict:
+                     log: Callable[[str], None]) -> dict:
     """Train `config` from scratch; after each epoch record wall time and test accuracy / balanced accuracy.
 
     The per-epoch test evaluations are the benchmark's own measurement, so their time is left out of the
-    clock; the final evaluation (what a user runs once) is counted. `trainer_cls`: a Trainer subclass that
-    trains another way (benchmarks/time_to_90_levers.py measures levers with it).
+    clock; the final evaluation (what a user runs once) is counted.
     """
     rows: list[dict] = []
     clock = {"start": time.perf_counter(), "excluded": 0.0}
@@ -249,7 +248,7 @@ def time_to_accuracy(config: Config, data: GlyphData, run_dir: Path, targets: tu
             f"balanced {scores['test_balanced_acc']:.4f}")
 
     quiet = lambda *_: None  # noqa: E731 - the benchmark logs its own lines
-    trainer = trainer_cls(config, data, run_dir, progress=False, overwrite=True, log=quiet, on_epoch_end=measure)
+    trainer = Trainer(config, data, run_dir, progress=False, overwrite=True, log=quiet, on_epoch_end=measure)
     train(trainer, log=quiet)  # as `glyphkit train` does; restores the best (validation-selected) weights
     train_end = time.perf_counter() - clock["start"] - clock["excluded"]
     measure_start = time.perf_counter()
@@ -293,7 +292,9 @@ def render_markdown(result: dict) -> str:
         for acc in runs:
             when = "not reached" if acc["time_to_90_s"] is None else f"{acc['time_to_90_s'] / 60:.1f} min"
             final = acc["final"].get("tta", acc["final"]["plain"])["test_acc"]
-            lines.append(f"| {acc['config']['preset']} | {acc['config']['model']}, {acc['config']['epochs']} | "
+            c, side = acc["config"], acc["config"].get("progressive_size")
+            shrunk = f" (1-{c['epochs'] // 2} at {side}x{side})" if side else ""
+            lines.append(f"| {c['preset']} | {c['model']}, {c['epochs']}{shrunk} | "
                          f"{acc['precision']} | {when} | {acc['time_to_90_epoch'] or '-'} | {final:.4f} |")
     for acc in runs:
         lines += _accuracy_run_lines(acc)

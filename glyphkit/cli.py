@@ -57,6 +57,13 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
 
 
+def _shrunk_side(text: str) -> int:
+    value = _non_negative_int(text)
+    if value and not 8 <= value < 28:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or 8-27 pixels (glyphs are 28x28), got {value}")
+    return value
+
+
 def _finite_float(text: str) -> float:
     try:
         value = float(text)
@@ -128,6 +135,9 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
                    help=f"cross-entropy label smoothing, 0 to <1 (default: {DEFAULTS.label_smoothing}; the best preset: "
                    "0.1, a little more accuracy but confidences no single temperature calibrates; see README, "
                    "'Confidence you can trust')")
+    t.add_argument("--progressive-size", type=_shrunk_side, default=S, metavar="SIDE",
+                   help="progressive resizing: the first half of the epochs train on glyphs shrunk to SIDE x SIDE "
+                   "pixels, the rest at full size (0: off, the default; the fast preset in fp32 on a CPU: 20)")
     t.add_argument("--lr-finder", action="store_true", help="run the LR range test first and offer its suggestion")
     t.add_argument("--output-dir", default=S, help=f"run folder (default: {DEFAULTS.output_dir})")
     t.add_argument("--seed", type=int, default=S, help=f"random seed (default: {DEFAULTS.seed})")

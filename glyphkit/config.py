@@ -58,6 +58,9 @@ class Config:
     affine_degree: float = 10.0  # a second random rotation, as the spec's RandomAffine(degrees=10)
     translate: float = 0.08  # random shift, fraction of the image side
     scale: float = 0.0  # random zoom, +- fraction (0: off)
+    # progressive resizing: the first half of the epochs train on glyphs shrunk to this side (20: about half the
+    # convolution work per image), the rest at full size, so the trained network reads full-size glyphs. 0: off
+    progressive_size: int = 0
     # --- evaluation ---
     tta: bool = False  # test-time augmentation: average predictions over small shifts
     compile: bool = False  # torch.compile the network (frozen weights) for test-set evaluation (README, Faster inference)
@@ -103,6 +106,8 @@ class Config:
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
             (self.input_size is None or self.input_size >= 28,
              f"input_size must be >= 28 (EMNIST glyphs are 28x28), got {self.input_size}"),
+            (self.progressive_size == 0 or 8 <= self.progressive_size < 28,
+             f"progressive_size must be 0 (off) or 8-27 pixels (glyphs are 28x28), got {self.progressive_size}"),
             (self.width is None or self.width >= 4, f"width must be >= 4, got {self.width}"),
             (self.limit_train is None or self.limit_train >= 2, "limit_train must be >= 2"),
             (self.limit_test is None or self.limit_test >= 1, "limit_test must be >= 1"),

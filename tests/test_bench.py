@@ -47,33 +47,3 @@ def test_bench_time_to_accuracy_alone_trains_the_preset_asked_for(tiny_data_dir,
     table = (out / "bench.md").read_text()
     assert "| best | glyphnet-wide, 1 | fp32 |" in table and "(a) original" not in table
     assert "--skip-throughput --preset best --precision fp32" in result["command"]
-
-
-def test_time_to_90_levers_progressive_resizing_trains_small_then_full_size(tiny_data, tiny_config, tmp_path):
-    """benchmarks/time_to_90_levers.py's progressive lever, through the benchmark's own measure: the first half
-    of the epochs see 20x20 batches (in the channels_last layout the network expects), the rest 28x28."""
-    import importlib.util
-    from pathlib import Path
-
-    import torch
-
-    from glyphkit.bench import time_to_accuracy
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_90_levers.py"
-    spec = importlib.util.spec_from_file_location("time_to_90_levers", script)
-    levers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(levers)
-    seen = []
-
-    class Recording(levers.ProgressiveResizeTrainer):
-        def train_batches(self, max_batches=None):
-            for x, y in super().train_batches(max_batches):
-                seen.append((self.epoch + 1, x.shape[-1], x.is_contiguous(memory_format=torch.channels_last)))
-                yield x, y
-
-    config = tiny_config.replace(epochs=4, channels_last=True)
-    run = time_to_accuracy(config, tiny_data, tmp_path / "run", (0.905, 0.885), lambda *_: None,
-                           trainer_cls=Recording)
-    assert [r["epoch"] for r in run["epochs"]] == [1, 2, 3, 4]
-    assert {(epoch, side) for epoch, side, _ in seen} == {(1, 20), (2, 20), (3, 28), (4, 28)}
-    assert all(layout for _, _, layout in seen)

@@ -60,6 +60,8 @@ def test_explicit_flags_override_a_preset():
     assert config.weight_decay == 0 and config.lr == 3e-3
     config = config_from_args(build_parser().parse_args(["train", "--preset", "best", "--label-smoothing", "0"]))
     assert config.label_smoothing == 0 and config.epochs == 24  # best smooths labels (0.1) unless told otherwise
+    config = config_from_args(build_parser().parse_args(["train", "--preset", "fast", "--progressive-size", "20"]))
+    assert config.progressive_size == 20 and config.model == "glyphnet-wide"
 
 
 def test_the_fast_preset_trains_the_narrower_network_for_fewer_epochs_where_training_is_fp32(capsys):
@@ -125,6 +127,8 @@ def test_lr_finder_on_a_terminal_asks(tiny_data_dir, tmp_path, monkeypatch, caps
     (["--weight-decay", "nan"], "--weight-decay"),
     (["--label-smoothing", "1"], "--label-smoothing"),
     (["--label-smoothing", "-0.1"], "--label-smoothing"),
+    (["--progressive-size", "28"], "--progressive-size"),
+    (["--progressive-size", "4"], "--progressive-size"),
 ])
 def test_bad_values_are_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

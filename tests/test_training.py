@@ -256,3 +256,53 @@ def test_same_seed_same_result(tiny_config, tiny_data, tmp_path):
     w = "classifier.2.weight"
     assert torch.equal(a.model.state_dict()[w], b.model.state_dict()[w])
     assert not torch.equal(a.model.state_dict()[w], c.model.state_dict()[w])
+
+
+def _record_training_inputs(trainer, seen: list):
+    """Append (epoch being trained, input side, channels_last) for every batch the training network sees."""
+    def hook(module, args):
+        if module.training:
+            x = args[0]
+            seen.append((trainer.epoch + 1, x.shape[-1], x.is_contiguous(memory_format=torch.channels_last)))
+
+    trainer.model.register_forward_pre_hook(hook)
+
+
+def test_progressive_resizing_trains_the_first_half_on_shrunk_glyphs(tiny_config, tiny_data, tmp_path):
+    """progressive_size 20 over 4 epochs: epochs 1-2 see 20x20 batches, 3-4 the full 28x28, all channels_last; the
+    log says so at the start and estimates both kinds of epoch (batch 16: enough steps for an estimate)."""
+    lines, seen = [], []
+    config = tiny_config.replace(epochs=4, batch_size=16, progressive_size=20, channels_last=True)
+    trainer = Trainer(config, tiny_data, tmp_path / "run", progress=False, log=lines.append)
+    _record_training_inputs(trainer, seen)
+    trainer.fit()
+    assert {(epoch, side) for epoch, side, _ in seen} == {(1, 20), (2, 20), (3, 28), (4, 28)}
+    assert all(layout for _, _, layout in seen)
+    assert sum(line.startswith("epochs 1-2 train on glyphs shrunk to 20x20") for line in lines) == 1
+    assert sum(line.startswith("a full-size epoch will take about") for line in lines) == 1
+    assert not any(line.startswith("an epoch will take") for line in lines)
+
+
+def test_progressive_resizing_resumes_in_the_phase_it_stopped(tiny_config, tiny_data, tmp_path):
+    """Killed after epoch 1 of 4, a progressive run resumes with epoch 2 still on shrunk glyphs and ends with the
+    weights of a run never stopped."""
+    config = tiny_config.replace(epochs=4, progressive_size=16)
+    straight_weights, resumed_weights, seen = {}, {}, []
+    _train(config, tiny_data, tmp_path / "a", on_epoch_end=_keep_weights_of_each_epoch(straight_weights))
+    with pytest.raises(Killed):
+        _train(config, tiny_data, tmp_path / "b", on_epoch_end=_stop_after(1))
+    resumed = Trainer.resume(tmp_path / "b", tiny_data, progress=False, log=lambda *_: None,
+                             on_epoch_end=_keep_weights_of_each_epoch(resumed_weights))
+    _record_training_inputs(resumed, seen)
+    resumed.fit()
+    assert {(epoch, side) for epoch, side, _ in seen} == {(2, 16), (3, 28), (4, 28)}
+    assert _same_weights(resumed_weights[4], straight_weights[4])
+
+
+def test_progressive_size_must_be_smaller_than_a_glyph(tiny_config):
+    from glyphkit.config import ConfigError
+
+    tiny_config.replace(progressive_size=20).validate()
+    for side in (4, 28, 32):
+        with pytest.raises(ConfigError, match="progressive_size must be 0 \\(off\\) or 8-27 pixels"):
+            tiny_config.replace(progressive_size=side).validate()
