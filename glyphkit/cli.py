@@ -204,7 +204,6 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    S = argparse.SUPPRESS
     parser = argparse.ArgumentParser(prog="glyphkit", description="Train and analyse handwritten-character "
                                      "recognisers on EMNIST.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
