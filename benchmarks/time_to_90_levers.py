@@ -5,12 +5,14 @@ the preset with one thing changed per run, through the benchmark's own measure (
 test accuracy after every epoch, those evaluations left out of the clock), and tabulates the results:
 
 - `half_schedule`: the one-cycle schedule over half the preset's epochs (6 of 12; 3 of 5 in the fp32 variant);
+- `batch128`: batches of 128 instead of 256, so twice the optimizer steps per epoch at about the same images per
+  second (benchmarks/fp32_levers.py measured 1.01x in fp32), at the preset's learning rate;
 - `progressive20`: progressive resizing (as fastai teaches it; `Config.progressive_size`): the first half of the
   epochs on glyphs shrunk to 20x20 (about half the convolution work per image; the network's global pooling takes
   any size), the rest at the full 28x28, so the model a user gets reads 28x28 glyphs like any other.
 
     python benchmarks/time_to_90_levers.py --data-dir ../shared/emnist [--precision bf16|fp32]
-        [--levers preset,half_schedule,progressive20] [--seed 42] [--epochs N] [--out runs/time_to_90_levers]
+        [--levers preset,half_schedule,batch128,progressive20] [--seed 42] [--epochs N] [--out runs/time_to_90_levers]
         [--quick]
 
 `preset` is the preset unchanged (as `glyphkit bench --skip-throughput` trains it), for a comparison on the same
@@ -40,6 +42,7 @@ from glyphkit.workflows import load_data
 LEVERS = {
     "preset": ("the preset unchanged", lambda c: c),
     "half_schedule": ("one-cycle over half the epochs", lambda c: c.replace(epochs=(c.epochs + 1) // 2)),
+    "batch128": ("batches of 128: twice the steps per epoch", lambda c: c.replace(batch_size=128)),
     "progressive20": ("first half of the epochs at 20x20, then 28x28", lambda c: c.replace(progressive_size=20)),
 }
 
