@@ -52,7 +52,7 @@ def summarise(description: str, run: dict) -> dict:
     rows = run["epochs"]
     walls = [0.0] + [r["wall_s"] for r in rows]
     epoch_s = [b - a for a, b in zip(walls, walls[1:])]
-    small = len(rows) // 2 if run["config"]["progressive_size"] else 0  # epochs trained on shrunk glyphs
+    small = Config.from_dict(run["config"]).shrunk_epochs  # epochs trained on shrunk glyphs
     peak = max(rows, key=lambda r: r["test_acc"])
     final = run["final"].get("tta", run["final"]["plain"])
     return {"lever": description, "epochs": len(rows), "precision": run["precision"], "seed": run["config"]["seed"],

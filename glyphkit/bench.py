@@ -292,9 +292,10 @@ def render_markdown(result: dict) -> str:
         for acc in runs:
             when = "not reached" if acc["time_to_90_s"] is None else f"{acc['time_to_90_s'] / 60:.1f} min"
             final = acc["final"].get("tta", acc["final"]["plain"])["test_acc"]
-            c, side = acc["config"], acc["config"].get("progressive_size")
-            shrunk = f" (1-{c['epochs'] // 2} at {side}x{side})" if side else ""
-            lines.append(f"| {c['preset']} | {c['model']}, {c['epochs']}{shrunk} | "
+            c = Config.from_dict(acc["config"])
+            side = c.progressive_size
+            shrunk = f" (1-{c.shrunk_epochs} at {side}x{side})" if side else ""
+            lines.append(f"| {c.preset} | {c.model}, {c.epochs}{shrunk} | "
                          f"{acc['precision']} | {when} | {acc['time_to_90_epoch'] or '-'} | {final:.4f} |")
     for acc in runs:
         lines += _accuracy_run_lines(acc)

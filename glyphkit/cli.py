@@ -18,7 +18,8 @@ import torch
 
 from glyphkit import distributed, workflows
 from glyphkit.bench import run_benchmark
-from glyphkit.config import PRECISIONS, PRESETS, PRESETS_FP32_CPU, SCHEDULERS, Config, ConfigError, apply_preset
+from glyphkit.config import (PRECISIONS, PRESETS, PRESETS_FP32_CPU, SCHEDULERS, SHRUNK_SIDES, Config, ConfigError,
+                             apply_preset)
 from glyphkit.data import DataError
 from glyphkit.export import FORMATS, PARITY_IMAGES, ExportError, describe_parity, export_run
 from glyphkit.inference import load_trained_run
@@ -59,8 +60,9 @@ def _non_negative_int(text: str) -> int:
 
 def _shrunk_side(text: str) -> int:
     value = _non_negative_int(text)
-    if value and not 8 <= value < 28:
-        raise argparse.ArgumentTypeError(f"must be 0 (off) or 8-27 pixels (glyphs are 28x28), got {value}")
+    if value and value not in SHRUNK_SIDES:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or {SHRUNK_SIDES.start}-{SHRUNK_SIDES.stop - 1} pixels "
+                                         f"(glyphs are 28x28), got {value}")
     return value
 
 
@@ -137,7 +139,8 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
                    "'Confidence you can trust')")
     t.add_argument("--progressive-size", type=_shrunk_side, default=S, metavar="SIDE",
                    help="progressive resizing: the first half of the epochs train on glyphs shrunk to SIDE x SIDE "
-                   "pixels, the rest at full size (0: off, the default; the fast preset in fp32 on a CPU: 20)")
+                   "pixels, the rest at full size (0: off, the default; 20 halves the work of those epochs; see "
+                   "README, 'Training')")
     t.add_argument("--lr-finder", action="store_true", help="run the LR range test first and offer its suggestion")
     t.add_argument("--output-dir", default=S, help=f"run folder (default: {DEFAULTS.output_dir})")
     t.add_argument("--seed", type=int, default=S, help=f"random seed (default: {DEFAULTS.seed})")

@@ -18,6 +18,7 @@ SCHEDULERS = ("cosine", "plateau", "onecycle")
 MONITORS = ("val_loss", "val_acc")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp32")
+SHRUNK_SIDES = range(8, 28)  # progressive_size: smaller than a 28x28 glyph, at least 8 (the networks pool 2-3 times)
 
 
 class ConfigError(ValueError):
@@ -106,8 +107,9 @@ class Config:
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
             (self.input_size is None or self.input_size >= 28,
              f"input_size must be >= 28 (EMNIST glyphs are 28x28), got {self.input_size}"),
-            (self.progressive_size == 0 or 8 <= self.progressive_size < 28,
-             f"progressive_size must be 0 (off) or 8-27 pixels (glyphs are 28x28), got {self.progressive_size}"),
+            (self.progressive_size == 0 or self.progressive_size in SHRUNK_SIDES,
+             f"progressive_size must be 0 (off) or {SHRUNK_SIDES.start}-{SHRUNK_SIDES.stop - 1} pixels (glyphs are "
+             f"28x28), got {self.progressive_size}"),
             (self.width is None or self.width >= 4, f"width must be >= 4, got {self.width}"),
             (self.limit_train is None or self.limit_train >= 2, "limit_train must be >= 2"),
             (self.limit_test is None or self.limit_test >= 1, "limit_test must be >= 1"),
@@ -116,6 +118,11 @@ class Config:
             if not ok:
                 raise ConfigError(message)
         return self
+
+    @property
+    def shrunk_epochs(self) -> int:
+        """How many epochs, from the first, progressive resizing trains on shrunk glyphs: half, rounded down."""
+        return self.epochs // 2 if self.progressive_size else 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

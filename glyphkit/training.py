@@ -252,7 +252,7 @@ class Trainer:
         self.train_labels = data.train_labels.to(self.device)
         self._started = False
         self._overwrite = overwrite
-        # the epoch-time estimate, said once per process for each input side (progressive resizing has two)
+        # the epoch-time estimate, said once per process for shrunk and for full-size epochs (keys: shrink_side())
         self._estimated, self._estimate_start = set(), None
 
     # ------------------------------------------------------------------ state
@@ -364,24 +364,18 @@ class Trainer:
         return {"rotation": c.rotation_degree, "affine_rotation": c.affine_degree, "translate": c.translate,
                 "scale": c.scale}
 
-    @property
-    def shrunk_epochs(self) -> int:
-        """How many epochs, from the first, train on shrunk glyphs (config.progressive_size): half, rounded down."""
-        return self.config.epochs // 2 if self.config.progressive_size else 0
-
-    def train_side(self) -> int:
-        """The side of the glyphs the next epoch trains on (the LR finder, run before epoch 1, sees the same)."""
-        c = self.config
-        return c.progressive_size if self.epoch < self.shrunk_epochs else c.input_size
+    def shrink_side(self) -> int | None:
+        """The side the next epoch's training glyphs are shrunk to (progressive resizing), None at full size. The
+        LR finder, run before epoch 1, sees the same batches."""
+        return self.config.progressive_size if self.epoch < self.config.shrunk_epochs else None
 
     def train_batches(self, max_batches: int | None = None):
-        c, side = self.config, self.train_side()
+        c = self.config
         return iterate_batches(self.train_images, self.train_labels, c.batch_size, mean=c.norm_mean,
                                std=c.norm_std, input_size=c.input_size, device=self.device, shuffle=True,
                                augment=self.augment_params(), generator=self.generator,
                                channels_last=self.channels_last, max_batches=max_batches or self.max_batches,
-                               shard=(self.world.rank, self.world.world_size),
-                               shrink_to=side if side != c.input_size else None)
+                               shard=(self.world.rank, self.world.world_size), shrink_to=self.shrink_side())
 
     def train_one_epoch(self) -> tuple[float, float]:
         """One pass over the (shuffled, augmented) training set; returns (mean loss, accuracy)."""
@@ -422,9 +416,10 @@ class Trainer:
         return total_loss.item() / max(seen, 1), correct.item() / max(seen, 1)
 
     def _estimate_epoch_time(self, step: int) -> None:
-        """Once per process and input side: after the first ESTIMATE_STEPS batches, say roughly how long an epoch
-        will take (the first batch, slower while kernels are chosen and memory allocated, is left out)."""
-        side = self.train_side()
+        """Once per process for shrunk and for full-size epochs: after the first ESTIMATE_STEPS batches, say roughly
+        how long an epoch will take (the first batch, slower while kernels are chosen and memory allocated, is left
+        out)."""
+        side = self.shrink_side()
         if side in self._estimated:
             return
         if self.device.type == "cuda":
@@ -434,12 +429,13 @@ class Trainer:
             return
         self._estimated.add(side)
         took = format_duration((time.perf_counter() - self._estimate_start) / (step - 1) * self.steps_per_epoch)
-        how = f"from the first {step} batches" + (f", {precision_name(self.amp_dtype)}" if self.device.type == "cpu" else "")
-        if side != self.config.input_size:
-            self.log(f"epochs 1-{self.shrunk_epochs} train on glyphs shrunk to {side}x{side} (progressive resizing) "
-                     f"and take about {took} each ({how}); validation reads full-size glyphs, so its accuracy runs "
-                     "low until the full-size epochs, which take longer")
-        elif self.shrunk_epochs and self.epoch >= self.shrunk_epochs:
+        how = f"from the first {step} batches"
+        how += f", {precision_name(self.amp_dtype)}" if self.device.type == "cpu" else ""
+        if side:
+            self.log(f"epochs 1-{self.config.shrunk_epochs} train on glyphs shrunk to {side}x{side} (progressive "
+                     f"resizing) and take about {took} each ({how}); validation reads full-size glyphs, so its "
+                     "accuracy runs low until the full-size epochs, which take longer")
+        elif self.config.shrunk_epochs:  # the shrunk epochs are done
             self.log(f"a full-size epoch will take about {took} ({how})")
         else:
             self.log(f"an epoch will take about {took} ({how})")
