@@ -121,7 +121,8 @@ class Config:
 
     @property
     def shrunk_epochs(self) -> int:
-        """How many epochs, from the first, progressive resizing trains on shrunk glyphs: half, rounded down."""
+        """How many epochs, from the first, progressive resizing trains on shrunk glyphs: half, rounded down (for a
+        run started with these settings; Trainer keeps a resumed run's switch where it was)."""
         return self.epochs // 2 if self.progressive_size else 0
 
     def to_dict(self) -> dict[str, Any]:

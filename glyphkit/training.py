@@ -254,6 +254,10 @@ class Trainer:
         self._overwrite = overwrite
         # the epoch-time estimate, said once per process for shrunk and for full-size epochs (keys: shrink_side())
         self._estimated, self._estimate_start = set(), None
+        # Progressive resizing's switch to full-size glyphs, set when the run starts. A resume with more --epochs
+        # keeps it (a longer run never goes back to shrunk glyphs), one with fewer moves it to half the new count
+        # (the last half still trains at full size): load_state_dict.
+        self.shrunk_epochs = self.config.shrunk_epochs
 
     # ------------------------------------------------------------------ state
     @property
@@ -269,6 +273,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
+            "shrunk_epochs": self.shrunk_epochs,
             "config": self.config.to_dict(),
             "history": self.history.to_dict(),
             "early_stopping": self.early_stopping.state_dict(),
@@ -288,6 +293,9 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
+        # (checkpoints written before the switch was saved: the half of the epochs they were planned with)
+        planned = int(state.get("shrunk_epochs", Config.from_dict(state["config"]).shrunk_epochs))
+        self.shrunk_epochs = min(planned, self.config.shrunk_epochs)
         self.history = History.from_dict(state["history"])
         self.early_stopping.load_state_dict(state["early_stopping"])
         rng = state["rng"]
@@ -367,7 +375,7 @@ class Trainer:
     def shrink_side(self) -> int | None:
         """The side the next epoch's training glyphs are shrunk to (progressive resizing), None at full size. The
         LR finder, run before epoch 1, sees the same batches."""
-        return self.config.progressive_size if self.epoch < self.config.shrunk_epochs else None
+        return self.config.progressive_size if self.epoch < self.shrunk_epochs else None
 
     def train_batches(self, max_batches: int | None = None):
         c = self.config
@@ -432,10 +440,10 @@ class Trainer:
         how = f"from the first {step} batches"
         how += f", {precision_name(self.amp_dtype)}" if self.device.type == "cpu" else ""
         if side:
-            self.log(f"epochs 1-{self.config.shrunk_epochs} train on glyphs shrunk to {side}x{side} (progressive "
+            self.log(f"epochs 1-{self.shrunk_epochs} train on glyphs shrunk to {side}x{side} (progressive "
                      f"resizing) and take about {took} each ({how}); validation reads full-size glyphs, so its "
                      "accuracy runs low until the full-size epochs, which take longer")
-        elif self.config.shrunk_epochs:  # the shrunk epochs are done
+        elif self.shrunk_epochs:  # the shrunk epochs are done
             self.log(f"a full-size epoch will take about {took} ({how})")
         else:
             self.log(f"an epoch will take about {took} ({how})")

@@ -299,6 +299,25 @@ def test_progressive_resizing_resumes_in_the_phase_it_stopped(tiny_config, tiny_
     assert _same_weights(resumed_weights[4], straight_weights[4])
 
 
+def test_progressive_resizing_resumed_with_more_epochs_never_goes_back_to_shrunk_glyphs(tiny_config, tiny_data,
+                                                                                        tmp_path):
+    """A finished 2-epoch progressive run (epoch 1 shrunk) continued to 10 epochs trains epochs 3-10 at full size:
+    the switch stays where the run made it, not at half the new count (5). Killed after epoch 3 and resumed, the
+    continued run still knows it (its saved config now says 10 epochs)."""
+    seen = []
+    _train(tiny_config.replace(epochs=2, progressive_size=16), tiny_data, tmp_path / "run")
+    quiet = dict(progress=False, log=lambda *_: None)
+    longer = Trainer.resume(tmp_path / "run", tiny_data, epochs=10, on_epoch_end=_stop_after(3), **quiet)
+    _record_training_inputs(longer, seen)
+    with pytest.raises(Killed):
+        longer.fit()
+    resumed = Trainer.resume(tmp_path / "run", tiny_data, **quiet)
+    _record_training_inputs(resumed, seen)
+    resumed.fit()
+    assert [(epoch, side) for epoch, side, _ in seen if side != 28] == []
+    assert {epoch for epoch, _, _ in seen} == set(range(3, 11))
+
+
 def test_progressive_size_must_be_smaller_than_a_glyph(tiny_config):
     from glyphkit.config import ConfigError
 
