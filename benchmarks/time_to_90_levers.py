@@ -1,4 +1,4 @@
-"""Does a shorter schedule or a smaller input get the `fast` preset to 90% sooner? Each lever alone, measured.
+"""Which change gets the `fast` preset to 90% sooner: a schedule, a batch size, an input size, augmentation?
 
 `glyphkit bench` measures the time to 90% proxy47 test accuracy of the `fast` preset as it is. This script trains
 the preset with one thing changed per run, through the benchmark's own measure (glyphkit.bench.time_to_accuracy:
@@ -9,11 +9,16 @@ test accuracy after every epoch, those evaluations left out of the clock), and t
   second (benchmarks/fp32_levers.py measured 1.01x in fp32), at the preset's learning rate;
 - `progressive20`: progressive resizing (as fastai teaches it; `Config.progressive_size`): the first half of the
   epochs on glyphs shrunk to 20x20 (about half the convolution work per image; the network's global pooling takes
-  any size), the rest at the full 28x28, so the model a user gets reads 28x28 glyphs like any other.
+  any size), the rest at the full 28x28, so the model a user gets reads 28x28 glyphs like any other;
+- `light_aug`: milder augmentation (rotation +-5 degrees, shift 4%, zoom +-5%): a run of a few epochs sees each
+  glyph only a few times, and still fits the training set less well than the validation set under the preset's;
+- `no_rotation`: shift and zoom kept, no rotation;
+- `no_aug`: no augmentation at all (`--no-augment`). Whatever a lever does to the test accuracy, check what it
+  does to reading scans too (benchmarks/paper_test.py on the lever's run folder, OUT/LEVER).
 
     python benchmarks/time_to_90_levers.py --data-dir ../shared/emnist [--precision bf16|fp32]
-        [--levers preset,half_schedule,batch128,progressive20] [--seed 42] [--epochs N] [--out runs/time_to_90_levers]
-        [--quick]
+        [--levers preset,half_schedule,batch128,progressive20,light_aug,no_rotation,no_aug] [--seed 42]
+        [--epochs N] [--out runs/time_to_90_levers] [--quick]
 
 `preset` is the preset unchanged (as `glyphkit bench --skip-throughput` trains it), for a comparison on the same
 machine on the same day; `--seed` repeats a comparison with other random draws; `--epochs` lengthens or shortens
@@ -44,6 +49,10 @@ LEVERS = {
     "half_schedule": ("one-cycle over half the epochs", lambda c: c.replace(epochs=(c.epochs + 1) // 2)),
     "batch128": ("batches of 128: twice the steps per epoch", lambda c: c.replace(batch_size=128)),
     "progressive20": ("first half of the epochs at 20x20, then 28x28", lambda c: c.replace(progressive_size=20)),
+    "light_aug": ("milder augmentation: rotation 5, shift 0.04, zoom 0.05",
+                  lambda c: c.replace(rotation_degree=5.0, affine_degree=0.0, translate=0.04, scale=0.05)),
+    "no_rotation": ("no rotation (shift and zoom kept)", lambda c: c.replace(rotation_degree=0.0, affine_degree=0.0)),
+    "no_aug": ("no augmentation (--no-augment)", lambda c: c.replace(augment=False)),
 }
 
 

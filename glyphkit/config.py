@@ -55,6 +55,7 @@ class Config:
     ema_decay: float = 0.0  # exponential moving average of weights (0: off); evaluation uses the average
     init_from: str | None = None  # a run folder whose best model starts this one (its classifier too if classes match)
     # --- augmentation (applied to training batches on the device) ---
+    augment: bool = True  # False: train on the glyphs as stored (sooner to a test-set accuracy, worse on scans: README)
     rotation_degree: float = 15.0  # random rotation, +- degrees
     affine_degree: float = 10.0  # a second random rotation, as the spec's RandomAffine(degrees=10)
     translate: float = 0.08  # random shift, fraction of the image side

@@ -367,10 +367,13 @@ class Trainer:
         rundir.write_history(self.run_dir, self.history.to_dict())
 
     # ------------------------------------------------------------------ one epoch
-    def augment_params(self) -> dict[str, float]:
+    def augment_params(self) -> dict[str, float] | None:
+        """random_affine's settings for training batches; None without augmentation (`augment` off, or every
+        setting 0): the batches then skip the warp, which would only resample each glyph onto itself."""
         c = self.config
-        return {"rotation": c.rotation_degree, "affine_rotation": c.affine_degree, "translate": c.translate,
-                "scale": c.scale}
+        params = {"rotation": c.rotation_degree, "affine_rotation": c.affine_degree, "translate": c.translate,
+                  "scale": c.scale}
+        return params if c.augment and any(params.values()) else None
 
     def shrink_side(self) -> int | None:
         """The side the next epoch's training glyphs are shrunk to (progressive resizing), None at full size. The

@@ -62,6 +62,9 @@ def test_explicit_flags_override_a_preset():
     assert config.label_smoothing == 0 and config.epochs == 24  # best smooths labels (0.1) unless told otherwise
     config = config_from_args(build_parser().parse_args(["train", "--preset", "fast", "--progressive-size", "20"]))
     assert config.progressive_size == 20 and config.model == "glyphnet-wide"
+    config = config_from_args(build_parser().parse_args(["train", "--preset", "fast", "--no-augment"]))
+    assert config.augment is False and config.lr == 3e-3
+    assert config_from_args(build_parser().parse_args(["train", "--preset", "fast"])).augment is True
 
 
 def test_the_fast_preset_trains_the_narrower_network_for_fewer_epochs_where_training_is_fp32(capsys):

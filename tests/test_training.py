@@ -318,6 +318,25 @@ def test_progressive_resizing_resumed_with_more_epochs_never_goes_back_to_shrunk
     assert {epoch for epoch, _, _ in seen} == set(range(3, 11))
 
 
+def test_training_without_augmentation_feeds_the_glyphs_exactly_as_stored(tiny_config, tiny_data, tmp_path):
+    """--no-augment (augment=False, whatever the rotation/shift/zoom settings say), or every setting at 0: each
+    training input is a stored glyph, scaled to [0, 1] and normalised, bit for bit; with augmentation on, none is."""
+    def inputs_seen(config, run_dir):
+        trainer = Trainer(config, tiny_data, run_dir, progress=False, log=lambda *_: None)
+        seen = []
+        trainer.model.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone())
+                                                if m.training else None)
+        trainer.fit()
+        c = trainer.config
+        stored = {tuple(g.flatten().tolist()) for g in (tiny_data.train_images.float() / 255 - c.norm_mean) / c.norm_std}
+        return [tuple(x[0].flatten().tolist()) in stored for batch in seen for x in batch]
+
+    augmented = tiny_config.replace(epochs=1, rotation_degree=10.0, affine_degree=0.0, translate=0.08, scale=0.1)
+    assert all(inputs_seen(augmented.replace(augment=False), tmp_path / "off"))
+    assert all(inputs_seen(augmented.replace(rotation_degree=0.0, translate=0.0, scale=0.0), tmp_path / "zeros"))
+    assert not any(inputs_seen(augmented, tmp_path / "augmented"))
+
+
 def test_progressive_size_must_be_smaller_than_a_glyph(tiny_config):
     from glyphkit.config import ConfigError
 
