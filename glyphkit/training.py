@@ -294,7 +294,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
         # (checkpoints written before the switch was saved: the half of the epochs they were planned with)
-        planned = int(state.get("shrunk_epochs", Config.from_dict(state["config"]).shrunk_epochs))
+        planned = int(state.get("shrunk_epochs", rundir.checkpoint_config(state).shrunk_epochs))
         self.shrunk_epochs = min(planned, self.config.shrunk_epochs)
         self.history = History.from_dict(state["history"])
         self.early_stopping.load_state_dict(state["early_stopping"])
