@@ -13,11 +13,14 @@ test accuracy after every epoch, those evaluations left out of the clock), and t
 - `light_aug`: milder augmentation (rotation +-5 degrees, shift 4%, zoom +-5%): a run of a few epochs sees each
   glyph only a few times, and still fits the training set less well than the validation set under the preset's;
 - `no_rotation`: shift and zoom kept, no rotation;
-- `no_aug`: no augmentation at all (`--no-augment`). Whatever a lever does to the test accuracy, check what it
-  does to reading scans too (benchmarks/paper_test.py on the lever's run folder, OUT/LEVER).
+- `no_aug`: no augmentation at all (`--no-augment`);
+- `aug_all` / `aug_half`: the preset's rotation, shift and zoom on every glyph (the preset until 2026-11-30) / on
+  half of them, the other half trained on as stored (`--augment-share 0.5`, the preset since). Whatever a lever
+  does to the test accuracy, check what it does to reading scans too (benchmarks/paper_test.py on the lever's run
+  folder, OUT/LEVER).
 
     python benchmarks/time_to_90_levers.py --data-dir ../shared/emnist [--precision bf16|fp32]
-        [--levers preset,half_schedule,batch128,progressive20,light_aug,no_rotation,no_aug] [--seed 42]
+        [--levers preset,half_schedule,batch128,progressive20,light_aug,no_rotation,no_aug,aug_all,aug_half] [--seed 42]
         [--epochs N] [--out runs/time_to_90_levers] [--quick]
 
 `preset` is the preset unchanged (as `glyphkit bench --skip-throughput` trains it), for a comparison on the same
@@ -49,10 +52,16 @@ LEVERS = {
     "half_schedule": ("one-cycle over half the epochs", lambda c: c.replace(epochs=(c.epochs + 1) // 2)),
     "batch128": ("batches of 128: twice the steps per epoch", lambda c: c.replace(batch_size=128)),
     "progressive20": ("first half of the epochs at 20x20, then 28x28", lambda c: c.replace(progressive_size=20)),
-    "light_aug": ("milder augmentation: rotation 5, shift 0.04, zoom 0.05",
-                  lambda c: c.replace(rotation_degree=5.0, affine_degree=0.0, translate=0.04, scale=0.05)),
-    "no_rotation": ("no rotation (shift and zoom kept)", lambda c: c.replace(rotation_degree=0.0, affine_degree=0.0)),
+    "light_aug": ("milder augmentation (every glyph): rotation 5, shift 0.04, zoom 0.05",
+                  lambda c: c.replace(rotation_degree=5.0, affine_degree=0.0, translate=0.04, scale=0.05,
+                                      augment_share=1.0)),
+    "no_rotation": ("no rotation (shift and zoom kept, every glyph)",
+                    lambda c: c.replace(rotation_degree=0.0, affine_degree=0.0, augment_share=1.0)),
     "no_aug": ("no augmentation (--no-augment)", lambda c: c.replace(augment=False)),
+    "aug_all": ("the preset's augmentation on every glyph (the preset until 2026-11-30)",
+                lambda c: c.replace(augment_share=1.0)),
+    "aug_half": ("the preset's augmentation on half of the glyphs (--augment-share 0.5, the preset since 2026-11-30)",
+                 lambda c: c.replace(augment_share=0.5)),
 }
 
 

@@ -28,13 +28,21 @@ def pad_to_size(x: torch.Tensor, input_size: int) -> torch.Tensor:
 
 
 def random_affine(x: torch.Tensor, rotation: float, affine_rotation: float, translate: float, scale: float,
-                  generator: torch.Generator) -> torch.Tensor:
+                  generator: torch.Generator, share: float = 1.0) -> torch.Tensor:
     """Random rotation, shift and zoom of a whole batch [B, 1, H, W] (pixel values in [0, 1]) in one grid_sample.
 
     Matches the spec's RandomRotation(rotation) followed by RandomAffine(affine_rotation, translate): the two
-    rotations add up. Random numbers come from `generator` (on the CPU) so runs are reproducible.
+    rotations add up. `share`: the chance that a glyph is warped at all (as torchvision's RandomApply); the others
+    come back exactly as they were. Random numbers come from `generator` (on the CPU) so runs are reproducible.
     """
     b = x.shape[0]
+    if share < 1:
+        chosen = torch.rand(b, generator=generator) < share  # drawn and checked on the CPU: no device sync
+        out = x.clone()
+        if chosen.any():
+            chosen = chosen.to(x.device)
+            out[chosen] = random_affine(x[chosen], rotation, affine_rotation, translate, scale, generator)
+        return out
     u = lambda: torch.rand(b, generator=generator) * 2 - 1  # noqa: E731 - uniform in [-1, 1]
     angle = torch.deg2rad(u() * rotation + u() * affine_rotation)
     zoom = 1 + u() * scale

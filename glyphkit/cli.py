@@ -104,6 +104,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    value = _positive_float(text)
+    if not value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {text}")
+    return value
+
+
 def _smoothing(text: str) -> float:
     value = _non_negative_float(text)
     if not value < 1:
@@ -145,6 +152,9 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
                    help="train on the glyphs as stored, without random rotation, shift and zoom: a short run reaches "
                    "a higher EMNIST test accuracy sooner, but reads scans and photos worse (see README, 'Without "
                    "native bf16')")
+    t.add_argument("--augment-share", type=_share, default=S, metavar="P",
+                   help="the chance that a training glyph is augmented at all, above 0 and at most 1 (default: "
+                   f"{DEFAULTS.augment_share}; the fast preset: 0.5, see README, 'Without native bf16')")
     t.add_argument("--lr-finder", action="store_true", help="run the LR range test first and offer its suggestion")
     t.add_argument("--output-dir", default=S, help=f"run folder (default: {DEFAULTS.output_dir})")
     t.add_argument("--seed", type=int, default=S, help=f"random seed (default: {DEFAULTS.seed})")

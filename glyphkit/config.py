@@ -60,6 +60,7 @@ class Config:
     affine_degree: float = 10.0  # a second random rotation, as the spec's RandomAffine(degrees=10)
     translate: float = 0.08  # random shift, fraction of the image side
     scale: float = 0.0  # random zoom, +- fraction (0: off)
+    augment_share: float = 1.0  # chance that a training glyph is warped at all; the rest are trained on as stored
     # progressive resizing: the first half of the epochs train on glyphs shrunk to this side (20: about half the
     # convolution work per image), the rest at full size, so the trained network reads full-size glyphs. 0: off
     progressive_size: int = 0
@@ -111,6 +112,7 @@ class Config:
             (self.progressive_size == 0 or self.progressive_size in SHRUNK_SIDES,
              f"progressive_size must be 0 (off) or {SHRUNK_SIDES.start}-{SHRUNK_SIDES.stop - 1} pixels (glyphs are "
              f"28x28), got {self.progressive_size}"),
+            (0 < self.augment_share <= 1, f"augment_share must be in (0, 1], got {self.augment_share}"),
             (self.width is None or self.width >= 4, f"width must be >= 4, got {self.width}"),
             (self.limit_train is None or self.limit_train >= 2, "limit_train must be >= 2"),
             (self.limit_test is None or self.limit_test >= 1, "limit_test must be >= 1"),

@@ -373,7 +373,7 @@ class Trainer:
         c = self.config
         params = {"rotation": c.rotation_degree, "affine_rotation": c.affine_degree, "translate": c.translate,
                   "scale": c.scale}
-        return params if c.augment and any(params.values()) else None
+        return {**params, "share": c.augment_share} if c.augment and any(params.values()) else None
 
     def shrink_side(self) -> int | None:
         """The side the next epoch's training glyphs are shrunk to (progressive resizing), None at full size. The

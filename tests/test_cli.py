@@ -65,6 +65,7 @@ def test_explicit_flags_override_a_preset():
     config = config_from_args(build_parser().parse_args(["train", "--preset", "fast", "--no-augment"]))
     assert config.augment is False and config.lr == 3e-3
     assert config_from_args(build_parser().parse_args(["train", "--preset", "fast"])).augment is True
+    assert config_from_args(build_parser().parse_args(["train", "--augment-share", "0.25"])).augment_share == 0.25
 
 
 def test_the_fast_preset_trains_the_narrower_network_for_fewer_epochs_where_training_is_fp32(capsys):
@@ -132,6 +133,8 @@ def test_lr_finder_on_a_terminal_asks(tiny_data_dir, tmp_path, monkeypatch, caps
     (["--label-smoothing", "-0.1"], "--label-smoothing"),
     (["--progressive-size", "28"], "--progressive-size"),
     (["--progressive-size", "4"], "--progressive-size"),
+    (["--augment-share", "0"], "--augment-share"),
+    (["--augment-share", "1.5"], "--augment-share"),
 ])
 def test_bad_values_are_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

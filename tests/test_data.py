@@ -127,6 +127,17 @@ def test_augmentation_keeps_shape_and_range():
     assert torch.allclose(same, x, atol=1e-5)
 
 
+def test_augment_share_warps_that_share_of_the_glyphs_and_leaves_the_rest_as_they_are():
+    x = torch.rand(2000, 1, 28, 28)
+    def unchanged(share):
+        out = random_affine(x, rotation=10, affine_rotation=0, translate=0.08, scale=0.1,
+                            generator=torch.Generator().manual_seed(0), share=share)
+        return (out == x).all(dim=(1, 2, 3)).float().mean().item()  # the glyphs left exactly as they were
+    assert unchanged(1.0) == 0.0  # the default: every glyph warped
+    assert 0.45 < unchanged(0.5) < 0.55  # binomial(2000, 0.5): outside this range about once in 10^5 draws
+    assert 0.7 < unchanged(0.25) < 0.8
+
+
 def test_batches_are_normalised_padded_and_cover_the_set(tiny_data):
     seen = 0
     for x, y in iterate_batches(tiny_data.test_images, tiny_data.test_labels, 64, mean=0.1, std=0.3,

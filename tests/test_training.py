@@ -320,7 +320,8 @@ def test_progressive_resizing_resumed_with_more_epochs_never_goes_back_to_shrunk
 
 def test_training_without_augmentation_feeds_the_glyphs_exactly_as_stored(tiny_config, tiny_data, tmp_path):
     """--no-augment (augment=False, whatever the rotation/shift/zoom settings say), or every setting at 0: each
-    training input is a stored glyph, scaled to [0, 1] and normalised, bit for bit; with augmentation on, none is."""
+    training input is a stored glyph, scaled to [0, 1] and normalised, bit for bit; with augmentation on, none is,
+    and with --augment-share 0.5 about half are."""
     def inputs_seen(config, run_dir):
         trainer = Trainer(config, tiny_data, run_dir, progress=False, log=lambda *_: None)
         seen = []
@@ -335,6 +336,8 @@ def test_training_without_augmentation_feeds_the_glyphs_exactly_as_stored(tiny_c
     assert all(inputs_seen(augmented.replace(augment=False), tmp_path / "off"))
     assert all(inputs_seen(augmented.replace(rotation_degree=0.0, translate=0.0, scale=0.0), tmp_path / "zeros"))
     assert not any(inputs_seen(augmented, tmp_path / "augmented"))
+    half = inputs_seen(augmented.replace(augment_share=0.5), tmp_path / "half")  # --augment-share 0.5
+    assert 0.3 < sum(half) / len(half) < 0.7
 
 
 def test_progressive_size_must_be_smaller_than_a_glyph(tiny_config):
