@@ -85,6 +85,15 @@ def render_all(images: np.ndarray, out: Path, count: int, lines: int, rng: np.ra
     return singles, line_glyphs
 
 
+def half_intensity_span(glyphs: np.ndarray) -> float:
+    """Median long side, in pixels, of the box around each glyph's pixels of at least half its brightest: how
+    large the strokes are drawn in the 28x28 frame (glyphkit.preprocess.GLYPH_SPAN aims at EMNIST's)."""
+    ink = glyphs >= glyphs.max(axis=(1, 2), keepdims=True) / 2
+    rows, cols = ink.any(2), ink.any(1)
+    extent = lambda mask: mask.shape[1] - mask[:, ::-1].argmax(1) - mask.argmax(1)  # noqa: E731
+    return float(np.median(np.maximum(extent(rows), extent(cols))))
+
+
 def score_lines(results: list, line_glyphs: list[np.ndarray], truth: list[str], as_28: dict) -> dict:
     """Lines whose character count is right; on their glyphs, accuracy as read from the line and at 28x28."""
     right = [(r, ids) for r, ids in zip(sorted(results, key=lambda r: r.file), line_glyphs)
@@ -124,6 +133,8 @@ def main() -> None:
               "scan_accuracy": float(np.mean([r.error is None and r.glyphs[0].prediction == truth[i]
                                               for r, i in zip(scans, singles)])),
               "scan_accuracy_28x28": float(np.mean([as_28[i] == truth[i] for i in singles])),
+              "span_28x28": half_intensity_span(images[singles]),
+              "span_scans": half_intensity_span(np.stack([r.glyphs[0].glyph for r in scans if r.error is None])),
               **score_lines(predict(args.run_dir, [out / "lines"], segment=True, progress=False), line_glyphs,
                             truth, as_28)}
     (out / "paper_test.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -134,6 +145,8 @@ def main() -> None:
           f"| the {result['line_chars']} glyphs of the lines segmented right | 28x28 arrays | "
           f"{pct('line_char_accuracy_28x28')} |\n"
           f"| the same glyphs | rendered lines, `glyphkit predict --segment` | {pct('line_char_accuracy')} |\n\n"
+          f"strokes span (median, half intensity): {result['span_28x28']:g} of 28 pixels in the arrays, "
+          f"{result['span_scans']:g} in the glyphs read from the scans\n"
           f"lines with the right number of characters: {pct('lines_counted_right')} of {args.lines}; "
           f"{args.count} scans read in {result['scan_read_s']:.1f} s")
 

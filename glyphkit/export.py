@@ -49,7 +49,7 @@ MIN_TOP1_AGREEMENT = 0.999  # share of the checked images whose answer must be t
 ONNX_OPSET = 18
 INSTALL_HINT = 'pip install "glyphkit[onnx]" (the packages onnx, onnxscript and onnxruntime)'
 PREPROCESSING = ("glyphkit.preprocess (EMNIST's own conversion: Gaussian blur sigma 1, crop to the ink, centre in a "
-                 "square keeping the aspect ratio, 2-pixel margin, bicubic resize to 28x28, 0..255)")
+                 "square keeping the aspect ratio, strokes 22 of 28 pixels long, bicubic resize to 28x28, 0..255)")
 
 
 class ExportError(RuntimeError):

@@ -3,8 +3,9 @@
 EMNIST's conversion of NIST's 128x128 forms (Cohen et al. 2017, "EMNIST: an extension of MNIST to handwritten
 letters", section II-A): Gaussian blur (sigma 1), the region of interest cropped, centred in a square frame
 keeping the aspect ratio, padded by 2 pixels, downsampled to 28x28 with bicubic interpolation, intensities
-scaled to 0..255. (Not MNIST's recipe: no 20x20 box, no centre of mass.) EMNIST's glyphs span about 24 of the
-28 pixels; a user's glyph is brought to NIST's scale first so the blur means the same at any resolution.
+scaled to 0..255. (Not MNIST's recipe: no 20x20 box, no centre of mass.) The strokes of an EMNIST glyph span 22 of
+the 28 pixels at half their intensity (24 with their soft edges); a user's glyph is brought to NIST's scale first so
+the blur means the same at any resolution.
 
 A user's image is a phone photo, a scan or a drawing, so before that: the EXIF orientation is applied, colour
 becomes grey, an alpha channel (a drawing on a transparent canvas) is the ink itself, the polarity (dark ink on
@@ -31,7 +32,9 @@ MAX_PIXELS = 50_000_000  # larger images are refused before they are decoded (a 
 POLARITIES = ("auto", "dark-on-light", "light-on-dark")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 NIST_SIDE = 96  # the long side a glyph is brought to before the blur: NIST's glyphs on their 128x128 forms
-GLYPH_SPAN = 24  # pixels of the 28 an EMNIST glyph spans (2-pixel margins), measured on proxy47
+# Pixels of the 28 that a glyph's strokes span on their long side, measured where the preprocessing crops them (at
+# half intensity): the median over proxy47's test glyphs is 22 (benchmarks/glyph_span.py prints it and compares).
+GLYPH_SPAN = 22
 SPECK = 0.02  # ink components smaller than this share of the largest one are noise
 FRAGMENT = 0.4  # in a line, components less tall than this share of the median height belong to a neighbour
 BACKGROUND_SIDE = 128  # the background is estimated on the image shrunk to this side (fast at any size)
@@ -156,8 +159,9 @@ def _overlap(region, character: list) -> int:
     return min(region.bbox[3], x1) - max(region.bbox[1], x0)
 
 
-def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray) -> Glyph:
-    """The EMNIST-like 28x28 glyph of the ink components `regions` (one character)."""
+def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray, span: float = GLYPH_SPAN) -> Glyph:
+    """The EMNIST-like 28x28 glyph of the ink components `regions` (one character), its strokes `span` pixels
+    long on their long side (benchmarks/glyph_span.py measures other spans)."""
     y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
     y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
     h, w = y1 - y0, x1 - x0
@@ -169,7 +173,7 @@ def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray) -> Glyph:
     crop = np.clip(resize(crop, (max(1, round(h * scale)), max(1, round(w * scale))), order=3,
                           anti_aliasing=scale < 1), 0, None)
     crop = gaussian(crop, sigma=1)
-    side = round(NIST_SIDE * 28 / GLYPH_SPAN)  # the square frame, with EMNIST's 2-pixel margins at 28x28
+    side = round(NIST_SIDE * 28 / span)  # the square frame: the strokes span `span` of its 28 pixels
     frame = np.zeros((side, side), np.float32)
     top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
     frame[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
