@@ -14,17 +14,14 @@ Nothing is written: the renderings are held in memory (they are derived from EMN
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from glyphkit.config import Config
 from glyphkit.data import load_config_split
-from glyphkit.inference import Predictor
+from glyphkit.inference import load_predictor
 from glyphkit.preprocess import emnist_glyph, ink_components, ink_map
-from glyphkit.rundir import BEST, load_checkpoint
 from paper_test import half_intensity_span, render_scan
 
 
@@ -55,7 +52,7 @@ def main() -> None:
     print("\n| run | 28x28 arrays | " + " | ".join(f"scans, span {s:g}" for s in spans) + " |")
     print("|---|---|" + "---|" * len(spans))
     for run in args.runs:
-        predictor = Predictor.from_checkpoint(load_checkpoint(Path(run) / BEST), Path(run) / BEST)
+        predictor = load_predictor(run)
         accuracy = lambda glyphs: 100 * float(  # noqa: E731
             (predictor.probabilities(torch.from_numpy(glyphs)).argmax(1).numpy() == labels).mean())
         print(f"| {run} | {accuracy(images):.2f}% | " + " | ".join(f"{accuracy(g):.2f}%" for g in framed.values())
