@@ -4,7 +4,7 @@
 the preset with one thing changed per run, through the benchmark's own measure (glyphkit.bench.time_to_accuracy:
 test accuracy after every epoch, those evaluations left out of the clock), and tabulates the results:
 
-- `half_schedule`: the one-cycle schedule over half the preset's epochs (6 of 12; 3 of 5 in the fp32 variant);
+- `half_schedule`: the one-cycle schedule over half the preset's epochs (4 of 8; 5 of 10 in the fp32 variant);
 - `batch128`: batches of 128 instead of 256, so twice the optimizer steps per epoch at about the same images per
   second (benchmarks/fp32_levers.py measured 1.01x in fp32), at the preset's learning rate;
 - `progressive20`: progressive resizing (as fastai teaches it; `Config.progressive_size`): the first half of the

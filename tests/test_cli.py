@@ -68,17 +68,17 @@ def test_explicit_flags_override_a_preset():
     assert config_from_args(build_parser().parse_args(["train", "--augment-share", "0.25"])).augment_share == 0.25
 
 
-def test_the_fast_preset_trains_the_narrower_network_for_fewer_epochs_where_training_is_fp32(capsys):
+def test_the_fast_preset_trains_its_fp32_variant_where_training_is_fp32(capsys):
     def config(*flags: str):
         return config_from_args(build_parser().parse_args(["train", "--preset", "fast", "--device", "cpu", *flags]))
 
     fp32 = config("--precision", "fp32")  # what a CPU without native bf16 runs
-    assert (fp32.model, fp32.epochs, fp32.batch_size, fp32.lr) == ("glyphnet", 5, 256, 3e-3)
-    assert "preset fast in fp32 on a CPU: model glyphnet, epochs 5" in capsys.readouterr().out
+    assert (fp32.model, fp32.epochs, fp32.batch_size, fp32.lr) == ("glyphnet", 10, 256, 3e-3)
+    assert "preset fast in fp32 on a CPU: model glyphnet, epochs 10" in capsys.readouterr().out
     bf16 = config("--precision", "bf16")
-    assert (bf16.model, bf16.epochs) == ("glyphnet-wide", 12)
+    assert (bf16.model, bf16.epochs) == ("glyphnet-wide", 8)
     mine = config("--precision", "fp32", "--model", "glyphnet-wide")  # a flag given still wins, and is not named
-    assert (mine.model, mine.epochs) == ("glyphnet-wide", 5)
+    assert (mine.model, mine.epochs) == ("glyphnet-wide", 10)
     assert "model glyphnet," not in capsys.readouterr().out
 
 
