@@ -179,7 +179,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # Where training runs in fp32 on a CPU (no native bf16: most laptops; or --precision fp32), each image costs 2-5x
 # more, so `fast` trains the narrower network, which costs half as much per image: 10 epochs of it pass 90% after
-# the 5th (about 9 minutes on 2 cores) and end above 90.5% in about 20 (README, "Without native bf16").
+# the 4th or 5th (7-9 minutes on 2 cores) and end above 90.5% in about 20 (README, "Without native bf16").
 PRESETS_FP32_CPU: dict[str, dict[str, Any]] = {
     "fast": dict(model="glyphnet", epochs=10),
 }
