@@ -90,32 +90,25 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _probability(text: str) -> float:
-    value = _finite_float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+def _in_interval(low: float, high: float, *, open_low: bool = False, open_high: bool = False):
+    """An argparse type for a finite number between `low` and `high`, each end included unless it is open: one
+    rule for every share, chance and fraction the CLI takes, so their messages read alike."""
+    left, right = "(" if open_low else "[", ")" if open_high else "]"
+
+    def parse(text: str) -> float:
+        value = _finite_float(text)
+        above = value > low if open_low else value >= low
+        below = value < high if open_high else value <= high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"must be in {left}{low:g}, {high:g}{right}, got {text}")
+        return value
+    return parse
 
 
-def _fraction(text: str) -> float:
-    value = _positive_float(text)
-    if not value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _positive_float(text)
-    if not value <= 1:
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {text}")
-    return value
-
-
-def _smoothing(text: str) -> float:
-    value = _non_negative_float(text)
-    if not value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
-    return value
+_probability = _in_interval(0, 1)  # --min-confidence: 0 and 1 both mean something
+_fraction = _in_interval(0, 1, open_low=True, open_high=True)  # --val-split: each side keeps some glyphs
+_share = _in_interval(0, 1, open_low=True)  # --augment-share: 0 would be --no-augment
+_smoothing = _in_interval(0, 1, open_high=True)  # --label-smoothing: 1 would leave no signal
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
