@@ -4,7 +4,7 @@
 the preset with one thing changed per run, through the benchmark's own measure (glyphkit.bench.time_to_accuracy:
 test accuracy after every epoch, those evaluations left out of the clock), and tabulates the results:
 
-- `half_schedule`: the one-cycle schedule over half the preset's epochs (4 of 8; 5 of 10 in the fp32 variant);
+- `half_schedule`: the one-cycle schedule over half the preset's epochs (4 of 8);
 - `batch128`: batches of 128 instead of 256, so twice the optimizer steps per epoch at about the same images per
   second (benchmarks/fp32_levers.py measured 1.01x in fp32), at the preset's learning rate;
 - `progressive20`: progressive resizing (as fastai teaches it; `Config.progressive_size`): the first half of the
@@ -14,13 +14,16 @@ test accuracy after every epoch, those evaluations left out of the clock), and t
   glyph only a few times, and still fits the training set less well than the validation set under the preset's;
 - `no_rotation`: shift and zoom kept, no rotation;
 - `no_aug`: no augmentation at all (`--no-augment`);
+- `wide`: `glyphnet-wide`, 1.5x the width, which the preset trained in bf16 until 2026-11-30 (glyphnet in fp32):
+  0.1-0.2 point more accurate after the same epochs, at 1.5-2x the time per epoch;
 - `aug_all` / `aug_half`: the preset's rotation, shift and zoom on every glyph (the preset until 2026-11-30) / on
   half of them, the other half trained on as stored (`--augment-share 0.5`, the preset since). Whatever a lever
   does to the test accuracy, check what it does to reading scans too (benchmarks/paper_test.py on the lever's run
   folder, OUT/LEVER).
 
     python benchmarks/time_to_90_levers.py --data-dir ../shared/emnist [--precision bf16|fp32]
-        [--levers preset,half_schedule,batch128,progressive20,light_aug,no_rotation,no_aug,aug_all,aug_half] [--seed 42]
+        [--levers preset,half_schedule,batch128,progressive20,light_aug,no_rotation,no_aug,aug_all,aug_half,
+         wide] [--seed 42]
         [--epochs N] [--out runs/time_to_90_levers] [--quick]
 
 `preset` is the preset unchanged (as `glyphkit bench --skip-throughput` trains it), for a comparison on the same
@@ -42,7 +45,7 @@ import torch
 from glyphkit.bench import machine_info, time_to_accuracy
 from glyphkit.config import Config, apply_preset
 from glyphkit.rundir import write_results
-from glyphkit.runtime import set_threads, trains_fp32_on_cpu
+from glyphkit.runtime import set_threads
 from glyphkit.workflows import load_data
 
 
@@ -60,6 +63,8 @@ LEVERS = {
     "no_aug": ("no augmentation (--no-augment)", lambda c: c.replace(augment=False)),
     "aug_all": ("the preset's augmentation on every glyph (the preset until 2026-11-30)",
                 lambda c: c.replace(augment_share=1.0)),
+    "wide": ("glyphnet-wide, 1.5x the width (the preset's network in bf16 until 2026-11-30)",
+             lambda c: c.replace(model="glyphnet-wide")),
     "aug_half": ("the preset's augmentation on half of the glyphs (--augment-share 0.5, the preset since 2026-11-30)",
                  lambda c: c.replace(augment_share=0.5)),
 }
@@ -126,7 +131,7 @@ def main() -> None:
     result = {"machine": machine_info(torch.device("cpu")), "split": args.split, "levers": {}}
     for name in names:
         description, change = LEVERS[name]
-        config = apply_preset(base, "fast", trains_fp32_on_cpu(base.device, base.precision))
+        config = apply_preset(base, "fast")
         config = change(config.replace(epochs=2 if args.quick else args.epochs or config.epochs))
         print(f"{name}: {description} ({config.model}, {config.epochs} epochs, precision {args.precision})")
         run = time_to_accuracy(config, data, out / name, (0.905, 0.885), print)

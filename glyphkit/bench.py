@@ -35,7 +35,7 @@ from glyphkit.inference import Predictor
 from glyphkit.interpret import Interpretation
 from glyphkit.models import build_model
 from glyphkit.rundir import write_results
-from glyphkit.runtime import cpu_supports_bf16, precision_name, resolve_device, set_threads, trains_fp32_on_cpu
+from glyphkit.runtime import cpu_supports_bf16, precision_name, resolve_device, set_threads
 from glyphkit.training import Trainer, resolve_config
 from glyphkit.workflows import load_data, train
 
@@ -411,8 +411,7 @@ def run_benchmark(split: str = "proxy47", data_dir: str | None = None, output_di
     if not skip_accuracy:
         result["accuracy"] = []
         for p in (("bf16", "fp32") if precision == "both" else (precision,)):
-            # As `glyphkit train --preset` resolves it: with its fp32 variant where the run is fp32 on a CPU.
-            config = apply_preset(base.replace(precision=p), preset, trains_fp32_on_cpu(device, p))
+            config = apply_preset(base.replace(precision=p), preset)
             config = config.replace(epochs=1) if quick else config
             log(f"time to accuracy: preset {preset}, {config.model}, {config.epochs} epochs, precision {p}")
             result["accuracy"].append(time_to_accuracy(config, data, out / f"run_{p}", targets, log))

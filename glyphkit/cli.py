@@ -18,7 +18,7 @@ import torch
 
 from glyphkit import distributed, workflows
 from glyphkit.bench import run_benchmark
-from glyphkit.config import (PRECISIONS, PRESETS, PRESETS_FP32_CPU, SCHEDULERS, SHRUNK_SIDES, Config, ConfigError,
+from glyphkit.config import (PRECISIONS, PRESETS, SCHEDULERS, SHRUNK_SIDES, Config, ConfigError,
                              apply_preset)
 from glyphkit.data import DataError
 from glyphkit.export import FORMATS, PARITY_IMAGES, ExportError, describe_parity, export_run
@@ -27,7 +27,6 @@ from glyphkit.lr_finder import save_lr_choice
 from glyphkit.predict import predict, prediction_rows, save_crops, write_predictions
 from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError
 from glyphkit.rundir import LR_CHOICE, CheckpointError, RunFolderExists
-from glyphkit.runtime import trains_fp32_on_cpu
 from glyphkit.training import Trainer, TrainingDiverged
 from glyphkit.workflows import TrainingInterrupted
 
@@ -279,12 +278,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config = Config()
     given = vars(args)
     if "preset" in given:
-        fp32_cpu = trains_fp32_on_cpu(given.get("device", "auto"), given.get("precision", "auto"))
-        config = apply_preset(config, given["preset"], fp32_cpu)
-        variant = {k: v for k, v in PRESETS_FP32_CPU.get(given["preset"], {}).items() if k not in given}
-        if fp32_cpu and variant:
-            _log(f"preset {given['preset']} in fp32 on a CPU: " + ", ".join(f"{k} {v}" for k, v in variant.items())
-                 + " (a CPU without native bf16 trains several times slower; see README, Presets)")
+        config = apply_preset(config, given["preset"])
     fields = set(Config.__dataclass_fields__)
     overrides = {k: v for k, v in given.items() if k in fields and k != "preset"}
     return config.replace(**overrides).validate()

@@ -80,12 +80,6 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return None
 
 
-def trains_fp32_on_cpu(device: str = "auto", precision: str = "auto") -> bool:
-    """Whether these settings train in plain fp32 on a CPU (what presets with a cheaper fp32 variant check)."""
-    resolved = resolve_device(device)
-    return resolved.type == "cpu" and autocast_dtype(resolved, precision) is None
-
-
 def precision_name(dtype: torch.dtype | None) -> str:
     """'bf16', 'fp16' or 'fp32': how logs, configs and the benchmark name an autocast dtype."""
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")

@@ -31,7 +31,7 @@ def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     table = (out / "bench.md").read_text()
     assert "(a) original" in table and "(b28)" in table and "Time to 90% test accuracy" in table
     assert "| ONNX export in onnxruntime | fp32 |" in table
-    assert "| fast | glyphnet, 1 | fp32 |" in table  # the fast preset's fp32 variant, as `train --preset` picks it
+    assert "| fast | glyphnet, 1 | fp32 |" in table  # the preset, its network, the quick run's 1 epoch
     assert "None" not in table and result["machine"]["torch"] in table
 
 
