@@ -14,12 +14,12 @@ test accuracy after every epoch, those evaluations left out of the clock), and t
   glyph only a few times, and still fits the training set less well than the validation set under the preset's;
 - `no_rotation`: shift and zoom kept, no rotation;
 - `no_aug`: no augmentation at all (`--no-augment`);
-- `wide`: `glyphnet-wide`, 1.5x the width, which the preset trained in bf16 until 2026-11-30 (glyphnet in fp32):
-  0.1-0.2 point more accurate after the same epochs, at 1.5-2x the time per epoch;
 - `aug_all` / `aug_half`: the preset's rotation, shift and zoom on every glyph (the preset until 2026-11-30) / on
   half of them, the other half trained on as stored (`--augment-share 0.5`, the preset since). Whatever a lever
   does to the test accuracy, check what it does to reading scans too (benchmarks/paper_test.py on the lever's run
   folder, OUT/LEVER).
+- `wide`: `glyphnet-wide`, 1.5x the width, which the preset trained in bf16 until 2026-11-30 (and glyphnet in
+  fp32): 0.1-0.2 point more accurate after the same epochs, at 1.5-2x the time per epoch.
 
     python benchmarks/time_to_90_levers.py --data-dir ../shared/emnist [--precision bf16|fp32]
         [--levers preset,half_schedule,batch128,progressive20,light_aug,no_rotation,no_aug,aug_all,aug_half,
@@ -63,10 +63,10 @@ LEVERS = {
     "no_aug": ("no augmentation (--no-augment)", lambda c: c.replace(augment=False)),
     "aug_all": ("the preset's augmentation on every glyph (the preset until 2026-11-30)",
                 lambda c: c.replace(augment_share=1.0)),
-    "wide": ("glyphnet-wide, 1.5x the width (the preset's network in bf16 until 2026-11-30)",
-             lambda c: c.replace(model="glyphnet-wide")),
     "aug_half": ("the preset's augmentation on half of the glyphs (--augment-share 0.5, the preset since 2026-11-30)",
                  lambda c: c.replace(augment_share=0.5)),
+    "wide": ("glyphnet-wide, 1.5x the width (the preset's network in bf16 until 2026-11-30)",
+             lambda c: c.replace(model="glyphnet-wide")),
 }
 
 
