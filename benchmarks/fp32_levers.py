@@ -5,11 +5,12 @@ machine, with the `fast` preset's training settings and nothing else changed fro
 
 - training images/s: memory layout (channels_last or contiguous), batch size, threads, `torch.compile` of the
   network, and the network (`glyphnet` against `glyphnet-wide`); the baseline in bf16 too when the CPU has it;
-- inference images/s on test glyphs, as `glyphkit evaluate` runs them: memory layout, batch size, the compiled
-  frozen network (batch norm folded into the convolutions), test-time augmentation;
+- inference images/s on test glyphs, as `glyphkit evaluate` runs them: memory layout, batch size, batch norms
+  folded into the convolutions (eager) or not, the compiled frozen network, test-time augmentation;
 - where a fp32 training step spends its time (torch.profiler, the operators with the most self time).
 
-    python benchmarks/fp32_levers.py --data-dir ../shared/emnist [--out runs/fp32_levers] [--quick]
+    python benchmarks/fp32_levers.py --data-dir ../shared/emnist [--only train|inference] [--out runs/fp32_levers]
+        [--quick]
 
 Each rate is the median of timed windows after a warm-up (glyphkit.bench's own measure). Run it on an otherwise
 idle machine. Writes fp32_levers.json and fp32_levers.md under --out (git-ignored `runs/` by default).
@@ -20,9 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+from unittest import mock
 
 import torch
 
+from glyphkit import inference
 from glyphkit.bench import _median_rate, machine_info, training_rate
 from glyphkit.config import Config, apply_preset
 from glyphkit.inference import Predictor
@@ -43,7 +46,8 @@ TRAIN_LEVERS = {
     "glyphnet-wide (the best preset's network)": {"model": "glyphnet-wide"},
 }
 INFERENCE_LEVERS = {
-    "baseline: eager, batch 256, channels_last": {},
+    "baseline: eager, batch 256, channels_last, batch norms folded": {},
+    "batch norms kept (not folded; glyphkit until 2026-11-30)": {"fold": False},
     "contiguous (NCHW) memory": {"channels_last": False},
     "batch 1024": {"batch_size": 1024},
     "compiled, frozen (batch norm folded)": {"compile_model": True},
@@ -75,8 +79,12 @@ def train_rate(config: Config, data, quick: bool, compile_training: bool = False
 
 
 def inference_rate(config: Config, data, quick: bool, batch_size: int = 256, compile_model: bool = False,
-                   tta: bool = False) -> float:
-    """Images/s of a (freshly initialised) network reading test glyphs through Predictor, as evaluate does."""
+                   tta: bool = False, fold: bool = True) -> float:
+    """Images/s of a (freshly initialised) network reading test glyphs through Predictor, as evaluate does;
+    `fold=False` keeps the batch norms as separate layers, as eager inference ran them until 2026-11-30."""
+    if not fold:
+        with mock.patch.object(inference, "fold_batch_norm", lambda model: model):
+            return inference_rate(config, data, quick, batch_size, compile_model, tta)
     torch.set_num_threads(CORES)
     trainer = Trainer(config, data, run_dir=None, progress=False, log=lambda *_: None)  # resolves classes, norm
     predictor = Predictor(trainer.eval_model, trainer.config, trainer.device, batch_size=batch_size,
@@ -111,17 +119,18 @@ def profile_step(config: Config, data, steps: int = 6) -> list[dict]:
 
 def markdown(result: dict) -> str:
     m = result["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['cpu_bf16']}, torch {torch.__version__}.",
-             "", "| training lever (fp32 unless said) | train img/s | vs baseline |", "|---|---|---|"]
-    base = next(iter(result["train"].values()))
-    lines += [f"| {k} | {v:,.0f} | {v / base:.2f}x |" for k, v in result["train"].items()]
-    lines += ["", "| inference lever (fp32 unless said) | img/s | vs baseline |", "|---|---|---|"]
-    base = next(iter(result["inference"].values()))
-    lines += [f"| {k} | {v:,.0f} | {v / base:.2f}x |" for k, v in result["inference"].items()]
-    lines += ["", "Where a fp32 training step of the baseline spends its time (self CPU time):", "",
-              "| operator | ms per step | share | calls per step |", "|---|---|---|---|"]
-    lines += [f"| `{r['op']}` | {r['self_ms_per_step']:.1f} | {r['share']:.0%} | {r['calls_per_step']:.0f} |"
-              for r in result["profile"]]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['cpu_bf16']}, torch {torch.__version__}."]
+    for part, header in (("train", "training lever (fp32 unless said) | train img/s"),
+                         ("inference", "inference lever (fp32 unless said) | img/s")):
+        if result[part]:
+            base = next(iter(result[part].values()))
+            lines += ["", f"| {header} | vs baseline |", "|---|---|---|"]
+            lines += [f"| {k} | {v:,.0f} | {v / base:.2f}x |" for k, v in result[part].items()]
+    if result.get("profile"):
+        lines += ["", "Where a fp32 training step of the baseline spends its time (self CPU time):", "",
+                  "| operator | ms per step | share | calls per step |", "|---|---|---|---|"]
+        lines += [f"| `{r['op']}` | {r['self_ms_per_step']:.1f} | {r['share']:.0%} | {r['calls_per_step']:.0f} |"
+                  for r in result["profile"]]
     return "\n".join(lines) + "\n"
 
 
@@ -130,26 +139,29 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--split", default="proxy47")
     parser.add_argument("--out", default="runs/fp32_levers")
+    parser.add_argument("--only", choices=["train", "inference"],
+                        help="measure only the training levers (and the profile) or only the inference ones")
     parser.add_argument("--quick", action="store_true", help="a few steps of everything (a smoke test)")
     args = parser.parse_args()
     base = baseline_config(args.data_dir, args.split, args.quick)
     data = load_data(base, log=print)
     result = {"machine": {**machine_info(torch.device("cpu")), "python": platform.python_version()},
               "train": {}, "inference": {}}
-    levers = dict(TRAIN_LEVERS)
-    if cpu_supports_bf16():
+    levers = dict(TRAIN_LEVERS) if args.only != "inference" else {}
+    if levers and cpu_supports_bf16():
         levers["the baseline in bf16 (for scale)"] = {"precision": "bf16"}
     for name, change in levers.items():
         change = dict(change)
         kwargs = {k: change.pop(k) for k in ("compile_training", "fused_adamw") if k in change}
         result["train"][name] = train_rate(base.replace(**change), data, args.quick, **kwargs)
         print(f"train     {name}: {result['train'][name]:,.0f} img/s", flush=True)
-    for name, change in INFERENCE_LEVERS.items():
+    for name, change in (INFERENCE_LEVERS.items() if args.only != "train" else ()):
         change = dict(change)
-        kwargs = {k: change.pop(k) for k in ("batch_size", "compile_model", "tta") if k in change}
+        kwargs = {k: change.pop(k) for k in ("batch_size", "compile_model", "tta", "fold") if k in change}
         result["inference"][name] = inference_rate(base.replace(**change), data, args.quick, **kwargs)
         print(f"inference {name}: {result['inference'][name]:,.0f} img/s", flush=True)
-    result["profile"] = profile_step(base, data, steps=2 if args.quick else 6)
+    if args.only != "inference":
+        result["profile"] = profile_step(base, data, steps=2 if args.quick else 6)
     write_results(args.out, "fp32_levers", result, markdown(result))
     print("\n" + markdown(result))
 

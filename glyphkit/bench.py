@@ -8,7 +8,8 @@ Throughput rows:
   (b28) the same, but fed the glyphs at their native 28x28 instead of padded to the spec's 32x32 (the spec's
       layers unchanged; 23% fewer pixels per convolution);
   (c) glyphkit's default model in the same pipeline.
-Inference is measured eager and through `runtime.compile_for_inference` (torch.compile with frozen weights), and
+Inference is measured eager (batch norms folded into the convolutions, as `evaluate` runs it) and through
+`inference.compile_for_inference` (torch.compile with frozen weights), and
 for (c) also as `glyphkit export` writes it: onnxruntime beside PyTorch eager, a batch of 256 and single glyphs.
 Each number is the median of several timed windows after a warm-up. Results go to bench.json and bench.md.
 """

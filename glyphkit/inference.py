@@ -16,6 +16,7 @@ EMNIST, but those moves cost accuracy on users' scans (README, "Confidence you c
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 import weakref
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx.experimental import optimization as fx_optimization
 from tqdm.auto import tqdm
 
 from glyphkit.batches import iterate_batches
@@ -45,12 +47,37 @@ TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # pixel shifts (dx, dy)
 TTA_BELOW_CONFIDENCE: float | None = 0.8
 INFERENCE_BATCH = 256  # images per inference batch (and the one shape a compiled network is built for)
 
-_compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weights version, compiled model)
+_inference_copies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {kind: (weights version, copy)}
 
 
 def _weights_version(model: nn.Module) -> tuple[int, ...]:
     """Changes whenever a parameter or buffer is modified in place (optimizer step, EMA update, load_state_dict)."""
     return tuple(t._version for t in (*model.parameters(), *model.buffers()))
+
+
+def _inference_copy(model: nn.Module, kind: str, build: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """`build(model)`, cached per model and kind, and rebuilt when any weight has changed since: the copies bake
+    the weights in, so a stale one would answer with the old network."""
+    version = _weights_version(model)
+    copies = _inference_copies.setdefault(model, {})
+    if kind not in copies or copies[kind][0] != version:
+        copies[kind] = (version, build(model))
+    return copies[kind][1]
+
+
+def fold_batch_norm(model: nn.Module) -> nn.Module:
+    """An inference copy of `model` (eval mode) with every batch norm folded into the convolution before it.
+
+    In eval mode a batch norm is a fixed scale and shift per channel, so it can live in the convolution's weights
+    and bias (torch.fx's `fuse`): one pass over each feature map instead of two, the same answers up to float
+    rounding. Eager inference in fp32 on 2 CPU cores ran about 1.2x faster this way (README, "Faster inference").
+    Cached per model and rebuilt after any weight change, like `compile_for_inference`."""
+    def build(m: nn.Module) -> nn.Module:
+        if not any(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in m.modules()):
+            return m
+        return fx_optimization.fuse(copy.deepcopy(m).eval(), inplace=True)  # m itself keeps its batch norms
+
+    return _inference_copy(model, "folded", build)
 
 
 def compile_for_inference(model: nn.Module) -> nn.Module:
@@ -61,12 +88,8 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
     the compiled model is cached per model and rebuilt when any weight has changed since. Compilation itself
     happens on the first call (seconds to a minute; it needs a C++ compiler on the CPU).
     """
-    version = _weights_version(model)
-    cached = _compiled.get(model)
-    if cached is None or cached[0] != version:
-        cached = (version, torch.compile(model, dynamic=False, options={"freezing": True}))
-        _compiled[model] = cached
-    return cached[1]
+    return _inference_copy(model, "compiled",
+                           lambda m: torch.compile(m, dynamic=False, options={"freezing": True}))
 
 
 def predict_logits(model: nn.Module, images: torch.Tensor, *, tta: bool = False, **settings: Any) -> torch.Tensor:
@@ -123,12 +146,14 @@ def needs_tta(plain_logits: torch.Tensor, below: float | None,
 
 class _ViewRunner:
     """Runs a network over uint8 glyphs in batches, each glyph seen in one or more shifted views: [views, N,
-    classes]. Keeps the compiled network across calls, and the eager one once compilation has failed."""
+    classes]. The network runs compiled, or eager with its batch norms folded (`fold_batch_norm`); once
+    compilation has failed, eager for the rest of the calls."""
 
     def __init__(self, model: nn.Module, *, mean: float, std: float, input_size: int, device: torch.device,
                  batch_size: int, amp_dtype: torch.dtype | None, channels_last: bool, progress: bool,
                  compile_model: bool):
-        self.model, self.net = model, compile_for_inference(model) if compile_model else model
+        self.model, self.compiled = model, compile_model
+        self.net = compile_for_inference(model) if compile_model else fold_batch_norm(model)
         self.batching = dict(mean=mean, std=std, input_size=input_size, device=device, channels_last=channels_last)
         self.device, self.batch_size, self.amp_dtype = device, batch_size, amp_dtype
         self.channels_last, self.progress = channels_last, progress
@@ -141,17 +166,17 @@ class _ViewRunner:
         out = []
         for x, _ in batches:
             n = len(x)
-            if self.net is not self.model and n < self.batch_size:
+            if self.compiled and n < self.batch_size:
                 x = torch.cat([x, x.new_zeros(self.batch_size - n, *x.shape[1:])])
             try:
                 out.append(self._forward(x, shifts)[:, :n].cpu())
             except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, the eager network still works
-                if self.net is self.model:
+                if not self.compiled:
                     raise
                 warnings.warn(f"torch.compile could not compile the network ({type(exc).__name__}: "
                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); "
                               "running it uncompiled instead", RuntimeWarning, stacklevel=3)
-                self.net = self.model
+                self.compiled, self.net = False, fold_batch_norm(self.model)
                 out.append(self._forward(x, shifts)[:, :n].cpu())
         return torch.cat(out, dim=1) if out else torch.empty(len(shifts), 0, 0)
 

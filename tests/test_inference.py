@@ -1,5 +1,5 @@
-"""Batched prediction: compiled inference gives the eager network's answers, follows weight changes, and falls
-back to eager (with a warning) where torch.compile cannot work."""
+"""Batched prediction: inference with batch norms folded and compiled inference give the network's own answers,
+follow weight changes, and compilation falls back to eager (with a warning) where torch.compile cannot work."""
 
 from __future__ import annotations
 
@@ -41,6 +41,28 @@ def test_compiled_inference_matches_eager_and_follows_weight_changes():
         model.classifier[-1].bias.add_(torch.arange(5.0))
     torch.testing.assert_close(_predict(model, images, compile_model=True), _predict(model, images),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_inference_runs_the_network_with_batch_norms_folded_and_gives_its_answers():
+    model, images = _model(), _images()
+    x = (images.float().unsqueeze(1) / 255 - 0.17) / 0.33
+    with torch.no_grad():
+        expected = model(x)  # the network itself, batch norms and all
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    calls = []
+    for norm in norms:
+        norm.register_forward_hook(lambda *_: calls.append(1))
+    model.train()  # predict switches to eval mode and back
+    logits = _predict(model, images)
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    assert calls == []  # folded into the convolutions: no separate normalisation pass
+    assert model.training and len([m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]) == len(norms)
+
+    with torch.no_grad():  # another epoch of training changes the statistics: the folded copy must follow
+        norms[0].running_mean.add_(0.3)
+        expected = model.eval()(x)
+    assert not torch.allclose(expected, logits, atol=1e-3)
+    torch.testing.assert_close(_predict(model, images), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
