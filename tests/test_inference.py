@@ -3,6 +3,9 @@ follow weight changes, and compilation falls back to eager (with a warning) wher
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 
@@ -63,6 +66,20 @@ def test_inference_runs_the_network_with_batch_norms_folded_and_gives_its_answer
         expected = model.eval()(x)
     assert not torch.allclose(expected, logits, atol=1e-3)
     torch.testing.assert_close(_predict(model, images), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_network_no_longer_used_is_freed_despite_its_cached_inference_copies():
+    """A notebook that trains or loads one network after another must not keep every one of them in memory."""
+    with_norms = _model()
+    without_norms = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                        torch.nn.Linear(4 * 26 * 26, 5)).eval()
+    for model in (with_norms, without_norms):
+        _predict(model, _images(8))  # runs and caches the folded copy
+    inference.compile_for_inference(with_norms)  # caches the compiled copy (compilation waits for the first call)
+    alive = [weakref.ref(with_norms), weakref.ref(without_norms)]
+    del model, with_norms, without_norms
+    gc.collect()
+    assert [ref() for ref in alive] == [None, None]
 
 
 def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
