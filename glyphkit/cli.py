@@ -179,12 +179,14 @@ def _add_lr_find_args(f: argparse.ArgumentParser) -> None:
     """lr-find takes train's flags that shape the range test: the model, its batches, the data, the threads."""
     S = argparse.SUPPRESS
     _add_data_args(f)
-    f.add_argument("--batch-size", type=_positive_int, default=S)
-    f.add_argument("--model", default=S)
-    f.add_argument("--preset", choices=sorted(PRESETS), default=S)
-    f.add_argument("--output-dir", default=S)
-    f.add_argument("--seed", type=int, default=S)
-    f.add_argument("--limit-train", type=_positive_int, default=S)
+    f.add_argument("--batch-size", type=_positive_int, default=S,
+                   help=f"batch size of the range test, as training will use it (default: {DEFAULTS.batch_size})")
+    f.add_argument("--model", default=S, help=f"architecture to test (default: {DEFAULTS.model})")
+    f.add_argument("--preset", choices=sorted(PRESETS), default=S, help="take the model and batch size of a preset")
+    f.add_argument("--output-dir", default=S,
+                   help=f"run folder that receives lr_finder.png and lr.json (default: {DEFAULTS.output_dir})")
+    f.add_argument("--seed", type=int, default=S, help=f"random seed (default: {DEFAULTS.seed})")
+    f.add_argument("--limit-train", type=_positive_int, default=S, help="use only this many training images")
     f.add_argument("--num-threads", type=_positive_int, default=S, help="torch CPU threads (default: the cores)")
 
 
@@ -207,7 +209,8 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", metavar="FILE.csv|FILE.json", help="write every prediction to a CSV or JSON file")
     p.add_argument("--save-crops", metavar="DIR", help="write the 28x28 glyphs the model saw, to check them")
     p.add_argument("--checkpoint", default="best_model.pth", help="checkpoint file in the run folder")
-    p.add_argument("--device", default=argparse.SUPPRESS, choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default=argparse.SUPPRESS, choices=["auto", "cpu", "cuda"],
+                   help="where to run the model (default: auto, CUDA when present)")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
