@@ -44,6 +44,14 @@ def pytest_runtest_setup(item):
                 os.environ[key] = value
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every notebook is marked `notebooks` and `slow`: `pytest -m "not slow"` leaves them out."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebooks)
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config):
     if _run_root is not None:
         shutil.rmtree(_run_root, ignore_errors=True)

@@ -67,7 +67,8 @@ def _missing_tools() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing_tools() is not None, reason=f"browser test: {_missing_tools()}")
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(_missing_tools() is not None, reason=f"browser test: {_missing_tools()}")]
 
 
 # ------------------------------------------------------------------------------------------------ the server
