@@ -134,28 +134,28 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
                    help=f"AdamW weight decay on conv/linear weights (default: {DEFAULTS.weight_decay})")
     t.add_argument("--label-smoothing", type=_smoothing, default=S,
                    help=f"cross-entropy label smoothing, 0 to <1 (default: {DEFAULTS.label_smoothing}; the best preset: "
-                   "0.1, a little more accuracy but confidences no single temperature calibrates; see README, "
-                   "'Confidence you can trust')")
+                   "0.1, a little more accuracy but confidences no single temperature calibrates; see "
+                   "docs/evaluation.md#label-smoothing-and-calibration)")
     t.add_argument("--progressive-size", type=_shrunk_side, default=S, metavar="SIDE",
                    help="progressive resizing: the first half of the epochs train on glyphs shrunk to SIDE x SIDE "
                    "pixels, the rest at full size (0: off, the default; 20 halves the work of those epochs; see "
-                   "README, 'Training')")
+                   "docs/training.md#how-training-works)")
     t.add_argument("--no-augment", dest="augment", action="store_false", default=S,
                    help="train on the glyphs as stored, without random rotation, shift and zoom: a short run reaches "
-                   "a higher EMNIST test accuracy sooner, but reads scans and photos worse (see README, 'Without "
-                   "native bf16')")
+                   "a higher EMNIST test accuracy sooner, but reads scans and photos worse (see "
+                   "docs/experiments.md)")
     t.add_argument("--augment-share", type=_share, default=S, metavar="P",
                    help="the chance that a training glyph is augmented at all, above 0 and at most 1 (default: "
-                   f"{DEFAULTS.augment_share}; the fast preset: 0.5, see README, 'Without native bf16')")
+                   f"{DEFAULTS.augment_share}; the fast preset: 0.5, see docs/experiments.md)")
     t.add_argument("--lr-finder", action="store_true", help="run the LR range test first and offer its suggestion")
     t.add_argument("--output-dir", default=S, help=f"run folder (default: {DEFAULTS.output_dir})")
     t.add_argument("--seed", type=int, default=S, help=f"random seed (default: {DEFAULTS.seed})")
     t.add_argument("--skip-eval", action="store_true", help="skip the test-set evaluation and reports")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
-    t.add_argument("--model", default=S, help=f"architecture (default: {DEFAULTS.model}; see README)")
+    t.add_argument("--model", default=S, help=f"architecture (default: {DEFAULTS.model}; see docs/training.md#models)")
     t.add_argument("--preset", choices=sorted(PRESETS), default=S,
-                   help="a measured set of settings (see README, 'Presets'); explicit flags override it")
+                   help="a measured set of settings (see docs/training.md#presets); explicit flags override it")
     t.add_argument("--scheduler", choices=SCHEDULERS, default=S, help=f"LR schedule (default: {DEFAULTS.scheduler})")
     t.add_argument("--val-split", type=_fraction, default=S, help=f"validation share (default: {DEFAULTS.val_split})")
     t.add_argument("--limit-train", type=_positive_int, default=S, help="use only this many training images")
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_args(sub.add_parser("train", help="train a model (the default command)",
                                    description="Train a residual CNN on an EMNIST split and write a run folder "
-                                   "(in one process, or in several under torchrun: see README)."))
+                                   "(in one process, or in several under torchrun: see docs/distributed.md)."))
 
     e = _add_run_command(sub, "evaluate", help="evaluate a run folder's best model on the test split",
                          description="Re-evaluate a run: metrics, reports and figures into the run folder.")
@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(c)
     c.add_argument("--method", choices=workflows.CALIBRATION_METHODS, default="temperature",
                    help="temperature: one number, never changes an answer (default); vector: a scale and a bias "
-                   "per class, better calibrated on EMNIST-like glyphs but less accurate on scans (README)")
+                   "per class, better calibrated on EMNIST-like glyphs but less accurate on scans (docs/evaluation.md#vector-scaling)")
 
     x = _add_run_command(sub, "export", help="export a run's model to ONNX or torch.export (.pt2), checked",
                          description="Export a run's model as one file that runs without glyphkit: 0..255 glyphs "
@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     x.add_argument("--no-progress", action="store_true", help=argparse.SUPPRESS)
 
-    b = sub.add_parser("bench", help="measure speed and time-to-accuracy (see README, 'Benchmark')",
+    b = sub.add_parser("bench", help="measure speed and time-to-accuracy (see docs/benchmarks.md)",
                        description="Benchmark throughput and time to accuracy on real data.")
     _add_data_args(b)
     b.add_argument("--output-dir", default="bench_results", help="where the JSON and Markdown results go")
@@ -509,8 +509,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run one command. A user's mistake (USER_ERRORS) becomes one `error:` line and exit status 2 (README, "When
-    things go wrong"); anything else is a bug and keeps its traceback; --debug lets every exception through."""
+    """Run one command. A user's mistake (USER_ERRORS) becomes one `error:` line and exit status 2
+    (docs/troubleshooting.md); anything else is a bug and keeps its traceback; --debug lets every exception through."""
     try:
         return COMMANDS[args.command](args)
     except TrainingInterrupted as exc:  # the message says how to resume

@@ -55,7 +55,7 @@ class Config:
     ema_decay: float = 0.0  # exponential moving average of weights (0: off); evaluation uses the average
     init_from: str | None = None  # a run folder whose best model starts this one (its classifier too if classes match)
     # --- augmentation (applied to training batches on the device) ---
-    augment: bool = True  # False: train on the glyphs as stored (sooner to a test-set accuracy, worse on scans: README)
+    augment: bool = True  # False: train on the glyphs as stored (sooner to a test-set accuracy, worse on scans: docs/experiments.md)
     rotation_degree: float = 15.0  # random rotation, +- degrees
     affine_degree: float = 10.0  # a second random rotation, as the spec's RandomAffine(degrees=10)
     translate: float = 0.08  # random shift, fraction of the image side
@@ -66,7 +66,7 @@ class Config:
     progressive_size: int = 0
     # --- evaluation ---
     tta: bool = False  # test-time augmentation: average predictions over small shifts
-    compile: bool = False  # torch.compile the network (frozen weights) for test-set evaluation (README, Faster inference)
+    compile: bool = False  # torch.compile the network (frozen weights) for test-set evaluation (docs/evaluation.md#compiling-the-network-compile)
     # --- runtime ---
     seed: int = 42  # seeds Python, NumPy and torch
     device: str = "auto"  # auto (cuda if present), cpu or cuda
@@ -155,18 +155,15 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-# Presets: named sets of overrides that the benchmark measured (see README, "Benchmark").
+# Presets: named sets of overrides, each measured (docs/training.md#presets; numbers in benchmarks/results/).
 PRESETS: dict[str, dict[str, Any]] = {
     # The original specification, exactly: its architecture at 32x32, fp32 semantics aside.
     "original": dict(model="enhanced", batch_size=128, epochs=50, lr=1e-3, scheduler="cosine"),
-    # Time-to-accuracy on a CPU, the same settings in bf16 and in fp32: glyphnet, big batches, one 8-epoch LR cycle
-    # (90% proxy47 test accuracy after the 4th epoch in bf16 and fp32; glyphnet-wide, the preset's bf16 network until
-    # 2026-11-30, ended about 0.2 point higher for 1.6-2x the time, 10 epochs of glyphnet 0.15 point for 20% more),
-    # weight averaging, milder augmentation on half of the glyphs (a short run then learns EMNIST's own framing about
-    # as fast as without augmentation and still reads scans: README, "Without native bf16"), best epoch by validation
-    # accuracy, test-time augmentation in the final evaluation. No label smoothing: it bought about 0.1 point of
-    # accuracy but left confidences that no temperature calibrates (README, "Confidence you can trust").
-    # The benchmark's time-to-accuracy run uses this.
+    # Time to accuracy on a CPU, the same settings in bf16 and in fp32: glyphnet, big batches, one 8-epoch LR cycle,
+    # weight averaging, milder augmentation on half of the glyphs (a short run learns EMNIST's own framing about as
+    # fast as without augmentation and still reads scans), best epoch by validation accuracy, test-time augmentation
+    # in the final evaluation. No label smoothing: it left confidences that no single temperature calibrates.
+    # Why each setting: docs/experiments.md. The benchmark's time-to-accuracy run uses this preset.
     "fast": dict(model="glyphnet", batch_size=256, epochs=8, lr=3e-3, scheduler="onecycle", label_smoothing=0.0,
                  ema_decay=0.999, dropout_rate=0.2, rotation_degree=10.0, affine_degree=0.0, translate=0.08,
                  scale=0.1, augment_share=0.5, monitor="val_acc", tta=True),
@@ -176,6 +173,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                  label_smoothing=0.1, ema_decay=0.9995, dropout_rate=0.3, rotation_degree=10.0, affine_degree=0.0,
                  translate=0.08, scale=0.1, monitor="val_acc", tta=True, early_stopping_patience=40),
 }
+
+# Each preset's measured claim: the results file (benchmarks/results/NAME.json) whose summary "claims" the README's
+# headline table shows (benchmarks/render_results.py). None: the preset was never measured as a whole.
+PRESET_RESULTS: dict[str, str | None] = {"original": None, "fast": "time_to_90-fast-preset", "best": "best-preset"}
 
 
 def apply_preset(config: Config, name: str) -> Config:

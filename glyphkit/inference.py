@@ -10,7 +10,7 @@ Calibration is temperature scaling (Guo et al. 2017, "On calibration of modern n
 fitted on the validation images after training, divides the logits so that a probability of 0.9 is right about
 90% of the time. It never changes which character is predicted. Vector scaling (a scale and a bias per class, the
 same paper) calibrates the test split better and moves look-alike boundaries towards the characters likelier in
-EMNIST, but those moves cost accuracy on users' scans (README, "Confidence you can trust"), so it is opt-in
+EMNIST, but those moves cost accuracy on users' scans (docs/evaluation.md#vector-scaling), so it is opt-in
 (`glyphkit calibrate --method vector`). `Calibrator` holds either: per-class (or one shared) scale and bias.
 """
 
@@ -43,7 +43,7 @@ TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # pixel shifts (dx, dy)
 # Test-time augmentation only for the glyphs whose calibrated top-1 probability is below this; the others keep
 # their plain answer. Among proxy47's 115,004 test glyphs, averaging all five views would have changed 0 (the
 # fast preset's fp32 run) and 1 (its bf16 run) of those answers at 0.8, while halving TTA's network passes
-# (README, "Test-time augmentation where it can help"; benchmarks/selective_tta.py). None: every glyph.
+# (docs/evaluation.md#test-time-augmentation; benchmarks/experiments/selective_tta.py). None: every glyph.
 TTA_BELOW_CONFIDENCE: float | None = 0.8
 INFERENCE_BATCH = 256  # images per inference batch (and the one shape a compiled network is built for)
 
@@ -71,7 +71,7 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
 
     In eval mode a batch norm is a fixed scale and shift per channel, so it can live in the convolution's weights
     and bias (torch.fx's `fuse`): one pass over each feature map instead of two, the same answers up to float
-    rounding. `glyphkit evaluate` in fp32 on 2 CPU cores ran 1.28x faster this way (README, "Faster inference").
+    rounding. `glyphkit evaluate` in fp32 on 2 CPU cores ran 1.28x faster this way (docs/evaluation.md#faster-inference).
     Cached per model and rebuilt after any weight change, like `compile_for_inference`; `model` itself keeps its
     batch norms. A network without batch norms is returned as it is."""
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
@@ -83,7 +83,7 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
     """`model` through torch.compile with frozen weights, for fast repeated inference.
 
     Freezing lets the compiler fold each BatchNorm into its convolution and pre-pack the weights (measured
-    speed-ups in README, "Faster inference"). It also bakes the current weights in, so
+    speed-ups in docs/evaluation.md#faster-inference). It also bakes the current weights in, so
     the compiled model is cached per model and rebuilt when any weight has changed since. Compilation itself
     happens on the first call (seconds to a minute; it needs a C++ compiler on the CPU).
     """
@@ -111,7 +111,7 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
     The unshifted view is the plain prediction, so TTA adds the four shifted views only. With `tta_below`, only
     the glyphs whose top-1 probability (softmax of `calibrator(plain logits)`) is below it get them; the others
     keep their plain logits. A glyph the network is sure of almost never changes its answer when averaged over
-    one-pixel shifts, so this saves most of TTA's cost (README, "Test-time augmentation where it can help").
+    one-pixel shifts, so this saves most of TTA's cost (docs/evaluation.md#test-time-augmentation).
 
     With `compile_model`, the network runs through `compile_for_inference` (the last batch is zero-padded to full
     size so one compiled shape serves every batch); if compilation fails, a warning says why and the eager

@@ -47,7 +47,7 @@ class LRFinderResult:
     def suggestion(self) -> float | None:
         """`valley` on a curve of at least MIN_VALLEY_POINTS points; on a shorter one (a quick test, or a test that
         diverged early) `minimum`: with 20 points, valley's answer moved between 3e-5 and 6e-4 from seed to seed
-        on proxy47 while a 100-step test said 1.1e-3; minimum said 3e-3 every time (README, "Learning-rate finder")."""
+        on proxy47 while a 100-step test said 1.1e-3; minimum said 3e-3 every time (docs/training.md#learning-rate-finder)."""
         if self.valley is not None and len(self.lrs) >= MIN_VALLEY_POINTS:
             return self.valley
         return self.minimum if self.minimum is not None else self.valley

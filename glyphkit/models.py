@@ -3,7 +3,7 @@
 The spec's network runs three stages (32->64, 64->128, 128->256 channels), each a block at full resolution
 followed by 2x downsampling, then global average pooling and a 256->512->classes head. `width` scales every
 stage and `input_size` sets the (square) input; the spec's exact network is width 32 at 32x32, registered as
-`enhanced`. Other names in MODELS are the same family at the sizes the benchmark measured (see README).
+`enhanced`. Other names in MODELS are the same family at the sizes the benchmark measured (see docs/training.md#models).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class GlyphNet(nn.Module):
 
     stem conv (1->w) at 28x28 -> pool -> block (w->2w) at 14x14 -> pool -> block (2w->4w) + block (4w->4w)
     at 7x7 -> global average pool -> dropout -> FC 4w->classes. At w=32 it trains ~5x faster than the spec's
-    network on a CPU (see README, "Benchmark").
+    network on a CPU (see docs/benchmarks.md).
     """
 
     def __init__(self, num_classes: int, dropout_rate: float = 0.4, use_residual: bool = True, width: int = 32):
