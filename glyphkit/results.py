@@ -48,6 +48,7 @@ COLUMN_FORMATS = {
     "int": "a whole number with thousands separators: 115,004",
     "percent": "a fraction as a percentage, two decimals: 0.9057 -> 90.57%",
     "percent1": "a fraction as a percentage, one decimal: 0.9057 -> 90.6%",
+    "percent3": "a fraction as a percentage, three decimals: 0.89454 -> 89.454%",
     "float2": "two decimals: 1.2345 -> 1.23",
     "float4": "four decimals: 0.12345 -> 0.1235",
     "seconds": "seconds, one decimal: 12.34 -> 12.3 s",
@@ -127,6 +128,14 @@ def default_result_path(tool: str, label: str) -> Path:
     become '_'), in the checkout when there is one, else relative to the current folder."""
     label = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "default"
     return (results_dir() or Path("benchmarks") / "results") / f"{tool}-{label}.json"
+
+
+def result_path(results: str | os.PathLike | None, quick: bool, tool: str, label: str) -> Path | None:
+    """Where a tool's record goes: `results` when given; else default_result_path(tool, label), except for a
+    `quick` smoke run, which writes none (so smoke tests never touch the committed records)."""
+    if results is not None:
+        return Path(results)
+    return None if quick else default_result_path(tool, label)
 
 
 def write_result(path: str | os.PathLike, *, what: str, command: str, columns: Iterable[Mapping[str, str]],
@@ -251,7 +260,8 @@ def format_value(value: Any, fmt: str = "text") -> str:
     if fmt == "text" or isinstance(value, (str, bool)):
         return str(value)
     shown = {"int": lambda v: f"{v:,.0f}", "percent": lambda v: f"{100 * v:.2f}%",
-             "percent1": lambda v: f"{100 * v:.1f}%", "float2": lambda v: f"{v:.2f}", "float4": lambda v: f"{v:.4f}",
+             "percent1": lambda v: f"{100 * v:.1f}%", "percent3": lambda v: f"{100 * v:.3f}%",
+             "float2": lambda v: f"{v:.2f}", "float4": lambda v: f"{v:.4f}",
              "seconds": lambda v: f"{v:.1f} s", "minutes": lambda v: f"{v / 60:.1f} min", "ms": lambda v: f"{v:.2f} ms",
              "ratio": lambda v: f"{v:.2f}x", "sci": lambda v: f"{v:.1e}"}
     if fmt not in shown:

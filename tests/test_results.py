@@ -114,7 +114,8 @@ def test_default_result_path_is_under_benchmarks_results():
 
 
 @pytest.mark.parametrize("value, fmt, shown", [
-    (0.9057, "percent", "90.57%"), (0.9057, "percent1", "90.6%"), (1.2811, "ratio", "1.28x"),
+    (0.9057, "percent", "90.57%"), (0.9057, "percent1", "90.6%"), (0.89454, "percent3", "89.454%"),
+    (1.2811, "ratio", "1.28x"),
     (210, "minutes", "3.5 min"), (115004, "int", "115,004"), (14.751, "ms", "14.75 ms"), (0.000123, "sci", "1.2e-04"),
     (None, "percent", ""), ("final", "int", "final"), (12.34, "seconds", "12.3 s"), (0.12345, "float4", "0.1235"),
 ])
