@@ -43,7 +43,7 @@ TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # pixel shifts (dx, dy)
 # Test-time augmentation only for the glyphs whose calibrated top-1 probability is below this; the others keep
 # their plain answer. Among proxy47's 115,004 test glyphs, averaging all five views would have changed 0 (the
 # fast preset's fp32 run) and 1 (its bf16 run) of those answers at 0.8, while halving TTA's network passes
-# (README, "Test-time augmentation where it can help"; benchmarks/selective_tta.py). None: every glyph.
+# (README, "Test-time augmentation where it can help"; benchmarks/experiments/selective_tta.py). None: every glyph.
 TTA_BELOW_CONFIDENCE: float | None = 0.8
 INFERENCE_BATCH = 256  # images per inference batch (and the one shape a compiled network is built for)
 
