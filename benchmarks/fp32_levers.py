@@ -10,10 +10,13 @@ machine, with the `fast` preset's training settings and nothing else changed fro
 - where a fp32 training step spends its time (torch.profiler, the operators with the most self time).
 
     python benchmarks/fp32_levers.py --data-dir ../shared/emnist [--only train|inference] [--out runs/fp32_levers]
-        [--quick]
+        [--results PATH] [--quick]
 
-Each rate is the median of timed windows after a warm-up (glyphkit.bench's own measure). Run it on an otherwise
-idle machine. Writes fp32_levers.json and fp32_levers.md under --out (git-ignored `runs/` by default).
+Each rate is the median of timed windows after a warm-up (glyphkit.bench.median_rate, the benchmark's own
+measure). Run it on an otherwise idle machine. Writes fp32_levers.json and fp32_levers.md (with the profile) under
+--out (git-ignored `runs/` by default) and the results record benchmarks/results/fp32_levers-PART.json (PART:
+train, inference or all; `--results` to choose). `--quick`: a few steps of each lever but the compiled ones, on
+3,000 glyphs, a smoke test that writes a record only where --results is given.
 """
 
 from __future__ import annotations
@@ -21,16 +24,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-from unittest import mock
 
 import torch
 
-from glyphkit import inference
-from glyphkit.bench import _median_rate, machine_info, training_rate
+from glyphkit.bench import median_rate, training_rate
 from glyphkit.config import Config, apply_preset
 from glyphkit.inference import Predictor
+from glyphkit.results import command_line, machine_info, result_path, write_result
 from glyphkit.rundir import write_results
-from glyphkit.runtime import cpu_supports_bf16
 from glyphkit.training import Trainer
 from glyphkit.workflows import load_data
 
@@ -47,7 +48,7 @@ TRAIN_LEVERS = {
 }
 INFERENCE_LEVERS = {
     "baseline: eager, batch 256, channels_last, batch norms folded": {},
-    "batch norms kept (not folded; glyphkit until 2026-11-30)": {"fold": False},
+    "batch norms kept as layers (not folded)": {"fold": False},
     "contiguous (NCHW) memory": {"channels_last": False},
     "batch 1024": {"batch_size": 1024},
     "compiled, frozen (batch norm folded)": {"compile_model": True},
@@ -81,21 +82,18 @@ def train_rate(config: Config, data, quick: bool, compile_training: bool = False
 def inference_rate(config: Config, data, quick: bool, batch_size: int = 256, compile_model: bool = False,
                    tta: bool = False, fold: bool = True) -> float:
     """Images/s of a (freshly initialised) network reading test glyphs through Predictor, as evaluate does;
-    `fold=False` keeps the batch norms as separate layers, as eager inference ran them until 2026-11-30."""
-    if not fold:
-        with mock.patch.object(inference, "fold_batch_norm", lambda model: model):
-            return inference_rate(config, data, quick, batch_size, compile_model, tta)
+    `fold=False` keeps the batch norms as separate layers (Predictor's fold_batch_norms)."""
     torch.set_num_threads(CORES)
     trainer = Trainer(config, data, run_dir=None, progress=False, log=lambda *_: None)  # resolves classes, norm
     predictor = Predictor(trainer.eval_model, trainer.config, trainer.device, batch_size=batch_size,
-                          compile_model=compile_model)
+                          compile_model=compile_model, fold_batch_norms=fold)
     images = data.test_images[: 512 if quick else INFERENCE_IMAGES]
 
     def infer() -> int:
         predictor.logits(images, tta)
         return len(images)
 
-    rate, _ = _median_rate(infer, 1, 2 if quick else 3, 1)  # the warm-up call compiles
+    rate, _ = median_rate(infer, 1, 2 if quick else 3, 1)  # the warm-up call compiles
     return rate
 
 
@@ -119,7 +117,7 @@ def profile_step(config: Config, data, steps: int = 6) -> list[dict]:
 
 def markdown(result: dict) -> str:
     m = result["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['cpu_bf16']}, torch {torch.__version__}."]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['native_bf16']}, torch {m['torch']}."]
     for part, header in (("train", "training lever (fp32 unless said) | train img/s"),
                          ("inference", "inference lever (fp32 unless said) | img/s")):
         if result[part]:
@@ -134,28 +132,52 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+COLUMNS = [{"key": "part", "header": "part"}, {"key": "lever", "header": "lever (fp32 unless said)"},
+           {"key": "images_per_s", "header": "img/s", "format": "int"},
+           {"key": "vs_baseline", "header": "vs baseline", "format": "ratio"}]
+COMPILED = ("compile_training", "compile_model")  # levers --quick leaves out: compiling takes minutes on a CPU
+
+
+def record_rows(result: dict) -> list[dict]:
+    """One row per lever; the first of each part is its baseline."""
+    rows = []
+    for part in ("train", "inference"):
+        if result[part]:
+            base = next(iter(result[part].values()))
+            rows += [{"part": part, "lever": k, "images_per_s": v, "vs_baseline": v / base}
+                     for k, v in result[part].items()]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--split", default="proxy47")
-    parser.add_argument("--out", default="runs/fp32_levers")
+    parser.add_argument("--data-dir", required=True, help="folder with the split's EMNIST files")
+    parser.add_argument("--split", default="proxy47", help="the split trained and read (default: proxy47)")
+    parser.add_argument("--out", default="runs/fp32_levers", help="where fp32_levers.json and .md go")
     parser.add_argument("--only", choices=["train", "inference"],
                         help="measure only the training levers (and the profile) or only the inference ones")
-    parser.add_argument("--quick", action="store_true", help="a few steps of everything (a smoke test)")
+    parser.add_argument("--results", metavar="PATH", help="the results record (default: benchmarks/results/"
+                        "fp32_levers-PART.json, PART the --only part or 'all'; with --quick: none)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few steps of every lever but the compiled ones (a smoke test, not a measurement)")
     args = parser.parse_args()
     base = baseline_config(args.data_dir, args.split, args.quick)
     data = load_data(base, log=print)
-    result = {"machine": {**machine_info(torch.device("cpu")), "python": platform.python_version()},
-              "train": {}, "inference": {}}
+    result = {"machine": {**machine_info("cpu"), "python": platform.python_version()}, "train": {}, "inference": {}}
     levers = dict(TRAIN_LEVERS) if args.only != "inference" else {}
-    if levers and cpu_supports_bf16():
+    if levers and result["machine"]["native_bf16"]:
         levers["the baseline in bf16 (for scale)"] = {"precision": "bf16"}
+    skip = lambda change: args.quick and any(change.get(k) for k in COMPILED)  # noqa: E731
     for name, change in levers.items():
+        if skip(change):
+            continue
         change = dict(change)
         kwargs = {k: change.pop(k) for k in ("compile_training", "fused_adamw") if k in change}
         result["train"][name] = train_rate(base.replace(**change), data, args.quick, **kwargs)
         print(f"train     {name}: {result['train'][name]:,.0f} img/s", flush=True)
     for name, change in (INFERENCE_LEVERS.items() if args.only != "train" else ()):
+        if skip(change):
+            continue
         change = dict(change)
         kwargs = {k: change.pop(k) for k in ("batch_size", "compile_model", "tta", "fold") if k in change}
         result["inference"][name] = inference_rate(base.replace(**change), data, args.quick, **kwargs)
@@ -164,6 +186,16 @@ def main() -> None:
         result["profile"] = profile_step(base, data, steps=2 if args.quick else 6)
     write_results(args.out, "fp32_levers", result, markdown(result))
     print("\n" + markdown(result))
+    path = result_path(args.results, args.quick, "fp32_levers", args.only or "all")
+    if path is not None:
+        sizes = data.sizes()
+        write_result(path, what="Training and inference images/s of the `fast` preset's fp32 CPU path with one "
+                     "setting changed per row (the first row of each part is the baseline).", command=command_line(),
+                     columns=COLUMNS, rows=record_rows(result), machine=machine_info("cpu"),
+                     data=f"{args.split}: {sizes['train']:,} train / {sizes['test']:,} test images",
+                     summary={"threads": CORES, "python": result["machine"]["python"]},
+                     notes="a --quick smoke run: not a measurement" if args.quick else None)
+        print(f"results record: {path}")
 
 
 if __name__ == "__main__":

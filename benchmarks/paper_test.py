@@ -7,68 +7,31 @@ then read them about as well as `glyphkit evaluate` reads the same glyphs as 28x
 accuracy on the characters of those lines against the same glyphs at 28x28.
 
     python benchmarks/paper_test.py RUN_DIR --data-dir ../shared/emnist [--split proxy47] [--out runs/paper_test]
+        [--results PATH] [--quick]
 
 The renderings are written under --out (git-ignored `runs/` by default): they are derived from EMNIST and must
-never be committed. Results: OUT/paper_test.json and a Markdown summary on the terminal.
+never be committed. Results: OUT/paper_test.json, a Markdown summary on the terminal, and the results record
+benchmarks/results/paper_test-RUN.json (RUN: the run folder's name; `--results` to choose; `--quick`: 20 scans and
+3 lines, a smoke test that writes a record only where --results is given).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
 
 from glyphkit.config import Config
 from glyphkit.data import load_config_split
 from glyphkit.inference import Predictor
 from glyphkit.predict import predict
+from glyphkit.results import command_line, result_path, write_result
 from glyphkit.rundir import BEST, checkpoint_config, load_checkpoint
-
-
-def degrade(ink: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """Ink (float [H, W], 1 = full ink) as a scan: paper and ink tones, a light gradient, noise, blur, JPEG."""
-    paper, pen = rng.uniform(0.80, 0.97), rng.uniform(0.05, 0.30)
-    page = paper - (paper - pen) * ink
-    h, w = page.shape
-    ramp = np.linspace(rng.uniform(0.85, 1.0), 1.0, w)[None, :] * np.linspace(rng.uniform(0.9, 1.0), 1.0, h)[:, None]
-    page = page * ramp + rng.normal(0, rng.uniform(0.01, 0.03), page.shape)
-    image = Image.fromarray(np.clip(page * 255, 0, 255).astype(np.uint8))
-    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 1.2)))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=int(rng.integers(50, 91)))
-    return Image.open(io.BytesIO(buffer.getvalue()))
-
-
-def scaled(glyph: np.ndarray, side: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(glyph).resize((side, side), Image.BICUBIC), dtype=np.float32) / 255
-
-
-def render_scan(glyph: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    side = int(rng.integers(40, 201))
-    top, bottom, left, right = rng.integers(10, 151, size=4)
-    ink = np.zeros((side + top + bottom, side + left + right), np.float32)
-    ink[top:top + side, left:left + side] = scaled(glyph, side)
-    return degrade(ink, rng)
-
-
-def render_line(glyphs: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    side = int(rng.integers(40, 121))
-    gaps = (rng.uniform(0.2, 0.8, size=len(glyphs)) * side).astype(int)
-    jitter = rng.integers(0, side // 8 + 1, size=len(glyphs))
-    margin = int(rng.integers(10, 61))
-    ink = np.zeros((side + side // 8 + 2 * margin, 2 * margin + len(glyphs) * side + int(gaps[:-1].sum())), np.float32)
-    x = margin
-    for glyph, gap, dy in zip(glyphs, gaps, jitter):
-        ink[margin + dy:margin + dy + side, x:x + side] = np.maximum(ink[margin + dy:margin + dy + side, x:x + side],
-                                                                     scaled(glyph, side))
-        x += side + gap
-    return degrade(ink, rng)
+from glyphkit.scans import half_intensity_span, render_line, render_scan
 
 
 def render_all(images: np.ndarray, out: Path, count: int, lines: int, rng: np.random.Generator
@@ -85,15 +48,6 @@ def render_all(images: np.ndarray, out: Path, count: int, lines: int, rng: np.ra
     return singles, line_glyphs
 
 
-def half_intensity_span(glyphs: np.ndarray) -> float:
-    """Median long side, in pixels, of the box around each glyph's pixels of at least half its brightest: how
-    large the strokes are drawn in the 28x28 frame (glyphkit.preprocess.GLYPH_SPAN aims at EMNIST's)."""
-    ink = glyphs >= glyphs.max(axis=(1, 2), keepdims=True) / 2
-    rows, cols = ink.any(2), ink.any(1)
-    extent = lambda mask: mask.shape[1] - mask[:, ::-1].argmax(1) - mask.argmax(1)  # noqa: E731
-    return float(np.median(np.maximum(extent(rows), extent(cols))))
-
-
 def score_lines(results: list, line_glyphs: list[np.ndarray], truth: list[str], as_28: dict) -> dict:
     """Lines whose character count is right; on their glyphs, accuracy as read from the line and at 28x28."""
     right = [(r, ids) for r, ids in zip(sorted(results, key=lambda r: r.file), line_glyphs)
@@ -107,20 +61,24 @@ def score_lines(results: list, line_glyphs: list[np.ndarray], truth: list[str], 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--split", default="proxy47")
-    parser.add_argument("--count", type=int, default=2000, help="single glyphs rendered as scans")
-    parser.add_argument("--lines", type=int, default=120, help="lines of 4-9 glyphs")
-    parser.add_argument("--out", default="runs/paper_test")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("run_dir", help="the trained run folder to read with")
+    parser.add_argument("--data-dir", required=True, help="folder with the split's EMNIST files")
+    parser.add_argument("--split", default="proxy47", help="whose test glyphs are rendered (default: proxy47)")
+    parser.add_argument("--count", type=int, default=2000, help="single glyphs rendered as scans (default: 2000)")
+    parser.add_argument("--lines", type=int, default=120, help="lines of 4-9 glyphs (default: 120)")
+    parser.add_argument("--out", default="runs/paper_test", help="where the renderings and paper_test.json go")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the renderings (default: 0)")
+    parser.add_argument("--results", metavar="PATH", help="the results record (default: "
+                        "benchmarks/results/paper_test-RUN.json, RUN the run folder's name; with --quick: none)")
+    parser.add_argument("--quick", action="store_true", help="20 scans and 3 lines: a smoke test, not a measurement")
     args = parser.parse_args()
+    count, lines = (20, 3) if args.quick else (args.count, args.lines)
     out, rng, best = Path(args.out), np.random.default_rng(args.seed), Path(args.run_dir) / BEST
     state = load_checkpoint(best)
     data = load_config_split(Config(split=args.split, data_dir=args.data_dir, seed=checkpoint_config(state).seed))
     images, classes = data.test_images.numpy(), checkpoint_config(state).classes
     truth = [classes[label] for label in data.test_labels.tolist()]
-    singles, line_glyphs = render_all(images, out, args.count, args.lines, rng)
+    singles, line_glyphs = render_all(images, out, count, lines, rng)
     # The reference: the same glyphs as 28x28 arrays, read the way `glyphkit evaluate` reads them.
     every = np.concatenate([singles, *line_glyphs])
     probabilities = Predictor.from_checkpoint(state, best).probabilities(torch.from_numpy(images[every]))
@@ -128,7 +86,7 @@ def main() -> None:
 
     start = time.perf_counter()
     scans = sorted(predict(args.run_dir, [out / "scans"], progress=False), key=lambda r: r.file)
-    result = {"run": str(args.run_dir), "split": args.split, "scans": args.count, "lines": args.lines,
+    result = {"run": str(args.run_dir), "split": args.split, "scans": count, "lines": lines,
               "scan_read_s": time.perf_counter() - start, "scan_errors": sum(r.error is not None for r in scans),
               "scan_accuracy": float(np.mean([r.error is None and r.glyphs[0].prediction == truth[i]
                                               for r, i in zip(scans, singles)])),
@@ -138,17 +96,42 @@ def main() -> None:
               **score_lines(predict(args.run_dir, [out / "lines"], segment=True, progress=False), line_glyphs,
                             truth, as_28)}
     (out / "paper_test.json").write_text(json.dumps(result, indent=2) + "\n")
-    pct = lambda key: f"{100 * result[key]:.2f}%"  # noqa: E731
-    print(f"| {args.split} test glyphs | read as | accuracy |\n|---|---|---|\n"
-          f"| {args.count} single glyphs | 28x28 arrays (as `glyphkit evaluate` reads them) | {pct('scan_accuracy_28x28')} |\n"
-          f"| the same glyphs | rendered scans, `glyphkit predict` | {pct('scan_accuracy')} |\n"
-          f"| the {result['line_chars']} glyphs of the lines segmented right | 28x28 arrays | "
-          f"{pct('line_char_accuracy_28x28')} |\n"
-          f"| the same glyphs | rendered lines, `glyphkit predict --segment` | {pct('line_char_accuracy')} |\n\n"
+    rows = table_rows(result)
+    pct = lambda value: f"{100 * value:.2f}%"  # noqa: E731
+    print("| test glyphs | read as | accuracy |\n|---|---|---|\n"
+          + "\n".join(f"| {r['glyphs']} | {r['read_as']} | {pct(r['accuracy'])} |" for r in rows) + "\n\n"
           f"strokes span (median, half intensity): {result['span_28x28']:g} of 28 pixels in the arrays, "
           f"{result['span_scans']:g} in the glyphs read from the scans\n"
-          f"lines with the right number of characters: {pct('lines_counted_right')} of {args.lines}; "
-          f"{args.count} scans read in {result['scan_read_s']:.1f} s")
+          f"lines with the right number of characters: {pct(result['lines_counted_right'])} of {lines}; "
+          f"{count} scans read in {result['scan_read_s']:.1f} s")
+    path = result_path(args.results, args.quick, "paper_test", Path(args.run_dir).name)
+    if path is not None:
+        write_result(path, what="Real test glyphs rendered as scans and lines of handwriting, read back with "
+                     "`glyphkit predict`, against the same glyphs read as 28x28 arrays.", command=command_line(),
+                     columns=COLUMNS, rows=rows, data=f"{args.split} test, {count:,} glyphs as scans and {lines} lines "
+                     f"({result['line_chars']:,} glyphs in lines segmented right)",
+                     summary={k: result[k] for k in ("run", "scans", "lines", "scan_errors", "lines_counted_right",
+                                                      "line_chars", "span_28x28", "span_scans", "scan_read_s")},
+                     notes="a --quick smoke run: not a measurement" if args.quick else None)
+        print(f"results record: {path}")
+
+
+COLUMNS = [{"key": "glyphs", "header": "test glyphs"}, {"key": "read_as", "header": "read as"},
+           {"key": "count", "header": "glyphs", "format": "int"},
+           {"key": "accuracy", "header": "accuracy", "format": "percent"}]
+
+
+def table_rows(result: dict) -> list[dict]:
+    """The paper test's table: each way of reading beside the same glyphs read as 28x28 arrays."""
+    scans, chars = result["scans"], result["line_chars"]
+    return [{"glyphs": f"{scans} single glyphs", "read_as": "28x28 arrays (as `glyphkit evaluate` reads them)",
+             "count": scans, "accuracy": result["scan_accuracy_28x28"]},
+            {"glyphs": "the same glyphs", "read_as": "rendered scans, `glyphkit predict`", "count": scans,
+             "accuracy": result["scan_accuracy"]},
+            {"glyphs": f"the {chars} glyphs of the lines segmented right", "read_as": "28x28 arrays",
+             "count": chars, "accuracy": result["line_char_accuracy_28x28"]},
+            {"glyphs": "the same glyphs", "read_as": "rendered lines, `glyphkit predict --segment`", "count": chars,
+             "accuracy": result["line_char_accuracy"]}]
 
 
 if __name__ == "__main__":

@@ -24,14 +24,16 @@ test accuracy after every epoch, those evaluations left out of the clock), and t
     python benchmarks/time_to_90_levers.py --data-dir ../shared/emnist [--precision bf16|fp32]
         [--levers preset,half_schedule,batch128,progressive20,light_aug,no_rotation,no_aug,aug_all,aug_half,
          wide] [--seed 42]
-        [--epochs N] [--out runs/time_to_90_levers] [--quick]
+        [--epochs N] [--out runs/time_to_90_levers] [--results PATH] [--quick]
 
 `preset` is the preset unchanged (as `glyphkit bench --skip-throughput` trains it), for a comparison on the same
 machine on the same day; `--seed` repeats a comparison with other random draws; `--epochs` lengthens or shortens
 every lever's schedule (progressive resizing then shrinks the first half of the new count). After the shrunk epochs
 the per-epoch test accuracy is read at 28x28 while the network has trained at 20x20, so those rows are low;
 only the rows from the first full-size epoch on say anything. Run it on an otherwise idle machine. Writes
-time_to_90_levers.json and .md under --out (git-ignored `runs/` by default).
+time_to_90_levers.json and .md under --out (git-ignored `runs/` by default) after every lever, and the results
+record benchmarks/results/time_to_90_levers-LABEL.json at the end (LABEL: the precision, then the seed, the epochs
+and the levers where they are not the defaults; `--results` to choose; with --quick none unless --results).
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ import argparse
 import statistics
 from pathlib import Path
 
-import torch
 
-from glyphkit.bench import machine_info, time_to_accuracy
+from glyphkit.bench import time_to_accuracy
 from glyphkit.config import Config, apply_preset
+from glyphkit.results import command_line, machine_info, result_path, write_result
 from glyphkit.rundir import write_results
 from glyphkit.runtime import set_threads
 from glyphkit.workflows import load_data
@@ -87,9 +89,24 @@ def summarise(description: str, run: dict) -> dict:
             "per_epoch_test_acc": [r["test_acc"] for r in rows]}
 
 
+COLUMNS = [{"key": "key", "header": "lever name"},
+           {"key": "lever", "header": "lever (the `fast` preset with one change)"},
+           {"key": "precision", "header": "precision"}, {"key": "seed", "header": "seed", "format": "int"},
+           {"key": "epochs", "header": "epochs", "format": "int"},
+           {"key": "median_small_epoch_s", "header": "shrunk epoch (median)", "format": "seconds"},
+           {"key": "median_epoch_s", "header": "epoch (median)", "format": "seconds"},
+           {"key": "time_to_90_s", "header": "time to 90%", "format": "minutes"},
+           {"key": "time_to_90_epoch", "header": "at epoch"},
+           {"key": "peak_test_acc", "header": "peak test acc", "format": "percent"},
+           {"key": "peak_epoch", "header": "peak epoch", "format": "int"},
+           {"key": "final_test_acc", "header": "final test acc (best validation epoch, TTA)", "format": "percent"},
+           {"key": "best_epoch", "header": "best epoch", "format": "int"},
+           {"key": "total_wall_s", "header": "total", "format": "minutes"}]
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['cpu_bf16']}, torch {torch.__version__}.",
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['native_bf16']}, torch {m['torch']}.",
              "", "| lever (the `fast` preset with one change) | precision | seed | epochs | epoch (median) | "
              "time to 90% | peak test acc (epoch) | final, best validation epoch, TTA | total |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -110,13 +127,17 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--split", default="proxy47")
-    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    parser.add_argument("--data-dir", required=True, help="folder with the split's EMNIST files")
+    parser.add_argument("--split", default="proxy47", help="the split trained and tested (default: proxy47)")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="every lever's training precision (default: auto)")
     parser.add_argument("--levers", default=",".join(LEVERS), help=f"comma-separated, of: {', '.join(LEVERS)}")
-    parser.add_argument("--seed", type=int, default=Config.seed)
+    parser.add_argument("--seed", type=int, default=Config.seed, help=f"random seed (default: {Config.seed})")
     parser.add_argument("--epochs", type=int, help="every lever's epochs (default: the preset's)")
-    parser.add_argument("--out", default="runs/time_to_90_levers")
+    parser.add_argument("--out", default="runs/time_to_90_levers", help="where the runs and the tables go")
+    parser.add_argument("--results", metavar="PATH", help="the results record (default: benchmarks/results/"
+                        "time_to_90_levers-LABEL.json, LABEL the precision and what is not the default; with --quick: "
+                        "none)")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 3,000 glyphs per lever (a smoke test)")
     args = parser.parse_args()
     names = [n.strip() for n in args.levers.split(",") if n.strip()]
@@ -128,7 +149,7 @@ def main() -> None:
                   limit_train=limit, limit_test=limit)
     data = load_data(base, log=print)
     out = Path(args.out)
-    result = {"machine": machine_info(torch.device("cpu")), "split": args.split, "levers": {}}
+    result = {"machine": machine_info("cpu"), "split": args.split, "levers": {}}
     for name in names:
         description, change = LEVERS[name]
         config = apply_preset(base, "fast")
@@ -138,6 +159,19 @@ def main() -> None:
         result["levers"][name] = summarise(description, run)
         write_results(out, "time_to_90_levers", result, markdown(result))  # after every lever: nothing lost
     print("\n" + markdown(result))
+    label = "-".join([args.precision, *([f"seed{args.seed}"] if args.seed != Config.seed else []),
+                      *([f"{args.epochs}ep"] if args.epochs else []), *([] if names == list(LEVERS) else names)])
+    path = result_path(args.results, args.quick, "time_to_90_levers", label)
+    if path is not None:
+        sizes = data.sizes()
+        write_result(path, what="Time to 90% test accuracy of the `fast` preset with one change per row (test "
+                     "accuracy after every epoch, those evaluations left out of the clock).", command=command_line(),
+                     columns=COLUMNS, rows=[{"key": k, **{c["key"]: s.get(c["key"]) for c in COLUMNS[1:]}}
+                                            for k, s in result["levers"].items()],
+                     machine=result["machine"],
+                     data=f"{args.split}: {sizes['train']:,} train / {sizes['test']:,} test images",
+                     notes="a --quick smoke run: not a measurement" if args.quick else None)
+        print(f"results record: {path}")
 
 
 if __name__ == "__main__":

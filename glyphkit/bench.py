@@ -11,13 +11,12 @@ Throughput rows:
 Inference is measured eager (batch norms folded into the convolutions, as `evaluate` runs it) and through
 `inference.compile_for_inference` (torch.compile with frozen weights), and
 for (c) also as `glyphkit export` writes it: onnxruntime beside PyTorch eager, a batch of 256 and single glyphs.
-Each number is the median of several timed windows after a warm-up. Results go to bench.json and bench.md.
+Each number is the median of several timed windows after a warm-up. Results go to bench.json and bench.md, and as
+a results record (glyphkit.results) to benchmarks/results/bench-LABEL.json (`--results`).
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -36,7 +35,8 @@ from glyphkit.inference import Predictor
 from glyphkit.interpret import Interpretation
 from glyphkit.models import build_model
 from glyphkit.rundir import write_results
-from glyphkit.runtime import cpu_supports_bf16, precision_name, resolve_device, set_threads
+from glyphkit.results import default_result_path, machine_info, results_dir, write_result
+from glyphkit.runtime import precision_name, resolve_device, set_threads
 from glyphkit.training import Trainer, resolve_config
 from glyphkit.workflows import load_data, train
 
@@ -48,28 +48,6 @@ INFERENCE_IMAGES = 8192  # images per inference window
 TIME_TO_ACCURACY = 0.90  # "time to 90 %": wall time until the first epoch with this test accuracy
 
 
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # the ones that decide the fast paths
-
-
-def machine_info(device: torch.device) -> dict:
-    """The CPU model, its cores and its vector flags that matter here (Linux /proc/cpuinfo), torch, the device."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the first core's lines are enough
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    cpu, flags = fields.get("model name") or platform.processor() or "unknown", set(fields.get("flags", "").split())
-    info = {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "cpu_flags": [f for f in CPU_FLAGS if f in flags],
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_bf16": cpu_supports_bf16(),
-            "device": str(device)}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
 def peak_memory_mb(device: torch.device) -> float:
     """Peak GPU memory on CUDA; on the CPU the process's peak resident memory so far (it never goes down)."""
     if device.type == "cuda":
@@ -77,8 +55,9 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _median_rate(step: Callable[[], int], warmup: int, windows: int, window_steps: int) -> tuple[float, list[float]]:
-    """Images/s: median over `windows` timed windows of `window_steps` calls of `step` (returns images done)."""
+def median_rate(step: Callable[[], int], warmup: int, windows: int, window_steps: int) -> tuple[float, list[float]]:
+    """Images/s: median over `windows` timed windows of `window_steps` calls of `step` (returns images done), after
+    `warmup` calls; also every window's rate. The measure every glyphkit benchmark uses, so their numbers compare."""
     for _ in range(warmup):
         step()
     rates = []
@@ -133,7 +112,7 @@ def original_pipeline_rate(config: Config, data: GlyphData, quick: bool) -> tupl
         _sync(device)
         return len(y)
 
-    return _median_rate(step, 1 if quick else WARMUP_STEPS, 2 if quick else WINDOWS, 1 if quick else 4)
+    return median_rate(step, 1 if quick else WARMUP_STEPS, 2 if quick else WINDOWS, 1 if quick else 4)
 
 
 def training_rate(trainer: Trainer, quick: bool, extra_warmup: int = 0) -> tuple[float, list[float]]:
@@ -152,7 +131,7 @@ def training_rate(trainer: Trainer, quick: bool, extra_warmup: int = 0) -> tuple
         _sync(trainer.device)
         return len(y)
 
-    return _median_rate(step, 1 if quick else WARMUP_STEPS + extra_warmup, 2 if quick else WINDOWS,
+    return median_rate(step, 1 if quick else WARMUP_STEPS + extra_warmup, 2 if quick else WINDOWS,
                         2 if quick else WINDOW_STEPS)
 
 
@@ -170,7 +149,7 @@ def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dic
             predictor.logits(images)
             return len(images)
 
-        rates[compiled], _ = _median_rate(infer, 1, 2 if quick else 3, 1)  # the warm-up call compiles
+        rates[compiled], _ = median_rate(infer, 1, 2 if quick else 3, 1)  # the warm-up call compiles
     return {"train_images_per_s": train_rate, "train_windows": train_windows, "infer_images_per_s": rates[False],
             "infer_compiled_images_per_s": rates[True], "precision": precision_name(trainer.amp_dtype),
             "batch_size": c.batch_size,
@@ -196,9 +175,9 @@ def exported_inference_rates(config: Config, data: GlyphData, quick: bool) -> di
             "onnxruntime": lambda x: session.run(None, {INPUT_NAME: x.unsqueeze(1).float().numpy()})}
     rows = {}
     for name, run in ways.items():
-        rate, _ = _median_rate(lambda: (run(images), len(images))[1], 1, 2 if quick else 5, 1 if quick else 8)
+        rate, _ = median_rate(lambda: (run(images), len(images))[1], 1, 2 if quick else 5, 1 if quick else 8)
         # One glyph per window: the median of per-call rates is one over the median latency (an odd count of calls).
-        one_per_s, _ = _median_rate(lambda: (run(images[:1]), 1)[1], 1, 5 if quick else 199, 1)
+        one_per_s, _ = median_rate(lambda: (run(images[:1]), 1)[1], 1, 5 if quick else 199, 1)
         rows[name] = {"batch256_images_per_s": rate, "batch1_latency_ms": 1000 / one_per_s}
     rows["precision"] = {"pytorch_eager": precision_name(predictor.amp_dtype),
                          "pytorch_eager_fp32": "fp32", "onnxruntime": "fp32"}
@@ -276,7 +255,7 @@ THROUGHPUT_ROWS = (("enhanced", "(b) glyphkit pipeline"), ("enhanced28", "(b28) 
 def render_markdown(result: dict) -> str:
     m = result["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, device {m['device']}"
-             + (f" ({m['gpu']})" if "gpu" in m else "") + f", native bf16 on the CPU: {m['cpu_bf16']}"
+             + (f" ({m['gpu']})" if m.get("gpu") else "") + f", native bf16 on the CPU: {m['native_bf16']}"
              + (f" (flags: {', '.join(m['cpu_flags'])})" if m.get("cpu_flags") else "") + ".",
              f"Data: `{result['split']}` ({result['sizes']['train']:,} train / {result['sizes']['val']:,} val / "
              f"{result['sizes']['test']:,} test images). Command: `{result['command']}`"]
@@ -383,8 +362,11 @@ def measure_throughput(base: Config, data: GlyphData, preset: str, quick: bool,
 def run_benchmark(split: str = "proxy47", data_dir: str | None = None, output_dir: str = "bench_results",
                   quick: bool = False, skip_accuracy: bool = False, skip_throughput: bool = False,
                   device: str = "auto", preset: str = "fast", precision: str = "auto",
-                  targets: tuple[float, float] = (0.905, 0.885), log: Callable[[str], None] = print) -> dict:
-    """Run the whole benchmark, write bench.json / bench.md into `output_dir`, and return the results.
+                  targets: tuple[float, float] = (0.905, 0.885), log: Callable[[str], None] = print,
+                  results: str | Path | None = None) -> dict:
+    """Run the whole benchmark, write bench.json / bench.md into `output_dir` and a results record (glyphkit.results)
+    to `results`, and return the results. `results` None: benchmarks/results/bench-LABEL.json in a checkout, beside
+    bench.json otherwise (LABEL: preset, precision, and the part measured when one is skipped); with `quick` none.
 
     `precision`: the time-to-accuracy run's (auto, bf16, fp32), or "both" for a bf16 and an fp32 run. `preset`:
     the one the time-to-accuracy run trains (and whose settings row (c) uses)."""
@@ -399,7 +381,7 @@ def run_benchmark(split: str = "proxy47", data_dir: str | None = None, output_di
     command = f"python -m glyphkit bench --split {split}" + (f" --data-dir {data_dir}" if data_dir else "") + \
         "".join(f" {flag}" for flag, given in flags if given)
     result = {"split": split, "sizes": data.sizes(), "command": command, "quick": quick,
-              "machine": machine_info(resolve_device(device))}
+              "machine": {**machine_info(resolve_device(device)), "threads": torch.get_num_threads()}}
     log(f"benchmark on {result['machine']['cpu']} ({result['machine']['cores']} cores), split {split}")
     if not skip_throughput:
         result["throughput"] = measure_throughput(base, data, preset, quick, log)
@@ -419,4 +401,90 @@ def run_benchmark(split: str = "proxy47", data_dir: str | None = None, output_di
     markdown = render_markdown(result)
     write_results(out, "bench", result, markdown)
     log("\n" + markdown)
+    if results is None and not quick:  # a smoke run never writes a record unless asked to
+        results = default_record_path(out, result_label(preset, precision, skip_accuracy, skip_throughput,
+                                                        result["machine"]["device"]))
+    if results is not None:
+        log(f"results record: {write_record(result, results)}")
     return result
+
+
+def result_label(preset: str, precision: str, skip_accuracy: bool, skip_throughput: bool, device: str) -> str:
+    """The default record's label: the preset, the time-to-accuracy precision, the part measured, a GPU."""
+    part = "-throughput" if skip_accuracy else "-accuracy" if skip_throughput else ""
+    return f"{preset}-{precision}{part}" + ("-cuda" if device == "cuda" else "")
+
+
+def default_record_path(output_dir: Path, label: str) -> Path:
+    """benchmarks/results/bench-LABEL.json in a checkout; beside bench.json when glyphkit is installed."""
+    return default_result_path("bench", label) if results_dir() else output_dir / f"bench-{label}.json"
+
+
+RECORD_COLUMNS = [
+    {"key": "part", "header": "part"}, {"key": "what", "header": "pipeline or preset"},
+    {"key": "model", "header": "model"}, {"key": "input", "header": "input"},
+    {"key": "batch_size", "header": "batch", "format": "int"}, {"key": "precision", "header": "precision"},
+    {"key": "train_images_per_s", "header": "train img/s", "format": "int"},
+    {"key": "vs_original", "header": "vs (a)", "format": "ratio"},
+    {"key": "infer_images_per_s", "header": "inference img/s", "format": "int"},
+    {"key": "infer_compiled_images_per_s", "header": "compiled inference img/s", "format": "int"},
+    {"key": "batch1_latency_ms", "header": "one glyph, median latency", "format": "ms"},
+    {"key": "epochs", "header": "epochs", "format": "int"},
+    {"key": "time_to_90_s", "header": "time to 90%", "format": "minutes"},
+    {"key": "time_to_90_epoch", "header": "at epoch"},
+    {"key": "test_acc", "header": "final test acc", "format": "percent"},
+    {"key": "test_balanced_acc", "header": "final balanced acc", "format": "percent"},
+    {"key": "test_acc_tta", "header": "final test acc (TTA)", "format": "percent"},
+    {"key": "total_wall_s", "header": "total", "format": "minutes"},
+]
+
+
+def record_rows(result: dict) -> list[dict]:
+    """The benchmark's three tables as one: each row's `part` says which (throughput, exported inference, time to
+    90%); a row leaves out the columns of the other parts."""
+    rows = []
+    t = result.get("throughput")
+    if t:
+        a = t["original"]["train_images_per_s"]
+        rows.append({"part": "throughput", "what": "(a) original: PIL transforms + DataLoader, fp32",
+                     "model": t["original"]["model"], "input": "32x32", "batch_size": t["original"]["batch_size"],
+                     "precision": "fp32", "train_images_per_s": a, "vs_original": 1.0})
+        for key, label in THROUGHPUT_ROWS:
+            for r in (t[key], t.get(key + "_fp32")):
+                if r is not None:
+                    rows.append({"part": "throughput", "what": label, "model": r["model"],
+                                 "input": f"{r['input_size']}x{r['input_size']}", "batch_size": r["batch_size"],
+                                 "precision": r["precision"], "train_images_per_s": r["train_images_per_s"],
+                                 "vs_original": r["train_images_per_s"] / a,
+                                 "infer_images_per_s": r["infer_images_per_s"],
+                                 "infer_compiled_images_per_s": r["infer_compiled_images_per_s"]})
+    exported = result.get("exported_inference")
+    if exported:
+        labels = {"pytorch_eager": "PyTorch eager (Predictor)", "pytorch_eager_fp32": "PyTorch eager, fp32",
+                  "onnxruntime": "ONNX export in onnxruntime"}
+        rows += [{"part": "exported inference", "what": label, "model": exported["model"], "batch_size": 256,
+                  "precision": exported["precision"][key],
+                  "infer_images_per_s": exported[key]["batch256_images_per_s"],
+                  "batch1_latency_ms": exported[key]["batch1_latency_ms"]} for key, label in labels.items()]
+    for acc in result.get("accuracy") or []:
+        c, final = acc["config"], acc["final"]
+        epoch = acc["time_to_90_epoch"]
+        rows.append({"part": "time to 90%", "what": c["preset"], "model": c["model"], "precision": acc["precision"],
+                     "batch_size": c["batch_size"], "epochs": c["epochs"], "time_to_90_s": acc["time_to_90_s"],
+                     "time_to_90_epoch": None if epoch is None else str(epoch),
+                     "test_acc": final["plain"]["test_acc"], "test_balanced_acc": final["plain"]["test_balanced_acc"],
+                     "test_acc_tta": final["tta"]["test_acc"] if "tta" in final else None,
+                     "total_wall_s": acc["total_wall_s"]})
+    return rows
+
+
+def write_record(result: dict, path: str | Path) -> Path:
+    """The benchmark as a results record (glyphkit.results): its tables' rows, the data, the command."""
+    sizes = result["sizes"]
+    return write_result(
+        path, what="Training and inference speed of glyphkit's pipeline against the original way, and the time a "
+        "preset takes to reach 90% test accuracy.", command=result["command"], columns=RECORD_COLUMNS,
+        rows=record_rows(result), machine={k: v for k, v in result["machine"].items() if k != "threads"},
+        data=f"{result['split']}: {sizes['train']:,} train / {sizes['val']:,} val / {sizes['test']:,} test images",
+        summary={"threads": result["machine"]["threads"], "quick": result["quick"]},
+        notes="a --quick smoke run: not a measurement" if result["quick"] else None)

@@ -273,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--precision", choices=(*PRECISIONS, "both"), default="auto",
                    help="precision of the time-to-accuracy runs: auto (this machine's default), bf16, fp32, or both "
                    "(bf16 and fp32, one after the other) (default: auto); throughput is measured in both")
+    b.add_argument("--results", metavar="PATH", help="where the results record (JSON, glyphkit.results) goes "
+                   "(default: benchmarks/results/bench-PRESET-PRECISION.json in a checkout, else beside bench.json; "
+                   "with --quick: none)")
     return parser
 
 
@@ -419,7 +422,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     run_benchmark(split=getattr(args, "split", "proxy47"), data_dir=getattr(args, "data_dir", None),
                   output_dir=args.output_dir, quick=args.quick, skip_accuracy=args.skip_accuracy,
                   skip_throughput=args.skip_throughput, device=getattr(args, "device", "auto"), preset=args.preset,
-                  precision=args.precision, log=_log)
+                  precision=args.precision, log=_log, results=args.results)
     return 0
 
 

@@ -103,7 +103,7 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
                           device: torch.device, batch_size: int = INFERENCE_BATCH,
                           amp_dtype: torch.dtype | None = None, channels_last: bool = False, tta: bool = True,
                           tta_below: float | None = None, calibrator: Callable[[torch.Tensor], torch.Tensor] | None
-                          = None, progress: bool = False, compile_model: bool = False
+                          = None, progress: bool = False, compile_model: bool = False, fold_batch_norms: bool = True
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """(plain logits, TTA-averaged logits) [N, classes], float32 on the CPU, for uint8 images [N, 28, 28] (eval
     mode, batched, no grad). Without `tta` both are the plain logits.
@@ -115,12 +115,13 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
 
     With `compile_model`, the network runs through `compile_for_inference` (the last batch is zero-padded to full
     size so one compiled shape serves every batch); if compilation fails, a warning says why and the eager
-    network takes over."""
+    network takes over. Eager, the batch norms are folded into the convolutions (`fold_batch_norm`) unless
+    `fold_batch_norms` is False (to measure what folding gains, or to run the network exactly as trained)."""
     was_training = model.training
     model.eval()
     views = _ViewRunner(model, mean=mean, std=std, input_size=input_size, device=device, batch_size=batch_size,
                         amp_dtype=amp_dtype, channels_last=channels_last, progress=progress,
-                        compile_model=compile_model)
+                        compile_model=compile_model, fold_batch_norms=fold_batch_norms)
     plain = views(images, TTA_SHIFTS[:1], "predict")[0]
     averaged = plain
     if tta and len(images):
@@ -145,14 +146,15 @@ def needs_tta(plain_logits: torch.Tensor, below: float | None,
 
 class _ViewRunner:
     """Runs a network over uint8 glyphs in batches, each glyph seen in one or more shifted views: [views, N,
-    classes]. The network runs compiled, or eager with its batch norms folded (`fold_batch_norm`); once
-    compilation has failed, eager for the rest of the calls."""
+    classes]. The network runs compiled, or eager with its batch norms folded (`fold_batch_norm`, unless told not
+    to); once compilation has failed, eager for the rest of the calls."""
 
     def __init__(self, model: nn.Module, *, mean: float, std: float, input_size: int, device: torch.device,
                  batch_size: int, amp_dtype: torch.dtype | None, channels_last: bool, progress: bool,
-                 compile_model: bool):
+                 compile_model: bool, fold_batch_norms: bool = True):
         self.model, self.compiled = model, compile_model
-        self.net = compile_for_inference(model) if compile_model else fold_batch_norm(model)
+        self.eager = fold_batch_norm if fold_batch_norms else lambda m: m
+        self.net = compile_for_inference(model) if compile_model else self.eager(model)
         self.batching = dict(mean=mean, std=std, input_size=input_size, device=device, channels_last=channels_last)
         self.device, self.batch_size, self.amp_dtype = device, batch_size, amp_dtype
         self.channels_last, self.progress = channels_last, progress
@@ -175,7 +177,7 @@ class _ViewRunner:
                 warnings.warn(f"torch.compile could not compile the network ({type(exc).__name__}: "
                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); "
                               "running it uncompiled instead", RuntimeWarning, stacklevel=3)
-                self.compiled, self.net = False, fold_batch_norm(self.model)
+                self.compiled, self.net = False, self.eager(self.model)
                 out.append(self._forward(x, shifts)[:, :n].cpu())
         return torch.cat(out, dim=1) if out else torch.empty(len(shifts), 0, 0)
 
@@ -195,12 +197,14 @@ class Predictor:
 
     compile_model=None follows the config (`compile`); validation during training passes False, since the
     weights change every epoch and a compiled copy would be rebuilt each time. precision=None follows the
-    config's (`auto`, `bf16`, `fp32`).
+    config's (`auto`, `bf16`, `fp32`). fold_batch_norms=False runs the eager network with its batch norms as
+    separate layers instead of folded into the convolutions (same answers up to float rounding, slower; for
+    measuring what folding gains: benchmarks/fp32_levers.py).
     """
 
     def __init__(self, model: nn.Module, config: Config, device: str | torch.device | None = None, *,
                  batch_size: int = INFERENCE_BATCH, compile_model: bool | None = None, progress: bool = False,
-                 precision: str | None = None):
+                 precision: str | None = None, fold_batch_norms: bool = True):
         set_threads(config.num_threads)
         config = config if precision is None else config.replace(precision=precision).validate()
         self.config = config
@@ -209,6 +213,7 @@ class Predictor:
         self.model = prepare_model(model, self.device, config.channels_last)
         self.batch_size, self.progress = batch_size, progress
         self.compile_model = config.compile if compile_model is None else compile_model
+        self.fold_batch_norms = fold_batch_norms
         self.calibrator = Calibrator.identity()  # set from the checkpoint by from_checkpoint
         self.tta_below = TTA_BELOW_CONFIDENCE
 
@@ -243,7 +248,7 @@ class Predictor:
                                      device=self.device, batch_size=self.batch_size, amp_dtype=self.amp_dtype,
                                      channels_last=c.channels_last, tta=tta, tta_below=self.tta_below,
                                      calibrator=self.calibrator, progress=self.progress,
-                                     compile_model=self.compile_model)
+                                     compile_model=self.compile_model, fold_batch_norms=self.fold_batch_norms)
 
 
 @dataclass(frozen=True)

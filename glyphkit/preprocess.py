@@ -33,7 +33,8 @@ POLARITIES = ("auto", "dark-on-light", "light-on-dark")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 NIST_SIDE = 96  # the long side a glyph is brought to before the blur: NIST's glyphs on their 128x128 forms
 # Pixels of the 28 that a glyph's strokes span on their long side, measured where the preprocessing crops them (at
-# half intensity): the median over proxy47's test glyphs is 22 (benchmarks/glyph_span.py prints it and compares).
+# half intensity): the median over proxy47's test glyphs is 22 (benchmarks/experiments/glyph_span.py prints it and
+# compares).
 GLYPH_SPAN = 22
 SPECK = 0.02  # ink components smaller than this share of the largest one are noise
 FRAGMENT = 0.4  # in a line, components less tall than this share of the median height belong to a neighbour
@@ -161,7 +162,7 @@ def _overlap(region, character: list) -> int:
 
 def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray, span: float = GLYPH_SPAN) -> Glyph:
     """The EMNIST-like 28x28 glyph of the ink components `regions` (one character), its strokes `span` pixels
-    long on their long side (benchmarks/glyph_span.py measures other spans)."""
+    long on their long side (benchmarks/experiments/glyph_span.py measures other spans)."""
     y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
     y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
     h, w = y1 - y0, x1 - x0

@@ -3,12 +3,13 @@
 import json
 
 from glyphkit.cli import main
+from glyphkit.results import load_result, results_dir
 
 
 def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     out = tmp_path / "bench"
     assert main(["bench", "--split", "tiny", "--data-dir", str(tiny_data_dir), "--quick", "--output-dir", str(out),
-                 "--no-progress", "--precision", "fp32"]) == 0
+                 "--no-progress", "--precision", "fp32", "--results", str(tmp_path / "record.json")]) == 0
     result = json.loads((out / "bench.json").read_text())
     rows = result["throughput"]
     assert {"original", "enhanced", "enhanced28", "default"} <= set(rows)
@@ -33,10 +34,21 @@ def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     assert "| ONNX export in onnxruntime | fp32 |" in table
     assert "| fast | glyphnet, 1 | fp32 |" in table  # the preset, its network, the quick run's 1 epoch
     assert "None" not in table and result["machine"]["torch"] in table
+    record = load_result(tmp_path / "record.json")  # the same numbers as a results record
+    parts = [r["part"] for r in record["rows"]]
+    assert parts.count("throughput") == len(rows)  # one row per pipeline and precision measured
+    assert parts.count("exported inference") == 3 and parts.count("time to 90%") == 1
+    (a,) = [r for r in record["rows"] if r["what"].startswith("(a)")]
+    assert a["vs_original"] == 1.0 and a["train_images_per_s"] == rows["original"]["train_images_per_s"]
+    (acc,) = [r for r in record["rows"] if r["part"] == "time to 90%"]
+    assert acc["test_acc"] == run["final"]["plain"]["test_acc"] and acc["precision"] == "fp32"
+    assert record["machine"]["native_bf16"] == result["machine"]["native_bf16"] and "--quick" in record["command"]
 
 
 def test_bench_time_to_accuracy_alone_trains_the_preset_asked_for(tiny_data_dir, tmp_path):
     out = tmp_path / "bench"
+    committed = lambda: set(results_dir().glob("*.json")) if results_dir() else set()  # noqa: E731
+    records = committed()
     assert main(["bench", "--split", "tiny", "--data-dir", str(tiny_data_dir), "--quick", "--output-dir", str(out),
                  "--no-progress", "--precision", "fp32", "--skip-throughput", "--preset", "best"]) == 0
     result = json.loads((out / "bench.json").read_text())
@@ -47,3 +59,5 @@ def test_bench_time_to_accuracy_alone_trains_the_preset_asked_for(tiny_data_dir,
     table = (out / "bench.md").read_text()
     assert "| best | glyphnet-wide, 1 | fp32 |" in table and "(a) original" not in table
     assert "--skip-throughput --preset best --precision fp32" in result["command"]
+    # a quick run writes no record unless --results is given: the committed ones are left alone
+    assert not list(out.glob("bench-*.json")) and committed() == records

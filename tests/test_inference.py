@@ -68,6 +68,28 @@ def test_inference_runs_the_network_with_batch_norms_folded_and_gives_its_answer
     torch.testing.assert_close(_predict(model, images), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_inference_without_folding_runs_the_batch_norms_as_layers_and_gives_the_same_answers():
+    """fold_batch_norms=False (what benchmarks/fp32_levers.py compares folding against) runs the network as built."""
+    from glyphkit.config import Config
+    from glyphkit.inference import Predictor
+
+    model, images = _model(), _images()
+    calls = []
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        norm.register_forward_hook(lambda *_: calls.append(1))
+    folded = _predict(model, images)
+    assert calls == []
+    kept = _predict(model, images, fold_batch_norms=False)
+    assert calls  # every batch norm ran as its own layer
+    torch.testing.assert_close(kept, folded, rtol=1e-4, atol=1e-4)
+    calls.clear()
+    config = Config(model="glyphnet", width=8, precision="fp32", channels_last=False, norm_mean=0.17, norm_std=0.33,
+                    input_size=28)
+    predictor = Predictor(model, config, "cpu", batch_size=16, compile_model=False, fold_batch_norms=False)
+    torch.testing.assert_close(predictor.logits(images), folded, rtol=1e-4, atol=1e-4)
+    assert calls
+
+
 def test_a_network_no_longer_used_is_freed_despite_its_cached_inference_copies():
     """A notebook that trains or loads one network after another must not keep every one of them in memory."""
     with_norms = _model()

@@ -7,7 +7,7 @@ the test split that gets the shifted views, the network passes per glyph, the ac
 answers that differ from TTA on every glyph. All five views of every test glyph are computed once (so the
 script costs five full passes); each threshold is then a selection from them.
 
-    python benchmarks/selective_tta.py RUN [RUN ...] --data-dir ../shared/emnist [--precision fp32]
+    python benchmarks/experiments/selective_tta.py RUN [RUN ...] --data-dir ../shared/emnist [--precision fp32]
         [--out runs/selective_tta]
 
 Writes selective_tta.json and selective_tta.md under --out (git-ignored `runs/` by default).

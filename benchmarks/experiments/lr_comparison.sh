@@ -4,7 +4,7 @@
 # specification's 1e-3; then each run's plain accuracy on the whole proxy47 test split. Run it with nothing else
 # on the machine. A run whose folder already holds best_model.pth is kept (so a cut-off run can be continued).
 #
-#   bash benchmarks/lr_comparison.sh [DATA_DIR] [OUT_DIR]
+#   bash benchmarks/experiments/lr_comparison.sh [DATA_DIR] [OUT_DIR]
 set -euo pipefail
 DATA=${1:-../shared/emnist}
 OUT=${2:-runs/lr_comparison}

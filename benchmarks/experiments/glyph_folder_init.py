@@ -6,7 +6,7 @@ the `train/<letter>/`, `test/<letter>/` layout a user would make. Both runs trai
 settings; the second starts from RUN's best model (all layers but the classifier). RUN must be a `glyphnet` run
 on proxy47 (trained on images disjoint from proxy62's).
 
-    python benchmarks/glyph_folder_init.py RUN --data-dir ../shared/emnist [--out runs/glyph_folder_init]
+    python benchmarks/experiments/glyph_folder_init.py RUN --data-dir ../shared/emnist [--out runs/glyph_folder_init]
 
 The PNGs are derived from EMNIST: they are written under --out (git-ignored `runs/` by default), never committed.
 """

@@ -1,12 +1,12 @@
 """How large should `glyphkit.preprocess` draw a glyph's strokes in the 28x28 frame? A paired comparison.
 
-Test glyphs are rendered as scans, as the paper test renders them (benchmarks/paper_test.py: 40-200 px, random
+Test glyphs are rendered as scans, as the paper test renders them (glyphkit.scans.render_scan: 40-200 px, random
 margins, uneven light, noise, blur, JPEG). Each scan is read into ink and strokes once, then framed at each span
 (the long side of the strokes, in pixels of 28; glyphkit.preprocess.GLYPH_SPAN is the one `predict` uses) and read
 by each run. Every span sees the same scans, so the differences between spans are not render noise. Also printed:
 how large the strokes are in the arrays themselves and at each span (median long side at half intensity).
 
-    python benchmarks/glyph_span.py RUN [RUN ...] --data-dir ../shared/emnist [--spans 22,24] [--count 6000]
+    python benchmarks/experiments/glyph_span.py RUN [RUN ...] --data-dir ../shared/emnist [--spans 22,24] [--count 6000]
 
 Nothing is written: the renderings are held in memory (they are derived from EMNIST and never committed).
 """
@@ -14,6 +14,7 @@ Nothing is written: the renderings are held in memory (they are derived from EMN
 from __future__ import annotations
 
 import argparse
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -22,7 +23,7 @@ from glyphkit.config import Config
 from glyphkit.data import load_config_split
 from glyphkit.inference import load_predictor
 from glyphkit.preprocess import emnist_glyph, ink_components, ink_map
-from paper_test import half_intensity_span, render_scan
+from glyphkit.scans import half_intensity_span, render_scan
 
 
 def main() -> None:
@@ -46,9 +47,9 @@ def main() -> None:
         for span in spans:
             framed[span].append(emnist_glyph(ink, regions, components, span=span).image)
     framed = {span: np.stack(glyphs) for span, glyphs in framed.items()}
-    print(f"{args.count} {args.split} test glyphs; strokes span (median, half intensity) {half_intensity_span(images):g}"
-          " of 28 pixels in the arrays, " + ", ".join(f"{half_intensity_span(g):g} at span {s:g}"
-                                                      for s, g in framed.items()))
+    print(f"{args.count} {args.split} test glyphs; strokes span (median, half intensity) "
+          f"{half_intensity_span(images):g} of 28 pixels in the arrays, "
+          + ", ".join(f"{half_intensity_span(g):g} at span {s:g}" for s, g in framed.items()))
     print("\n| run | 28x28 arrays | " + " | ".join(f"scans, span {s:g}" for s in spans) + " |")
     print("|---|---|" + "---|" * len(spans))
     for run in args.runs:

@@ -4,7 +4,7 @@
 # else on the machine; each run trains the `fast` preset's settings on the default network for 3 epochs, then
 # evaluates on the whole proxy47 test split (plain and with TTA).
 #
-#   bash benchmarks/distributed_vs_single.sh [DATA_DIR] [OUT_DIR]
+#   bash benchmarks/experiments/distributed_vs_single.sh [DATA_DIR] [OUT_DIR]
 set -euo pipefail
 DATA=${1:-../shared/emnist}
 OUT=${2:-runs/distributed_vs_single}
