@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the glyphkit of this checkout (its presets name their results files)
+
+from glyphkit.config import PRESET_RESULTS, PRESETS  # noqa: E402
+from glyphkit.results import ResultError, format_value, load_result  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 PAGES = ("README.md", "docs/*.md")
 
@@ -36,48 +39,12 @@ BLOCK = re.compile(r"^(<!-- results: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- 
 VALUE = re.compile(r"(?<!`)(<!-- value: (?P<name>[\w.-]+)/(?P<key>\w+)(?: (?P<format>\w+))? -->)(?P<body>.*?)(<!-- /value -->)")
 
 
-def _group(number: float, decimals: int = 0) -> str:
-    return f"{number:,.{decimals}f}"
-
-
-FORMATS = {
-    "text": str,
-    "int": lambda v: _group(v),
-    "percent": lambda v: f"{100 * v:.2f}%",
-    "percent1": lambda v: f"{100 * v:.1f}%",
-    "percent4": lambda v: f"{100 * v:.4f}%",
-    "float2": lambda v: f"{v:.2f}",
-    "float4": lambda v: f"{v:.4f}",
-    "seconds": lambda v: f"{v:.1f} s" if v < 100 else f"{v:.0f} s",
-    "minutes": lambda v: f"{v / 60:.1f} min",
-    "ms": lambda v: f"{v:.2f} ms" if v < 10 else f"{v:.1f} ms",
-    "ratio": lambda v: f"{v:.2f}x",
-    "sci": lambda v: f"{v:.1e}",
-}
-
-
-def format_value(value, fmt: str = "text") -> str:
-    """One cell: a missing value is an empty cell, a number in the column's format."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return FORMATS[fmt](value)
-
-
 def load(path: Path) -> dict:
-    """One results file, with its schema checked (errors name the file)."""
+    """One results file, checked against the schema; a bad file stops the rendering with its name."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise SystemExit(f"error: {path}: cannot read it ({error})") from None
-    missing = {"what", "command", "commit", "date", "machine", "columns", "rows"} - set(record)
-    if missing:
-        raise SystemExit(f"error: {path}: missing {', '.join(sorted(missing))}")
-    for column in record["columns"]:
-        if column.get("format", "text") not in FORMATS:
-            raise SystemExit(f"error: {path}: column {column['key']!r} has unknown format {column['format']!r}")
-    return record
+        return load_result(path)
+    except ResultError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def machine_line(record: dict) -> str:
@@ -122,9 +89,8 @@ class Renderer:
         return "\n".join(lines) + "\n"
 
     def presets(self) -> str:
-        """README's headline: each preset, what it trains, and the measured claim of its results file."""
-        from glyphkit.config import PRESET_RESULTS, PRESETS
-
+        """README's headline: each preset, what it trains, and the measured claim of its results file, one row per
+        precision it was measured in (the summary's `headline_<precision>_*` values)."""
         lines = ["| preset | network, epochs | precision | proxy47 test accuracy (TTA) | time to 90% | whole run | "
                  "measured on |", "|---|---|---|---|---|---|---|"]
         for preset, settings in PRESETS.items():
@@ -134,11 +100,15 @@ class Renderer:
                 lines.append(f"| `{preset}` | {what} | | not measured | | | |")
                 continue
             record = self.record(name)
-            for claim in record["summary"]["claims"]:
-                lines.append(
-                    f"| `{preset}` | {what} | {claim['precision']} | {format_value(claim['test_acc_tta'], 'percent')} "
-                    f"| {_time_to_90(claim)} | "
-                    f"{format_value(claim['total_s'], 'minutes')} | {machine_line(record)}, `{name}.json` |")
+            summary = record["summary"]
+            for precision in ("bf16", "fp32"):
+                claim = {k.removeprefix(f"headline_{precision}_"): v for k, v in summary.items()
+                         if k.startswith(f"headline_{precision}_")}
+                if claim:
+                    lines.append(
+                        f"| `{preset}` | {what} | {precision} | {format_value(claim['test_acc_tta'], 'percent')} | "
+                        f"{_time_to_90(claim)} | {format_value(claim['total_s'], 'minutes')} | "
+                        f"{machine_line(record)}, `{name}.json` |")
         return "\n".join(lines) + "\n"
 
     def value(self, name: str, key: str, fmt: str | None) -> str:

@@ -174,8 +174,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                  translate=0.08, scale=0.1, monitor="val_acc", tta=True, early_stopping_patience=40),
 }
 
-# Each preset's measured claim: the results file (benchmarks/results/NAME.json) whose summary "claims" the README's
-# headline table shows (benchmarks/render_results.py). None: the preset was never measured as a whole.
+# Each preset's measured claim: the results file (benchmarks/results/NAME.json) whose summary values
+# "headline_<precision>_*" the README's headline table shows (benchmarks/render_results.py). None: never measured.
 PRESET_RESULTS: dict[str, str | None] = {"original": None, "fast": "time_to_90-fast-preset", "best": "best-preset"}
 
 

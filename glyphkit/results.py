@@ -49,6 +49,7 @@ COLUMN_FORMATS = {
     "percent": "a fraction as a percentage, two decimals: 0.9057 -> 90.57%",
     "percent1": "a fraction as a percentage, one decimal: 0.9057 -> 90.6%",
     "percent3": "a fraction as a percentage, three decimals: 0.89454 -> 89.454%",
+    "percent4": "a fraction as a percentage, four decimals: 0.99913 -> 99.9130%",
     "float2": "two decimals: 1.2345 -> 1.23",
     "float4": "four decimals: 0.12345 -> 0.1235",
     "seconds": "seconds, one decimal: 12.34 -> 12.3 s",
@@ -261,6 +262,7 @@ def format_value(value: Any, fmt: str = "text") -> str:
         return str(value)
     shown = {"int": lambda v: f"{v:,.0f}", "percent": lambda v: f"{100 * v:.2f}%",
              "percent1": lambda v: f"{100 * v:.1f}%", "percent3": lambda v: f"{100 * v:.3f}%",
+             "percent4": lambda v: f"{100 * v:.4f}%",
              "float2": lambda v: f"{v:.2f}", "float4": lambda v: f"{v:.4f}",
              "seconds": lambda v: f"{v:.1f} s", "minutes": lambda v: f"{v / 60:.1f} min", "ms": lambda v: f"{v:.2f} ms",
              "ratio": lambda v: f"{v:.2f}x", "sci": lambda v: f"{v:.1e}"}
