@@ -72,18 +72,23 @@ SEEDS = {
 }
 
 
+# Byte values that make lengths, counts and sizes in headers wrong in the ways decoders trip over.
+EDGE_BYTES = st.sampled_from([0, 1, 2, 12, 0x7F, 0x80, 0xFF])
+
+
 @st.composite
 def image_bytes(draw) -> tuple[str, bytes]:
-    """(suffix, bytes): a valid image with a few bytes changed, cut or inserted; or arbitrary bytes."""
+    """(suffix, bytes): a valid image with a few bytes changed, cut or inserted; or arbitrary bytes. Changes
+    favour the header (its first 64 bytes: sizes, chunk lengths, tag counts), where one byte breaks a decoder."""
     suffix = draw(st.sampled_from(sorted(SEEDS)))
     if draw(st.integers(0, 9)) == 0:
         return suffix, draw(st.binary(max_size=200))
     data = bytearray(draw(st.sampled_from(SEEDS[suffix])))
     for _ in range(draw(st.integers(1, 4))):
-        where = draw(st.integers(0, len(data)))
+        where = draw(st.integers(0, 63) | st.integers(0, len(data)))
         how = draw(st.sampled_from(["set", "set", "set", "cut", "insert"]))
         if how == "set" and where < len(data):
-            data[where] = draw(st.integers(0, 255))
+            data[where] = draw(EDGE_BYTES | st.integers(0, 255))
         elif how == "cut":
             del data[where:]
         else:
