@@ -375,6 +375,8 @@ def test_calibration_on_two_images_or_one_that_raises_the_loss_is_not_kept(train
     kept = workflows.calibrate(run, predictor, images, labels, log=said.append)  # the real fit: kept
     assert not kept.is_identity and said[-1].startswith("calibrated: temperature")
     assert rundir.load_checkpoint(run / rundir.BEST)["calibration"]["scale"] == pytest.approx(float(kept.scale))
+    workflows.calibrate(run, predictor, images[:2], labels[:2], log=said.append)  # refitted on too few: removed
+    assert load_predictor(run, device="cpu").calibrator.is_identity and predictor.calibrator.is_identity
 
 
 # ---------------------------------------------------------------------------------------------------------------
