@@ -24,7 +24,7 @@ from glyphkit.data import DataError
 from glyphkit.export import FORMATS, PARITY_IMAGES, ExportError, describe_parity, export_run
 from glyphkit.inference import load_trained_run
 from glyphkit.lr_finder import save_lr_choice
-from glyphkit.predict import predict, prediction_rows, save_crops, write_predictions
+from glyphkit.predict import check_outputs, predict, prediction_rows, save_crops, write_predictions
 from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError
 from glyphkit.rundir import LR_CHOICE, CheckpointError, RunFolderExists
 from glyphkit.training import Trainer, TrainingDiverged
@@ -428,21 +428,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Read the user's images; a file that cannot be read gets its own `error:` line, the others their answers."""
+    check_outputs(args.output, args.save_crops)  # before any image is read
     results = predict(args.run_dir, args.inputs, top_k=args.top_k, segment=args.segment, polarity=args.polarity,
                       min_confidence=args.min_confidence, checkpoint=args.checkpoint,
                       device=getattr(args, "device", None), progress=not args.no_progress)
     for result in results:
         if result.error is None:
             _log(describe_result(result, args.segment))
+    failed = [r for r in results if r.error is not None]
+    for result in failed:  # said before anything is written: a write that fails cannot lose them
+        print(f"error: {result.error}", file=sys.stderr)
     if args.output:
         _log(f"{len(prediction_rows(results, args.segment))} predictions written to "
              f"{write_predictions(results, args.output, args.segment)}")
     if args.save_crops:
         count = save_crops(results, args.save_crops)
         _log(f"{count} glyphs (28x28, as the model saw them) written to {args.save_crops}")
-    failed = [r for r in results if r.error is not None]
-    for result in failed:
-        print(f"error: {result.error}", file=sys.stderr)
     if not results:
         raise ConfigError(f"no images in {', '.join(args.inputs)} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return 2 if failed else 0
@@ -522,7 +523,7 @@ def run_command(args: argparse.Namespace) -> int:
     except USER_ERRORS as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
     except TrainingDiverged as exc:
         if args.debug:
@@ -546,6 +547,13 @@ def run_command(args: argparse.Namespace) -> int:
             raise
         print("terminated" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
         return _interrupted_status(exc)
+
+
+def print_error(exc: BaseException) -> None:
+    """A user error as `error:` lines on stderr: one per line of its message (an error that names several files,
+    such as a glyph set's unreadable images, names each on its own line)."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        print(f"error: {line}", file=sys.stderr)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -453,7 +453,9 @@ def read_image_folder(root: str | os.PathLike, seed: int) -> tuple[str, list[str
 
 
 def _class_folders(folder: Path, minimum: int = 2) -> list[str]:
-    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    from glyphkit.preprocess import is_os_metadata
+
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not is_os_metadata(p))
     stray = [p.name for p in entries if not p.is_dir()]
     if stray:
         raise DataError(f"{folder / stray[0]}: a file where {folder} holds one folder per class "
@@ -464,26 +466,50 @@ def _class_folders(folder: Path, minimum: int = 2) -> list[str]:
     return [p.name for p in entries]
 
 
+class UnreadableImages(DataError):
+    """Image files of a glyph set that cannot be read: one line per file, then what to do. Nothing is trained on
+    a set with a file missing, so every such file is named at once."""
+
+    def __init__(self, errors: list[str], folder: Path, total: int):
+        self.errors = errors
+        super().__init__("\n".join([*errors, f"{len(errors)} of the {total:,} images in {folder} cannot be read; "
+                                               "fix or remove those files"]))
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    """What the cache key holds of a file; a file that cannot be looked at (a broken link) gets its error later,
+    when it is read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path), -1, -1
+    return str(path), stat.st_size, stat.st_mtime_ns
+
+
 def _read_image_part(folder: Path, classes: list[str], required: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Every class folder's images as upright uint8 glyphs, through the cache."""
-    from glyphkit.preprocess import IMAGE_SUFFIXES, ImageError, glyphs_from_file  # heavy (scikit-image), optional
+    from glyphkit.preprocess import IMAGE_SUFFIXES, glyphs_of_files, image_files  # heavy (scikit-image), optional
 
-    files = {c: sorted(p for p in (folder / c).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-             if (folder / c).is_dir() else [] for c in classes}
+    files = {c: image_files([folder / c]) if (folder / c).is_dir() else [] for c in classes}
     empty = [c for c, found in files.items() if not found and (required or (folder / c).is_dir())]
     if empty:
         raise DataError(f"{folder / empty[0]}: no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}); "
                         "every class needs some, or remove its folder")
     listing = [(c, p) for c in classes for p in files[c]]
-    key = hashlib.sha256(repr([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for _, p in listing]).encode())
+    key = hashlib.sha256(repr([_file_key(p) for _, p in listing]).encode())
     cached = cache_dir() / "image-folders" / f"{folder.parent.name}-{folder.name}-{key.hexdigest()[:16]}.npz"
     if cached.is_file():
         with np.load(cached, allow_pickle=False) as saved:
             return torch.from_numpy(saved["images"]), torch.from_numpy(saved["labels"])
-    try:
-        images = np.stack([glyphs_from_file(p)[0].image for _, p in listing])
-    except ImageError as exc:
-        raise DataError(f"{exc}; fix or remove that file") from exc
+    glyphs, errors = [], []
+    for _, found, error in glyphs_of_files([p for _, p in listing]):
+        if error is None:
+            glyphs.append(found[0].image)
+        else:
+            errors.append(error)
+    if errors:
+        raise UnreadableImages(errors, folder, len(listing))
+    images = np.stack(glyphs)
     labels = np.array([classes.index(c) for c, _ in listing], dtype=np.int64)
     cached.parent.mkdir(parents=True, exist_ok=True)
     staging = cached.with_suffix(".tmp.npz")  # written whole, then renamed: a killed run leaves no half cache

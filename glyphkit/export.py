@@ -37,7 +37,7 @@ import glyphkit
 from glyphkit.batches import pad_to_size
 from glyphkit.download import file_sha256
 from glyphkit.inference import INFERENCE_BATCH, Calibrator, Predictor, load_trained_run
-from glyphkit.rundir import BEST, atomic_write, checkpoint_path, write_json
+from glyphkit.rundir import BEST, atomic_write, checkpoint_path, why_not_writable, write_json
 from glyphkit.runtime_onnx import METADATA_KEY  # the ONNX metadata_props entry (and .pt2 extra file) of the JSON
 
 FORMATS = {"onnx": ".onnx", "torch": ".pt2"}  # --format -> file suffix
@@ -114,6 +114,7 @@ def export_run(run_dir: str | os.PathLike, format: str = "onnx", output: str | o
     if missing := missing_packages(format):
         raise ExportError(f"exporting to {format} needs {', '.join(missing)}, which is not installed: {INSTALL_HINT}")
     output = Path(output) if output else Path(run_dir) / f"model{FORMATS[format]}"
+    check_suffix(output, format)
     check_writable(output)
     source = checkpoint_path(run_dir, checkpoint)
     run = load_trained_run(run_dir, checkpoint=checkpoint, data_dir=data_dir, device="cpu", compile_model=False,
@@ -137,16 +138,21 @@ def export_run(run_dir: str | os.PathLike, format: str = "onnx", output: str | o
     return ExportResult(output, format, metadata, exported)
 
 
+def check_suffix(output: Path, format: str) -> None:
+    """Refuse an output name that says another format: an ONNX file named model.pt2 (or the reverse) would be
+    opened with the wrong loader, and fail there far from its cause."""
+    if output.suffix.lower() == FORMATS[format]:
+        return
+    named = next((f for f, suffix in FORMATS.items() if suffix == output.suffix.lower()), None)
+    fix = f"pass --format {named} for a {output.suffix} file, or " if named else ""
+    raise ExportError(f"--output {output} does not end in {FORMATS[format]}, the suffix of --format {format}; "
+                      f"{fix}name it {output.with_suffix(FORMATS[format])}")
+
+
 def check_writable(output: Path) -> None:
     """Refuse an output path that cannot be written before minutes are spent on the export."""
-    if output.is_dir():
-        raise ExportError(f"--output {output} is a folder; give a file name such as {output / 'model.onnx'}")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=output.parent):
-            pass
-    except OSError as exc:
-        raise ExportError(f"cannot write {output} ({exc.strerror or exc}); choose another --output") from exc
+    if why := why_not_writable(output):
+        raise ExportError(f"cannot write --output {output}: {why}; choose another --output")
 
 
 @torch.no_grad()

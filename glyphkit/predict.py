@@ -23,9 +23,10 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from glyphkit.config import ConfigError
 from glyphkit.inference import Predictor, load_predictor
 from glyphkit.preprocess import ImageError, glyphs_of_files, image_files
-from glyphkit.rundir import BEST, atomic_write, atomic_write_text
+from glyphkit.rundir import BEST, atomic_write, atomic_write_text, why_not_writable
 
 TOP_K = 5  # characters listed per glyph
 UNSURE = "unsure"  # the answer below --min-confidence (the best guess stays in top1)
@@ -97,6 +98,26 @@ def _read(predictor: Predictor, glyphs: list[GlyphPrediction], top_k: int, min_c
 # ---------------------------------------------------------------------------------------------------------------
 # Writing the answers
 # ---------------------------------------------------------------------------------------------------------------
+
+OUTPUT_SUFFIXES = (".csv", ".json")
+
+
+def check_outputs(output: str | os.PathLike | None = None, crops_folder: str | os.PathLike | None = None) -> None:
+    """Refuse (ConfigError) an `--output` file or `--save-crops` folder that cannot be written, before any image
+    is read: found afterwards, it would cost the whole read and lose the answers."""
+    if output is not None:
+        output = Path(output)
+        if output.suffix.lower() not in OUTPUT_SUFFIXES:
+            raise ConfigError(f"--output {output}: must end in .csv or .json")
+        if why := why_not_writable(output):
+            raise ConfigError(f"--output {output} cannot be written: {why}; choose another --output")
+    if crops_folder is not None:
+        folder = Path(crops_folder)
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"--save-crops {folder} is a file, not a folder; give a folder for the glyphs")
+        if why := why_not_writable(folder / "glyph.png"):
+            raise ConfigError(f"--save-crops {folder} cannot be written: {why}; choose another folder")
+
 
 def prediction_rows(results: list[FileResult], segment: bool) -> list[dict]:
     """One row per image (or per character with `segment`): file, [index, x, y, w, h,] prediction, confidence,

@@ -31,6 +31,7 @@ from skimage.transform import resize
 MAX_PIXELS = 50_000_000  # larger images are refused before they are decoded (a 12 MP phone photo is 12M)
 POLARITIES = ("auto", "dark-on-light", "light-on-dark")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+OS_METADATA = (".ds_store", "thumbs.db", "desktop.ini")  # and macOS's "._NAME" files: see is_os_metadata
 NIST_SIDE = 96  # the long side a glyph is brought to before the blur: NIST's glyphs on their 128x128 forms
 # Pixels of the 28 that a glyph's strokes span on their long side, measured where the preprocessing crops them (at
 # half intensity): the median over proxy47's test glyphs is 22 (benchmarks/experiments/glyph_span.py prints it and
@@ -54,35 +55,100 @@ class Glyph:
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """The image at `path`, upright (EXIF orientation applied), refusing non-images and huge images."""
+    """The image at `path`, upright (EXIF orientation applied) and decoded, as 8-bit grey ("L") or "RGBA"
+    (see eight_bit). Anything that goes wrong while reading and decoding this one file is an ImageError that
+    names it: the one place every reader (predict, the ONNX runtime, glyph-set folders) opens images."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            width, height = image.size  # read from the header: nothing is decoded yet
-            if width * height > max_pixels:
-                raise ImageError(f"{path}: {width}x{height} pixels is more than the {max_pixels:,} glyphkit reads; "
-                                 "scale the image down or crop it to the handwriting")
-            image = ImageOps.exif_transpose(image)
-            image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path}: not an image glyphkit can read ({type(exc).__name__}); use PNG, JPEG, BMP, "
-                         "GIF, TIFF or WebP") from exc
-    except OSError as exc:  # truncated or damaged files, unreadable paths
+            # Pillow warns of damaged metadata it skips ("Corrupt EXIF data"): the image still reads, and a damaged
+            # image gets its error below. Its DecompressionBombWarning: glyphkit's own limit, below Pillow's, is
+            # checked just after, with the image's size in the message.
+            warnings.simplefilter("ignore")
+            with Image.open(path) as opened:
+                _check_size(path, opened.size, max_pixels)  # read from the header: nothing is decoded yet
+                image = ImageOps.exif_transpose(opened)
+                image.load()
+                return eight_bit(image)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:  # more than twice Pillow's limit: refused inside Image.open
+        _check_size(path, _declared_size(path) or (0, 0), max_pixels)
+        raise ImageError(f"{path}: more pixels than Pillow decodes ({exc}); scale the image down or crop it to the "
+                         "handwriting") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{path}: not an image glyphkit can read; use PNG, JPEG, BMP, GIF, TIFF or WebP") from exc
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path}: no such file or folder") from exc
+    except OSError as exc:  # unreadable paths (permissions, symlink loops, folders), truncated or damaged files
         raise ImageError(f"{path}: cannot read the image ({exc.strerror or exc})") from exc
-    return image
+    except Exception as exc:  # noqa: BLE001 - see below
+        # A damaged file makes Pillow's decoders raise whatever their parsing hits first (ValueError "Truncated
+        # IHDR chunk", SyntaxError "broken PNG file", IndexError, struct.error, MemoryError, ...); no list of
+        # types is complete, and every one of them means that this file cannot be decoded.
+        why = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ImageError(f"{path}: the image is damaged and cannot be decoded ({type(exc).__name__}"
+                         f"{': ' + why if why else ''}); open and save it again in an image editor, or remove it"
+                         ) from exc
+
+
+def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageError(f"{path}: {width}x{height} pixels is more than the {max_pixels:,} glyphkit reads; "
+                         "scale the image down or crop it to the handwriting")
+
+
+def _declared_size(path: Path) -> tuple[int, int] | None:
+    """The width and height in an image's header, read past Pillow's pixel limit (Image.open raises
+    DecompressionBombError without telling them). Tries Pillow's registered formats (Image.ID, Image.OPEN) as
+    Image.open does, minus its limit check; None when none reads the header."""
+    try:
+        with open(path, "rb") as fp:
+            prefix = fp.read(16)
+            for name in Image.ID:
+                factory, accept = Image.OPEN[name]
+                if accept is not None and accept(prefix) is not True:
+                    continue
+                try:
+                    fp.seek(0)
+                    return factory(fp, str(path)).size
+                except Exception:  # noqa: BLE001 - not this format; the next one is tried, as Image.open does
+                    continue
+    except OSError:
+        return None
+    return None
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """The image as 8-bit grey ("L"), or "RGBA" when it has transparency: the two modes ink_map reads.
+
+    16-bit and 32-bit integer or float greyscale (PNG and TIFF modes I;16, I, F) are scaled by their own range
+    (darkest -> 0, lightest -> 255): Pillow's conversion clips at 255, which makes a 16-bit scan (ink at 8,000,
+    paper at 60,000) one flat white. A flat image stays flat, and is then refused as blank."""
+    if image.mode.startswith(("I", "F")):
+        values = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.any():
+            return Image.new("L", image.size, 0)
+        low, high = values[finite].min(), values[finite].max()
+        scaled = (np.where(finite, values, low) - low) / max(high - low, 1e-12) * 255
+        return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        return image.convert("RGBA")
+    return image.convert("L")
 
 
 def ink_map(image: Image.Image, polarity: str = "auto", source: str = "image") -> np.ndarray:
     """float32 [H, W] in [0, 1]: how much ink each pixel holds (0 = paper), on a flattened background."""
     if polarity not in POLARITIES:
         raise ValueError(f"polarity must be one of {', '.join(POLARITIES)}, got {polarity!r}")
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        alpha = np.asarray(image.convert("RGBA"), dtype=np.float32)[..., 3] / 255
+    image = eight_bit(image)
+    if image.mode == "RGBA":
+        alpha = np.asarray(image, dtype=np.float32)[..., 3] / 255
         if alpha.min() < 0.5 < alpha.max():  # strokes on a transparent canvas: the opaque part is the ink
             return _flatten(alpha, source)
-        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
     grey = np.asarray(image.convert("L"), dtype=np.float32) / 255
     if grey.max() - grey.min() < 0.05:
         raise ImageError(f"{source}: the image is blank (one flat tone); nothing to read")
@@ -209,14 +275,22 @@ def glyphs_of_files(files: list[Path], *, segment: bool = False, polarity: str =
             yield file, [], str(exc)
 
 
+def is_os_metadata(path: str | os.PathLike) -> bool:
+    """A file an operating system leaves in folders (Finder's .DS_Store and ._ files, Windows' Thumbs.db and
+    desktop.ini): no one's glyph, so folder readers skip it."""
+    name = Path(path).name
+    return name.lower() in OS_METADATA or name.startswith("._")
+
+
 def image_files(paths: list[str | os.PathLike]) -> list[Path]:
-    """Files as given, and the images inside folders (recursively, sorted); a missing path is an ImageError."""
+    """Files as given, and the images inside folders (recursively, sorted, OS metadata files left out). A path
+    that is neither a file nor a folder (missing, a symlink loop) stays in the list: reading it is that item's
+    own error, and the other items are still read."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.exists():
-            files.append(path)
+            files += sorted(p for p in path.rglob("*")
+                            if p.suffix.lower() in IMAGE_SUFFIXES and not is_os_metadata(p) and p.is_file())
         else:
-            raise ImageError(f"{path}: no such file or folder")
+            files.append(path)
     return files

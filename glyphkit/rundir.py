@@ -30,6 +30,7 @@ import os
 import pickle
 import re
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,6 +54,7 @@ EVALUATION_FIGURES = ("confusion_matrix.png", "confusion_matrix_normalized.png",
 RUN_FILES = (BEST, LATEST, CONFIG, HISTORY, HISTORY_FIGURE, METRICS, CLASSIFICATION_REPORT,
              MISCLASSIFICATION_REPORT, *EVALUATION_FIGURES)
 CHECKPOINT_FORMAT = 1
+RUN_CONFIG_KEYS = {"split", "model", "epochs", "batch_size"}  # a config.json holding these is a glyphkit run's
 # torch.load(weights_only=True) could be made to run code by a crafted file before torch 2.6 (CVE-2025-32434).
 SAFE_LOAD_TORCH = (2, 6)
 
@@ -75,7 +77,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
     path = Path(path)
     tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)
         tmp = _new_temp_file(path)
         write(tmp)
         with open(tmp, "rb") as f:
@@ -88,6 +90,47 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         if isinstance(exc, OSError):  # name the file the caller asked for, not the temporary one
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+
+
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The first of `path`'s folders (from the root down) that exists but is a file: then nothing can be written
+    at `path`, and the OS says only "File exists" or "Not a directory". None when there is none."""
+    for folder in reversed(Path(path).parents):
+        if not folder.exists():
+            return None
+        if not folder.is_dir():
+            return folder
+    return None
+
+
+def make_folder(folder: str | os.PathLike) -> None:
+    """mkdir -p, with an error that names the file standing where a folder should be."""
+    folder = Path(folder)
+    blocker = folder if folder.exists() and not folder.is_dir() else file_in_the_way(folder)
+    if blocker is not None:
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def why_not_writable(path: str | os.PathLike) -> str | None:
+    """Why no file can be written at `path`, or None when one can: asked before the work whose result it will
+    hold, so a mistake costs nothing. Creates nothing that stays (a temporary file in the nearest existing folder
+    is made and deleted: the only test that holds for permissions, read-only disks and root alike)."""
+    path = Path(path)
+    if path.is_dir():
+        return "it is a folder; give a file name"
+    if path.exists() and not path.is_file():
+        return "it is not a regular file (a device, pipe or socket)"
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        return f"{blocker} is a file, not a folder"
+    folder = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"{folder} is not writable ({exc.strerror or exc})"
+    return None
 
 
 def _new_temp_file(path: Path) -> Path:
@@ -152,20 +195,41 @@ def write_results(folder: str | os.PathLike, stem: str, value: Any, markdown: st
 # ---------------------------------------------------------------------------------------------------------------
 
 def check_run_dir(run_dir: str | os.PathLike, config: Config, overwrite: bool) -> None:
-    """Raise RunFolderExists when `run_dir` holds a run and `overwrite` is off. Reads, never writes, so a front
-    end can call it before loading any data. A folder with only the LR finder's files holds no run."""
+    """Raise RunFolderExists when `run_dir` holds a run, or files of the user's that a run would replace, and
+    `overwrite` is off: glyphkit replaces only what it wrote. Reads, never writes, so a front end can call it
+    before loading any data. A folder with only the LR finder's files holds no run."""
     run_dir = Path(run_dir)
-    if overwrite or not any((run_dir / name).exists() for name in (LATEST, BEST, CONFIG)):
+    if (blocker := file_in_the_way(run_dir / CONFIG)) is not None:
+        raise ConfigError(f"--output-dir {run_dir}: {blocker} is a file, not a folder; choose another --output-dir")
+    if overwrite:
         return
-    differ = ""
-    if (run_dir / CONFIG).exists():
-        try:
-            keys = _differing_settings(Config.load(run_dir / CONFIG), config)
-            differ = f" with a different config ({', '.join(keys)})" if keys else ""
-        except ConfigError:
-            differ = " (its config.json is unreadable)"
-    raise RunFolderExists(f"{run_dir} already holds a run{differ}. Continue it with --resume {run_dir}, "
-                          "start over with --overwrite, or choose another --output-dir")
+    if holds_run(run_dir):
+        differ = ""
+        if (run_dir / CONFIG).exists():
+            try:
+                keys = _differing_settings(Config.load(run_dir / CONFIG), config)
+                differ = f" with a different config ({', '.join(keys)})" if keys else ""
+            except ConfigError:
+                differ = " (its config.json is unreadable)"
+        raise RunFolderExists(f"{run_dir} already holds a run{differ}. Continue it with --resume {run_dir}, "
+                              "start over with --overwrite, or choose another --output-dir")
+    if foreign := [name for name in RUN_FILES if (run_dir / name).exists()]:
+        raise RunFolderExists(f"{run_dir} holds no run, but files of yours that a run would replace: "
+                              f"{', '.join(foreign)}. glyphkit does not replace files it did not write: move them, "
+                              "choose another --output-dir, or pass --overwrite to replace them")
+
+
+def holds_run(run_dir: str | os.PathLike) -> bool:
+    """A run was started in `run_dir`: it has a checkpoint, or a config.json that glyphkit wrote (a run killed
+    between its config and its first checkpoint). A config.json that is no glyphkit Config is someone else's."""
+    run_dir = Path(run_dir)
+    if (run_dir / LATEST).exists() or (run_dir / BEST).exists():
+        return True
+    try:
+        values = json.loads((run_dir / CONFIG).read_text())
+    except (OSError, ValueError):  # none, unreadable, or not JSON
+        return False
+    return isinstance(values, dict) and RUN_CONFIG_KEYS <= values.keys()
 
 
 def _differing_settings(old: Config, new: Config) -> list[str]:
@@ -182,9 +246,9 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: Config, overwrite: bool)
     the old run's files so none of them can be mistaken for the new run's."""
     run_dir = Path(run_dir)
     check_run_dir(run_dir, config, overwrite)
+    make_folder(run_dir)
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def write_config(run_dir: str | os.PathLike, config: Config) -> None:
@@ -246,6 +310,12 @@ def _require_safe_torch(path: Path) -> None:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely (weights_only=True: tensors and plain values only, no code runs)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint; give a checkpoint file (.pth) such as "
+                              f"{path / BEST}")
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"{path} is not a regular file (a device, pipe or socket), so not a checkpoint; "
+                              "give a checkpoint file (.pth)")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     _require_safe_torch(path)

@@ -176,8 +176,9 @@ def test_training_calibrates_and_calibrate_does_it_for_older_runs(tiny_data_dir,
     import torch
 
     run = tmp_path / "run"
+    # 120 validation images: enough to calibrate on (workflows.MIN_CALIBRATION_IMAGES)
     assert main(["train", *TINY, "--data-dir", str(tiny_data_dir), "--epochs", "1", "--output-dir", str(run),
-                 "--skip-eval"]) == 0
+                 "--skip-eval", "--val-split", "0.2"]) == 0
     assert "calibrated: temperature" in capsys.readouterr().out
     state = torch.load(run / "best_model.pth", weights_only=True)
     assert state["calibration"]["method"] == "temperature" and state["calibration"]["scale"] > 0  # one number

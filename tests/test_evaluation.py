@@ -247,7 +247,8 @@ def test_calibration_is_stored_with_the_model_and_reported(tiny_run, tmp_path):
     run_dir, data = tiny_run
     run_dir = shutil.copytree(run_dir, tmp_path / "run")
     val = load_trained_run(run_dir, data=data, part="val")
-    calibrator = calibrate(run_dir, val.predictor, val.images, val.labels, log=lambda *_: None)
+    # 24 validation images: below the minimum a run calibrates on by itself, allowed here to test storing it
+    calibrator = calibrate(run_dir, val.predictor, val.images, val.labels, min_images=20, log=lambda *_: None)
     stored = rundir.load_checkpoint(run_dir / rundir.BEST)["calibration"]
     assert stored["method"] == "temperature" and stored["scale"] == pytest.approx(float(calibrator.scale))
     metrics = evaluate_run(run_dir, data=data, log=lambda *_: None, progress=False)
@@ -260,7 +261,8 @@ def test_calibration_is_stored_with_the_model_and_reported(tiny_run, tmp_path):
     assert metrics["calibration"]["accuracy_after"] == metrics["calibration"]["accuracy_before"]
 
     # Vector scaling (opt-in): the answers are the calibrated logits' (per-class biases may change them), by hand.
-    calibrator = calibrate(run_dir, val.predictor, val.images, val.labels, method="vector", log=lambda *_: None)
+    calibrator = calibrate(run_dir, val.predictor, val.images, val.labels, method="vector", min_images=20,
+                           log=lambda *_: None)
     metrics = evaluate_run(run_dir, data=data, log=lambda *_: None, progress=False)
     assert metrics["calibration"]["method"].startswith("vector scaling")
     by_hand = (logits * calibrator.scale + calibrator.bias).argmax(1)

@@ -85,8 +85,9 @@ def test_bad_images_are_named_and_clear(tmp_path):
         glyphs_from_file(tmp_path / "blank.png")
     with pytest.raises(ImageError, match="big.png: 120x200 pixels is more than the 1,000"):
         read_image(tmp_path / "big.png", max_pixels=1000)
+    assert image_files([tmp_path / "nowhere"]) == [tmp_path / "nowhere"]  # the item's own error, when read:
     with pytest.raises(ImageError, match="nowhere: no such file or folder"):
-        image_files([tmp_path / "nowhere"])
+        read_image(tmp_path / "nowhere")
 
 
 @pytest.fixture(scope="module")
