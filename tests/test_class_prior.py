@@ -236,3 +236,25 @@ def test_balance_is_checked_and_has_help():
     parser = cli.build_parser()
     help_text = {a.dest: a.help for p in parser._subparsers._group_actions[0].choices.values() for a in p._actions}
     assert help_text["balance"] and help_text["class_prior"]
+
+
+def test_an_export_for_the_uniform_prior_answers_as_the_run_does_and_says_so(imbalanced_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from glyphkit import export
+    from glyphkit.runtime_onnx import ModelError, OnnxGlyphReader
+
+    run_dir, data = imbalanced_run
+    result = export.export_run(run_dir, "onnx", tmp_path / "uniform.onnx", class_prior="uniform", parity_images=50,
+                               log=lambda *_: None)
+    meta = export.read_metadata(result.path)
+    assert meta["class_prior"] == {"answers_for": "uniform", "logits": "train",
+                                   "counts": by_hand_counts(data.train_labels, data.num_classes)}
+    images = data.test_images[:20]
+    reader = OnnxGlyphReader(result.path, class_prior="uniform")
+    want = load_predictor(run_dir, device="cpu", class_prior="uniform").probabilities(images).numpy()
+    np.testing.assert_allclose(reader.probabilities(images.numpy()), want, atol=1e-5)
+    train = load_predictor(run_dir, device="cpu").probabilities(images).numpy()
+    assert np.abs(want - train).max() > 1e-3  # the prior is in the graph, not only in the metadata
+    with pytest.raises(ModelError, match="answers for the uniform class prior.*--class-prior train"):
+        OnnxGlyphReader(result.path, class_prior="train")
