@@ -143,7 +143,7 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
                    help="how training treats classes of different sizes: none (plain cross-entropy, the default), "
                    "reweight (each image weighted by 1/count of its class) or logit-adjust (the logit-adjusted "
                    "loss of Menon et al. 2021); both train the network to answer class-balanced (see "
-                   "docs/training.md#imbalanced-classes---balance)")
+                   "docs/training.md#imbalanced-classes)")
     t.add_argument("--progressive-size", type=_shrunk_side, default=S, metavar="SIDE",
                    help="progressive resizing: the first half of the epochs train on glyphs shrunk to SIDE x SIDE "
                    "pixels, the rest at full size (0: off, the default; 20 halves the work of those epochs; see "

@@ -16,8 +16,9 @@ EMNIST, but those moves cost accuracy on users' scans (docs/evaluation.md#vector
 Class priors: a network trained on images in natural frequencies answers for that mix, so the frequent one of
 two look-alikes wins (`f` read as `F`). `ClassPrior` holds the training images per class; answering with the
 `uniform` class prior takes the training prior out of the logits (logit adjustment, Menon et al. 2021), for
-class-balanced use: best balanced accuracy instead of best accuracy (docs/evaluation.md#class-priors-accuracy-or-
-balanced-accuracy). `prior_shift` is the one place that adjustment is computed.
+class-balanced use: best balanced accuracy instead of best accuracy
+(docs/evaluation.md#class-priors-accuracy-or-balanced-accuracy). `prior_shift` is the one place that adjustment is
+computed.
 """
 
 from __future__ import annotations
