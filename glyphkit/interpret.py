@@ -25,7 +25,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classifica
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from glyphkit.data import GlyphData
-from glyphkit.inference import (Calibrator, TrainedRun, expected_calibration_error, load_trained_run,
+from glyphkit.inference import (CLASS_PRIORS, Calibrator, TrainedRun, expected_calibration_error, load_trained_run,
                                 reliability_bins)
 from glyphkit.rundir import BEST
 
@@ -395,6 +395,20 @@ class Interpretation:
                                limit_test=limit_test, device=device, progress=progress, compile_model=compile_model,
                                class_prior=class_prior)
         return cls.of(run, tta)
+
+    @classmethod
+    def by_class_prior(cls, run_dir: str | os.PathLike, **kwargs: Any) -> dict[str, "Interpretation"]:
+        """{"train": ..., "uniform": ...}: a run's checkpoint on its test images under both class priors, from one
+        pass of the network (the uniform answers are the same logits with the prior's shift: inference.prior_shift,
+        and the calibration fitted for them). kwargs: from_run's, but class_prior."""
+        run = load_trained_run(run_dir, **kwargs)
+        train = cls.of(run)
+        prior = run.predictor.prior
+        logits = torch.from_numpy(train.logits) - prior.shift("train") + prior.shift("uniform")
+        uniform = cls(logits=logits, labels=run.labels, classes=run.config.classes, images=run.images,
+                      split=run.split, checkpoint=run.checkpoint, calibrator=Calibrator.from_state(run.state, "uniform"),
+                      class_prior="uniform")
+        return dict(zip(CLASS_PRIORS, (train, uniform)))
 
     # -------------------------------------------------------------- pictures
     def plot_confusion_matrix(self, normalize: bool = False):

@@ -258,3 +258,22 @@ def test_an_export_for_the_uniform_prior_answers_as_the_run_does_and_says_so(imb
     assert np.abs(want - train).max() > 1e-3  # the prior is in the graph, not only in the metadata
     with pytest.raises(ModelError, match="answers for the uniform class prior.*--class-prior train"):
         OnnxGlyphReader(result.path, class_prior="train")
+
+
+def test_both_priors_from_one_pass_match_two_evaluations_and_tabulate(imbalanced_run):
+    from glyphkit import tables
+    from glyphkit.interpret import Interpretation
+
+    run_dir, data = imbalanced_run
+    both = Interpretation.by_class_prior(run_dir, data=data)
+    for prior in ("train", "uniform"):
+        alone = Interpretation.from_run(run_dir, data=data, class_prior=prior)
+        assert both[prior].class_prior == prior
+        assert np.array_equal(both[prior].predictions, alone.predictions), prior
+        assert both[prior].summary() == pytest.approx(alone.summary()), prior
+    table = tables.class_prior_table(both)
+    assert list(table.columns) == ["train", "uniform"] and list(table.index) == ["accuracy", "balanced_accuracy"]
+    recall = tables.lookalike_recall_table(both)  # tiny's characters 0-9, A-J: groups such as 0/D, 1/I, 2/Z ...
+    assert ("0D", "D") in recall.index and ("1I", "I") in recall.index
+    k = data.classes.index("D")
+    assert recall.loc[("0D", "D"), "recall, uniform"] == f"{100 * both['uniform'].per_class_accuracy()[k]:.1f} %"
