@@ -175,10 +175,12 @@ def test_evaluate_with_the_uniform_prior_records_it_and_balanced_accuracy(imbala
     logits = load_predictor(run_dir).logits(data.test_images)  # the train prior's, then adjusted by hand
     counts = torch.tensor(by_hand_counts(data.train_labels, data.num_classes), dtype=torch.float32)
     answers = (logits - (counts / counts.sum()).log()).argmax(1).numpy()
+    assert (answers != logits.argmax(1).numpy()).any()  # the prior changes some answers here
     labels = data.test_labels.numpy()
     recalls = [np.mean(answers[labels == k] == k) for k in range(data.num_classes)]
     assert metrics["accuracy"] == pytest.approx(np.mean(answers == labels), abs=1e-6)
     assert metrics["balanced_accuracy"] == pytest.approx(np.mean(recalls), abs=1e-6)
+    assert [metrics["per_class"][ch]["recall"] for ch in data.classes] == pytest.approx(recalls, abs=1e-6)
     assert "class prior: uniform" in (run_dir / "classification_report.txt").read_text()
     assert cli.main(["evaluate", str(run_dir), "--no-progress", "--device", "cpu"]) == 0
     assert json.loads((run_dir / "metrics.json").read_text())["class_prior"] == "train"
