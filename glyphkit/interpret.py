@@ -406,8 +406,8 @@ class Interpretation:
         prior = run.predictor.prior
         logits = torch.from_numpy(train.logits) - prior.shift("train") + prior.shift("uniform")
         uniform = cls(logits=logits, labels=run.labels, classes=run.config.classes, images=run.images,
-                      split=run.split, checkpoint=run.checkpoint, calibrator=Calibrator.from_state(run.state, "uniform"),
-                      class_prior="uniform")
+                      split=run.split, checkpoint=run.checkpoint, class_prior="uniform",
+                      calibrator=Calibrator.from_state(run.state, "uniform"))
         return dict(zip(CLASS_PRIORS, (train, uniform)))
 
     # -------------------------------------------------------------- pictures

@@ -18,7 +18,7 @@ from glyphkit.data import load_config_split
 from glyphkit.inference import (Calibrator, ClassPrior, Predictor, expected_calibration_error, fit_uniform_temperature,
                                 load_predictor, load_trained_run)
 from glyphkit.training import Trainer
-from glyphkit.workflows import calibrate, evaluate_run
+from glyphkit.workflows import calibrate
 
 QUIET = dict(progress=False, log=lambda *_: None)
 
