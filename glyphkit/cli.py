@@ -18,11 +18,11 @@ import torch
 
 from glyphkit import distributed, workflows
 from glyphkit.bench import run_benchmark
-from glyphkit.config import (PRECISIONS, PRESETS, SCHEDULERS, SHRUNK_SIDES, Config, ConfigError,
+from glyphkit.config import (BALANCES, PRECISIONS, PRESETS, SCHEDULERS, SHRUNK_SIDES, Config, ConfigError,
                              apply_preset)
 from glyphkit.data import DataError
 from glyphkit.export import FORMATS, PARITY_IMAGES, ExportError, describe_parity, export_run
-from glyphkit.inference import load_trained_run
+from glyphkit.inference import CLASS_PRIORS, load_trained_run
 from glyphkit.lr_finder import save_lr_choice
 from glyphkit.predict import check_outputs, predict, prediction_rows, save_crops, write_predictions
 from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError
@@ -33,6 +33,9 @@ from glyphkit.workflows import TrainingInterrupted
 DEFAULTS = Config()
 PRECISION_HELP = ("auto: bf16 autocast where the hardware has native bf16 (CPUs with AVX-512 BF16 or AMX, recent "
                   "GPUs), else fp32 (fp16 AMP on older GPUs); bf16 or fp32 force one (default: auto)")
+CLASS_PRIOR_HELP = ("train: answer for images mixed like the training images (best accuracy; the default); uniform: "
+                    "take the training class prior out of the answers (logit adjustment), for class-balanced images "
+                    "(best balanced accuracy; see docs/evaluation.md#class-priors-accuracy-or-balanced-accuracy)")
 # glyphkit's own errors for a user's mistake (a setting, a file, a folder): one `error:` line and exit status 2.
 # Any other exception is a bug in glyphkit or below it, and shows its traceback.
 USER_ERRORS = (ConfigError, DataError, CheckpointError, RunFolderExists, ImageError, ExportError)
@@ -136,6 +139,11 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
                    help=f"cross-entropy label smoothing, 0 to <1 (default: {DEFAULTS.label_smoothing}; the best preset: "
                    "0.1, a little more accuracy but confidences no single temperature calibrates; see "
                    "docs/evaluation.md#label-smoothing-and-calibration)")
+    t.add_argument("--balance", choices=BALANCES, default=S,
+                   help="how training treats classes of different sizes: none (plain cross-entropy, the default), "
+                   "reweight (each image weighted by 1/count of its class) or logit-adjust (the logit-adjusted "
+                   "loss of Menon et al. 2021); both train the network to answer class-balanced (see "
+                   "docs/training.md#imbalanced-classes)")
     t.add_argument("--progressive-size", type=_shrunk_side, default=S, metavar="SIDE",
                    help="progressive resizing: the first half of the epochs train on glyphs shrunk to SIDE x SIDE "
                    "pixels, the rest at full size (0: off, the default; 20 halves the work of those epochs; see "
@@ -209,6 +217,7 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", metavar="FILE.csv|FILE.json", help="write every prediction to a CSV or JSON file")
     p.add_argument("--save-crops", metavar="DIR", help="write the 28x28 glyphs the model saw, to check them")
     p.add_argument("--checkpoint", default="best_model.pth", help="checkpoint file in the run folder")
+    p.add_argument("--class-prior", choices=CLASS_PRIORS, default="train", help=CLASS_PRIOR_HELP)
     p.add_argument("--device", default=argparse.SUPPRESS, choices=["auto", "cpu", "cuda"],
                    help="where to run the model (default: auto, CUDA when present)")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -229,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(e)
     e.add_argument("--checkpoint", default="best_model.pth", help="checkpoint file in the run folder")
     e.add_argument("--tta", action="store_true", default=None, help="also report test-time-augmented accuracy")
+    e.add_argument("--class-prior", choices=CLASS_PRIORS, default="train", help=CLASS_PRIOR_HELP + "; metrics.json "
+                   "records which")
     e.add_argument("--precision", choices=PRECISIONS, default=None, help="autocast for this evaluation (default: "
                    "the run's own setting; see train --precision)")
     e.add_argument("--compile", action="store_true", default=None,
@@ -255,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "browsers, phones) or torch (a .pt2 for torch.export.load) (default: onnx)")
     x.add_argument("--output", metavar="FILE", help="where to write it (default: RUN_DIR/model.onnx or model.pt2)")
     x.add_argument("--checkpoint", default="best_model.pth", help="checkpoint file in the run folder")
+    x.add_argument("--class-prior", choices=CLASS_PRIORS, default="train", help=CLASS_PRIOR_HELP + "; folded into "
+                   "the exported graph and named in its metadata")
     x.add_argument("--parity-images", type=_non_negative_int, default=PARITY_IMAGES, metavar="N",
                    help=f"test images the export is checked on (default: {PARITY_IMAGES:,}; 0: the whole split)")
     x.add_argument("--data-dir", default=argparse.SUPPRESS, help="folder with the run's split (default: the run's)")
@@ -394,8 +407,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     workflows.evaluate_run(args.run_dir, split=getattr(args, "split", None), data_dir=getattr(args, "data_dir", None),
                            checkpoint=args.checkpoint, tta=args.tta, limit_test=getattr(args, "limit_test", None),
-                           compile_model=args.compile, precision=args.precision, progress=not args.no_progress,
-                           log=_log)
+                           compile_model=args.compile, precision=args.precision, class_prior=args.class_prior,
+                           progress=not args.no_progress, log=_log)
     return 0
 
 
@@ -430,7 +443,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Read the user's images; a file that cannot be read gets its own `error:` line, the others their answers."""
     check_outputs(args.output, args.save_crops)  # before any image is read
     results = predict(args.run_dir, args.inputs, top_k=args.top_k, segment=args.segment, polarity=args.polarity,
-                      min_confidence=args.min_confidence, checkpoint=args.checkpoint,
+                      min_confidence=args.min_confidence, checkpoint=args.checkpoint, class_prior=args.class_prior,
                       device=getattr(args, "device", None), progress=not args.no_progress)
     for result in results:
         if result.error is None:
@@ -469,7 +482,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     result = export_run(args.run_dir, args.format, args.output, checkpoint=args.checkpoint,
-                        parity_images=args.parity_images, data_dir=getattr(args, "data_dir", None), log=_log)
+                        class_prior=args.class_prior, parity_images=args.parity_images,
+                        data_dir=getattr(args, "data_dir", None), log=_log)
     _log(f"checked against PyTorch {describe_parity(result.parity)}")
     size = result.path.stat().st_size / 2**20
     _log(f"exported {result.path} ({result.metadata['exporter']}, {size:.1f} MB; "

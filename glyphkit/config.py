@@ -18,6 +18,7 @@ SCHEDULERS = ("cosine", "plateau", "onecycle")
 MONITORS = ("val_loss", "val_acc")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp32")
+BALANCES = ("none", "reweight", "logit-adjust")  # --balance: how training treats classes of different sizes
 SHRUNK_SIDES = range(8, 28)  # progressive_size: smaller than a 28x28 glyph, at least 8 (the networks pool 2-3 times)
 
 
@@ -52,6 +53,9 @@ class Config:
     monitor: str = "val_loss"  # what picks best_model.pth and drives early stopping: val_loss (spec) or val_acc
     grad_clip: float = 1.0  # max gradient norm
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    # imbalanced classes: none (plain cross-entropy), reweight (each image weighted by 1/count of its class) or
+    # logit-adjust (cross-entropy of logits + log prior, Menon et al. 2021): the last two train prior-free logits
+    balance: str = "none"
     ema_decay: float = 0.0  # exponential moving average of weights (0: off); evaluation uses the average
     init_from: str | None = None  # a run folder whose best model starts this one (its classifier too if classes match)
     # --- augmentation (applied to training batches on the device) ---
@@ -106,6 +110,7 @@ class Config:
             (self.monitor in MONITORS, f"monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}"),
             (self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.balance in BALANCES, f"balance must be one of {', '.join(BALANCES)}, got {self.balance!r}"),
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
             (self.input_size is None or self.input_size >= 28,
              f"input_size must be >= 28 (EMNIST glyphs are 28x28), got {self.input_size}"),

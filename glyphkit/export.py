@@ -9,9 +9,10 @@ What is exported is a `GlyphClassifier`: the run's network with everything a use
 reproduce around it folded into the graph. Input: float32 [N, 1, 28, 28] upright glyphs with pixel values 0..255
 (ink bright on black, as `glyphkit.preprocess` makes them); the division by 255, the padding to the network's
 input size and the training set's normalisation happen inside; output: probabilities [N, classes], calibrated
-by the run's calibration when it has one. The class characters, the input layout, the preprocessing expected,
-the run's test accuracy and the checkpoint's SHA-256 travel inside the file (ONNX metadata_props; for `.pt2`
-its extra files and a JSON beside it).
+by the run's calibration when it has one, for the class prior chosen at export (`--class-prior`; its logit
+adjustment is part of the graph too). The class characters, the training class prior, the input layout, the
+preprocessing expected, the run's test accuracy and the checkpoint's SHA-256 travel inside the file (ONNX
+metadata_props; for `.pt2` its extra files and a JSON beside it).
 
 Every export is checked before it is written: the exported graph and the PyTorch network read the same test
 images, and an export whose probabilities or answers differ is an error, since exporters have shipped bugs
@@ -65,11 +66,16 @@ class GlyphClassifier(nn.Module):
     """
 
     def __init__(self, network: nn.Module, *, mean: float, std: float, input_size: int,
-                 calibrator: Calibrator | None = None):
+                 calibrator: Calibrator | None = None, logit_shift: torch.Tensor | None = None):
         super().__init__()
         self.network = network.eval()
         self.mean, self.std, self.input_size = mean, std, input_size
         calibrator = calibrator or Calibrator.identity()
+        # The class prior's logit adjustment (inference.prior_shift), a constant bias folded into the graph rather
+        # than carried in the metadata for runtime_onnx to apply: the graph's output is calibrated probabilities,
+        # from which the logits cannot be recovered (vector scaling's per-class scales; float32 softmax underflows
+        # to 0), and so every runtime, not only glyphkit's, answers for the prior the file was exported with.
+        self.register_buffer("logit_shift", torch.zeros(1) if logit_shift is None else logit_shift.float().clone())
         self.register_buffer("scale", calibrator.scale.float().clone())  # buffers: constants of the graph
         self.register_buffer("bias", calibrator.bias.float().clone())
 
@@ -79,11 +85,12 @@ class GlyphClassifier(nn.Module):
         c = predictor.config
         network = predictor.model.float().cpu().to(memory_format=torch.contiguous_format)
         return cls(network, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
-                   calibrator=predictor.calibrator)
+                   calibrator=predictor.calibrator, logit_shift=predictor.logit_shift)
 
     def forward(self, glyphs: torch.Tensor) -> torch.Tensor:
         x = pad_to_size(glyphs / 255.0, self.input_size)
-        return torch.softmax(self.network((x - self.mean) / self.std) * self.scale + self.bias, dim=1)
+        logits = self.network((x - self.mean) / self.std) + self.logit_shift
+        return torch.softmax(logits * self.scale + self.bias, dim=1)
 
 
 @dataclass
@@ -106,9 +113,11 @@ def missing_packages(format: str) -> list[str]:
 
 def export_run(run_dir: str | os.PathLike, format: str = "onnx", output: str | os.PathLike | None = None, *,
                checkpoint: str | os.PathLike = BEST, parity_images: int = PARITY_IMAGES,
-               data_dir: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> ExportResult:
+               data_dir: str | os.PathLike | None = None, class_prior: str = "train",
+               log: Callable[[str], None] = print) -> ExportResult:
     """Export a run's checkpoint to `output` (default: RUN_DIR/model.onnx or model.pt2), check it against the
-    PyTorch network on `parity_images` test images (0: all), and write it only if it passes."""
+    PyTorch network on `parity_images` test images (0: all), and write it only if it passes. `class_prior`: the
+    prior its probabilities answer for ("train" or "uniform"; inference.ClassPrior), recorded in its metadata."""
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     if missing := missing_packages(format):
@@ -118,7 +127,7 @@ def export_run(run_dir: str | os.PathLike, format: str = "onnx", output: str | o
     check_writable(output)
     source = checkpoint_path(run_dir, checkpoint)
     run = load_trained_run(run_dir, checkpoint=checkpoint, data_dir=data_dir, device="cpu", compile_model=False,
-                           limit_test=parity_images or None)
+                           limit_test=parity_images or None, class_prior=class_prior)
     classifier = GlyphClassifier.from_predictor(run.predictor)
     glyphs = run.images.unsqueeze(1).float()  # [N, 1, 28, 28], 0..255: what the exported graph takes
     reference = classifier_probabilities(classifier, glyphs)
@@ -240,6 +249,9 @@ def describe_export(run, source: Path, format: str, exporter: str, parity: dict[
                    "meaning": "probability of each class, in the order of 'classes'",
                    "calibration": run.predictor.calibrator.to_state(),
                    "calibrated": not run.predictor.calibrator.is_identity},
+        # answers_for: the prior the probabilities are for (uniform: class-balanced); counts: the training images
+        # per class; logits: the prior the network's raw logits carry (uniform when trained with --balance)
+        "class_prior": {"answers_for": run.predictor.class_prior, **run.predictor.prior.to_state()},
         "folded_in": {"scale": 1 / 255, "mean": c.norm_mean, "std": c.norm_std, "network_input_size": c.input_size},
         "checkpoint": run.checkpoint, "checkpoint_sha256": file_sha256(source),
         "test_accuracy": run_test_accuracy(source.parent, run.checkpoint), "parity": parity,

@@ -12,6 +12,13 @@ fitted on the validation images after training, divides the logits so that a pro
 same paper) calibrates the test split better and moves look-alike boundaries towards the characters likelier in
 EMNIST, but those moves cost accuracy on users' scans (docs/evaluation.md#vector-scaling), so it is opt-in
 (`glyphkit calibrate --method vector`). `Calibrator` holds either: per-class (or one shared) scale and bias.
+
+Class priors: a network trained on images in natural frequencies answers for that mix, so the frequent one of
+two look-alikes wins (`f` read as `F`). `ClassPrior` holds the training images per class; answering with the
+`uniform` class prior takes the training prior out of the logits (logit adjustment, Menon et al. 2021), for
+class-balanced use: best balanced accuracy instead of best accuracy
+(docs/evaluation.md#class-priors-accuracy-or-balanced-accuracy). `prior_shift` is the one place that adjustment is
+computed.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from torch.fx.experimental import optimization as fx_optimization
 from tqdm.auto import tqdm
 
 from glyphkit.batches import iterate_batches
-from glyphkit.config import Config
+from glyphkit.config import Config, ConfigError
 from glyphkit.data import GlyphData, load_config_split
 from glyphkit.models import build_model
 from glyphkit.rundir import (BEST, CheckpointError, check_compatible, checkpoint_config, checkpoint_path,
@@ -103,8 +110,8 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
                           device: torch.device, batch_size: int = INFERENCE_BATCH,
                           amp_dtype: torch.dtype | None = None, channels_last: bool = False, tta: bool = True,
                           tta_below: float | None = None, calibrator: Callable[[torch.Tensor], torch.Tensor] | None
-                          = None, progress: bool = False, compile_model: bool = False, fold_batch_norms: bool = True
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+                          = None, progress: bool = False, compile_model: bool = False, fold_batch_norms: bool = True,
+                          logit_shift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(plain logits, TTA-averaged logits) [N, classes], float32 on the CPU, for uint8 images [N, 28, 28] (eval
     mode, batched, no grad). Without `tta` both are the plain logits.
 
@@ -116,19 +123,22 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
     With `compile_model`, the network runs through `compile_for_inference` (the last batch is zero-padded to full
     size so one compiled shape serves every batch); if compilation fails, a warning says why and the eager
     network takes over. Eager, the batch norms are folded into the convolutions (`fold_batch_norm`) unless
-    `fold_batch_norms` is False (to measure what folding gains, or to run the network exactly as trained)."""
+    `fold_batch_norms` is False (to measure what folding gains, or to run the network exactly as trained).
+    `logit_shift` [classes] is added to every view's logits (a class prior's adjustment: `prior_shift`), before the
+    TTA decision, so the glyphs chosen for TTA are those unsure under the prior asked for."""
     was_training = model.training
     model.eval()
     views = _ViewRunner(model, mean=mean, std=std, input_size=input_size, device=device, batch_size=batch_size,
                         amp_dtype=amp_dtype, channels_last=channels_last, progress=progress,
                         compile_model=compile_model, fold_batch_norms=fold_batch_norms)
-    plain = views(images, TTA_SHIFTS[:1], "predict")[0]
+    shift = 0.0 if logit_shift is None or not len(images) else logit_shift.float()
+    plain = views(images, TTA_SHIFTS[:1], "predict")[0] + shift
     averaged = plain
     if tta and len(images):
         unsure = needs_tta(plain, tta_below, calibrator)
         averaged = plain.clone()
         if unsure.any():
-            shifted = views(images[unsure], TTA_SHIFTS[1:], "test-time augmentation")
+            shifted = views(images[unsure], TTA_SHIFTS[1:], "test-time augmentation") + shift
             averaged[unsure] = (plain[unsure] + shifted.sum(0)) / len(TTA_SHIFTS)
     model.train(was_training)
     return plain, averaged
@@ -190,6 +200,82 @@ class _ViewRunner:
             return torch.stack([self.net(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if dx or dy else x).float()
                                 for dx, dy in shifts])
 
+CLASS_PRIORS = ("train", "uniform")  # --class-prior: answer for images mixed as in training, or class-balanced
+
+
+@dataclass(frozen=True)
+class ClassPrior:
+    """The training images per class of a run, and which prior its network's raw logits carry.
+
+    `logits` is "train" for a network trained with plain cross-entropy (its softmax estimates p(class | glyph) for
+    glyphs mixed as in training) and "uniform" for one trained with `--balance reweight` or `logit-adjust`, whose
+    losses take the prior out during training (the population optimum of either is the class-balanced
+    posterior; Menon et al. 2021, section 4). Stored in every checkpoint as {"counts", "logits"}."""
+
+    counts: torch.Tensor  # float64 [classes]: training images per class, of the training part actually trained on
+    logits: str = "train"
+
+    @classmethod
+    def of_labels(cls, labels: torch.Tensor, num_classes: int, balance: str = "none") -> "ClassPrior":
+        """The prior of a training part's labels; `balance` is the run's Config.balance (what its logits carry)."""
+        return cls(class_counts(labels, num_classes).double(), "train" if balance == "none" else "uniform")
+
+    @classmethod
+    def of_checkpoint(cls, state: dict[str, Any], data: GlyphData | None = None) -> "ClassPrior":
+        """A checkpoint's prior. A run trained before glyphkit stored one (no "class_prior" entry) gets it counted
+        from its split's training labels as the run split them: `data` when given (the run's own split, as
+        load_trained_run reads it), else the split its config describes, read again with the same split,
+        val_split, seed and limit_train, so the training part is the one it was trained on. Such a run trained
+        with plain cross-entropy (it predates --balance)."""
+        config = checkpoint_config(state)
+        saved = state.get("class_prior")
+        if isinstance(saved, dict) and saved.get("counts") is not None:
+            return cls(torch.tensor(saved["counts"], dtype=torch.float64), str(saved.get("logits", "train")))
+        if data is None:
+            data = load_config_split(config)
+        return cls.of_labels(data.train_labels, len(config.classes or data.classes), config.balance)
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain numbers, loadable with weights_only (checkpoints and an export's metadata keep this)."""
+        return {"counts": [int(c) for c in self.counts.tolist()], "logits": self.logits}
+
+    def log_prior(self) -> torch.Tensor:
+        """log(prior) up to a constant, which no softmax sees: log(count / largest count), so a uniform prior is
+        exactly 0 everywhere. A class without training images counts as one (a finite, large shift)."""
+        counts = self.counts.clamp(min=1)
+        return (counts / counts.max()).log().float()
+
+    def shift(self, wanted: str) -> torch.Tensor:
+        """What to add to the network's raw logits so they answer under the `wanted` prior: prior_shift."""
+        return prior_shift(self.log_prior(), self.logits, wanted)
+
+
+def prior_shift(log_prior: torch.Tensor, network: str, wanted: str) -> torch.Tensor:
+    """The logit adjustment (Menon et al. 2021, "Long-tail learning via logit adjustment", post-hoc, tau = 1): the
+    vector added to raw logits whose softmax answers for the `network` prior so that it answers for the `wanted`
+    one. train -> uniform: -log prior (a class is no longer favoured for being frequent); uniform -> train: +log
+    prior (a balanced-trained network answering for images mixed as in training); the same prior: 0. The one
+    place glyphkit adjusts for a class prior: Predictor, training's validation and the export all call it."""
+    check_class_prior(network)
+    check_class_prior(wanted)
+    if network == wanted:
+        return torch.zeros_like(log_prior)
+    return -log_prior if wanted == "uniform" else log_prior.clone()
+
+
+def check_class_prior(name: str) -> str:
+    if name not in CLASS_PRIORS:
+        raise ConfigError(f"class prior must be one of {', '.join(CLASS_PRIORS)}, got {name!r}")
+    return name
+
+
+def network_logit_prior(state: dict[str, Any]) -> str:
+    """Which prior a checkpoint's network's raw logits carry, without reading any data."""
+    saved = state.get("class_prior")
+    if isinstance(saved, dict) and saved.get("logits") in CLASS_PRIORS:
+        return saved["logits"]
+    return "train" if checkpoint_config(state).balance == "none" else "uniform"
+
 
 class Predictor:
     """A network ready to read glyphs the way its run was trained: the config's normalisation and input size,
@@ -200,6 +286,9 @@ class Predictor:
     config's (`auto`, `bf16`, `fp32`). fold_batch_norms=False runs the eager network with its batch norms as
     separate layers instead of folded into the convolutions (same answers up to float rounding, slower; for
     measuring what folding gains: benchmarks/fp32_levers.py).
+
+    Its logits answer under `class_prior` ("train" or "uniform"; `use_class_prior`): every logit it returns has
+    `logit_shift` (prior_shift) added, and its calibrator is the one fitted for that prior.
     """
 
     def __init__(self, model: nn.Module, config: Config, device: str | torch.device | None = None, *,
@@ -216,10 +305,25 @@ class Predictor:
         self.fold_batch_norms = fold_batch_norms
         self.calibrator = Calibrator.identity()  # set from the checkpoint by from_checkpoint
         self.tta_below = TTA_BELOW_CONFIDENCE
+        self.class_prior = "train"  # the prior its answers are for; the network's own until use_class_prior
+        self.prior: ClassPrior | None = None  # the training prior, when known (not needed for the network's own)
+        self.logit_shift: torch.Tensor | None = None  # added to the network's logits (None: nothing)
+
+    def use_class_prior(self, wanted: str, prior: ClassPrior, calibrator: Calibrator | None = None) -> None:
+        """Answer under the `wanted` class prior from now on: its logit adjustment, and its calibration when
+        given."""
+        self.prior, self.class_prior = prior, wanted
+        shift = prior.shift(wanted)
+        self.logit_shift = shift if bool(shift.any()) else None
+        if calibrator is not None:
+            self.calibrator = calibrator
 
     @classmethod
-    def from_checkpoint(cls, state: dict[str, Any], path: str | os.PathLike, **kwargs: Any) -> "Predictor":
-        """The network a loaded checkpoint describes, with its evaluation weights (the EMA average when kept)."""
+    def from_checkpoint(cls, state: dict[str, Any], path: str | os.PathLike, *, class_prior: str = "train",
+                        data: GlyphData | None = None, **kwargs: Any) -> "Predictor":
+        """The network a loaded checkpoint describes, with its evaluation weights (the EMA average when kept),
+        answering under `class_prior`. `data`: the run's split, if loaded (an older run's prior is counted from
+        it; without it, the split is read when the prior is needed: ClassPrior.of_checkpoint)."""
         config = checkpoint_config(state)
         model = build_model(config)
         try:
@@ -228,7 +332,11 @@ class Predictor:
             raise CheckpointError(f"{path}: the weights do not fit the network its config describes "
                                   f"({str(exc).splitlines()[0]}); the file is damaged or was edited") from exc
         predictor = cls(model, config, **kwargs)
-        predictor.calibrator = Calibrator.from_state(state)
+        calibrator = Calibrator.from_state(state, check_class_prior(class_prior))
+        if "class_prior" in state or data is not None or class_prior != network_logit_prior(state):
+            predictor.use_class_prior(class_prior, ClassPrior.of_checkpoint(state, data), calibrator)
+        else:  # an older run answering for its own prior: no need to read its split for the counts
+            predictor.calibrator = calibrator
         return predictor
 
     def probabilities(self, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
@@ -248,7 +356,8 @@ class Predictor:
                                      device=self.device, batch_size=self.batch_size, amp_dtype=self.amp_dtype,
                                      channels_last=c.channels_last, tta=tta, tta_below=self.tta_below,
                                      calibrator=self.calibrator, progress=self.progress,
-                                     compile_model=self.compile_model, fold_batch_norms=self.fold_batch_norms)
+                                     compile_model=self.compile_model, fold_batch_norms=self.fold_batch_norms,
+                                     logit_shift=self.logit_shift)
 
 
 @dataclass(frozen=True)
@@ -269,16 +378,25 @@ class Calibrator:
         return cls(torch.tensor(1.0 / temperature), torch.tensor(0.0))
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "Calibrator":
-        """A checkpoint's calibration: its "calibration" entry, else an older glyphkit's "temperature", else none."""
+    def from_state(cls, state: dict[str, Any], class_prior: str = "train") -> "Calibrator":
+        """A checkpoint's calibration: its "calibration" entry, else an older glyphkit's "temperature", else none.
+        For the `uniform` class prior: the temperature fitted for it (the entry's "uniform", see
+        fit_uniform_temperature); a run calibrated before that has none, and keeps its temperature (vector
+        scaling's per-class biases would put part of the prior back, so they are left out then)."""
         saved = state.get("calibration")
+        if class_prior == "uniform":
+            if isinstance(saved, dict) and isinstance(saved.get("uniform"), dict):
+                return cls.from_state({"calibration": saved["uniform"]})
+            own = cls.from_state(state)
+            return own if own.is_temperature else cls.identity()
         if isinstance(saved, dict) and "scale" in saved and "bias" in saved:
             return cls(torch.tensor(saved["scale"], dtype=torch.float32),
                        torch.tensor(saved["bias"], dtype=torch.float32))
         return cls.from_temperature(float(state.get("temperature") or 1.0))
 
     def to_state(self) -> dict[str, Any]:
-        """What a checkpoint (and an export's metadata) stores: plain numbers and lists, loadable with weights_only."""
+        """What a checkpoint (and an export's metadata) stores: plain numbers and lists, loadable with weights_only.
+        (Calibration for the uniform class prior goes in its "uniform" entry: workflows.calibrate.)"""
         return {"method": "temperature" if self.is_temperature else "vector scaling", "scale": self.scale.tolist(),
                 "bias": self.bias.tolist()}
 
@@ -316,7 +434,8 @@ def fit_vector_scaling(logits: torch.Tensor, labels: torch.Tensor) -> Calibrator
 
 @torch.enable_grad()
 def _minimise_cross_entropy(params: list[torch.Tensor], calibrated: Callable[[torch.Tensor], torch.Tensor],
-                            logits: torch.Tensor, labels: torch.Tensor, max_iter: int) -> None:
+                            logits: torch.Tensor, labels: torch.Tensor, max_iter: int,
+                            weight: torch.Tensor | None = None) -> None:
     """Fit `params` in place (L-BFGS, strong Wolfe line search) so that the cross-entropy of
     softmax(calibrated(logits)) against `labels` is smallest: the one fit of every calibration method."""
     logits, labels = logits.float(), labels.long()
@@ -324,7 +443,7 @@ def _minimise_cross_entropy(params: list[torch.Tensor], calibrated: Callable[[to
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = F.cross_entropy(calibrated(logits), labels)
+        loss = F.cross_entropy(calibrated(logits), labels, weight=weight)
         loss.backward()
         return loss
 
@@ -337,32 +456,78 @@ def load_predictor(run_dir: str | os.PathLike, checkpoint: str | os.PathLike = B
     return Predictor.from_checkpoint(load_checkpoint(path), path, **kwargs)
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The temperature T > 0 that minimises the cross-entropy of softmax(logits / T) on held-out images."""
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, class_weight: torch.Tensor | None = None) -> float:
+    """The temperature T > 0 that minimises the cross-entropy of softmax(logits / T) on held-out images (each
+    image weighted by its class's `class_weight`, when given)."""
     log_t = torch.zeros((), requires_grad=True)  # T = exp(log_t) stays positive
-    _minimise_cross_entropy([log_t], lambda x: x / log_t.exp(), logits, labels, max_iter=200)
+    _minimise_cross_entropy([log_t], lambda x: x / log_t.exp(), logits, labels, max_iter=200, weight=class_weight)
     return float(log_t.detach().exp())
 
 
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 15
+def balanced_class_weight(counts: torch.Tensor) -> torch.Tensor:
+    """Per-class weights 1 / (images of the class), normalised to mean 1 over the classes present (absent: 0):
+    images weighted by them count every class alike, as class-balanced images would. What --balance reweight
+    trains with, and what fits and checks the calibration for the uniform prior on a validation split mixed as in
+    training."""
+    counts = counts.float()
+    weight = torch.where(counts > 0, 1 / counts.clamp(min=1), torch.zeros_like(counts))
+    return weight * (counts > 0).sum() / weight.sum()
+
+
+def class_counts(labels: torch.Tensor | np.ndarray, num_classes: int) -> torch.Tensor:
+    return torch.bincount(torch.as_tensor(labels).long().cpu(), minlength=num_classes)
+
+
+def uniform_logits(train_logits: torch.Tensor, prior: ClassPrior) -> torch.Tensor:
+    """Logits answering for the training prior, adjusted to answer class-balanced (prior_shift)."""
+    return train_logits.float() + prior_shift(prior.log_prior(), "train", "uniform")
+
+
+def fit_uniform_temperature(logits: torch.Tensor, labels: torch.Tensor, prior: ClassPrior) -> Calibrator:
+    """The calibration of answers under the uniform class prior, fitted on held-out images mixed as in training.
+
+    `logits`: the network's logits answering for the training prior (what `calibrate` fits the run's own
+    calibration on). They are adjusted (`prior_shift`) first, then one temperature is fitted with the images
+    weighted so that every class counts alike: the adjusted probabilities are meant for class-balanced images, and
+    the weighted validation split stands in for those. A temperature never changes an answer, so the answers
+    stay logit adjustment's with tau = 1."""
+    adjusted = uniform_logits(logits, prior)
+    weight = balanced_class_weight(class_counts(labels, logits.shape[1]))
+    return Calibrator.from_temperature(fit_temperature(adjusted, labels, weight))
+
+
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 15, weight: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images, accuracy, mean confidence) per equal-width confidence bin; NaN for empty bins. Written here:
-    scikit-learn's calibration_curve drops the bins' image counts, which the ECE and the diagram both need."""
+    scikit-learn's calibration_curve drops the bins' image counts, which the ECE and the diagram both need.
+    `weight` per image (e.g. class-balancing weights): weighted counts and means."""
     confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=np.float64)
     which = np.minimum((confidence * bins).astype(int), bins - 1)
-    counts = np.bincount(which, minlength=bins)
+    if weight is None:
+        counts = np.bincount(which, minlength=bins)
+        weight = np.ones_like(confidence)
+    else:
+        weight = np.asarray(weight, dtype=np.float64)
+        counts = np.bincount(which, weights=weight, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (counts, np.bincount(which, weights=correct, minlength=bins) / counts,
-                np.bincount(which, weights=confidence, minlength=bins) / counts)
+        return (counts, np.bincount(which, weights=correct * weight, minlength=bins) / counts,
+                np.bincount(which, weights=confidence * weight, minlength=bins) / counts)
 
 
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15,
+                               class_balanced: bool = False) -> float:
     """How far confidence is from accuracy: the image-weighted mean of |accuracy - mean confidence| over
-    equal-width confidence bins (Guo et al. 2017)."""
+    equal-width confidence bins (Guo et al. 2017). `class_balanced`: each image weighted by 1 / (images of its
+    class), so every class counts alike: the ECE class-balanced images would show, the one that matters for
+    answers under the uniform class prior."""
+    weight = None
+    if class_balanced:
+        weight = balanced_class_weight(class_counts(labels, probabilities.shape[1])).numpy()[labels]
     counts, accuracy, confidence = reliability_bins(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels,
-                                                    bins)
+                                                    bins, weight)
     filled = counts > 0
-    return float((counts[filled] * np.abs(accuracy[filled] - confidence[filled])).sum() / max(counts.sum(), 1))
+    total = counts.sum()
+    return float((counts[filled] * np.abs(accuracy[filled] - confidence[filled])).sum() / (total if total > 0 else 1))
 
 
 @dataclass
@@ -384,11 +549,12 @@ class TrainedRun:
 def load_trained_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = BEST, split: str | None = None,
                      data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
                      limit_test: int | None = None, device: str | None = None, progress: bool = False,
-                     compile_model: bool | None = None, precision: str | None = None, part: str = "test"
-                     ) -> TrainedRun:
+                     compile_model: bool | None = None, precision: str | None = None, part: str = "test",
+                     class_prior: str = "train") -> TrainedRun:
     """Load a checkpoint and the images of its split (or of `data`): `part` "test", or "val" (the validation
     images the run held out, to calibrate on). A split or class set the checkpoint was not trained on is refused.
-    split, data_dir and limit_test default to the run's own."""
+    split, data_dir and limit_test default to the run's own. `class_prior`: the prior the predictor answers for
+    ("train" or "uniform"; see ClassPrior)."""
     path = checkpoint_path(run_dir, checkpoint)
     state = load_checkpoint(path)
     saved = checkpoint_config(state)
@@ -403,6 +569,6 @@ def load_trained_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLik
     images, labels = data.part(part)
     if images_given and limit_test is not None and part == "test":  # load_config_split limits what it reads
         images, labels = images[:limit_test], labels[:limit_test]
-    predictor = Predictor.from_checkpoint(state, path, device=device, progress=progress, compile_model=compile_model,
-                                          precision=precision)
+    predictor = Predictor.from_checkpoint(state, path, class_prior=class_prior, data=data, device=device,
+                                          progress=progress, compile_model=compile_model, precision=precision)
     return TrainedRun(predictor, images, labels, data.split, name_in_run(path, Path(run_dir)), state)

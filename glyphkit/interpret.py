@@ -25,7 +25,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classifica
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from glyphkit.data import GlyphData
-from glyphkit.inference import (Calibrator, TrainedRun, expected_calibration_error, load_trained_run,
+from glyphkit.inference import (CLASS_PRIORS, Calibrator, TrainedRun, expected_calibration_error, load_trained_run,
                                 reliability_bins)
 from glyphkit.rundir import BEST
 
@@ -209,6 +209,7 @@ class Interpretation:
     tta: bool = False
     groups: Sequence[str] = AMBIGUOUS_GROUPS
     calibrator: Calibrator | None = None  # the run's calibration; None: the logits as they are
+    class_prior: str = "train"  # the prior the logits answer for (inference.ClassPrior); "uniform": class-balanced
 
     def __post_init__(self) -> None:
         # Accept tensors or lists too: everything below works on NumPy arrays.
@@ -281,18 +282,22 @@ class Interpretation:
             "num_test_images": int(len(self.labels)),
             "errors": ambiguity["errors"],
             "ambiguous_errors": ambiguity["ambiguous_errors"],
-            "calibration": {k: v if isinstance(v, str) else round(v, ROUND) for k, v in self.calibration().items()},
+            "class_prior": self.class_prior,
+            "calibration": {k: v if isinstance(v, (str, bool)) else round(v, ROUND)
+                            for k, v in self.calibration().items()},
             "per_class": self.per_class(),
         }
 
     # -------------------------------------------------------------- confidence
     def calibration(self) -> dict[str, Any]:
-        """Expected calibration error and accuracy without and with the run's calibration."""
+        """Expected calibration error and accuracy without and with the run's calibration. Under the uniform class
+        prior the ECE is class-balanced (every class counts alike, as on the images those answers are for)."""
         uncalibrated = torch.from_numpy(self.logits).float().softmax(dim=1).numpy()
         calibrator = self.calibrator or Calibrator.identity()
-        return {"method": calibrator.describe(),
-                "ece_before": expected_calibration_error(uncalibrated, self.labels),
-                "ece_after": expected_calibration_error(self.probabilities, self.labels),
+        balanced = self.class_prior == "uniform"
+        return {"method": calibrator.describe(), "ece_class_balanced": balanced,
+                "ece_before": expected_calibration_error(uncalibrated, self.labels, class_balanced=balanced),
+                "ece_after": expected_calibration_error(self.probabilities, self.labels, class_balanced=balanced),
                 "accuracy_before": float((self.logits.argmax(axis=1) == self.labels).mean()),
                 "accuracy_after": float((self.predictions == self.labels).mean())}
 
@@ -373,20 +378,37 @@ class Interpretation:
     @classmethod
     def _of_logits(cls, run: TrainedRun, logits: torch.Tensor, tta: bool) -> "Interpretation":
         return cls(logits=logits, labels=run.labels, classes=run.config.classes, images=run.images, split=run.split,
-                   checkpoint=run.checkpoint, tta=tta, calibrator=run.predictor.calibrator)
+                   checkpoint=run.checkpoint, tta=tta, calibrator=run.predictor.calibrator,
+                   class_prior=run.predictor.class_prior)
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = BEST, tta: bool = False,
                  split: str | None = None, data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
                  limit_test: int | None = None, device: str | None = None, progress: bool = False,
-                 compile_model: bool | None = None) -> "Interpretation":
+                 compile_model: bool | None = None, class_prior: str = "train") -> "Interpretation":
         """A run folder's checkpoint evaluated on its test images, in memory (nothing is written).
 
         The test images are those of the run's split and data folder unless `split`, `data_dir` or `data` say
-        otherwise; a checkpoint of another split or class set is refused (CheckpointError)."""
+        otherwise; a checkpoint of another split or class set is refused (CheckpointError). `class_prior`: "train"
+        (answers for images mixed as in training) or "uniform" (class-balanced; inference.ClassPrior)."""
         run = load_trained_run(run_dir, checkpoint=checkpoint, split=split, data_dir=data_dir, data=data,
-                               limit_test=limit_test, device=device, progress=progress, compile_model=compile_model)
+                               limit_test=limit_test, device=device, progress=progress, compile_model=compile_model,
+                               class_prior=class_prior)
         return cls.of(run, tta)
+
+    @classmethod
+    def by_class_prior(cls, run_dir: str | os.PathLike, **kwargs: Any) -> dict[str, "Interpretation"]:
+        """{"train": ..., "uniform": ...}: a run's checkpoint on its test images under both class priors, from one
+        pass of the network (the uniform answers are the same logits with the prior's shift: inference.prior_shift,
+        and the calibration fitted for them). kwargs: from_run's, but class_prior."""
+        run = load_trained_run(run_dir, **kwargs)
+        train = cls.of(run)
+        prior = run.predictor.prior
+        logits = torch.from_numpy(train.logits) - prior.shift("train") + prior.shift("uniform")
+        uniform = cls(logits=logits, labels=run.labels, classes=run.config.classes, images=run.images,
+                      split=run.split, checkpoint=run.checkpoint, class_prior="uniform",
+                      calibrator=Calibrator.from_state(run.state, "uniform"))
+        return dict(zip(CLASS_PRIORS, (train, uniform)))
 
     # -------------------------------------------------------------- pictures
     def plot_confusion_matrix(self, normalize: bool = False):

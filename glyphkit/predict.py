@@ -67,13 +67,15 @@ class FileResult:
 
 def predict(run_dir: str | os.PathLike, inputs: list[str | os.PathLike], *, top_k: int = TOP_K,
             segment: bool = False, polarity: str = "auto", min_confidence: float = 0.0,
-            checkpoint: str | os.PathLike = BEST, device: str | None = None, progress: bool = True) -> list[FileResult]:
+            checkpoint: str | os.PathLike = BEST, device: str | None = None, progress: bool = True,
+            class_prior: str = "train") -> list[FileResult]:
     """Read every image in `inputs` (files, and folders recursively) with the run's model.
 
     segment=False: each image is one glyph. segment=True: each image is a line of handwriting, split into
     characters left to right. A glyph whose best probability (calibrated, when the run is) is below
-    `min_confidence` is answered "unsure"."""
-    predictor = load_predictor(run_dir, checkpoint, device=device)
+    `min_confidence` is answered "unsure". class_prior "uniform" takes the training class prior out of the answers
+    (for class-balanced use; inference.ClassPrior), "train" answers as the training images were mixed."""
+    predictor = load_predictor(run_dir, checkpoint, device=device, class_prior=class_prior)
     files = image_files(list(inputs))
     results, glyphs = [], []
     for file, found, error in tqdm(glyphs_of_files(files, segment=segment, polarity=polarity), total=len(files),

@@ -21,10 +21,13 @@ def percent(x: float) -> str:
 def _header(plain: Interpretation, with_tta: Interpretation | None) -> list[str]:
     s = plain.summary()
     lines = [f"split: {plain.split}", f"checkpoint: {plain.checkpoint}", f"test images: {len(plain.labels)}",
+             f"class prior: {plain.class_prior}" + (" (the training prior taken out: answers for class-balanced "
+                                                    "images)" if plain.class_prior == "uniform" else ""),
              f"accuracy: {percent(s['accuracy'])}", f"balanced accuracy: {percent(s['balanced_accuracy'])}",
              f"top-{TOP_K} accuracy: {percent(s[f'top{TOP_K}_accuracy'])}"]
     cal = plain.calibration()
-    lines.append(f"expected calibration error: {percent(cal['ece_before'])} uncalibrated, "
+    ece = "expected calibration error" + (" (class-balanced)" if cal["ece_class_balanced"] else "")
+    lines.append(f"{ece}: {percent(cal['ece_before'])} uncalibrated, "
                  f"{percent(cal['ece_after'])} calibrated ({cal['method']}); accuracy uncalibrated "
                  f"{percent(cal['accuracy_before'])}")
     if with_tta is not None:
@@ -62,6 +65,7 @@ def misclassification_text(interpretation: Interpretation, k: int = REPORT_PAIRS
 def metrics_dict(plain: Interpretation, with_tta: Interpretation | None = None) -> dict[str, Any]:
     """metrics.json: the plain model's numbers always, TTA's beside them when it ran."""
     metrics = {"split": plain.split, "checkpoint": plain.checkpoint, "tta": with_tta is not None, **plain.metrics()}
+    # plain.metrics() holds "class_prior": the prior the answers are for, beside accuracy and balanced accuracy
     if with_tta is not None:
         metrics["tta_metrics"] = with_tta.metrics()
     return metrics

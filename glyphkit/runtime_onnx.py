@@ -33,10 +33,21 @@ class ModelError(ValueError):
     """A file that is not a glyphkit ONNX export, or that onnxruntime cannot open."""
 
 
-class OnnxGlyphReader:
-    """An exported glyphkit model in onnxruntime: glyphs in, calibrated probabilities and characters out."""
+CLASS_PRIORS = ("train", "uniform")  # glyphkit.inference's (not imported: that module needs torch)
 
-    def __init__(self, path: str | os.PathLike):
+
+def exported_class_prior(metadata: dict[str, Any]) -> str:
+    """The class prior an export's probabilities answer for; files exported before it was recorded: train."""
+    return (metadata.get("class_prior") or {}).get("answers_for", "train")
+
+
+class OnnxGlyphReader:
+    """An exported glyphkit model in onnxruntime: glyphs in, calibrated probabilities and characters out.
+
+    The class prior's adjustment is part of the exported graph (glyphkit.export.GlyphClassifier says why), so a
+    file answers for the prior it was exported with; `class_prior`, when given, must be that one."""
+
+    def __init__(self, path: str | os.PathLike, class_prior: str | None = None):
         try:
             import onnxruntime
         except ImportError as exc:
@@ -54,6 +65,11 @@ class OnnxGlyphReader:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"{path} cannot be opened as an ONNX model ({first}); export it again") from exc
         self.path = path
+        self.class_prior = exported_class_prior(self.metadata)
+        if class_prior is not None and class_prior != self.class_prior:
+            raise ModelError(f"{path} answers for the {self.class_prior} class prior (exported with --class-prior "
+                             f"{self.class_prior}); for {class_prior}, export it again: glyphkit export RUN_DIR "
+                             f"--class-prior {class_prior}")
         self.classes: list[str] = self.metadata["classes"]
         self.input_name = self.metadata["input"]["name"]
 
@@ -104,10 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--polarity", choices=POLARITIES, default="auto", help="ink darker or lighter than the paper")
     parser.add_argument("--top-k", type=int, default=5, help="characters listed per glyph (default: 5)")
     parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P", help="answer 'unsure' below P")
+    parser.add_argument("--class-prior", choices=CLASS_PRIORS, default=None,
+                        help="the class prior the answers must be for: train (images mixed like the training images) "
+                        "or uniform (class-balanced); the file answers for the one it was exported with (glyphkit "
+                        "export --class-prior), and a different one is an error (default: the file's)")
     parser.add_argument("--json", action="store_true", help="print the answers as JSON instead of one line per file")
     args = parser.parse_args(argv)
     try:
-        reader = OnnxGlyphReader(args.model)
+        reader = OnnxGlyphReader(args.model, class_prior=args.class_prior)
         results = reader.read(args.inputs, segment=args.segment, polarity=args.polarity, top_k=max(args.top_k, 1),
                               min_confidence=args.min_confidence)
     except (ModelError, ImageError) as exc:

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from glyphkit.data import GlyphData, pixel_stats
-from glyphkit.interpret import TOP_K, ConfusionPair
+from glyphkit.interpret import AMBIGUOUS_GROUPS, TOP_K, ConfusionPair, Interpretation, groups_present
 
 
 def sizes_table(data: GlyphData) -> pd.DataFrame:
@@ -46,6 +46,28 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
         table["with TTA"] = pd.Series({k: metrics["tta_metrics"].get(k) for k in rows})
     table.index.name = f"{metrics.get('split', '')} test ({metrics.get('num_test_images', 0):,} images)"
     return (table * 100).round(2).astype(str) + " %"
+
+
+def class_prior_table(by_prior: dict[str, Interpretation]) -> pd.DataFrame:
+    """Accuracy and balanced accuracy side by side, one column per class prior (Interpretation.by_class_prior)."""
+    table = pd.DataFrame({prior: {k: v for k, v in interp.summary().items() if "top" not in k}
+                          for prior, interp in by_prior.items()})
+    table.columns.name = "class prior"
+    return (table * 100).round(2).astype(str) + " %"
+
+
+def lookalike_recall_table(by_prior: dict[str, Interpretation], groups: Sequence[str] = AMBIGUOUS_GROUPS
+                           ) -> pd.DataFrame:
+    """Recall of each character of the look-alike groups the split has (interpret.AMBIGUOUS_GROUPS), one column
+    per class prior, with its test images: where the prior moves answers between look-alikes."""
+    first = next(iter(by_prior.values()))
+    rows = []
+    for group in groups_present(first.classes, groups):
+        for ch in group:
+            k = first.classes.index(ch)
+            rows.append({"group": group, "character": ch, "test images": int((first.labels == k).sum()),
+                         **{f"recall, {p}": f"{100 * i.per_class_accuracy()[k]:.1f} %" for p, i in by_prior.items()}})
+    return pd.DataFrame(rows).set_index(["group", "character"])
 
 
 def confusions_table(pairs: Sequence[ConfusionPair]) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from glyphkit import distributed, rundir
 from glyphkit.batches import iterate_batches, num_batches
 from glyphkit.config import Config, ConfigError
 from glyphkit.data import GlyphData, pixel_stats
-from glyphkit.inference import Predictor
+from glyphkit.inference import ClassPrior, Predictor, balanced_class_weight
 from glyphkit.models import build_model, model_dims
 from glyphkit.runtime import (autocast, autocast_dtype, precision_name, prepare_model, resolve_device, seed_everything,
                               set_threads)
@@ -198,6 +198,21 @@ def extend_onecycle(scheduler: torch.optim.lr_scheduler.OneCycleLR, total_steps:
     return scheduler.optimizer.param_groups[0]["resume_lr"]
 
 
+def balance_terms(prior: ClassPrior, balance: str, device: torch.device | str = "cpu"
+                  ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(logit shift, class weights) of training's cross-entropy for Config.balance; None where unused.
+
+    reweight: each image weighted by 1 / (training images of its class), normalised to mean 1 over the classes
+    (torch's weighted mean divides by the batch's summed weights). logit-adjust: the logit-adjusted loss of Menon et
+    al. 2021 (eq. 11, tau = 1), cross-entropy of logits + log prior, so the network's raw logits learn the
+    class-balanced answer. Either way the checkpoint's prior says its logits are prior-free ("uniform")."""
+    if balance == "reweight":
+        return None, balanced_class_weight(prior.counts).to(device)
+    if balance == "logit-adjust":
+        return prior.log_prior().to(device), None
+    return None, None
+
+
 class Trainer:
     """Owns a model, its optimizer/scheduler/EMA and a run folder; `fit()` trains to the end or an early stop.
 
@@ -242,6 +257,11 @@ class Trainer:
         # Validation runs the evaluation model (the EMA average when enabled) the way inference does; never
         # compiled here, since the weights change every epoch.
         self.predictor = Predictor(self.eval_model, self.config, self.device, compile_model=False)
+        # The training part's class prior, kept in every checkpoint. Validation answers for images mixed as in
+        # training (the validation split is), also when --balance trains prior-free logits.
+        self.class_prior = ClassPrior.of_labels(data.train_labels, self.config.num_classes, self.config.balance)
+        self.predictor.use_class_prior("train", self.class_prior)
+        self.loss_shift, self.loss_weight = balance_terms(self.class_prior, self.config.balance, self.device)
         self.early_stopping = EarlyStopping(self.config.early_stopping_patience)
         self.history = History()
         self.epoch = 0  # completed epochs
@@ -275,6 +295,7 @@ class Trainer:
             "epoch": self.epoch,
             "shrunk_epochs": self.shrunk_epochs,
             "config": self.config.to_dict(),
+            "class_prior": self.class_prior.to_state(),
             "history": self.history.to_dict(),
             "early_stopping": self.early_stopping.state_dict(),
             "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state(),
@@ -468,10 +489,12 @@ class Trainer:
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, logits) of the training model on a batch: forward under autocast, cross-entropy in fp32 with
-        the config's label smoothing. The one forward + loss of training, the LR finder and the benchmark."""
+        the config's label smoothing and class balancing (balance_terms). The one forward + loss of training, the
+        LR finder and the benchmark."""
         with autocast(self.device, self.amp_dtype):
             logits = self.net(x)
-        return F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing), logits
+        shifted = logits.float() if self.loss_shift is None else logits.float() + self.loss_shift
+        return F.cross_entropy(shifted, y, weight=self.loss_weight, label_smoothing=self.config.label_smoothing), logits
 
     def optimizer_step(self, loss: torch.Tensor) -> None:
         """Backward, gradient clipping, the optimizer step (through the fp16 scaler when it is on), the EMA update."""

@@ -225,8 +225,8 @@ class DrawingPad:
 class ImageReader:
     """Upload photos or scans (one glyph each, or lines of handwriting with `segment`) and read them at once."""
 
-    def __init__(self, run_dir: str | os.PathLike, segment: bool = True):
-        self.run_dir, self.segment = run_dir, segment
+    def __init__(self, run_dir: str | os.PathLike, segment: bool = True, class_prior: str = "train"):
+        self.run_dir, self.segment, self.class_prior = run_dir, segment, class_prior
         self.upload = widgets.FileUpload(accept="image/*", multiple=True, description="Upload images")
         self.output = widgets.HTML()
         self.upload.observe(lambda change: self.read_files(change["new"]), names="value")
@@ -237,7 +237,8 @@ class ImageReader:
         with tempfile.TemporaryDirectory() as folder:
             for f in files:
                 (Path(folder) / Path(f["name"]).name).write_bytes(bytes(f["content"]))
-            results = predict(self.run_dir, [folder], segment=self.segment, progress=False)
+            results = predict(self.run_dir, [folder], segment=self.segment, progress=False,
+                              class_prior=self.class_prior)
         rows = "".join(f"<tr><td>{html.escape(Path(r.file).name)}</td><td>"
                        f"{html.escape(r.error or r.text)}</td></tr>" for r in results)
         self.output.value = f"<table><tr><th>file</th><th>read</th></tr>{rows}</table>"

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from glyphkit import plots, reports, rundir
 from glyphkit.config import Config
 from glyphkit.data import GlyphData, load_config_split
-from glyphkit.inference import (Calibrator, Predictor, expected_calibration_error, fit_temperature, fit_vector_scaling,
-                                load_trained_run)
+from glyphkit.inference import (Calibrator, Predictor, expected_calibration_error, fit_temperature,
+                                fit_uniform_temperature, fit_vector_scaling, load_trained_run, uniform_logits)
 from glyphkit.interpret import TOP_K, Interpretation
 from glyphkit.lr_finder import LRFinderResult, describe_lr_choice, find_lr, load_lr_choice
 from glyphkit.runtime import cpu_supports_bf16, precision_name
@@ -148,7 +148,8 @@ def calibrate(run_dir: str | os.PathLike, predictor: Predictor, images, labels, 
                                f"({loss_before:.4f} -> {loss_after:.4f}) on the {len(labels):,} validation images", log)
     before, after = (expected_calibration_error(c(logits).softmax(1).numpy(), labels.numpy())
                      for c in (Calibrator.identity(), calibrator))
-    rundir.store_calibration(Path(run_dir) / rundir.BEST, calibrator.to_state())
+    state = {**calibrator.to_state(), **calibrate_uniform_prior(predictor, logits, labels, log=log)}
+    rundir.store_calibration(Path(run_dir) / rundir.BEST, state)
     predictor.calibrator = calibrator
     log(f"calibrated: {calibrator.describe()}; expected calibration error on the {len(labels):,} "
         f"validation images {100 * before:.2f}% -> {100 * after:.2f}%")
@@ -164,6 +165,21 @@ def _no_calibration(run_dir: str | os.PathLike, predictor: Predictor, why: str, 
     predictor.calibrator = identity
     log(f"not calibrated: {why}; the probabilities are the network's own")
     return identity
+
+
+def calibrate_uniform_prior(predictor: Predictor, logits, labels, *, log: Log = print) -> dict[str, Any]:
+    """{"uniform": the calibration of answers under the uniform class prior} (inference.fit_uniform_temperature),
+    for the checkpoint's calibration entry; {} when the predictor's prior is unknown or `logits` are not the
+    training prior's. Checked as it is fitted: the class-balanced ECE on the validation images, before and after."""
+    if predictor.prior is None or predictor.class_prior != "train":
+        return {}
+    uniform = fit_uniform_temperature(logits, labels, predictor.prior)
+    adjusted = uniform_logits(logits, predictor.prior)
+    before, after = (expected_calibration_error(c(adjusted).softmax(1).numpy(), labels.numpy(), class_balanced=True)
+                     for c in (Calibrator.identity(), uniform))
+    log(f"for --class-prior uniform: {uniform.describe()}; class-balanced expected calibration error "
+        f"{100 * before:.2f}% -> {100 * after:.2f}%")
+    return {"uniform": uniform.to_state()}
 
 
 def resume(run_dir: str | os.PathLike, *, split: str | None = None, data_dir: str | os.PathLike | None = None,
@@ -185,20 +201,23 @@ def resume(run_dir: str | os.PathLike, *, split: str | None = None, data_dir: st
 def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = rundir.BEST, tta: bool | None = None,
                  split: str | None = None, data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
                  limit_test: int | None = None, device: str | None = None, progress: bool = True,
-                 compile_model: bool | None = None, precision: str | None = None, log: Log = print) -> dict[str, Any]:
+                 compile_model: bool | None = None, precision: str | None = None, class_prior: str = "train",
+                 log: Log = print) -> dict[str, Any]:
     """Evaluate a run's checkpoint on the test images and write every report and figure into the run folder.
 
     The data come from `data`, else from the checkpoint's split and data folder (each can be overridden).
-    `tta=None`, `compile_model=None` and `precision=None` follow the run's config. Deterministic: a second call
-    rewrites an identical metrics.json. Returns the metrics dict that metrics.json holds.
+    `tta=None`, `compile_model=None` and `precision=None` follow the run's config. `class_prior`: "train" (answers
+    for images mixed as in training) or "uniform" (the training prior taken out, for class-balanced images;
+    metrics.json records which). Deterministic: a second call rewrites an identical metrics.json. Returns the
+    metrics dict that metrics.json holds.
     """
     run_dir = Path(run_dir)
     run = load_trained_run(run_dir, checkpoint=checkpoint, split=split, data_dir=data_dir, data=data,
                            limit_test=limit_test, device=device, progress=progress, compile_model=compile_model,
-                           precision=precision)
+                           precision=precision, class_prior=class_prior)
     use_tta = run.config.tta if tta is None else tta
     log(f"evaluating {run.checkpoint} on {len(run.labels)} {run.split} test images"
-        + (" (plain and with TTA)" if use_tta else ""))
+        + (" (plain and with TTA)" if use_tta else "") + f", class prior {class_prior}")
     plain, augmented = Interpretation.plain_and_tta(run) if use_tta else (Interpretation.of(run), None)
     metrics = reports.write_reports(plain, run_dir, augmented)
     reports.write_evaluation_figures(plain, run_dir)
