@@ -192,7 +192,7 @@ def test_calibrating_stores_a_temperature_for_the_uniform_prior(imbalanced_run, 
     run_dir, data = imbalanced_run
     run_dir = shutil.copytree(run_dir, tmp_path / "run")
     val = load_trained_run(run_dir, data=data, part="val")
-    calibrate(run_dir, val.predictor, val.images, val.labels, log=lambda *_: None)
+    calibrate(run_dir, val.predictor, val.images, val.labels, min_images=len(val.labels), log=lambda *_: None)
     stored = rundir.load_checkpoint(run_dir / rundir.BEST)
     assert stored["calibration"]["method"] == "temperature" and "uniform" in stored["calibration"]
     uniform = load_predictor(run_dir, class_prior="uniform")
