@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from glyphkit import plots, reports, rundir
+from glyphkit import plots, reports, rundir, runs, tblog
 from glyphkit.config import Config
 from glyphkit.data import GlyphData, load_config_split
 from glyphkit.inference import (Calibrator, Predictor, expected_calibration_error, fit_temperature, fit_vector_scaling,
@@ -60,6 +60,7 @@ def run_lr_finder(config: Config, data: GlyphData, *, num_steps: int = 100, prog
     path = plots.save_figure(plots.plot_lr_finder(result.lrs, result.losses, result.suggestion, result.steep),
                              Path(config.output_dir) / rundir.LR_FINDER_FIGURE)
     log(f"LR range test: {result.describe()} -> {path}")
+    tblog.log_lr_finder(config.output_dir, result.lrs, result.losses, path, log=log)
     return result
 
 
@@ -110,10 +111,13 @@ def train(trainer: Trainer, *, log: Log = print) -> Trainer:
         raise TrainingInterrupted(
             f"interrupted during epoch {trainer.epoch + 1}; {run_dir / rundir.LATEST} holds epoch {trainer.epoch}. "
             f"Continue with: python -m glyphkit train --resume {run_dir}") from exc
-    reports.write_history_figure(run_dir, trainer.history.to_dict(), c.monitor)
+    figure = reports.write_history_figure(run_dir, trainer.history.to_dict(), c.monitor)
     log(f"{trainer.best_summary()}; weights in {run_dir / rundir.BEST}")
     if trainer.world.is_main and (run_dir / rundir.BEST).exists():
         calibrate(run_dir, trainer.predictor, trainer.data.val_images, trainer.data.val_labels, log=log)
+    if trainer.world.is_main:
+        tblog.log_run_end(run_dir, c, runs.final_numbers(trainer.history.to_dict(), None),
+                          [figure] if figure else [], step=trainer.epoch, log=log)
     return trainer
 
 
@@ -173,8 +177,12 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = 
     plain, augmented = Interpretation.plain_and_tta(run) if use_tta else (Interpretation.of(run), None)
     metrics = reports.write_reports(plain, run_dir, augmented)
     reports.write_evaluation_figures(plain, run_dir)
+    history = rundir.read_history(run_dir, run.state)
     if not (run_dir / rundir.HISTORY_FIGURE).exists():  # train() draws it; a folder trained elsewhere may lack it
-        reports.write_history_figure(run_dir, rundir.read_history(run_dir, run.state), run.config.monitor)
+        reports.write_history_figure(run_dir, history, run.config.monitor)
+    tblog.log_run_end(run_dir, run.config, runs.final_numbers(history, metrics),
+                      [run_dir / "confusion_matrix_normalized.png"], step=len((history or {}).get("epoch", [])),
+                      new=runs.EVALUATION_NUMBERS, log=log)
     pct = reports.percent
     log(f"test accuracy {pct(metrics['accuracy'])}, balanced accuracy {pct(metrics['balanced_accuracy'])}, "
         f"top-{TOP_K} {pct(metrics[f'top{TOP_K}_accuracy'])}"
