@@ -4,10 +4,12 @@
     check_new_run(config)         refuse to replace an existing run, before any work is done
     run_lr_finder(config, data)   the LR range test on a fresh Trainer; lr_finder.png in the run folder
     choose_lr(config, lr)         an explicit lr > the run folder's lr.json (the LR finder's choice) > the config's
-    train(trainer)                fit, training_history.png, calibrate; Ctrl-C keeps the last checkpoint, says so
+    train(trainer)                fit, training_history.png, calibrate, the settings for TensorBoard (tblog); Ctrl-C
+                                  keeps the last checkpoint, says so
     calibrate(run_dir, ...)       temperature (or vector) scaling on the validation images, stored in best_model.pth
     resume(run_dir)               a Trainer that continues a run folder from its latest checkpoint
-    evaluate_run(run_dir)         the best model on the test images: reports and figures into the run folder
+    evaluate_run(run_dir)         the best model on the test images: reports and figures into the run folder, the
+                                  final numbers for TensorBoard
 
 One training run, as `glyphkit train` makes it:
     config -> check_new_run -> load_data -> (run_lr_finder) -> choose_lr -> Trainer -> train -> evaluate_run
@@ -54,7 +56,8 @@ def check_new_run(config: Config, overwrite: bool = False) -> None:
 def run_lr_finder(config: Config, data: GlyphData, *, num_steps: int = 100, progress: bool = True,
                   log: Log = print) -> LRFinderResult:
     """The LR range test with the model, optimizer, batches and loss training will use; the curve is saved as
-    lr_finder.png in the run folder. Nothing else is written (the choice is the caller's: see save_lr_choice)."""
+    lr_finder.png in the run folder and logged for TensorBoard in its lr_finder/. Nothing else is written (the
+    choice is the caller's: see save_lr_choice)."""
     trainer = Trainer(config, data, progress=progress, log=log)
     result = find_lr(trainer, num_steps=num_steps, progress=progress)
     path = plots.save_figure(plots.plot_lr_finder(result.lrs, result.losses, result.suggestion, result.steep),
