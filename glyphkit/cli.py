@@ -1,4 +1,4 @@
-"""The command line: `python -m glyphkit train | evaluate | predict | calibrate | export | lr-find | bench`.
+"""The command line: `python -m glyphkit train | evaluate | predict | calibrate | export | lr-find | bench | runs`.
 
 `train` keeps the original specification's flags and defaults (`--split balanced --batch-size 128 --epochs 50
 --lr 0.001 --output-dir outputs --seed 42`, `--lr-finder`, `--skip-eval`). A user's mistake prints one line
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from glyphkit import distributed, workflows
+from glyphkit import distributed, runs, workflows
 from glyphkit.bench import run_benchmark
 from glyphkit.config import (BALANCES, PRECISIONS, PRESETS, SCHEDULERS, SHRUNK_SIDES, Config, ConfigError,
                              apply_preset)
@@ -274,6 +274,20 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     x.add_argument("--no-progress", action="store_true", help=argparse.SUPPRESS)
 
+    r = sub.add_parser("runs", help="a table of every run: status, epochs, accuracies, time (see docs/compare-runs.md)",
+                       description="List every run folder under the given folders, one row each. A damaged run "
+                       "folder is a row that names its problem.")
+    r.add_argument("folders", nargs="*", metavar="FOLDER",
+                   help="folders holding run folders, searched recursively (default: "
+                   f"{' and '.join(runs.DEFAULT_FOLDERS)}, those that exist)")
+    r.add_argument("--sort", choices=runs.COLUMNS, default="run", metavar="COLUMN",
+                   help=f"sort the rows by this column (default: run): {', '.join(runs.COLUMNS)}")
+    r.add_argument("--descending", action="store_true", help="sort from the largest value down (best accuracy first)")
+    r.add_argument("--output", metavar="FILE.csv|FILE.json",
+                   help="also write the table (raw numbers: accuracies as fractions, time in seconds) to a CSV or "
+                   "JSON file")
+    r.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+
     b = sub.add_parser("bench", help="measure speed and time-to-accuracy (see docs/benchmarks.md)",
                        description="Benchmark throughput and time to accuracy on real data.")
     _add_data_args(b)
@@ -493,8 +507,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    """Print the runs table; folders that do not exist are an error when named, skipped when defaults."""
+    folders = args.folders or [f for f in runs.DEFAULT_FOLDERS if Path(f).is_dir()]
+    if missing := [f for f in args.folders if not Path(f).is_dir()]:
+        raise ConfigError(f"no folder {', '.join(missing)}; name the folders that hold your run folders")
+    if not folders:
+        raise ConfigError(f"no {' or '.join(runs.DEFAULT_FOLDERS)} folder here; name the folders that hold your run "
+                          "folders: glyphkit runs FOLDER ...")
+    if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
+        raise ConfigError(f"--output {args.output}: name the file .csv or .json")
+    table = runs.runs_table(folders, sort=args.sort, descending=args.descending)
+    if table.empty:
+        _log(f"no run folders in {', '.join(map(str, folders))}")
+    else:
+        _log(runs.format_table(table).to_string(index=False))
+    if args.output:
+        _log(f"{len(table)} run(s) written to {runs.write_table(table, args.output)}")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "lr-find": cmd_lr_find, "bench": cmd_bench,
-            "predict": cmd_predict, "calibrate": cmd_calibrate, "export": cmd_export}
+            "predict": cmd_predict, "calibrate": cmd_calibrate, "export": cmd_export, "runs": cmd_runs}
 
 
 class Terminated(KeyboardInterrupt):

@@ -8,6 +8,7 @@
     run folder          `run_dir=None` means `$GLYPHKIT_RUN_DIR`, else `runs/notebook` (relative to the kernel's
                         working folder): the notebooks chain through it.
     ensure_trained_run  04/05 need a model: the run folder's, or in quick mode one trained the way 03 trains.
+    compare_folder      07 compares the runs in the folder that holds the shared run folder (runs/).
     display             figures as cell results (enable_figure_display), PNGs and text files of the run folder.
 """
 
@@ -263,6 +264,18 @@ def ensure_trained_run(run_dir: str | os.PathLike | None = None, split: str | No
     config = workflows.choose_lr(config, log=log)
     workflows.train(Trainer(config, load_data(config, log=log), overwrite=True, log=log), log=log)
     return folder
+
+
+def compare_folder(runs_folder: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
+                   split: str | None = None, data_dir: str | os.PathLike | None = None, *, log: Log = print) -> Path:
+    """The folder whose runs 07_compare_runs tables: `runs_folder`, else the folder holding the shared run folder
+    (runs/, where 03 trains and the CLI's --output-dir runs/NAME puts its runs). In quick mode a quick model is
+    trained into the shared run folder first when it has none (as 04 does), so the notebook runs on its own."""
+    if runs_folder is not None:
+        return Path(runs_folder)
+    if quick_mode():
+        ensure_trained_run(run_dir, split, data_dir, log=log)
+    return resolve_run_dir(run_dir).parent
 
 
 def evaluation_args(run_dir: str | os.PathLike | None = None, split: str | None = None,

@@ -286,6 +286,34 @@ def plot_training_history(history: Mapping[str, Sequence[float]], monitor: str =
     return fig
 
 
+HISTORY_NAMES = {"train_loss": "training loss", "val_loss": "validation loss", "train_acc": "training accuracy",
+                 "val_acc": "validation accuracy", "lr": "learning rate", "epoch_time": "seconds per epoch"}
+
+
+def plot_runs_history(histories: Mapping[str, Mapping[str, Sequence[float]]],
+                      keys: Sequence[str] = ("val_acc", "val_loss")) -> Figure:
+    """Several runs' curves on shared axes, one panel per history key (History.to_dict() names), one line per run:
+    which run learned faster, and where each stopped. `histories`: {run name: history}, e.g. glyphkit.runs.histories."""
+    fig = _figure(6.5 * len(keys), 4.2)
+    axes = np.atleast_1d(fig.subplots(1, len(keys)))
+    for ax, key in zip(axes, keys):
+        for name, history in histories.items():
+            values = history.get(key) or []
+            epochs = list(history.get("epoch") or range(1, len(values) + 1))[:len(values)]
+            if values:
+                ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3, label=name)
+        ax.set_title(HISTORY_NAMES.get(key, key).capitalize())
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(HISTORY_NAMES.get(key, key))
+        if key == "lr":
+            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3, which="both")
+        if histories:
+            ax.legend(fontsize=8)
+    return fig
+
+
 def plot_lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None,
                    steep: float | None = None) -> Figure:
     """The learning-rate range test: loss against learning rate (log axis), with the suggestions marked."""

@@ -7,6 +7,8 @@ A run folder (`--output-dir`, or the notebooks' `run_dir`) holds one training ru
     latest_checkpoint.pth               after every epoch (and before the first): what --resume continues
     best_model.pth                      the best epoch so far (config.monitor): what evaluation uses
     history.json, training_history.png  per-epoch numbers and their figure
+    status.json                         running / finished / interrupted / diverged / failed, with the process
+    events.out.tfevents.*               TensorBoard's event files (glyphkit.tblog); lr_finder/ holds the LR finder's
     metrics.json, classification_report.txt, misclassification_analysis.txt, and the evaluation's figures
 
 Every file is written atomically (a temporary file in the same folder, fsync, one rename, fsync of the folder): a
@@ -23,6 +25,7 @@ which split, classes and architecture it belongs to.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import io
 import json
@@ -31,6 +34,7 @@ import pickle
 import re
 import secrets
 import tempfile
+import socket
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,6 +48,11 @@ from glyphkit.config import Config, ConfigError
 
 BEST, LATEST = "best_model.pth", "latest_checkpoint.pth"
 CONFIG, HISTORY, HISTORY_FIGURE = "config.json", "history.json", "training_history.png"
+STATUS = "status.json"
+# What a run's status.json says. "running" comes with the process id and host, so a reader can tell a live run
+# from one whose process was killed (glyphkit.runs).
+STATUSES = ("running", "finished", "interrupted", "diverged", "failed")
+EVENTS_GLOB = "events.out.tfevents.*"  # TensorBoard's event files (glyphkit.tblog): part of a run, like history
 LR_CHOICE, LR_FINDER_FIGURE = "lr.json", "lr_finder.png"
 METRICS, CLASSIFICATION_REPORT, MISCLASSIFICATION_REPORT = (
     "metrics.json", "classification_report.txt", "misclassification_analysis.txt")
@@ -51,7 +60,7 @@ EVALUATION_FIGURES = ("confusion_matrix.png", "confusion_matrix_normalized.png",
                       "reliability_diagram.png", "coverage_accuracy.png", "misclassified_examples.png")
 # What training and evaluation write; --overwrite removes these before a new run starts. The LR finder's files
 # stay: they are written *before* training, for training to use.
-RUN_FILES = (BEST, LATEST, CONFIG, HISTORY, HISTORY_FIGURE, METRICS, CLASSIFICATION_REPORT,
+RUN_FILES = (BEST, LATEST, CONFIG, HISTORY, HISTORY_FIGURE, STATUS, METRICS, CLASSIFICATION_REPORT,
              MISCLASSIFICATION_REPORT, *EVALUATION_FIGURES)
 CHECKPOINT_FORMAT = 1
 RUN_CONFIG_KEYS = {"split", "model", "epochs", "batch_size"}  # a config.json holding these is a glyphkit run's
@@ -249,6 +258,8 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: Config, overwrite: bool)
     make_folder(run_dir)
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
+    for events in run_dir.glob(EVENTS_GLOB):  # the old run's TensorBoard curves (the LR finder's, in lr_finder/, stay)
+        events.unlink(missing_ok=True)
 
 
 def write_config(run_dir: str | os.PathLike, config: Config) -> None:
@@ -257,6 +268,32 @@ def write_config(run_dir: str | os.PathLike, config: Config) -> None:
 
 def write_history(run_dir: str | os.PathLike, history: dict[str, list]) -> None:
     write_json(Path(run_dir) / HISTORY, history, indent=1)
+
+
+def write_status(run_dir: str | os.PathLike, status: str, **fields: Any) -> dict[str, Any]:
+    """status.json: what the run is doing (`status`, one of STATUSES), which process does it (pid, host), when it
+    started (kept from an earlier status.json, so a resumed run keeps its start) and `fields` (epoch, message).
+    Written atomically; returns what was written."""
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    try:
+        previous = read_status(run_dir) or {}
+    except (OSError, ValueError):  # a damaged status.json is replaced
+        previous = {}
+    record = {"status": status, "pid": os.getpid(), "host": socket.gethostname(),
+              "started": previous.get("started") or now, "updated": now, **fields}
+    write_json(Path(run_dir) / STATUS, record)
+    return record
+
+
+def read_status(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """A run's status.json as a dict; None when it is missing. A file that is no JSON object raises ValueError."""
+    path = Path(run_dir) / STATUS
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or record.get("status") not in STATUSES:
+        raise ValueError(f"{path} holds no run status")
+    return record
 
 
 def read_history(run_dir: str | os.PathLike, state: dict[str, Any] | None = None) -> dict[str, list] | None:

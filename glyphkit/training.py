@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from glyphkit import distributed, rundir
+from glyphkit import distributed, rundir, tblog
 from glyphkit.batches import iterate_batches, num_batches
 from glyphkit.config import Config, ConfigError
 from glyphkit.data import GlyphData, pixel_stats
@@ -278,6 +278,7 @@ class Trainer:
         # keeps it (a longer run never goes back to shrunk glyphs), one with fewer moves it to half the new count
         # (the last half still trains at full size): load_state_dict.
         self.shrunk_epochs = self.config.shrunk_epochs
+        self.tb = tblog.TrainingLog(self.run_dir, enabled=False)  # fit() opens the run's TensorBoard log (rank 0)
 
     # ------------------------------------------------------------------ state
     @property
@@ -433,6 +434,7 @@ class Trainer:
                                        + self.divergence_advice())
             self.optimizer_step(loss)
             if per_batch_scheduler:
+                self.tb.step_lr(self.epoch * self.steps_per_epoch + step, self.optimizer.param_groups[0]["lr"])
                 self.scheduler.step()
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
@@ -517,7 +519,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> History:
-        """Train until `epochs` or an early stop; restores the best weights at the end."""
+        """Train until `epochs` or an early stop; restores the best weights at the end. status.json says what
+        happened (running, then finished, interrupted, diverged or failed); rank 0 logs to TensorBoard."""
         c = self.config
         if not self._started:
             distributed.barrier()  # every rank has checked the folder (workflows.check_new_run) before rank 0 writes
@@ -530,6 +533,31 @@ class Trainer:
         if not self._started:
             self.save()  # epoch 0: a resumable checkpoint exists from the very start
             self._started = True
+        self.write_status("running")
+        self.tb = tblog.TrainingLog(self.run_dir, enabled=self.world.is_main, log=self.log)
+        try:
+            self._train_epochs()
+        except TrainingDiverged as exc:
+            self.write_status("diverged", message=str(exc), failing=True)
+            raise
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (glyphkit.cli raises it as a KeyboardInterrupt)
+            self.write_status("interrupted", message=f"stopped during epoch {self.epoch + 1}", failing=True)
+            raise
+        except BaseException as exc:
+            self.write_status("failed", message=f"{type(exc).__name__}: {exc}"[:500], failing=True)
+            raise
+        finally:
+            self.tb.close()
+        stopped_early = self.early_stopping.should_stop
+        if stopped_early:
+            self.log(f"early stop: validation {self.monitor_name} has not improved for "
+                     f"{self.early_stopping.patience} epochs")
+        self.restore_best()
+        self.write_status("finished", message="early stop" if stopped_early else "all epochs done")
+        return self.history
+
+    def _train_epochs(self) -> None:
+        c = self.config
         if self.epoch >= c.epochs:
             self.log(f"{self.run_dir} already finished {self.epoch} of {c.epochs} epochs; nothing to do "
                      "(pass a larger --epochs to continue)")
@@ -552,16 +580,24 @@ class Trainer:
             self.history.append(epoch=self.epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
                                 val_acc=val_acc, lr=lr, epoch_time=time.perf_counter() - start)
             self.save(best=improved)
+            self.tb.epoch({k: v[-1] for k, v in self.history.to_dict().items()})  # after the checkpoint: see tblog
+            self.write_status("running")
             self.log(f"epoch {self.epoch:3d}/{c.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f} | "
                      f"val loss {val_loss:.4f} acc {val_acc:.4f} | lr {lr:.2e} | "
                      f"{self.history.epoch_time[-1]:.0f}s{'  *best*' if improved else ''}")
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self)
-        if self.early_stopping.should_stop:
-            self.log(f"early stop: validation {self.monitor_name} has not improved for "
-                     f"{self.early_stopping.patience} epochs")
-        self.restore_best()
-        return self.history
+
+    def write_status(self, status: str, *, failing: bool = False, **fields: Any) -> None:
+        """status.json (rank 0), with the epochs done and planned. `failing`: written while an exception is on its
+        way out, so an unwritable folder must not replace that exception with its own."""
+        if not self.world.is_main:
+            return
+        try:
+            rundir.write_status(self.run_dir, status, epoch=self.epoch, epochs=self.config.epochs, **fields)
+        except OSError:
+            if not failing:
+                raise
 
     @property
     def monitor_name(self) -> str:

@@ -4,10 +4,12 @@
     check_new_run(config)         refuse to replace an existing run, before any work is done
     run_lr_finder(config, data)   the LR range test on a fresh Trainer; lr_finder.png in the run folder
     choose_lr(config, lr)         an explicit lr > the run folder's lr.json (the LR finder's choice) > the config's
-    train(trainer)                fit, training_history.png, calibrate; Ctrl-C keeps the last checkpoint, says so
+    train(trainer)                fit, training_history.png, calibrate, the settings for TensorBoard (tblog); Ctrl-C
+                                  keeps the last checkpoint, says so
     calibrate(run_dir, ...)       temperature (or vector) scaling on the validation images, stored in best_model.pth
     resume(run_dir)               a Trainer that continues a run folder from its latest checkpoint
-    evaluate_run(run_dir)         the best model on the test images: reports and figures into the run folder
+    evaluate_run(run_dir)         the best model on the test images: reports and figures into the run folder, the
+                                  final numbers for TensorBoard
 
 One training run, as `glyphkit train` makes it:
     config -> check_new_run -> load_data -> (run_lr_finder) -> choose_lr -> Trainer -> train -> evaluate_run
@@ -21,7 +23,7 @@ from typing import Any, Callable
 
 import torch.nn.functional as F
 
-from glyphkit import plots, reports, rundir
+from glyphkit import plots, reports, rundir, runs, tblog
 from glyphkit.config import Config
 from glyphkit.data import GlyphData, load_config_split
 from glyphkit.inference import (Calibrator, Predictor, expected_calibration_error, fit_temperature,
@@ -56,12 +58,14 @@ def check_new_run(config: Config, overwrite: bool = False) -> None:
 def run_lr_finder(config: Config, data: GlyphData, *, num_steps: int = 100, progress: bool = True,
                   log: Log = print) -> LRFinderResult:
     """The LR range test with the model, optimizer, batches and loss training will use; the curve is saved as
-    lr_finder.png in the run folder. Nothing else is written (the choice is the caller's: see save_lr_choice)."""
+    lr_finder.png in the run folder and logged for TensorBoard in its lr_finder/. Nothing else is written (the
+    choice is the caller's: see save_lr_choice)."""
     trainer = Trainer(config, data, progress=progress, log=log)
     result = find_lr(trainer, num_steps=num_steps, progress=progress)
     path = plots.save_figure(plots.plot_lr_finder(result.lrs, result.losses, result.suggestion, result.steep),
                              Path(config.output_dir) / rundir.LR_FINDER_FIGURE)
     log(f"LR range test: {result.describe()} -> {path}")
+    tblog.log_lr_finder(config.output_dir, result.lrs, result.losses, path, log=log)
     return result
 
 
@@ -112,10 +116,13 @@ def train(trainer: Trainer, *, log: Log = print) -> Trainer:
         raise TrainingInterrupted(
             f"interrupted during epoch {trainer.epoch + 1}; {run_dir / rundir.LATEST} holds epoch {trainer.epoch}. "
             f"Continue with: python -m glyphkit train --resume {run_dir}") from exc
-    reports.write_history_figure(run_dir, trainer.history.to_dict(), c.monitor)
+    figure = reports.write_history_figure(run_dir, trainer.history.to_dict(), c.monitor)
     log(f"{trainer.best_summary()}; weights in {run_dir / rundir.BEST}")
     if trainer.world.is_main and (run_dir / rundir.BEST).exists():
         calibrate(run_dir, trainer.predictor, trainer.data.val_images, trainer.data.val_labels, log=log)
+    if trainer.world.is_main:
+        tblog.log_run_end(run_dir, c, runs.final_numbers(trainer.history.to_dict(), None),
+                          [figure] if figure else [], step=trainer.epoch, log=log)
     return trainer
 
 
@@ -221,8 +228,12 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = 
     plain, augmented = Interpretation.plain_and_tta(run) if use_tta else (Interpretation.of(run), None)
     metrics = reports.write_reports(plain, run_dir, augmented)
     reports.write_evaluation_figures(plain, run_dir)
+    history = rundir.read_history(run_dir, run.state)
     if not (run_dir / rundir.HISTORY_FIGURE).exists():  # train() draws it; a folder trained elsewhere may lack it
-        reports.write_history_figure(run_dir, rundir.read_history(run_dir, run.state), run.config.monitor)
+        reports.write_history_figure(run_dir, history, run.config.monitor)
+    tblog.log_run_end(run_dir, run.config, runs.final_numbers(history, metrics),
+                      [run_dir / "confusion_matrix_normalized.png"], step=len((history or {}).get("epoch", [])),
+                      new=runs.EVALUATION_NUMBERS, log=log)
     pct = reports.percent
     log(f"test accuracy {pct(metrics['accuracy'])}, balanced accuracy {pct(metrics['balanced_accuracy'])}, "
         f"top-{TOP_K} {pct(metrics[f'top{TOP_K}_accuracy'])}"

@@ -289,7 +289,9 @@ def test_lr_find_writes_the_choice_and_the_curve(tiny_data_dir, tmp_path, capsys
     figure = (run / "lr_finder.png").read_bytes()
     assert figure.startswith(PNG_MAGIC) and len(figure) > 10_000
     assert f"saved lr {choice['lr']:.2e}" in capsys.readouterr().out
-    assert sorted(p.name for p in run.iterdir()) == ["lr.json", "lr_finder.png"]  # no training, no run yet
+    # no training, no run yet: the choice, its figure, and its TensorBoard curve
+    assert sorted(p.name for p in run.iterdir()) == ["lr.json", "lr_finder", "lr_finder.png"]
+    assert [p.name.startswith("events.out.tfevents.") for p in (run / "lr_finder").iterdir()] == [True]
 
 
 def _assert_evaluated(run, test_images: int) -> None:

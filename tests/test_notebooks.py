@@ -16,9 +16,11 @@ import pytest
 from glyphkit import notebook as nb
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-NAMES = ["01_data_exploration", "02_lr_finder", "03_train", "04_evaluate", "05_misclassifications", "06_predict"]
+NAMES = ["01_data_exploration", "02_lr_finder", "03_train", "04_evaluate", "05_misclassifications", "06_predict",
+         "07_compare_runs"]
 TRAINING = {"03_train"}  # notebooks whose job is training: they take `epochs`
-RUN_FOLDER = {"02_lr_finder", "03_train", "04_evaluate", "05_misclassifications", "06_predict"}  # read/write run_dir
+RUN_FOLDER = {"02_lr_finder", "03_train", "04_evaluate", "05_misclassifications", "06_predict",
+              "07_compare_runs"}  # read/write run_dir
 MAX_CODE_LINES = 10  # cells are glyphkit calls plus a little glue
 
 
@@ -81,7 +83,7 @@ def test_parameters_cell(name):
         assert isinstance(values.get("epochs"), int) and values["epochs"] >= 1
     if name in RUN_FOLDER:
         assert "run_dir" in values and values["run_dir"] is None  # None: $GLYPHKIT_RUN_DIR, else runs/notebook
-    if name in {"04_evaluate", "05_misclassifications", "06_predict"}:
+    if name in {"04_evaluate", "05_misclassifications", "06_predict", "07_compare_runs"}:
         assert values["split"] is None  # the split the model was trained on
     else:
         assert values["split"] == "balanced"  # the product default

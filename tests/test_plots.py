@@ -122,3 +122,16 @@ def test_images_are_shown_as_given():
     fig = plots.plot_glyph_grid(image, ["bar"])
     shown = fig.axes[0].images[0].get_array()
     np.testing.assert_array_equal(np.asarray(shown), image[0])
+
+
+def test_runs_history_overlays_one_line_per_run(tmp_path):
+    """07_compare_runs: two runs of different lengths on the same axes, each line ending where its run stopped."""
+    histories = {"runs/a": {"epoch": [1, 2, 3], "val_acc": [0.5, 0.7, 0.8], "val_loss": [1.5, 1.0, 0.8]},
+                 "runs/b": {"epoch": [1, 2], "val_acc": [0.6, 0.65], "val_loss": [1.2, 1.1]}}
+    fig = plots.plot_runs_history(histories)
+    acc, loss = fig.axes
+    assert_axes(acc, "epoch", "validation accuracy")
+    assert_axes(loss, "epoch", "validation loss")
+    assert [line.get_label() for line in acc.lines] == ["runs/a", "runs/b"]
+    assert list(acc.lines[1].get_xdata()) == [1, 2] and list(acc.lines[1].get_ydata()) == [0.6, 0.65]
+    assert_png(fig, tmp_path / "runs.png")
