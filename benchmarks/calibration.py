@@ -21,8 +21,13 @@ from pathlib import Path
 
 import torch
 
-from glyphkit.inference import (Calibrator, expected_calibration_error, fit_temperature, fit_vector_scaling,
-                                load_trained_run)
+from glyphkit.inference import (
+    Calibrator,
+    expected_calibration_error,
+    fit_temperature,
+    fit_vector_scaling,
+    load_trained_run,
+)
 from glyphkit.results import command_line, result_path, write_result
 from glyphkit.rundir import write_results
 
@@ -31,20 +36,30 @@ def measure_run(run_dir: str, data_dir: str | None, limit: int | None = None) ->
     test = load_trained_run(run_dir, data_dir=data_dir, limit_test=limit)
     val = load_trained_run(run_dir, data_dir=data_dir, part="val", limit_test=limit)
     val_logits, test_logits = val.predictor.logits(val.images), test.predictor.logits(test.images)
-    methods = {"none": Calibrator.identity(),
-               "temperature scaling": Calibrator.from_temperature(fit_temperature(val_logits, val.labels)),
-               "temperature fitted on the test split (bound)":
-                   Calibrator.from_temperature(fit_temperature(test_logits, test.labels)),
-               "vector scaling": fit_vector_scaling(val_logits, val.labels)}
-    row = {"run": run_dir, "split": test.split, "model": test.config.model, "preset": test.config.preset,
-           "epochs": test.config.epochs,
-           "images": len(test.labels), "methods": {}}
+    methods = {
+        "none": Calibrator.identity(),
+        "temperature scaling": Calibrator.from_temperature(fit_temperature(val_logits, val.labels)),
+        "temperature fitted on the test split (bound)": Calibrator.from_temperature(
+            fit_temperature(test_logits, test.labels)
+        ),
+        "vector scaling": fit_vector_scaling(val_logits, val.labels),
+    }
+    row = {
+        "run": run_dir,
+        "split": test.split,
+        "model": test.config.model,
+        "preset": test.config.preset,
+        "epochs": test.config.epochs,
+        "images": len(test.labels),
+        "methods": {},
+    }
     for name, calibrator in methods.items():
         calibrated = calibrator(test_logits)
         row["methods"][name] = {
             "ece": expected_calibration_error(calibrated.softmax(1).numpy(), test.labels.numpy()),
             "accuracy": float((calibrated.argmax(1) == test.labels).float().mean()),
-            "calibration": calibrator.describe()}
+            "calibration": calibrator.describe(),
+        }
         print(f"{run_dir} {name}: {row['methods'][name]}", flush=True)
     return row
 
@@ -57,22 +72,37 @@ def describe(row: dict) -> str:
 def markdown(rows: list[dict]) -> str:
     lines = ["| run | method | expected calibration error | accuracy |", "|---|---|---|---|"]
     for r in rows:
-        lines += [f"| {describe(r)} | {name} | {100 * m['ece']:.2f}% | {100 * m['accuracy']:.2f}% |"
-                  for name, m in r["methods"].items()]
+        lines += [
+            f"| {describe(r)} | {name} | {100 * m['ece']:.2f}% | {100 * m['accuracy']:.2f}% |"
+            for name, m in r["methods"].items()
+        ]
     return "\n".join(lines) + "\n"
 
 
-COLUMNS = [{"key": "run", "header": "run"}, {"key": "method", "header": "method"},
-           {"key": "images", "header": "test images", "format": "int"},
-           {"key": "ece", "header": "expected calibration error", "format": "percent"},
-           {"key": "accuracy", "header": "accuracy", "format": "percent"},
-           {"key": "calibration", "header": "fitted calibration"}]
+COLUMNS = [
+    {"key": "run", "header": "run"},
+    {"key": "method", "header": "method"},
+    {"key": "images", "header": "test images", "format": "int"},
+    {"key": "ece", "header": "expected calibration error", "format": "percent"},
+    {"key": "accuracy", "header": "accuracy", "format": "percent"},
+    {"key": "calibration", "header": "fitted calibration"},
+]
 
 
 def record_rows(rows: list[dict]) -> list[dict]:
     """One row per run and method; `run` says which network and settings."""
-    return [{"run": describe(r), "method": name, "images": r["images"], "ece": m["ece"], "accuracy": m["accuracy"],
-             "calibration": m["calibration"]} for r in rows for name, m in r["methods"].items()]
+    return [
+        {
+            "run": describe(r),
+            "method": name,
+            "images": r["images"],
+            "ece": m["ece"],
+            "accuracy": m["accuracy"],
+            "calibration": m["calibration"],
+        }
+        for r in rows
+        for name, m in r["methods"].items()
+    ]
 
 
 def main() -> None:
@@ -80,10 +110,15 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="run folders")
     parser.add_argument("--data-dir", default=None, help="folder with the runs' split (default: each run's own)")
     parser.add_argument("--out", default="runs/calibration", help="where calibration.json and .md go")
-    parser.add_argument("--results", metavar="PATH", help="the results record (default: benchmarks/results/"
-                        "calibration-RUNS.json, RUNS the run folders' names joined by '+'; with --quick: none)")
-    parser.add_argument("--quick", action="store_true",
-                        help="256 validation and test images: a smoke test, not a measurement")
+    parser.add_argument(
+        "--results",
+        metavar="PATH",
+        help="the results record (default: benchmarks/results/"
+        "calibration-RUNS.json, RUNS the run folders' names joined by '+'; with --quick: none)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="256 validation and test images: a smoke test, not a measurement"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     rows = [measure_run(run, args.data_dir, 256 if args.quick else None) for run in args.runs]
@@ -91,11 +126,16 @@ def main() -> None:
     print("\n" + markdown(rows))
     path = result_path(args.results, args.quick, "calibration", "+".join(Path(r).name for r in args.runs))
     if path is not None:
-        write_result(path, what="Calibration methods fitted on a run's validation images, measured on its test "
-                     "split: expected calibration error (15 bins) and accuracy.", command=command_line(),
-                     columns=COLUMNS, rows=record_rows(rows),
-                     data=", ".join(sorted({f"{r['split']} test, {r['images']:,} images" for r in rows})),
-                     notes="a --quick smoke run: not a measurement" if args.quick else None)
+        write_result(
+            path,
+            what="Calibration methods fitted on a run's validation images, measured on its test "
+            "split: expected calibration error (15 bins) and accuracy.",
+            command=command_line(),
+            columns=COLUMNS,
+            rows=record_rows(rows),
+            data=", ".join(sorted({f"{r['split']} test, {r['images']:,} images" for r in rows})),
+            notes="a --quick smoke run: not a measurement" if args.quick else None,
+        )
         print(f"results record: {path}")
 
 

@@ -41,8 +41,12 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="folder with the split's EMNIST files")
     parser.add_argument("--split", default="proxy47", help="whose test glyphs are traced (default: proxy47)")
     parser.add_argument("--runs", type=int, default=200, help="glyphs drawn; the first 5 warm up (default: 200)")
-    parser.add_argument("--results", metavar="PATH", help="the results record (default: "
-                        "benchmarks/results/drawing_latency-RUN.json, RUN the run folder's name; with --quick: none)")
+    parser.add_argument(
+        "--results",
+        metavar="PATH",
+        help="the results record (default: "
+        "benchmarks/results/drawing_latency-RUN.json, RUN the run folder's name; with --quick: none)",
+    )
     parser.add_argument("--quick", action="store_true", help="10 glyphs: a smoke test, not a measurement")
     args = parser.parse_args()
     runs = 10 if args.quick else args.runs
@@ -58,26 +62,44 @@ def main() -> None:
         pad.pen_up(0, 0)
         times.append(1000 * (time.perf_counter() - start))
     times = times[5:]  # the first calls warm up allocators and oneDNN
-    row = {"run": Path(args.run_dir).name, "model": predictor.config.model, "threads": torch.get_num_threads(),
-           "glyphs": len(times), "median_ms": statistics.median(times), "mean_ms": statistics.fmean(times),
-           "p90_ms": float(np.percentile(times, 90))}
-    print(f"pen-up to top-5 on {machine_info('cpu')['cpu']} ({row['threads']} threads): median "
-          f"{row['median_ms']:.1f} ms, 90th percentile {row['p90_ms']:.1f} ms over {len(times)} glyphs")
+    row = {
+        "run": Path(args.run_dir).name,
+        "model": predictor.config.model,
+        "threads": torch.get_num_threads(),
+        "glyphs": len(times),
+        "median_ms": statistics.median(times),
+        "mean_ms": statistics.fmean(times),
+        "p90_ms": float(np.percentile(times, 90)),
+    }
+    print(
+        f"pen-up to top-5 on {machine_info('cpu')['cpu']} ({row['threads']} threads): median "
+        f"{row['median_ms']:.1f} ms, 90th percentile {row['p90_ms']:.1f} ms over {len(times)} glyphs"
+    )
     path = result_path(args.results, args.quick, "drawing_latency", Path(args.run_dir).name)
     if path is not None:
-        write_result(path, what="The drawing pad's latency from pen-up to the top-5 answer (strokes traced from real "
-                     "test glyphs), on the CPU.", command=command_line(), columns=COLUMNS, rows=[row],
-                     machine=machine_info("cpu"), data=f"{args.split} test, {len(times):,} glyphs (after 5 warm-up)",
-                     notes="a --quick smoke run: not a measurement" if args.quick else None)
+        write_result(
+            path,
+            what="The drawing pad's latency from pen-up to the top-5 answer (strokes traced from real "
+            "test glyphs), on the CPU.",
+            command=command_line(),
+            columns=COLUMNS,
+            rows=[row],
+            machine=machine_info("cpu"),
+            data=f"{args.split} test, {len(times):,} glyphs (after 5 warm-up)",
+            notes="a --quick smoke run: not a measurement" if args.quick else None,
+        )
         print(f"results record: {path}")
 
 
-COLUMNS = [{"key": "run", "header": "run"}, {"key": "model", "header": "model"},
-           {"key": "threads", "header": "threads", "format": "int"},
-           {"key": "glyphs", "header": "glyphs", "format": "int"},
-           {"key": "median_ms", "header": "median", "format": "ms"},
-           {"key": "mean_ms", "header": "mean", "format": "ms"},
-           {"key": "p90_ms", "header": "90th percentile", "format": "ms"}]
+COLUMNS = [
+    {"key": "run", "header": "run"},
+    {"key": "model", "header": "model"},
+    {"key": "threads", "header": "threads", "format": "int"},
+    {"key": "glyphs", "header": "glyphs", "format": "int"},
+    {"key": "median_ms", "header": "median", "format": "ms"},
+    {"key": "mean_ms", "header": "mean", "format": "ms"},
+    {"key": "p90_ms", "header": "90th percentile", "format": "ms"},
+]
 
 
 if __name__ == "__main__":

@@ -79,14 +79,27 @@ def train_rate(config: Config, data, quick: bool, compile_training: bool = False
     return training_rate(trainer, quick, extra_warmup=3 if compile_training else 0)[0]  # compiling: first calls
 
 
-def inference_rate(config: Config, data, quick: bool, batch_size: int = 256, compile_model: bool = False,
-                   tta: bool = False, fold: bool = True) -> float:
+def inference_rate(
+    config: Config,
+    data,
+    quick: bool,
+    batch_size: int = 256,
+    compile_model: bool = False,
+    tta: bool = False,
+    fold: bool = True,
+) -> float:
     """Images/s of a (freshly initialised) network reading test glyphs through Predictor, as evaluate does;
     `fold=False` keeps the batch norms as separate layers (Predictor's fold_batch_norms)."""
     torch.set_num_threads(CORES)
     trainer = Trainer(config, data, run_dir=None, progress=False, log=lambda *_: None)  # resolves classes, norm
-    predictor = Predictor(trainer.eval_model, trainer.config, trainer.device, batch_size=batch_size,
-                          compile_model=compile_model, fold_batch_norms=fold)
+    predictor = Predictor(
+        trainer.eval_model,
+        trainer.config,
+        trainer.device,
+        batch_size=batch_size,
+        compile_model=compile_model,
+        fold_batch_norms=fold,
+    )
     images = data.test_images[: 512 if quick else INFERENCE_IMAGES]
 
     def infer() -> int:
@@ -111,30 +124,49 @@ def profile_step(config: Config, data, steps: int = 6) -> list[dict]:
             trainer.optimizer_step(trainer.loss(x, y)[0])
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
-    return [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / 1000 / steps,
-             "share": e.self_cpu_time_total / total, "calls_per_step": e.count / steps} for e in events[:12]]
+    return [
+        {
+            "op": e.key,
+            "self_ms_per_step": e.self_cpu_time_total / 1000 / steps,
+            "share": e.self_cpu_time_total / total,
+            "calls_per_step": e.count / steps,
+        }
+        for e in events[:12]
+    ]
 
 
 def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, native bf16: {m['native_bf16']}, torch {m['torch']}."]
-    for part, header in (("train", "training lever (fp32 unless said) | train img/s"),
-                         ("inference", "inference lever (fp32 unless said) | img/s")):
+    for part, header in (
+        ("train", "training lever (fp32 unless said) | train img/s"),
+        ("inference", "inference lever (fp32 unless said) | img/s"),
+    ):
         if result[part]:
             base = next(iter(result[part].values()))
             lines += ["", f"| {header} | vs baseline |", "|---|---|---|"]
             lines += [f"| {k} | {v:,.0f} | {v / base:.2f}x |" for k, v in result[part].items()]
     if result.get("profile"):
-        lines += ["", "Where a fp32 training step of the baseline spends its time (self CPU time):", "",
-                  "| operator | ms per step | share | calls per step |", "|---|---|---|---|"]
-        lines += [f"| `{r['op']}` | {r['self_ms_per_step']:.1f} | {r['share']:.0%} | {r['calls_per_step']:.0f} |"
-                  for r in result["profile"]]
+        lines += [
+            "",
+            "Where a fp32 training step of the baseline spends its time (self CPU time):",
+            "",
+            "| operator | ms per step | share | calls per step |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{r['op']}` | {r['self_ms_per_step']:.1f} | {r['share']:.0%} | {r['calls_per_step']:.0f} |"
+            for r in result["profile"]
+        ]
     return "\n".join(lines) + "\n"
 
 
-COLUMNS = [{"key": "part", "header": "part"}, {"key": "lever", "header": "lever (fp32 unless said)"},
-           {"key": "images_per_s", "header": "img/s", "format": "int"},
-           {"key": "vs_baseline", "header": "vs baseline", "format": "ratio"}]
+COLUMNS = [
+    {"key": "part", "header": "part"},
+    {"key": "lever", "header": "lever (fp32 unless said)"},
+    {"key": "images_per_s", "header": "img/s", "format": "int"},
+    {"key": "vs_baseline", "header": "vs baseline", "format": "ratio"},
+]
 COMPILED = ("compile_training", "compile_model")  # levers --quick leaves out: compiling takes minutes on a CPU
 
 
@@ -144,8 +176,9 @@ def record_rows(result: dict) -> list[dict]:
     for part in ("train", "inference"):
         if result[part]:
             base = next(iter(result[part].values()))
-            rows += [{"part": part, "lever": k, "images_per_s": v, "vs_baseline": v / base}
-                     for k, v in result[part].items()]
+            rows += [
+                {"part": part, "lever": k, "images_per_s": v, "vs_baseline": v / base} for k, v in result[part].items()
+            ]
     return rows
 
 
@@ -154,12 +187,22 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="folder with the split's EMNIST files")
     parser.add_argument("--split", default="proxy47", help="the split trained and read (default: proxy47)")
     parser.add_argument("--out", default="runs/fp32_levers", help="where fp32_levers.json and .md go")
-    parser.add_argument("--only", choices=["train", "inference"],
-                        help="measure only the training levers (and the profile) or only the inference ones")
-    parser.add_argument("--results", metavar="PATH", help="the results record (default: benchmarks/results/"
-                        "fp32_levers-PART.json, PART the --only part or 'all'; with --quick: none)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a few steps of every lever but the compiled ones (a smoke test, not a measurement)")
+    parser.add_argument(
+        "--only",
+        choices=["train", "inference"],
+        help="measure only the training levers (and the profile) or only the inference ones",
+    )
+    parser.add_argument(
+        "--results",
+        metavar="PATH",
+        help="the results record (default: benchmarks/results/"
+        "fp32_levers-PART.json, PART the --only part or 'all'; with --quick: none)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few steps of every lever but the compiled ones (a smoke test, not a measurement)",
+    )
     args = parser.parse_args()
     base = baseline_config(args.data_dir, args.split, args.quick)
     data = load_data(base, log=print)
@@ -175,7 +218,7 @@ def main() -> None:
         kwargs = {k: change.pop(k) for k in ("compile_training", "fused_adamw") if k in change}
         result["train"][name] = train_rate(base.replace(**change), data, args.quick, **kwargs)
         print(f"train     {name}: {result['train'][name]:,.0f} img/s", flush=True)
-    for name, change in (INFERENCE_LEVERS.items() if args.only != "train" else ()):
+    for name, change in INFERENCE_LEVERS.items() if args.only != "train" else ():
         if skip(change):
             continue
         change = dict(change)
@@ -189,12 +232,18 @@ def main() -> None:
     path = result_path(args.results, args.quick, "fp32_levers", args.only or "all")
     if path is not None:
         sizes = data.sizes()
-        write_result(path, what="Training and inference images/s of the `fast` preset's fp32 CPU path with one "
-                     "setting changed per row (the first row of each part is the baseline).", command=command_line(),
-                     columns=COLUMNS, rows=record_rows(result), machine=machine_info("cpu"),
-                     data=f"{args.split}: {sizes['train']:,} train / {sizes['test']:,} test images",
-                     summary={"threads": CORES, "python": result["machine"]["python"]},
-                     notes="a --quick smoke run: not a measurement" if args.quick else None)
+        write_result(
+            path,
+            what="Training and inference images/s of the `fast` preset's fp32 CPU path with one "
+            "setting changed per row (the first row of each part is the baseline).",
+            command=command_line(),
+            columns=COLUMNS,
+            rows=record_rows(result),
+            machine=machine_info("cpu"),
+            data=f"{args.split}: {sizes['train']:,} train / {sizes['test']:,} test images",
+            summary={"threads": CORES, "python": result["machine"]["python"]},
+            notes="a --quick smoke run: not a measurement" if args.quick else None,
+        )
         print(f"results record: {path}")
 
 

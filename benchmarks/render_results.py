@@ -21,7 +21,6 @@ Hand-written rather than a template engine: the whole job is two regular express
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -31,12 +30,15 @@ sys.path.insert(0, str(ROOT))  # the glyphkit of this checkout (its presets name
 
 from glyphkit.config import PRESET_RESULTS, PRESETS  # noqa: E402
 from glyphkit.results import ResultError, format_value, load_result  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 PAGES = ("README.md", "docs/*.md")
 
 # A marker counts at the start of a line (a block) or outside inline code (a value), so pages can show examples.
 BLOCK = re.compile(r"^(<!-- results: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S | re.M)
-VALUE = re.compile(r"(?<!`)(<!-- value: (?P<name>[\w.-]+)/(?P<key>\w+)(?: (?P<format>\w+))? -->)(?P<body>.*?)(<!-- /value -->)")
+VALUE = re.compile(
+    r"(?<!`)(<!-- value: (?P<name>[\w.-]+)/(?P<key>\w+)(?: (?P<format>\w+))? -->)(?P<body>.*?)(<!-- /value -->)"
+)
 
 
 def load(path: Path) -> dict:
@@ -84,15 +86,21 @@ class Renderer:
             cells = (format_value(row.get(c["key"]), c.get("format", "text")) for c in columns)
             lines.append("| " + " | ".join(cells) + " |")
         data = f" Data: {record['data']}." if record.get("data") else ""
-        lines += ["", f"<small>`{record['command']}` · {machine_line(record)} · commit `{record['commit']}`, "
-                  f"{record['date']}.{data} Source: `benchmarks/results/{name}.json`.</small>"]
+        lines += [
+            "",
+            f"<small>`{record['command']}` · {machine_line(record)} · commit `{record['commit']}`, "
+            f"{record['date']}.{data} Source: `benchmarks/results/{name}.json`.</small>",
+        ]
         return "\n".join(lines) + "\n"
 
     def presets(self) -> str:
         """README's headline: each preset, what it trains, and the measured claim of its results file, one row per
         precision it was measured in (the summary's `headline_<precision>_*` values)."""
-        lines = ["| preset | network, epochs | precision | proxy47 test accuracy (TTA) | time to 90% | whole run | "
-                 "measured on |", "|---|---|---|---|---|---|---|"]
+        lines = [
+            "| preset | network, epochs | precision | proxy47 test accuracy (TTA) | time to 90% | whole run | "
+            "measured on |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for preset, settings in PRESETS.items():
             what = f"`{settings['model']}`, {settings['epochs']}"
             name = PRESET_RESULTS.get(preset)
@@ -102,13 +110,17 @@ class Renderer:
             record = self.record(name)
             summary = record["summary"]
             for precision in ("bf16", "fp32"):
-                claim = {k.removeprefix(f"headline_{precision}_"): v for k, v in summary.items()
-                         if k.startswith(f"headline_{precision}_")}
+                claim = {
+                    k.removeprefix(f"headline_{precision}_"): v
+                    for k, v in summary.items()
+                    if k.startswith(f"headline_{precision}_")
+                }
                 if claim:
                     lines.append(
                         f"| `{preset}` | {what} | {precision} | {format_value(claim['test_acc_tta'], 'percent')} | "
                         f"{_time_to_90(claim)} | {format_value(claim['total_s'], 'minutes')} | "
-                        f"{machine_line(record)}, `{name}.json` |")
+                        f"{machine_line(record)}, `{name}.json` |"
+                    )
         return "\n".join(lines) + "\n"
 
     def value(self, name: str, key: str, fmt: str | None) -> str:
@@ -149,8 +161,12 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 path.write_text(rendered, encoding="utf-8")
     if args.check and stale:
-        print("error: out of date with benchmarks/results/: " + ", ".join(map(str, stale))
-              + "; run python benchmarks/render_results.py", file=sys.stderr)
+        print(
+            "error: out of date with benchmarks/results/: "
+            + ", ".join(map(str, stale))
+            + "; run python benchmarks/render_results.py",
+            file=sys.stderr,
+        )
         return 1
     for path in stale:
         print(f"rendered {path}")

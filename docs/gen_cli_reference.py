@@ -47,13 +47,31 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def cli_reference() -> str:
     """The whole page as Markdown: the usage line, then one section per subcommand with a table of its flags."""
     parser = build_parser()
-    lines = ["# Command-line reference", "",
-             "Generated from `glyphkit.cli.build_parser()` when the site is built: it lists exactly what "
-             "`glyphkit COMMAND --help` prints. `glyphkit ...` and `python -m glyphkit ...` are the same; without a "
-             "command, glyphkit trains.", "", "```text", parser.format_usage().strip(), "```", ""]
+    lines = [
+        "# Command-line reference",
+        "",
+        "Generated from `glyphkit.cli.build_parser()` when the site is built: it lists exactly what "
+        "`glyphkit COMMAND --help` prints. `glyphkit ...` and `python -m glyphkit ...` are the same; without a "
+        "command, glyphkit trains.",
+        "",
+        "```text",
+        parser.format_usage().strip(),
+        "```",
+        "",
+    ]
     for name, sub in subcommands(parser).items():
-        lines += [f"## `glyphkit {name}`", "", (sub.description or "").strip(), "", "```text",
-                  sub.format_usage().strip(), "```", "", *_table(sub), ""]
+        lines += [
+            f"## `glyphkit {name}`",
+            "",
+            (sub.description or "").strip(),
+            "",
+            "```text",
+            sub.format_usage().strip(),
+            "```",
+            "",
+            *_table(sub),
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ generator so runs are reproducible.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +27,15 @@ def pad_to_size(x: torch.Tensor, input_size: int) -> torch.Tensor:
     return x
 
 
-def random_affine(x: torch.Tensor, rotation: float, affine_rotation: float, translate: float, scale: float,
-                  generator: torch.Generator, share: float = 1.0) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor,
+    rotation: float,
+    affine_rotation: float,
+    translate: float,
+    scale: float,
+    generator: torch.Generator,
+    share: float = 1.0,
+) -> torch.Tensor:
     """Random rotation, shift and zoom of a whole batch [B, 1, H, W] (pixel values in [0, 1]) in one grid_sample.
 
     Matches the spec's RandomRotation(rotation) followed by RandomAffine(affine_rotation, translate): the two
@@ -54,11 +61,23 @@ def random_affine(x: torch.Tensor, rotation: float, affine_rotation: float, tran
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def iterate_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean: float, std: float,
-                    input_size: int = 32, device: torch.device | str = "cpu", shuffle: bool = False,
-                    augment: dict | None = None, generator: torch.Generator | None = None,
-                    channels_last: bool = False, max_batches: int | None = None, shard: tuple[int, int] = (0, 1),
-                    shrink_to: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def iterate_batches(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    *,
+    mean: float,
+    std: float,
+    input_size: int = 32,
+    device: torch.device | str = "cpu",
+    shuffle: bool = False,
+    augment: dict | None = None,
+    generator: torch.Generator | None = None,
+    channels_last: bool = False,
+    max_batches: int | None = None,
+    shard: tuple[int, int] = (0, 1),
+    shrink_to: int | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (inputs, labels) batches. `augment` holds random_affine's keyword arguments (None: no augmentation).
     `shrink_to`: a side the (padded, augmented) glyphs are shrunk to, for progressive resizing.
 
@@ -75,7 +94,7 @@ def iterate_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int,
     for count, start in enumerate(range(0, len(order), batch_size)):
         if max_batches is not None and count >= max_batches:
             return
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         x = images[idx].to(device, non_blocking=True)
         y = labels[idx].to(device, non_blocking=True)
         x = pad_to_unit_float(x, input_size)

@@ -21,21 +21,28 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from glyphkit.config import Config, apply_preset
 from glyphkit.data import GlyphData
-from glyphkit.export import (INPUT_NAME, INSTALL_HINT, GlyphClassifier, classifier_probabilities, export_onnx,
-                             missing_packages, onnx_session)
+from glyphkit.export import (
+    INPUT_NAME,
+    INSTALL_HINT,
+    GlyphClassifier,
+    classifier_probabilities,
+    export_onnx,
+    missing_packages,
+    onnx_session,
+)
 from glyphkit.inference import Predictor
 from glyphkit.interpret import Interpretation
 from glyphkit.models import build_model
-from glyphkit.rundir import write_results
 from glyphkit.results import default_result_path, machine_info, results_dir, write_result
+from glyphkit.rundir import write_results
 from glyphkit.runtime import precision_name, resolve_device, set_threads
 from glyphkit.training import Trainer, resolve_config
 from glyphkit.workflows import load_data, train
@@ -91,11 +98,22 @@ def original_pipeline_rate(config: Config, data: GlyphData, quick: bool) -> tupl
 
             return self.transform(Image.fromarray(self.images[i])), self.labels[i]
 
-    tf = transforms.Compose([transforms.Pad(2), transforms.RandomRotation(config.rotation_degree),
-                             transforms.RandomAffine(config.affine_degree, translate=(config.translate,) * 2),
-                             transforms.ToTensor(), transforms.Normalize((config.norm_mean,), (config.norm_std,))])
-    loader = DataLoader(PILGlyphs(data.train_images, data.train_labels, tf), batch_size=config.batch_size,
-                        shuffle=True, num_workers=0, drop_last=True)
+    tf = transforms.Compose(
+        [
+            transforms.Pad(2),
+            transforms.RandomRotation(config.rotation_degree),
+            transforms.RandomAffine(config.affine_degree, translate=(config.translate,) * 2),
+            transforms.ToTensor(),
+            transforms.Normalize((config.norm_mean,), (config.norm_std,)),
+        ]
+    )
+    loader = DataLoader(
+        PILGlyphs(data.train_images, data.train_labels, tf),
+        batch_size=config.batch_size,
+        shuffle=True,
+        num_workers=0,
+        drop_last=True,
+    )
     device = torch.device("cpu") if config.device == "cpu" else resolve_device(config.device)
     model = build_model(config).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -131,8 +149,9 @@ def training_rate(trainer: Trainer, quick: bool, extra_warmup: int = 0) -> tuple
         _sync(trainer.device)
         return len(y)
 
-    return median_rate(step, 1 if quick else WARMUP_STEPS + extra_warmup, 2 if quick else WINDOWS,
-                        2 if quick else WINDOW_STEPS)
+    return median_rate(
+        step, 1 if quick else WARMUP_STEPS + extra_warmup, 2 if quick else WINDOWS, 2 if quick else WINDOW_STEPS
+    )
 
 
 def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dict:
@@ -145,15 +164,22 @@ def glyphkit_pipeline_rates(config: Config, data: GlyphData, quick: bool) -> dic
     for compiled in (False, True):
         predictor = Predictor(trainer.eval_model, c, trainer.device, compile_model=compiled)
 
-        def infer() -> int:
+        def infer(predictor: Predictor = predictor) -> int:
             predictor.logits(images)
             return len(images)
 
         rates[compiled], _ = median_rate(infer, 1, 2 if quick else 3, 1)  # the warm-up call compiles
-    return {"train_images_per_s": train_rate, "train_windows": train_windows, "infer_images_per_s": rates[False],
-            "infer_compiled_images_per_s": rates[True], "precision": precision_name(trainer.amp_dtype),
-            "batch_size": c.batch_size,
-            "model": c.model, "input_size": c.input_size, "peak_memory_mb": peak_memory_mb(trainer.device)}
+    return {
+        "train_images_per_s": train_rate,
+        "train_windows": train_windows,
+        "infer_images_per_s": rates[False],
+        "infer_compiled_images_per_s": rates[True],
+        "precision": precision_name(trainer.amp_dtype),
+        "batch_size": c.batch_size,
+        "model": c.model,
+        "input_size": c.input_size,
+        "peak_memory_mb": peak_memory_mb(trainer.device),
+    }
 
 
 def exported_inference_rates(config: Config, data: GlyphData, quick: bool) -> dict | None:
@@ -170,17 +196,22 @@ def exported_inference_rates(config: Config, data: GlyphData, quick: bool) -> di
         path = Path(tmp) / "model.onnx"
         export_onnx(classifier, path, log=lambda *_: None)
         session = onnx_session(path)
-    ways = {"pytorch_eager": lambda x: predictor.probabilities(x),
-            "pytorch_eager_fp32": lambda x: classifier_probabilities(classifier, x.unsqueeze(1).float()),
-            "onnxruntime": lambda x: session.run(None, {INPUT_NAME: x.unsqueeze(1).float().numpy()})}
+    ways = {
+        "pytorch_eager": lambda x: predictor.probabilities(x),
+        "pytorch_eager_fp32": lambda x: classifier_probabilities(classifier, x.unsqueeze(1).float()),
+        "onnxruntime": lambda x: session.run(None, {INPUT_NAME: x.unsqueeze(1).float().numpy()}),
+    }
     rows = {}
     for name, run in ways.items():
-        rate, _ = median_rate(lambda: (run(images), len(images))[1], 1, 2 if quick else 5, 1 if quick else 8)
+        rate, _ = median_rate(lambda run=run: (run(images), len(images))[1], 1, 2 if quick else 5, 1 if quick else 8)
         # One glyph per window: the median of per-call rates is one over the median latency (an odd count of calls).
-        one_per_s, _ = median_rate(lambda: (run(images[:1]), 1)[1], 1, 5 if quick else 199, 1)
+        one_per_s, _ = median_rate(lambda run=run: (run(images[:1]), 1)[1], 1, 5 if quick else 199, 1)
         rows[name] = {"batch256_images_per_s": rate, "batch1_latency_ms": 1000 / one_per_s}
-    rows["precision"] = {"pytorch_eager": precision_name(predictor.amp_dtype),
-                         "pytorch_eager_fp32": "fp32", "onnxruntime": "fp32"}
+    rows["precision"] = {
+        "pytorch_eager": precision_name(predictor.amp_dtype),
+        "pytorch_eager_fp32": "fp32",
+        "onnxruntime": "fp32",
+    }
     rows["model"] = c.model
     return rows
 
@@ -192,14 +223,16 @@ def test_scores(trainer, data: GlyphData, tta: bool = False) -> dict[str, dict[s
     plain, averaged = trainer.predictor.plain_and_tta_logits(data.test_images, tta)
     scores = {}
     for name, logits in (("plain", plain), ("tta", averaged))[: 2 if tta else 1]:
-        summary = Interpretation(logits, data.test_labels, data.classes,
-                                 calibrator=trainer.predictor.calibrator).summary()
+        summary = Interpretation(
+            logits, data.test_labels, data.classes, calibrator=trainer.predictor.calibrator
+        ).summary()
         scores[name] = {"test_acc": summary["accuracy"], "test_balanced_acc": summary["balanced_accuracy"]}
     return scores
 
 
-def time_to_accuracy(config: Config, data: GlyphData, run_dir: Path, targets: tuple[float, float],
-                     log: Callable[[str], None]) -> dict:
+def time_to_accuracy(
+    config: Config, data: GlyphData, run_dir: Path, targets: tuple[float, float], log: Callable[[str], None]
+) -> dict:
     """Train `config` from scratch; after each epoch record wall time and test accuracy / balanced accuracy.
 
     The per-epoch test evaluations are the benchmark's own measurement, so their time is left out of the
@@ -224,8 +257,10 @@ def time_to_accuracy(config: Config, data: GlyphData, run_dir: Path, targets: tu
         if reached["time_s"] is None and meets_targets(scores):
             # a user would evaluate once here: count one evaluation
             reached["time_s"], reached["epoch"] = elapsed + eval_s, trainer.epoch
-        log(f"  epoch {trainer.epoch}: {elapsed:6.0f}s  test acc {scores['test_acc']:.4f}  "
-            f"balanced {scores['test_balanced_acc']:.4f}")
+        log(
+            f"  epoch {trainer.epoch}: {elapsed:6.0f}s  test acc {scores['test_acc']:.4f}  "
+            f"balanced {scores['test_balanced_acc']:.4f}"
+        )
 
     quiet = lambda *_: None  # noqa: E731 - the benchmark logs its own lines
     trainer = Trainer(config, data, run_dir, progress=False, overwrite=True, log=quiet, on_epoch_end=measure)
@@ -241,42 +276,63 @@ def time_to_accuracy(config: Config, data: GlyphData, run_dir: Path, targets: tu
     if reached["time_to_90_s"] is None and answer["test_acc"] >= TIME_TO_ACCURACY:
         # reached only by the final, calibrated evaluation: the whole run counts, that evaluation included
         reached["time_to_90_s"], reached["epoch_90"] = total, "final"
-    return {"precision": precision_name(trainer.amp_dtype), "time_to_90_s": reached["time_to_90_s"],
-            "time_to_90_epoch": reached["epoch_90"],
-            "epochs": rows, "reached_targets_s": reached["time_s"], "reached_targets_epoch": reached["epoch"],
-            "targets": {"test_acc": targets[0], "test_balanced_acc": targets[1]}, "final": final,
-            "best_epoch": trainer.early_stopping.best_epoch, "total_wall_s": total, "config": c.to_dict()}
+    return {
+        "precision": precision_name(trainer.amp_dtype),
+        "time_to_90_s": reached["time_to_90_s"],
+        "time_to_90_epoch": reached["epoch_90"],
+        "epochs": rows,
+        "reached_targets_s": reached["time_s"],
+        "reached_targets_epoch": reached["epoch"],
+        "targets": {"test_acc": targets[0], "test_balanced_acc": targets[1]},
+        "final": final,
+        "best_epoch": trainer.early_stopping.best_epoch,
+        "total_wall_s": total,
+        "config": c.to_dict(),
+    }
 
 
-THROUGHPUT_ROWS = (("enhanced", "(b) glyphkit pipeline"), ("enhanced28", "(b28) glyphkit pipeline, 28x28 input"),
-                   ("default", "(c) glyphkit pipeline"))
+THROUGHPUT_ROWS = (
+    ("enhanced", "(b) glyphkit pipeline"),
+    ("enhanced28", "(b28) glyphkit pipeline, 28x28 input"),
+    ("default", "(c) glyphkit pipeline"),
+)
 
 
 def render_markdown(result: dict) -> str:
     m = result["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, device {m['device']}"
-             + (f" ({m['gpu']})" if m.get("gpu") else "") + f", native bf16 on the CPU: {m['native_bf16']}"
-             + (f" (flags: {', '.join(m['cpu_flags'])})" if m.get("cpu_flags") else "") + ".",
-             f"Data: `{result['split']}` ({result['sizes']['train']:,} train / {result['sizes']['val']:,} val / "
-             f"{result['sizes']['test']:,} test images). Command: `{result['command']}`"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, device {m['device']}"
+        + (f" ({m['gpu']})" if m.get("gpu") else "")
+        + f", native bf16 on the CPU: {m['native_bf16']}"
+        + (f" (flags: {', '.join(m['cpu_flags'])})" if m.get("cpu_flags") else "")
+        + ".",
+        f"Data: `{result['split']}` ({result['sizes']['train']:,} train / {result['sizes']['val']:,} val / "
+        f"{result['sizes']['test']:,} test images). Command: `{result['command']}`",
+    ]
     if "throughput" in result:
         lines += _throughput_table(result["throughput"])
         lines += _exported_inference_table(result.get("exported_inference"))
     runs = result.get("accuracy") or []
     if runs:
-        lines += ["", f"Time to {TIME_TO_ACCURACY:.0%} test accuracy (wall time of training until the first epoch "
-                  "that reaches it, the per-epoch test evaluations not counted; `final`: reached only by the "
-                  "calibrated final evaluation, the whole run counted):", "",
-                  "| preset | model, epochs | precision | time to 90% | at epoch | final test acc (TTA) |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Time to {TIME_TO_ACCURACY:.0%} test accuracy (wall time of training until the first epoch "
+            "that reaches it, the per-epoch test evaluations not counted; `final`: reached only by the "
+            "calibrated final evaluation, the whole run counted):",
+            "",
+            "| preset | model, epochs | precision | time to 90% | at epoch | final test acc (TTA) |",
+            "|---|---|---|---|---|---|",
+        ]
         for acc in runs:
             when = "not reached" if acc["time_to_90_s"] is None else f"{acc['time_to_90_s'] / 60:.1f} min"
             final = acc["final"].get("tta", acc["final"]["plain"])["test_acc"]
             c = Config.from_dict(acc["config"])
             side = c.progressive_size
             shrunk = f" (1-{c.shrunk_epochs} at {side}x{side})" if side else ""
-            lines.append(f"| {c.preset} | {c.model}, {c.epochs}{shrunk} | "
-                         f"{acc['precision']} | {when} | {acc['time_to_90_epoch'] or '-'} | {final:.4f} |")
+            lines.append(
+                f"| {c.preset} | {c.model}, {c.epochs}{shrunk} | "
+                f"{acc['precision']} | {when} | {acc['time_to_90_epoch'] or '-'} | {final:.4f} |"
+            )
     for acc in runs:
         lines += _accuracy_run_lines(acc)
     return "\n".join(lines) + "\n"
@@ -284,52 +340,84 @@ def render_markdown(result: dict) -> str:
 
 def _throughput_table(t: dict) -> list[str]:
     a = t["original"]["train_images_per_s"]
-    lines = ["", "| pipeline | model | input | batch | precision | train img/s | vs (a) | inference img/s "
-             "| compiled inference img/s |", "|---|---|---|---|---|---|---|---|---|",
-             f"| (a) original: PIL transforms + DataLoader, fp32 | enhanced | 32x32 | {t['original']['batch_size']} "
-             f"| fp32 | {a:,.0f} | 1.0x | | |"]
+    lines = [
+        "",
+        "| pipeline | model | input | batch | precision | train img/s | vs (a) | inference img/s "
+        "| compiled inference img/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| (a) original: PIL transforms + DataLoader, fp32 | enhanced | 32x32 | {t['original']['batch_size']} "
+        f"| fp32 | {a:,.0f} | 1.0x | | |",
+    ]
     for key, label in THROUGHPUT_ROWS:
         for r in (t[key], t.get(key + "_fp32")):
             if r is None:
                 continue
-            lines.append(f"| {label} | {r['model']} | {r['input_size']}x{r['input_size']} | {r['batch_size']} | "
-                         f"{r['precision']} | {r['train_images_per_s']:,.0f} | {r['train_images_per_s'] / a:.1f}x | "
-                         f"{r['infer_images_per_s']:,.0f} | {r['infer_compiled_images_per_s']:,.0f} |")
+            lines.append(
+                f"| {label} | {r['model']} | {r['input_size']}x{r['input_size']} | {r['batch_size']} | "
+                f"{r['precision']} | {r['train_images_per_s']:,.0f} | {r['train_images_per_s'] / a:.1f}x | "
+                f"{r['infer_images_per_s']:,.0f} | {r['infer_compiled_images_per_s']:,.0f} |"
+            )
     return lines
 
 
 def _accuracy_run_lines(acc: dict) -> list[str]:
-    lines = ["", f"Preset `{acc['config']['preset']}` in {acc['precision']} (test accuracy and balanced accuracy "
-             "after each epoch; wall time = training + validation):", "",
-             "| epoch | wall time | test acc | balanced acc |", "|---|---|---|---|"]
-    lines += [f"| {r['epoch']} | {r['wall_s'] / 60:.1f} min | {r['test_acc']:.4f} | {r['test_balanced_acc']:.4f} |"
-              for r in acc["epochs"]]
+    lines = [
+        "",
+        f"Preset `{acc['config']['preset']}` in {acc['precision']} (test accuracy and balanced accuracy "
+        "after each epoch; wall time = training + validation):",
+        "",
+        "| epoch | wall time | test acc | balanced acc |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['epoch']} | {r['wall_s'] / 60:.1f} min | {r['test_acc']:.4f} | {r['test_balanced_acc']:.4f} |"
+        for r in acc["epochs"]
+    ]
     tg, at = acc["targets"], acc["reached_targets_epoch"]
-    when = ("not reached" if acc["reached_targets_s"] is None else f"{acc['reached_targets_s'] / 60:.1f} min "
-            + ("(the final evaluation)" if at == "final" else f"(epoch {at})"))
+    when = (
+        "not reached"
+        if acc["reached_targets_s"] is None
+        else f"{acc['reached_targets_s'] / 60:.1f} min "
+        + ("(the final evaluation)" if at == "final" else f"(epoch {at})")
+    )
     fin = acc["final"]["plain"]
-    lines += ["", f"- Targets (test acc >= {tg['test_acc']:.3f} and balanced >= {tg['test_balanced_acc']:.3f}) "
-              f"first reached at: {when}.",
-              f"- Final (best validation epoch {acc['best_epoch']}, by validation "
-              f"{'accuracy' if acc['config']['monitor'] == 'val_acc' else 'loss'}): test acc "
-              f"{fin['test_acc']:.4f}, balanced {fin['test_balanced_acc']:.4f}, total "
-              f"{acc['total_wall_s'] / 60:.1f} min including the final evaluation."]
+    lines += [
+        "",
+        f"- Targets (test acc >= {tg['test_acc']:.3f} and balanced >= {tg['test_balanced_acc']:.3f}) "
+        f"first reached at: {when}.",
+        f"- Final (best validation epoch {acc['best_epoch']}, by validation "
+        f"{'accuracy' if acc['config']['monitor'] == 'val_acc' else 'loss'}): test acc "
+        f"{fin['test_acc']:.4f}, balanced {fin['test_balanced_acc']:.4f}, total "
+        f"{acc['total_wall_s'] / 60:.1f} min including the final evaluation.",
+    ]
     if "tta" in acc["final"]:
         tta = acc["final"]["tta"]
-        lines.append(f"- With test-time augmentation: test acc {tta['test_acc']:.4f}, balanced "
-                     f"{tta['test_balanced_acc']:.4f}.")
+        lines.append(
+            f"- With test-time augmentation: test acc {tta['test_acc']:.4f}, balanced {tta['test_balanced_acc']:.4f}."
+        )
     return lines
 
 
 def _exported_inference_table(rows: dict | None) -> list[str]:
     if not rows:
         return []
-    labels = {"pytorch_eager": "PyTorch eager (Predictor)", "pytorch_eager_fp32": "PyTorch eager, fp32",
-              "onnxruntime": "ONNX export in onnxruntime"}
-    lines = ["", f"Inference of (c) `{rows['model']}` as `glyphkit export` writes it (probabilities out):", "",
-             "| runtime | precision | batch 256 img/s | one glyph, median latency |", "|---|---|---|---|"]
-    return lines + [f"| {label} | {rows['precision'][key]} | {rows[key]['batch256_images_per_s']:,.0f} | "
-                    f"{rows[key]['batch1_latency_ms']:.2f} ms |" for key, label in labels.items()]
+    labels = {
+        "pytorch_eager": "PyTorch eager (Predictor)",
+        "pytorch_eager_fp32": "PyTorch eager, fp32",
+        "onnxruntime": "ONNX export in onnxruntime",
+    }
+    lines = [
+        "",
+        f"Inference of (c) `{rows['model']}` as `glyphkit export` writes it (probabilities out):",
+        "",
+        "| runtime | precision | batch 256 img/s | one glyph, median latency |",
+        "|---|---|---|---|",
+    ]
+    return lines + [
+        f"| {label} | {rows['precision'][key]} | {rows[key]['batch256_images_per_s']:,.0f} | "
+        f"{rows[key]['batch1_latency_ms']:.2f} ms |"
+        for key, label in labels.items()
+    ]
 
 
 def default_pipeline_config(base: Config, preset: str) -> Config:
@@ -337,19 +425,29 @@ def default_pipeline_config(base: Config, preset: str) -> Config:
     return apply_preset(base, preset).replace(model=Config().model)
 
 
-def measure_throughput(base: Config, data: GlyphData, preset: str, quick: bool,
-                       log: Callable[[str], None]) -> dict[str, dict]:
+def measure_throughput(
+    base: Config, data: GlyphData, preset: str, quick: bool, log: Callable[[str], None]
+) -> dict[str, dict]:
     """Rows (a), (b), (b28) and (c): training (and inference) images/s of each pipeline."""
     original = resolve_config(apply_preset(base, "original").replace(precision="fp32", channels_last=False), data)
     rate, windows = original_pipeline_rate(original, data, quick)
-    rows = {"original": {"train_images_per_s": rate, "train_windows": windows, "model": "enhanced",
-                         "batch_size": original.batch_size, "precision": "fp32",
-                         "peak_memory_mb": peak_memory_mb(resolve_device(base.device))}}
+    rows = {
+        "original": {
+            "train_images_per_s": rate,
+            "train_windows": windows,
+            "model": "enhanced",
+            "batch_size": original.batch_size,
+            "precision": "fp32",
+            "peak_memory_mb": peak_memory_mb(resolve_device(base.device)),
+        }
+    }
     log(f"(a) original pipeline: {rate:,.0f} train img/s")
     default = default_pipeline_config(base, preset)
-    pipelines = {"enhanced": ("(b) enhanced, glyphkit pipeline", apply_preset(base, "original")),
-                 "enhanced28": ("(b28) enhanced at 28x28", apply_preset(base, "original").replace(input_size=28)),
-                 "default": (f"(c) {default.model}, glyphkit pipeline", default)}
+    pipelines = {
+        "enhanced": ("(b) enhanced, glyphkit pipeline", apply_preset(base, "original")),
+        "enhanced28": ("(b28) enhanced at 28x28", apply_preset(base, "original").replace(input_size=28)),
+        "default": (f"(c) {default.model}, glyphkit pipeline", default),
+    }
     for key, (label, config) in pipelines.items():
         rows[key] = glyphkit_pipeline_rates(config, data, quick)
         log(f"{label}, {rows[key]['precision']}: {rows[key]['train_images_per_s']:,.0f} train img/s")
@@ -359,11 +457,20 @@ def measure_throughput(base: Config, data: GlyphData, preset: str, quick: bool,
     return rows
 
 
-def run_benchmark(split: str = "proxy47", data_dir: str | None = None, output_dir: str = "bench_results",
-                  quick: bool = False, skip_accuracy: bool = False, skip_throughput: bool = False,
-                  device: str = "auto", preset: str = "fast", precision: str = "auto",
-                  targets: tuple[float, float] = (0.905, 0.885), log: Callable[[str], None] = print,
-                  results: str | Path | None = None) -> dict:
+def run_benchmark(
+    split: str = "proxy47",
+    data_dir: str | None = None,
+    output_dir: str = "bench_results",
+    quick: bool = False,
+    skip_accuracy: bool = False,
+    skip_throughput: bool = False,
+    device: str = "auto",
+    preset: str = "fast",
+    precision: str = "auto",
+    targets: tuple[float, float] = (0.905, 0.885),
+    log: Callable[[str], None] = print,
+    results: str | Path | None = None,
+) -> dict:
     """Run the whole benchmark, write bench.json / bench.md into `output_dir` and a results record (glyphkit.results)
     to `results`, and return the results. `results` None: benchmarks/results/bench-LABEL.json in a checkout, beside
     bench.json otherwise (LABEL: preset, precision, and the part measured when one is skipped); with `quick` none.
@@ -376,12 +483,25 @@ def run_benchmark(split: str = "proxy47", data_dir: str | None = None, output_di
     limit = 3000 if quick else None
     base = Config(split=split, data_dir=data_dir, device=device, limit_train=limit, limit_test=limit)
     data = load_data(base, log=log)
-    flags = [("--quick", quick), ("--skip-accuracy", skip_accuracy), ("--skip-throughput", skip_throughput),
-             (f"--preset {preset}", preset != "fast"), (f"--precision {precision}", precision != "auto")]
-    command = f"python -m glyphkit bench --split {split}" + (f" --data-dir {data_dir}" if data_dir else "") + \
-        "".join(f" {flag}" for flag, given in flags if given)
-    result = {"split": split, "sizes": data.sizes(), "command": command, "quick": quick,
-              "machine": {**machine_info(resolve_device(device)), "threads": torch.get_num_threads()}}
+    flags = [
+        ("--quick", quick),
+        ("--skip-accuracy", skip_accuracy),
+        ("--skip-throughput", skip_throughput),
+        (f"--preset {preset}", preset != "fast"),
+        (f"--precision {precision}", precision != "auto"),
+    ]
+    command = (
+        f"python -m glyphkit bench --split {split}"
+        + (f" --data-dir {data_dir}" if data_dir else "")
+        + "".join(f" {flag}" for flag, given in flags if given)
+    )
+    result = {
+        "split": split,
+        "sizes": data.sizes(),
+        "command": command,
+        "quick": quick,
+        "machine": {**machine_info(resolve_device(device)), "threads": torch.get_num_threads()},
+    }
     log(f"benchmark on {result['machine']['cpu']} ({result['machine']['cores']} cores), split {split}")
     if not skip_throughput:
         result["throughput"] = measure_throughput(base, data, preset, quick, log)
@@ -389,11 +509,10 @@ def run_benchmark(split: str = "proxy47", data_dir: str | None = None, output_di
         if result["exported_inference"] is None:
             log(f"(no ONNX rows: {INSTALL_HINT})")
         a = result["throughput"]["original"]["train_images_per_s"]
-        result["ratios"] = {k: r["train_images_per_s"] / a for k, r in result["throughput"].items()
-                            if k != "original"}
+        result["ratios"] = {k: r["train_images_per_s"] / a for k, r in result["throughput"].items() if k != "original"}
     if not skip_accuracy:
         result["accuracy"] = []
-        for p in (("bf16", "fp32") if precision == "both" else (precision,)):
+        for p in ("bf16", "fp32") if precision == "both" else (precision,):
             config = apply_preset(base.replace(precision=p), preset)
             config = config.replace(epochs=1) if quick else config
             log(f"time to accuracy: preset {preset}, {config.model}, {config.epochs} epochs, precision {p}")
@@ -402,8 +521,9 @@ def run_benchmark(split: str = "proxy47", data_dir: str | None = None, output_di
     write_results(out, "bench", result, markdown)
     log("\n" + markdown)
     if results is None and not quick:  # a smoke run never writes a record unless asked to
-        results = default_record_path(out, result_label(preset, precision, skip_accuracy, skip_throughput,
-                                                        result["machine"]["device"]))
+        results = default_record_path(
+            out, result_label(preset, precision, skip_accuracy, skip_throughput, result["machine"]["device"])
+        )
     if results is not None:
         log(f"results record: {write_record(result, results)}")
     return result
@@ -421,9 +541,12 @@ def default_record_path(output_dir: Path, label: str) -> Path:
 
 
 RECORD_COLUMNS = [
-    {"key": "part", "header": "part"}, {"key": "what", "header": "pipeline or preset"},
-    {"key": "model", "header": "model"}, {"key": "input", "header": "input"},
-    {"key": "batch_size", "header": "batch", "format": "int"}, {"key": "precision", "header": "precision"},
+    {"key": "part", "header": "part"},
+    {"key": "what", "header": "pipeline or preset"},
+    {"key": "model", "header": "model"},
+    {"key": "input", "header": "input"},
+    {"key": "batch_size", "header": "batch", "format": "int"},
+    {"key": "precision", "header": "precision"},
     {"key": "train_images_per_s", "header": "train img/s", "format": "int"},
     {"key": "vs_original", "header": "vs (a)", "format": "ratio"},
     {"key": "infer_images_per_s", "header": "inference img/s", "format": "int"},
@@ -446,35 +569,73 @@ def record_rows(result: dict) -> list[dict]:
     t = result.get("throughput")
     if t:
         a = t["original"]["train_images_per_s"]
-        rows.append({"part": "throughput", "what": "(a) original: PIL transforms + DataLoader, fp32",
-                     "model": t["original"]["model"], "input": "32x32", "batch_size": t["original"]["batch_size"],
-                     "precision": "fp32", "train_images_per_s": a, "vs_original": 1.0})
+        rows.append(
+            {
+                "part": "throughput",
+                "what": "(a) original: PIL transforms + DataLoader, fp32",
+                "model": t["original"]["model"],
+                "input": "32x32",
+                "batch_size": t["original"]["batch_size"],
+                "precision": "fp32",
+                "train_images_per_s": a,
+                "vs_original": 1.0,
+            }
+        )
         for key, label in THROUGHPUT_ROWS:
             for r in (t[key], t.get(key + "_fp32")):
                 if r is not None:
-                    rows.append({"part": "throughput", "what": label, "model": r["model"],
-                                 "input": f"{r['input_size']}x{r['input_size']}", "batch_size": r["batch_size"],
-                                 "precision": r["precision"], "train_images_per_s": r["train_images_per_s"],
-                                 "vs_original": r["train_images_per_s"] / a,
-                                 "infer_images_per_s": r["infer_images_per_s"],
-                                 "infer_compiled_images_per_s": r["infer_compiled_images_per_s"]})
+                    rows.append(
+                        {
+                            "part": "throughput",
+                            "what": label,
+                            "model": r["model"],
+                            "input": f"{r['input_size']}x{r['input_size']}",
+                            "batch_size": r["batch_size"],
+                            "precision": r["precision"],
+                            "train_images_per_s": r["train_images_per_s"],
+                            "vs_original": r["train_images_per_s"] / a,
+                            "infer_images_per_s": r["infer_images_per_s"],
+                            "infer_compiled_images_per_s": r["infer_compiled_images_per_s"],
+                        }
+                    )
     exported = result.get("exported_inference")
     if exported:
-        labels = {"pytorch_eager": "PyTorch eager (Predictor)", "pytorch_eager_fp32": "PyTorch eager, fp32",
-                  "onnxruntime": "ONNX export in onnxruntime"}
-        rows += [{"part": "exported inference", "what": label, "model": exported["model"], "batch_size": 256,
-                  "precision": exported["precision"][key],
-                  "infer_images_per_s": exported[key]["batch256_images_per_s"],
-                  "batch1_latency_ms": exported[key]["batch1_latency_ms"]} for key, label in labels.items()]
+        labels = {
+            "pytorch_eager": "PyTorch eager (Predictor)",
+            "pytorch_eager_fp32": "PyTorch eager, fp32",
+            "onnxruntime": "ONNX export in onnxruntime",
+        }
+        rows += [
+            {
+                "part": "exported inference",
+                "what": label,
+                "model": exported["model"],
+                "batch_size": 256,
+                "precision": exported["precision"][key],
+                "infer_images_per_s": exported[key]["batch256_images_per_s"],
+                "batch1_latency_ms": exported[key]["batch1_latency_ms"],
+            }
+            for key, label in labels.items()
+        ]
     for acc in result.get("accuracy") or []:
         c, final = acc["config"], acc["final"]
         epoch = acc["time_to_90_epoch"]
-        rows.append({"part": "time to 90%", "what": c["preset"], "model": c["model"], "precision": acc["precision"],
-                     "batch_size": c["batch_size"], "epochs": c["epochs"], "time_to_90_s": acc["time_to_90_s"],
-                     "time_to_90_epoch": None if epoch is None else str(epoch),
-                     "test_acc": final["plain"]["test_acc"], "test_balanced_acc": final["plain"]["test_balanced_acc"],
-                     "test_acc_tta": final["tta"]["test_acc"] if "tta" in final else None,
-                     "total_wall_s": acc["total_wall_s"]})
+        rows.append(
+            {
+                "part": "time to 90%",
+                "what": c["preset"],
+                "model": c["model"],
+                "precision": acc["precision"],
+                "batch_size": c["batch_size"],
+                "epochs": c["epochs"],
+                "time_to_90_s": acc["time_to_90_s"],
+                "time_to_90_epoch": None if epoch is None else str(epoch),
+                "test_acc": final["plain"]["test_acc"],
+                "test_balanced_acc": final["plain"]["test_balanced_acc"],
+                "test_acc_tta": final["tta"]["test_acc"] if "tta" in final else None,
+                "total_wall_s": acc["total_wall_s"],
+            }
+        )
     return rows
 
 
@@ -482,9 +643,14 @@ def write_record(result: dict, path: str | Path) -> Path:
     """The benchmark as a results record (glyphkit.results): its tables' rows, the data, the command."""
     sizes = result["sizes"]
     return write_result(
-        path, what="Training and inference speed of glyphkit's pipeline against the original way, and the time a "
-        "preset takes to reach 90% test accuracy.", command=result["command"], columns=RECORD_COLUMNS,
-        rows=record_rows(result), machine={k: v for k, v in result["machine"].items() if k != "threads"},
+        path,
+        what="Training and inference speed of glyphkit's pipeline against the original way, and the time a "
+        "preset takes to reach 90% test accuracy.",
+        command=result["command"],
+        columns=RECORD_COLUMNS,
+        rows=record_rows(result),
+        machine={k: v for k, v in result["machine"].items() if k != "threads"},
         data=f"{result['split']}: {sizes['train']:,} train / {sizes['val']:,} val / {sizes['test']:,} test images",
         summary={"threads": result["machine"]["threads"], "quick": result["quick"]},
-        notes="a --quick smoke run: not a measurement" if result["quick"] else None)
+        notes="a --quick smoke run: not a measurement" if result["quick"] else None,
+    )

@@ -59,7 +59,8 @@ class Config:
     ema_decay: float = 0.0  # exponential moving average of weights (0: off); evaluation uses the average
     init_from: str | None = None  # a run folder whose best model starts this one (its classifier too if classes match)
     # --- augmentation (applied to training batches on the device) ---
-    augment: bool = True  # False: train on the glyphs as stored (sooner to a test-set accuracy, worse on scans: docs/experiments.md)
+    # False: train on the glyphs as stored (sooner to a test-set accuracy, worse on scans: docs/experiments.md)
+    augment: bool = True
     rotation_degree: float = 15.0  # random rotation, +- degrees
     affine_degree: float = 10.0  # a second random rotation, as the spec's RandomAffine(degrees=10)
     translate: float = 0.08  # random shift, fraction of the image side
@@ -70,7 +71,8 @@ class Config:
     progressive_size: int = 0
     # --- evaluation ---
     tta: bool = False  # test-time augmentation: average predictions over small shifts
-    compile: bool = False  # torch.compile the network (frozen weights) for test-set evaluation (docs/evaluation.md#compiling-the-network-compile)
+    # torch.compile the network (frozen weights) for evaluation (docs/evaluation.md#compiling-the-network-compile)
+    compile: bool = False
     # --- runtime ---
     seed: int = 42  # seeds Python, NumPy and torch
     device: str = "auto"  # auto (cuda if present), cpu or cuda
@@ -93,7 +95,7 @@ class Config:
     preset: str | None = None  # name of the preset these settings came from, if any
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run (never read as settings)
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Raise ConfigError for settings that cannot work; return self so calls chain."""
         checks = [
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -104,19 +106,22 @@ class Config:
             (0 <= self.dropout_rate < 1, f"dropout_rate must be in [0, 1), got {self.dropout_rate}"),
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
-            (self.precision in PRECISIONS,
-             f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (self.early_stopping_patience >= 1, "early_stopping_patience must be >= 1"),
             (self.monitor in MONITORS, f"monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}"),
             (self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.balance in BALANCES, f"balance must be one of {', '.join(BALANCES)}, got {self.balance!r}"),
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
-            (self.input_size is None or self.input_size >= 28,
-             f"input_size must be >= 28 (EMNIST glyphs are 28x28), got {self.input_size}"),
-            (self.progressive_size == 0 or self.progressive_size in SHRUNK_SIDES,
-             f"progressive_size must be 0 (off) or {SHRUNK_SIDES.start}-{SHRUNK_SIDES.stop - 1} pixels (glyphs are "
-             f"28x28), got {self.progressive_size}"),
+            (
+                self.input_size is None or self.input_size >= 28,
+                f"input_size must be >= 28 (EMNIST glyphs are 28x28), got {self.input_size}",
+            ),
+            (
+                self.progressive_size == 0 or self.progressive_size in SHRUNK_SIDES,
+                f"progressive_size must be 0 (off) or {SHRUNK_SIDES.start}-{SHRUNK_SIDES.stop - 1} pixels (glyphs are "
+                f"28x28), got {self.progressive_size}",
+            ),
             (0 < self.augment_share <= 1, f"augment_share must be in (0, 1], got {self.augment_share}"),
             (self.width is None or self.width >= 4, f"width must be >= 4, got {self.width}"),
             (self.limit_train is None or self.limit_train >= 2, "limit_train must be >= 2"),
@@ -137,7 +142,7 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "Config":
+    def from_dict(cls, values: dict[str, Any]) -> Config:
         """Build a Config from a dict, ignoring keys this version does not know (older/newer runs)."""
         known = {f.name for f in dataclasses.fields(cls)}
         if values.get("mixed_precision") is False and "precision" not in values:  # runs written before --precision
@@ -145,18 +150,20 @@ class Config:
         return cls(**{k: v for k, v in values.items() if k in known})
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Config":
+    def load(cls, path: str | os.PathLike) -> Config:
         """A run's config.json; a file that is unreadable or holds no JSON object is a ConfigError naming it."""
         try:
             values = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:  # ValueError: invalid JSON, or bytes that are not text
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         if not isinstance(values, dict):
-            raise ConfigError(f"config {path} holds {type(values).__name__} instead of a JSON object of settings; "
-                              "restore it or delete the run folder")
+            raise ConfigError(
+                f"config {path} holds {type(values).__name__} instead of a JSON object of settings; "
+                "restore it or delete the run folder"
+            )
         return cls.from_dict(values)
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 
@@ -169,14 +176,42 @@ PRESETS: dict[str, dict[str, Any]] = {
     # fast as without augmentation and still reads scans), best epoch by validation accuracy, test-time augmentation
     # in the final evaluation. No label smoothing: it left confidences that no single temperature calibrates.
     # Why each setting: docs/experiments.md. The benchmark's time-to-accuracy run uses this preset.
-    "fast": dict(model="glyphnet", batch_size=256, epochs=8, lr=3e-3, scheduler="onecycle", label_smoothing=0.0,
-                 ema_decay=0.999, dropout_rate=0.2, rotation_degree=10.0, affine_degree=0.0, translate=0.08,
-                 scale=0.1, augment_share=0.5, monitor="val_acc", tta=True),
+    "fast": dict(
+        model="glyphnet",
+        batch_size=256,
+        epochs=8,
+        lr=3e-3,
+        scheduler="onecycle",
+        label_smoothing=0.0,
+        ema_decay=0.999,
+        dropout_rate=0.2,
+        rotation_degree=10.0,
+        affine_degree=0.0,
+        translate=0.08,
+        scale=0.1,
+        augment_share=0.5,
+        monitor="val_acc",
+        tta=True,
+    ),
     # Best accuracy within about 40 minutes on a 2-core CPU: the 1.5x-wide glyphnet, a 24-epoch cycle at a lower
     # peak, slower weight averaging, more dropout.
-    "best": dict(model="glyphnet-wide", batch_size=256, epochs=24, lr=2e-3, scheduler="onecycle",
-                 label_smoothing=0.1, ema_decay=0.9995, dropout_rate=0.3, rotation_degree=10.0, affine_degree=0.0,
-                 translate=0.08, scale=0.1, monitor="val_acc", tta=True, early_stopping_patience=40),
+    "best": dict(
+        model="glyphnet-wide",
+        batch_size=256,
+        epochs=24,
+        lr=2e-3,
+        scheduler="onecycle",
+        label_smoothing=0.1,
+        ema_decay=0.9995,
+        dropout_rate=0.3,
+        rotation_degree=10.0,
+        affine_degree=0.0,
+        translate=0.08,
+        scale=0.1,
+        monitor="val_acc",
+        tta=True,
+        early_stopping_patience=40,
+    ),
 }
 
 # Each preset's measured claim: the results file (benchmarks/results/NAME.json) whose summary values

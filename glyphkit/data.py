@@ -27,7 +27,9 @@ import torch
 from glyphkit.config import Config
 
 OFFICIAL_SPLITS = ("balanced", "byclass", "bymerge", "digits", "letters", "mnist")
-IDX_NAME = re.compile(r"^emnist-(?P<split>[A-Za-z0-9_]+)-(?P<part>train|test)-(?P<kind>images-idx3|labels-idx1)-ubyte(\.gz)?$")
+IDX_NAME = re.compile(
+    r"^emnist-(?P<split>[A-Za-z0-9_]+)-(?P<part>train|test)-(?P<kind>images-idx3|labels-idx1)-ubyte(\.gz)?$"
+)
 IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801
 
 
@@ -41,6 +43,7 @@ class DataError(RuntimeError):
 # which file is broken and how. So the ~20 lines of header parsing live here.
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def parse_idx(data: bytes, source: str, expected_magic: int) -> torch.Tensor:
     """Parse IDX bytes (uint8 payload) into a tensor, checking magic, header and length."""
     if len(data) < 8:
@@ -53,11 +56,13 @@ def parse_idx(data: bytes, source: str, expected_magic: int) -> torch.Tensor:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{source}: IDX header is truncated")
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     expected = header + math.prod(shape)
     if len(data) != expected:
-        raise DataError(f"{source}: IDX header says shape {tuple(shape)} ({expected} bytes) but the file has "
-                        f"{len(data)} bytes; the file is truncated or corrupt, download it again")
+        raise DataError(
+            f"{source}: IDX header says shape {tuple(shape)} ({expected} bytes) but the file has "
+            f"{len(data)} bytes; the file is truncated or corrupt, download it again"
+        )
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
 
 
@@ -85,9 +90,11 @@ def _declared_payload(shape: list[int], source: str) -> int:
     """Bytes after the header that an IDX header declares, refused when no EMNIST file is that large."""
     payload = math.prod(shape)
     if (shape and shape[0] > MAX_IDX_ITEMS) or payload > MAX_IDX_BYTES:
-        raise DataError(f"{source}: the IDX header declares shape {tuple(shape)} ({payload:,} bytes), more than any "
-                        f"EMNIST file (at most {MAX_IDX_ITEMS:,} items and {MAX_IDX_BYTES // 1024**3} GiB); the file "
-                        "is corrupt or not EMNIST data, so it is not read")
+        raise DataError(
+            f"{source}: the IDX header declares shape {tuple(shape)} ({payload:,} bytes), more than any "
+            f"EMNIST file (at most {MAX_IDX_ITEMS:,} items and {MAX_IDX_BYTES // 1024**3} GiB); the file "
+            "is corrupt or not EMNIST data, so it is not read"
+        )
     return payload
 
 
@@ -102,37 +109,43 @@ def read_idx_stream(stream: BinaryIO, source: str) -> bytes:
     header = head + _read_upto(stream, 4 * ndim - 4)
     if len(header) < 4 + 4 * ndim:
         return header
-    shape = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    shape = [int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     payload = _declared_payload(shape, source)
     body = _read_upto(stream, payload + 1)  # one byte more than declared tells that the stream goes on
     if len(body) > payload:
-        raise DataError(f"{source}: decompresses to more than the {len(header) + payload:,} bytes its IDX header "
-                        f"declares (shape {tuple(shape)}); reading stopped there. The file is corrupt or not "
-                        "EMNIST data, download it again")
+        raise DataError(
+            f"{source}: decompresses to more than the {len(header) + payload:,} bytes its IDX header "
+            f"declares (shape {tuple(shape)}); reading stopped there. The file is corrupt or not "
+            "EMNIST data, download it again"
+        )
     return header + body
 
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
             return read_idx_stream(f, str(path))
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-        raise DataError(f"{path}: cannot read ({exc}); the file is truncated, corrupt or not gzip data, "
-                        "download it again") from exc
+        raise DataError(
+            f"{path}: cannot read ({exc}); the file is truncated, corrupt or not gzip data, download it again"
+        ) from exc
 
 
 def _read_mapping_text(stream: BinaryIO, source: str) -> str:
     """A mapping file's text, refused when it is larger than any mapping file (it may come out of a zip)."""
     data = _read_upto(stream, MAX_MAPPING_BYTES + 1)
     if len(data) > MAX_MAPPING_BYTES:
-        raise DataError(f"{source}: more than {MAX_MAPPING_BYTES:,} bytes, far larger than a mapping file "
-                        "(one 'label ascii_code' line per class); it is not read")
+        raise DataError(
+            f"{source}: more than {MAX_MAPPING_BYTES:,} bytes, far larger than a mapping file "
+            "(one 'label ascii_code' line per class); it is not read"
+        )
     return data.decode()
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Finding the files
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def cache_dir() -> Path:
     """glyphkit's per-user cache: $GLYPHKIT_CACHE, else $XDG_CACHE_HOME/glyphkit, else ~/.cache/glyphkit."""
@@ -186,8 +199,10 @@ class SplitSource:
             with zipfile.ZipFile(self.location) as zf, zf.open(self.mapping) as member:
                 return _read_mapping_text(member, source)
         except (OSError, UnicodeDecodeError, zipfile.BadZipFile, KeyError) as exc:
-            raise DataError(f"{self.location}/{self.mapping}: cannot read the mapping file ({exc}); expected text "
-                            "with one 'label ascii_code' line per class (e.g. '10 65' for label 10 = 'A')") from exc
+            raise DataError(
+                f"{self.location}/{self.mapping}: cannot read the mapping file ({exc}); expected text "
+                "with one 'label ascii_code' line per class (e.g. '10 65' for label 10 = 'A')"
+            ) from exc
 
     def describe(self, key: str) -> str:
         return f"{self.location}/{self.names[key]}" if self.location.is_dir() else f"{self.location}:{self.names[key]}"
@@ -241,8 +256,10 @@ def locate_split(split: str, data_dir: str | os.PathLike | None = None, download
     if explicit:
         explicit = Path(explicit).expanduser()
         if not explicit.is_dir():
-            raise DataError(f"data folder {explicit} does not exist; pass --data-dir with the folder that holds "
-                            "the EMNIST files (or NIST's gzip.zip)")
+            raise DataError(
+                f"data folder {explicit} does not exist; pass --data-dir with the folder that holds "
+                "the EMNIST files (or NIST's gzip.zip)"
+            )
         roots.append(explicit)
     roots.append(cache_dir())
     found_elsewhere: set[str] = set()
@@ -257,24 +274,31 @@ def locate_split(split: str, data_dir: str | os.PathLike | None = None, download
         try:
             _download(split, cache_dir())
         except DataError as exc:
-            raise DataError(f"split {split!r} is not in {'; '.join(looked)} (splits there: {known}), and the "
-                            f"download failed: {exc}") from exc
+            raise DataError(
+                f"split {split!r} is not in {'; '.join(looked)} (splits there: {known}), and the download failed: {exc}"
+            ) from exc
         sources = find_sources(cache_dir())
         if split in sources:
             return _check_complete(sources[split])
         looked.append(f"{cache_dir()}/gzip.zip (downloaded)")
-    hint = ("put NIST's gzip.zip or the emnist-<split>-*-ubyte.gz files in a folder and pass --data-dir FOLDER "
-            "(or set GLYPHKIT_DATA_DIR)")
+    hint = (
+        "put NIST's gzip.zip or the emnist-<split>-*-ubyte.gz files in a folder and pass --data-dir FOLDER "
+        "(or set GLYPHKIT_DATA_DIR)"
+    )
     if split not in OFFICIAL_SPLITS and not found_elsewhere:
         hint = f"{split!r} is not an EMNIST split ({', '.join(OFFICIAL_SPLITS)}) and no folder holds its files; " + hint
-    raise DataError(f"split {split!r} not found. Looked in: {'; '.join(looked)}. Splits found there: {known}. "
-                    f"Fix: {hint}")
+    raise DataError(
+        f"split {split!r} not found. Looked in: {'; '.join(looked)}. Splits found there: {known}. Fix: {hint}"
+    )
 
 
 def _check_complete(source: SplitSource) -> SplitSource:
     missing = [k for k in ("train-images", "train-labels", "test-images", "test-labels") if k not in source.names]
     if missing:
-        names = ", ".join(f"emnist-{source.split}-{k.replace('images', 'images-idx3').replace('labels', 'labels-idx1')}-ubyte.gz" for k in missing)
+        names = ", ".join(
+            f"emnist-{source.split}-{k.replace('images', 'images-idx3').replace('labels', 'labels-idx1')}-ubyte.gz"
+            for k in missing
+        )
         raise DataError(f"split {source.split!r} in {source.location} is incomplete: missing {names}")
     return source
 
@@ -289,6 +313,7 @@ def available_splits(data_dir: str | os.PathLike | None = None) -> list[str]:
 # Label -> character maps
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def parse_mapping(text: str, source: str) -> list[str]:
     """`label ascii_code` per line -> list of characters indexed by label."""
     pairs = {}
@@ -298,18 +323,26 @@ def parse_mapping(text: str, source: str) -> list[str]:
         parts = line.split()
         # isascii: str.isdigit() also accepts digits such as '²' that int() cannot read
         if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
-            raise DataError(f"{source}: line {n} is {line.strip()!r}; expected 'label ascii_code' "
-                            "(two integers, e.g. '10 65' for label 10 = 'A')")
+            raise DataError(
+                f"{source}: line {n} is {line.strip()!r}; expected 'label ascii_code' "
+                "(two integers, e.g. '10 65' for label 10 = 'A')"
+            )
         if int(parts[1]) > 0x10FFFF:
-            raise DataError(f"{source}: line {n}: {parts[1]} is not a character code; expected 'label ascii_code' "
-                            "(e.g. '10 65' for label 10 = 'A')")
+            raise DataError(
+                f"{source}: line {n}: {parts[1]} is not a character code; expected 'label ascii_code' "
+                "(e.g. '10 65' for label 10 = 'A')"
+            )
         pairs[int(parts[0])] = chr(int(parts[1]))
     if not pairs:
-        raise DataError(f"{source}: the mapping file is empty; expected one 'label ascii_code' line per class "
-                        "(e.g. '10 65' for label 10 = 'A')")
+        raise DataError(
+            f"{source}: the mapping file is empty; expected one 'label ascii_code' line per class "
+            "(e.g. '10 65' for label 10 = 'A')"
+        )
     if sorted(pairs) != list(range(len(pairs))):
-        raise DataError(f"{source}: labels must be 0..N-1 without gaps, one 'label ascii_code' line each; "
-                        f"found labels {sorted(pairs)[:5]}...")
+        raise DataError(
+            f"{source}: labels must be 0..N-1 without gaps, one 'label ascii_code' line each; "
+            f"found labels {sorted(pairs)[:5]}..."
+        )
     return [pairs[i] for i in range(len(pairs))]
 
 
@@ -321,13 +354,16 @@ def split_classes(source: SplitSource) -> list[str]:
         from torchvision.datasets import EMNIST
 
         return [c if c != "N/A" else "?" for c in EMNIST.classes_split_dict[source.split]]
-    raise DataError(f"mapping file emnist-{source.split}-mapping.txt is missing in {source.location}; "
-                    "add it with one 'label ascii_code' line per class (e.g. '10 65' for label 10 = 'A')")
+    raise DataError(
+        f"mapping file emnist-{source.split}-mapping.txt is missing in {source.location}; "
+        "add it with one 'label ascii_code' line per class (e.g. '10 65' for label 10 = 'A')"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Loading a split into memory
 # ----------------------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class GlyphData:
@@ -361,13 +397,19 @@ def read_part(source: SplitSource, part: str, num_classes: int) -> tuple[torch.T
     images = parse_idx(source.read(f"{part}-images"), source.describe(f"{part}-images"), IMAGE_MAGIC)
     labels = parse_idx(source.read(f"{part}-labels"), source.describe(f"{part}-labels"), LABEL_MAGIC)
     if images.dim() != 3:
-        raise DataError(f"{source.describe(f'{part}-images')}: expected a 3-d image array, got shape {tuple(images.shape)}")
+        raise DataError(
+            f"{source.describe(f'{part}-images')}: expected a 3-d image array, got shape {tuple(images.shape)}"
+        )
     if len(images) != len(labels):
-        raise DataError(f"{source.describe(f'{part}-images')} has {len(images)} images but "
-                        f"{source.describe(f'{part}-labels')} has {len(labels)} labels; the pair does not match")
+        raise DataError(
+            f"{source.describe(f'{part}-images')} has {len(images)} images but "
+            f"{source.describe(f'{part}-labels')} has {len(labels)} labels; the pair does not match"
+        )
     if len(labels) and int(labels.max()) >= num_classes:
-        raise DataError(f"{source.describe(f'{part}-labels')}: label {int(labels.max())} is outside the mapping's "
-                        f"{num_classes} classes; is the mapping file for this split?")
+        raise DataError(
+            f"{source.describe(f'{part}-labels')}: label {int(labels.max())} is outside the mapping's "
+            f"{num_classes} classes; is the mapping file for this split?"
+        )
     # EMNIST stores every image transposed; make them upright once, here.
     return images.transpose(1, 2).contiguous(), labels.long()
 
@@ -395,9 +437,15 @@ def _subsample(images: torch.Tensor, labels: torch.Tensor, limit: int | None, se
     return images[keep], labels[keep]
 
 
-def load_split(split: str = "balanced", data_dir: str | os.PathLike | None = None, val_split: float = 0.1,
-               seed: int = 42, limit_train: int | None = None, limit_test: int | None = None,
-               download: bool = True) -> GlyphData:
+def load_split(
+    split: str = "balanced",
+    data_dir: str | os.PathLike | None = None,
+    val_split: float = 0.1,
+    seed: int = 42,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    download: bool = True,
+) -> GlyphData:
     """Load a split: train/val (stratified, seeded) and the untouched test set, as upright uint8 tensors.
 
     A data folder laid out as `train/<class>/*.png` (a glyph set of your own) is that split, named after the
@@ -413,10 +461,16 @@ def load_split(split: str = "balanced", data_dir: str | os.PathLike | None = Non
     train_images, train_labels = _subsample(train_images, train_labels, limit_train, seed)
     test_images, test_labels = _subsample(test_images, test_labels, limit_test, seed + 1)
     train_idx, val_idx = stratified_split(train_labels, val_split, seed)
-    return GlyphData(split=split, classes=classes,
-                     train_images=train_images[train_idx], train_labels=train_labels[train_idx],
-                     val_images=train_images[val_idx], val_labels=train_labels[val_idx],
-                     test_images=test_images, test_labels=test_labels)
+    return GlyphData(
+        split=split,
+        classes=classes,
+        train_images=train_images[train_idx],
+        train_labels=train_labels[train_idx],
+        val_images=train_images[val_idx],
+        val_labels=train_labels[val_idx],
+        test_images=test_images,
+        test_labels=test_labels,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -443,8 +497,10 @@ def read_image_folder(root: str | os.PathLike, seed: int) -> tuple[str, list[str
     if (root / "test").is_dir():
         unknown = sorted(set(_class_folders(root / "test", minimum=1)) - set(classes))
         if unknown:
-            raise DataError(f"{root / 'test'}: classes {', '.join(unknown)} have no training images in "
-                            f"{root / 'train'}; add them there or remove them from test/")
+            raise DataError(
+                f"{root / 'test'}: classes {', '.join(unknown)} have no training images in "
+                f"{root / 'train'}; add them there or remove them from test/"
+            )
         test = _read_image_part(root / "test", classes, required=False)
     else:
         keep, held_out = stratified_split(train[1], IMAGE_FOLDER_TEST_SHARE, seed + 7)
@@ -458,11 +514,15 @@ def _class_folders(folder: Path, minimum: int = 2) -> list[str]:
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not is_os_metadata(p))
     stray = [p.name for p in entries if not p.is_dir()]
     if stray:
-        raise DataError(f"{folder / stray[0]}: a file where {folder} holds one folder per class "
-                        f"({folder.name}/<class>/<image>); move it into the folder of its class")
+        raise DataError(
+            f"{folder / stray[0]}: a file where {folder} holds one folder per class "
+            f"({folder.name}/<class>/<image>); move it into the folder of its class"
+        )
     if len(entries) < minimum:
-        raise DataError(f"{folder}: {len(entries)} class folder(s); a glyph set needs at least {minimum} "
-                        f"({folder.name}/<class>/<image>, one folder per character)")
+        raise DataError(
+            f"{folder}: {len(entries)} class folder(s); a glyph set needs at least {minimum} "
+            f"({folder.name}/<class>/<image>, one folder per character)"
+        )
     return [p.name for p in entries]
 
 
@@ -472,8 +532,14 @@ class UnreadableImages(DataError):
 
     def __init__(self, errors: list[str], folder: Path, total: int):
         self.errors = errors
-        super().__init__("\n".join([*errors, f"{len(errors)} of the {total:,} images in {folder} cannot be read; "
-                                               "fix or remove those files"]))
+        super().__init__(
+            "\n".join(
+                [
+                    *errors,
+                    f"{len(errors)} of the {total:,} images in {folder} cannot be read; fix or remove those files",
+                ]
+            )
+        )
 
 
 def _file_key(path: Path) -> tuple[str, int, int]:
@@ -493,8 +559,10 @@ def _read_image_part(folder: Path, classes: list[str], required: bool = True) ->
     files = {c: image_files([folder / c]) if (folder / c).is_dir() else [] for c in classes}
     empty = [c for c, found in files.items() if not found and (required or (folder / c).is_dir())]
     if empty:
-        raise DataError(f"{folder / empty[0]}: no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}); "
-                        "every class needs some, or remove its folder")
+        raise DataError(
+            f"{folder / empty[0]}: no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}); "
+            "every class needs some, or remove its folder"
+        )
     listing = [(c, p) for c in classes for p in files[c]]
     key = hashlib.sha256(repr([_file_key(p) for _, p in listing]).encode())
     cached = cache_dir() / "image-folders" / f"{folder.parent.name}-{folder.name}-{key.hexdigest()[:16]}.npz"
@@ -527,5 +595,12 @@ def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
 def load_config_split(config: Config, download: bool = True) -> GlyphData:
     """The data a Config describes: its split, data folder, validation share, seed and limits (the one place
     that unpacks a Config for load_split)."""
-    return load_split(config.split, config.data_dir, val_split=config.val_split, seed=config.seed,
-                      limit_train=config.limit_train, limit_test=config.limit_test, download=download)
+    return load_split(
+        config.split,
+        config.data_dir,
+        val_split=config.val_split,
+        seed=config.seed,
+        limit_train=config.limit_train,
+        limit_test=config.limit_test,
+        download=download,
+    )

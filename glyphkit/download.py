@@ -15,8 +15,8 @@ import os
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from glyphkit.data import DataError
 
@@ -58,8 +58,9 @@ def download_archive(root: Path, log: Callable[[str], None] = print) -> Path:
         _verify(part)
     except _NotTheArchive as exc:
         part.unlink(missing_ok=True)
-        raise DataError(f"{url} did not send NIST's gzip.zip ({exc}), so it was deleted. Fix: {_manual_fix(dest)}") \
-            from None
+        raise DataError(
+            f"{url} did not send NIST's gzip.zip ({exc}), so it was deleted. Fix: {_manual_fix(dest)}"
+        ) from None
     except _Cut as exc:
         kept = part.stat().st_size if part.is_file() else 0
         resume = f"run again to resume from the {kept:,} bytes kept in {part}, " if kept else "try again later, "
@@ -69,8 +70,10 @@ def download_archive(root: Path, log: Callable[[str], None] = print) -> Path:
 
 
 def _manual_fix(dest: Path) -> str:
-    return (f"set {URL_ENV} to a mirror of NIST's gzip.zip, or download gzip.zip yourself (from {NIST_URL} or a "
-            f"mirror) and put it at {dest} (or in a folder passed with --data-dir / $GLYPHKIT_DATA_DIR)")
+    return (
+        f"set {URL_ENV} to a mirror of NIST's gzip.zip, or download gzip.zip yourself (from {NIST_URL} or a "
+        f"mirror) and put it at {dest} (or in a folder passed with --data-dir / $GLYPHKIT_DATA_DIR)"
+    )
 
 
 def _fetch_with_retries(url: str, part: Path) -> None:

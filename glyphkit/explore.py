@@ -6,7 +6,7 @@ seeded generator, so a notebook shows the same glyphs every time it runs.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ def montage(images: np.ndarray, side: int, gap: int = 1, gap_value: int = 40) ->
     for i in range(side * side):
         r, c = divmod(i, side)
         tile = images[i] if i < len(images) else np.zeros((h, w), np.uint8)
-        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = tile
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
     return out
 
 
@@ -47,8 +47,9 @@ def class_samples(data: GlyphData, side: int = 3, part: str = "train", seed: int
     return np.stack([montage(_samples(images, labels, c, side * side, rng), side) for c in range(data.num_classes)])
 
 
-def ambiguous_examples(data: GlyphData, groups: Sequence[str] | None = None, per_char: int = 2, part: str = "train",
-                       seed: int = 0) -> tuple[np.ndarray, list[str], int]:
+def ambiguous_examples(
+    data: GlyphData, groups: Sequence[str] | None = None, per_char: int = 2, part: str = "train", seed: int = 0
+) -> tuple[np.ndarray, list[str], int]:
     """(images, titles, ncols): one row per look-alike group present in the split, `per_char` samples of each
     member, blank tiles at the end of shorter rows. For plots.plot_glyph_grid(images, titles, ncols=ncols)."""
     present = groups_present(data.classes, AMBIGUOUS_GROUPS if groups is None else groups)

@@ -26,9 +26,10 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +50,10 @@ MAX_PROBABILITY_DIFFERENCE = 1e-4  # largest |p_exported - p_pytorch| accepted (
 MIN_TOP1_AGREEMENT = 0.999  # share of the checked images whose answer must be the same
 ONNX_OPSET = 18
 INSTALL_HINT = 'pip install "glyphkit[onnx]" (the packages onnx, onnxscript and onnxruntime)'
-PREPROCESSING = ("glyphkit.preprocess (EMNIST's own conversion: Gaussian blur sigma 1, crop to the ink, centre in a "
-                 "square keeping the aspect ratio, strokes 22 of 28 pixels long, bicubic resize to 28x28, 0..255)")
+PREPROCESSING = (
+    "glyphkit.preprocess (EMNIST's own conversion: Gaussian blur sigma 1, crop to the ink, centre in a "
+    "square keeping the aspect ratio, strokes 22 of 28 pixels long, bicubic resize to 28x28, 0..255)"
+)
 
 
 class ExportError(RuntimeError):
@@ -65,8 +68,16 @@ class GlyphClassifier(nn.Module):
     needs nothing of glyphkit's but the glyph preprocessing.
     """
 
-    def __init__(self, network: nn.Module, *, mean: float, std: float, input_size: int,
-                 calibrator: Calibrator | None = None, logit_shift: torch.Tensor | None = None):
+    def __init__(
+        self,
+        network: nn.Module,
+        *,
+        mean: float,
+        std: float,
+        input_size: int,
+        calibrator: Calibrator | None = None,
+        logit_shift: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.network = network.eval()
         self.mean, self.std, self.input_size = mean, std, input_size
@@ -80,12 +91,18 @@ class GlyphClassifier(nn.Module):
         self.register_buffer("bias", calibrator.bias.float().clone())
 
     @classmethod
-    def from_predictor(cls, predictor: Predictor) -> "GlyphClassifier":
+    def from_predictor(cls, predictor: Predictor) -> GlyphClassifier:
         """fp32, on the CPU, in the default memory layout: what exporters and every runtime expect."""
         c = predictor.config
         network = predictor.model.float().cpu().to(memory_format=torch.contiguous_format)
-        return cls(network, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
-                   calibrator=predictor.calibrator, logit_shift=predictor.logit_shift)
+        return cls(
+            network,
+            mean=c.norm_mean,
+            std=c.norm_std,
+            input_size=c.input_size,
+            calibrator=predictor.calibrator,
+            logit_shift=predictor.logit_shift,
+        )
 
     def forward(self, glyphs: torch.Tensor) -> torch.Tensor:
         x = pad_to_size(glyphs / 255.0, self.input_size)
@@ -111,10 +128,17 @@ def missing_packages(format: str) -> list[str]:
     return [name for name in needed if importlib.util.find_spec(name) is None]
 
 
-def export_run(run_dir: str | os.PathLike, format: str = "onnx", output: str | os.PathLike | None = None, *,
-               checkpoint: str | os.PathLike = BEST, parity_images: int = PARITY_IMAGES,
-               data_dir: str | os.PathLike | None = None, class_prior: str = "train",
-               log: Callable[[str], None] = print) -> ExportResult:
+def export_run(
+    run_dir: str | os.PathLike,
+    format: str = "onnx",
+    output: str | os.PathLike | None = None,
+    *,
+    checkpoint: str | os.PathLike = BEST,
+    parity_images: int = PARITY_IMAGES,
+    data_dir: str | os.PathLike | None = None,
+    class_prior: str = "train",
+    log: Callable[[str], None] = print,
+) -> ExportResult:
     """Export a run's checkpoint to `output` (default: RUN_DIR/model.onnx or model.pt2), check it against the
     PyTorch network on `parity_images` test images (0: all), and write it only if it passes. `class_prior`: the
     prior its probabilities answer for ("train" or "uniform"; inference.ClassPrior), recorded in its metadata."""
@@ -126,22 +150,34 @@ def export_run(run_dir: str | os.PathLike, format: str = "onnx", output: str | o
     check_suffix(output, format)
     check_writable(output)
     source = checkpoint_path(run_dir, checkpoint)
-    run = load_trained_run(run_dir, checkpoint=checkpoint, data_dir=data_dir, device="cpu", compile_model=False,
-                           limit_test=parity_images or None, class_prior=class_prior)
+    run = load_trained_run(
+        run_dir,
+        checkpoint=checkpoint,
+        data_dir=data_dir,
+        device="cpu",
+        compile_model=False,
+        limit_test=parity_images or None,
+        class_prior=class_prior,
+    )
     classifier = GlyphClassifier.from_predictor(run.predictor)
     glyphs = run.images.unsqueeze(1).float()  # [N, 1, 28, 28], 0..255: what the exported graph takes
     reference = classifier_probabilities(classifier, glyphs)
     with tempfile.TemporaryDirectory(prefix="glyphkit-export-") as tmp:
         draft = Path(tmp) / f"model{FORMATS[format]}"
         exporter = export_onnx(classifier, draft, log) if format == "onnx" else export_torch(classifier, draft)
-        exported = (onnx_probabilities(draft, glyphs.numpy()) if format == "onnx"
-                    else classifier_probabilities(torch.export.load(draft).module(), glyphs))
+        exported = (
+            onnx_probabilities(draft, glyphs.numpy())
+            if format == "onnx"
+            else classifier_probabilities(torch.export.load(draft).module(), glyphs)
+        )
         parity = compare(reference, exported, run.labels.numpy())
         parity.update(images=len(glyphs), split=run.split, reference="PyTorch, fp32, eager")
         if not parity["passed"]:
-            raise ExportError(f"the {format} export of {source} does not compute what the PyTorch network does "
-                              f"({describe_parity(parity)}); nothing was written. Try the other --format, or "
-                              "another torch/onnx version")
+            raise ExportError(
+                f"the {format} export of {source} does not compute what the PyTorch network does "
+                f"({describe_parity(parity)}); nothing was written. Try the other --format, or "
+                "another torch/onnx version"
+            )
         metadata = describe_export(run, source, format, exporter, parity)
         save_with_metadata(draft, output, format, metadata)
     return ExportResult(output, format, metadata, exported)
@@ -154,8 +190,10 @@ def check_suffix(output: Path, format: str) -> None:
         return
     named = next((f for f, suffix in FORMATS.items() if suffix == output.suffix.lower()), None)
     fix = f"pass --format {named} for a {output.suffix} file, or " if named else ""
-    raise ExportError(f"--output {output} does not end in {FORMATS[format]}, the suffix of --format {format}; "
-                      f"{fix}name it {output.with_suffix(FORMATS[format])}")
+    raise ExportError(
+        f"--output {output} does not end in {FORMATS[format]}, the suffix of --format {format}; "
+        f"{fix}name it {output.with_suffix(FORMATS[format])}"
+    )
 
 
 def check_writable(output: Path) -> None:
@@ -165,10 +203,11 @@ def check_writable(output: Path) -> None:
 
 
 @torch.no_grad()
-def classifier_probabilities(module: Callable[[torch.Tensor], torch.Tensor], glyphs: torch.Tensor,
-                             batch_size: int = INFERENCE_BATCH) -> np.ndarray:
+def classifier_probabilities(
+    module: Callable[[torch.Tensor], torch.Tensor], glyphs: torch.Tensor, batch_size: int = INFERENCE_BATCH
+) -> np.ndarray:
     """Probabilities [N, classes] of a GlyphClassifier (or its exported program) for float glyphs, in batches."""
-    return torch.cat([module(glyphs[i:i + batch_size]) for i in range(0, len(glyphs), batch_size)]).numpy()
+    return torch.cat([module(glyphs[i : i + batch_size]) for i in range(0, len(glyphs), batch_size)]).numpy()
 
 
 def onnx_session(path: str | os.PathLike):
@@ -180,8 +219,9 @@ def onnx_session(path: str | os.PathLike):
 
 def onnx_probabilities(path: str | os.PathLike, glyphs: np.ndarray, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
     session = onnx_session(path)
-    return np.concatenate([session.run(None, {INPUT_NAME: glyphs[i:i + batch_size]})[0]
-                           for i in range(0, len(glyphs), batch_size)])
+    return np.concatenate(
+        [session.run(None, {INPUT_NAME: glyphs[i : i + batch_size]})[0] for i in range(0, len(glyphs), batch_size)]
+    )
 
 
 def _dynamic_batch() -> dict:
@@ -198,20 +238,36 @@ def export_onnx(classifier: GlyphClassifier, path: Path, log: Callable[[str], No
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's own chatter; its failures raise
-            program = torch.onnx.export(classifier, (example_glyphs(),), dynamo=True, input_names=[INPUT_NAME],
-                                        output_names=[OUTPUT_NAME], dynamic_shapes=_dynamic_batch(),
-                                        opset_version=ONNX_OPSET, verbose=False)
+            program = torch.onnx.export(
+                classifier,
+                (example_glyphs(),),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=_dynamic_batch(),
+                opset_version=ONNX_OPSET,
+                verbose=False,
+            )
         program.save(str(path))
         return "torch.onnx dynamo"
     except Exception as exc:  # noqa: BLE001 - any exporter failure: the older exporter may still work
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        log(f"warning: the dynamo ONNX exporter failed ({type(exc).__name__}: {first}); "
-            "using the TorchScript-based exporter instead")
+        log(
+            f"warning: the dynamo ONNX exporter failed ({type(exc).__name__}: {first}); "
+            "using the TorchScript-based exporter instead"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its deprecation notice and tracer warnings: the parity check decides
-        torch.onnx.export(classifier, (example_glyphs(),), str(path), dynamo=False, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], opset_version=ONNX_OPSET,
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        torch.onnx.export(
+            classifier,
+            (example_glyphs(),),
+            str(path),
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=ONNX_OPSET,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
     return "torch.onnx torchscript"
 
 
@@ -225,36 +281,57 @@ def compare(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray) -> 
     """How closely the exported graph matches the PyTorch network, and whether that passes."""
     difference = float(np.abs(reference - exported).max()) if len(reference) else 0.0
     same = float((reference.argmax(1) == exported.argmax(1)).mean()) if len(reference) else 1.0
-    return {"max_probability_difference": difference, "top1_agreement": same,
-            "accuracy_pytorch": float((reference.argmax(1) == labels).mean()) if len(labels) else None,
-            "accuracy_exported": float((exported.argmax(1) == labels).mean()) if len(labels) else None,
-            "passed": difference <= MAX_PROBABILITY_DIFFERENCE and same >= MIN_TOP1_AGREEMENT}
+    return {
+        "max_probability_difference": difference,
+        "top1_agreement": same,
+        "accuracy_pytorch": float((reference.argmax(1) == labels).mean()) if len(labels) else None,
+        "accuracy_exported": float((exported.argmax(1) == labels).mean()) if len(labels) else None,
+        "passed": difference <= MAX_PROBABILITY_DIFFERENCE and same >= MIN_TOP1_AGREEMENT,
+    }
 
 
 def describe_parity(parity: dict[str, Any]) -> str:
-    return (f"on {parity['images']:,} {parity['split']} test images: same answer for "
-            f"{parity['top1_agreement']:.2%}, largest probability difference {parity['max_probability_difference']:.1e}"
-            f" (limits: {MIN_TOP1_AGREEMENT:.1%}, {MAX_PROBABILITY_DIFFERENCE:.0e})")
+    return (
+        f"on {parity['images']:,} {parity['split']} test images: same answer for "
+        f"{parity['top1_agreement']:.2%}, largest probability difference {parity['max_probability_difference']:.1e}"
+        f" (limits: {MIN_TOP1_AGREEMENT:.1%}, {MAX_PROBABILITY_DIFFERENCE:.0e})"
+    )
 
 
 def describe_export(run, source: Path, format: str, exporter: str, parity: dict[str, Any]) -> dict[str, Any]:
     """The JSON that travels with the exported file: what goes in, what comes out, where it came from."""
     c = run.config
     return {
-        "glyphkit_version": glyphkit.__version__, "format": format, "exporter": exporter, "torch": torch.__version__,
-        "classes": list(c.classes), "model": c.model, "split": run.split,
-        "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["batch", 1, 28, 28], "range": [0, 255],
-                  "glyph": "upright, ink bright (255) on a black (0) background", "preprocessing": PREPROCESSING},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(c.classes)],
-                   "meaning": "probability of each class, in the order of 'classes'",
-                   "calibration": run.predictor.calibrator.to_state(),
-                   "calibrated": not run.predictor.calibrator.is_identity},
+        "glyphkit_version": glyphkit.__version__,
+        "format": format,
+        "exporter": exporter,
+        "torch": torch.__version__,
+        "classes": list(c.classes),
+        "model": c.model,
+        "split": run.split,
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": "float32",
+            "shape": ["batch", 1, 28, 28],
+            "range": [0, 255],
+            "glyph": "upright, ink bright (255) on a black (0) background",
+            "preprocessing": PREPROCESSING,
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", len(c.classes)],
+            "meaning": "probability of each class, in the order of 'classes'",
+            "calibration": run.predictor.calibrator.to_state(),
+            "calibrated": not run.predictor.calibrator.is_identity,
+        },
         # answers_for: the prior the probabilities are for (uniform: class-balanced); counts: the training images
         # per class; logits: the prior the network's raw logits carry (uniform when trained with --balance)
         "class_prior": {"answers_for": run.predictor.class_prior, **run.predictor.prior.to_state()},
         "folded_in": {"scale": 1 / 255, "mean": c.norm_mean, "std": c.norm_std, "network_input_size": c.input_size},
-        "checkpoint": run.checkpoint, "checkpoint_sha256": file_sha256(source),
-        "test_accuracy": run_test_accuracy(source.parent, run.checkpoint), "parity": parity,
+        "checkpoint": run.checkpoint,
+        "checkpoint_sha256": file_sha256(source),
+        "test_accuracy": run_test_accuracy(source.parent, run.checkpoint),
+        "parity": parity,
     }
 
 
@@ -266,7 +343,11 @@ def run_test_accuracy(run_dir: Path, checkpoint: str) -> dict[str, float] | None
         return None
     if not isinstance(metrics, dict) or metrics.get("checkpoint") != checkpoint:
         return None
-    found = {"split": metrics.get("split"), "images": metrics.get("num_test_images"), "accuracy": metrics.get("accuracy")}
+    found = {
+        "split": metrics.get("split"),
+        "images": metrics.get("num_test_images"),
+        "accuracy": metrics.get("accuracy"),
+    }
     if isinstance(metrics.get("tta_metrics"), dict):
         found["accuracy_tta"] = metrics["tta_metrics"].get("accuracy")
     return found
@@ -285,6 +366,7 @@ def save_with_metadata(draft: Path, output: Path, format: str, metadata: dict[st
         atomic_write(output, lambda tmp: onnx.save(model, str(tmp)))
     else:
         program = torch.export.load(draft)
+
         def save(tmp: Path) -> None:
             with open(tmp, "wb") as f:  # a file object: torch.export.save warns about a path not ending in .pt2
                 torch.export.save(program, f, extra_files={METADATA_KEY + ".json": text})
@@ -309,4 +391,3 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     extra = {METADATA_KEY + ".json": ""}
     torch.export.load(path, extra_files=extra)
     return json.loads(extra[METADATA_KEY + ".json"])
-

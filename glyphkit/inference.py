@@ -27,9 +27,10 @@ import copy
 import os
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,8 +43,16 @@ from glyphkit.batches import iterate_batches
 from glyphkit.config import Config, ConfigError
 from glyphkit.data import GlyphData, load_config_split
 from glyphkit.models import build_model
-from glyphkit.rundir import (BEST, CheckpointError, check_compatible, checkpoint_config, checkpoint_path,
-                             eval_state_dict, load_checkpoint, name_in_run)
+from glyphkit.rundir import (
+    BEST,
+    CheckpointError,
+    check_compatible,
+    checkpoint_config,
+    checkpoint_path,
+    eval_state_dict,
+    load_checkpoint,
+    name_in_run,
+)
 from glyphkit.runtime import autocast, autocast_dtype, prepare_model, resolve_device, set_threads
 
 TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # pixel shifts (dx, dy) averaged by test-time augmentation
@@ -78,7 +87,8 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
 
     In eval mode a batch norm is a fixed scale and shift per channel, so it can live in the convolution's weights
     and bias (torch.fx's `fuse`): one pass over each feature map instead of two, the same answers up to float
-    rounding. `glyphkit evaluate` in fp32 on 2 CPU cores ran 1.28x faster this way (docs/evaluation.md#faster-inference).
+    rounding. `glyphkit evaluate` in fp32 on 2 CPU cores ran 1.28x faster this way
+    (docs/evaluation.md#faster-inference).
     Cached per model and rebuilt after any weight change, like `compile_for_inference`; `model` itself keeps its
     batch norms. A network without batch norms is returned as it is."""
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
@@ -94,8 +104,7 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
     the compiled model is cached per model and rebuilt when any weight has changed since. Compilation itself
     happens on the first call (seconds to a minute; it needs a C++ compiler on the CPU).
     """
-    return _inference_copy(model, "compiled",
-                           lambda m: torch.compile(m, dynamic=False, options={"freezing": True}))
+    return _inference_copy(model, "compiled", lambda m: torch.compile(m, dynamic=False, options={"freezing": True}))
 
 
 def predict_logits(model: nn.Module, images: torch.Tensor, *, tta: bool = False, **settings: Any) -> torch.Tensor:
@@ -106,12 +115,25 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, tta: bool = False,
 
 
 @torch.no_grad()
-def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float, std: float, input_size: int,
-                          device: torch.device, batch_size: int = INFERENCE_BATCH,
-                          amp_dtype: torch.dtype | None = None, channels_last: bool = False, tta: bool = True,
-                          tta_below: float | None = None, calibrator: Callable[[torch.Tensor], torch.Tensor] | None
-                          = None, progress: bool = False, compile_model: bool = False, fold_batch_norms: bool = True,
-                          logit_shift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_plain_and_tta(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    mean: float,
+    std: float,
+    input_size: int,
+    device: torch.device,
+    batch_size: int = INFERENCE_BATCH,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    tta: bool = True,
+    tta_below: float | None = None,
+    calibrator: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = False,
+    compile_model: bool = False,
+    fold_batch_norms: bool = True,
+    logit_shift: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(plain logits, TTA-averaged logits) [N, classes], float32 on the CPU, for uint8 images [N, 28, 28] (eval
     mode, batched, no grad). Without `tta` both are the plain logits.
 
@@ -128,9 +150,19 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
     TTA decision, so the glyphs chosen for TTA are those unsure under the prior asked for."""
     was_training = model.training
     model.eval()
-    views = _ViewRunner(model, mean=mean, std=std, input_size=input_size, device=device, batch_size=batch_size,
-                        amp_dtype=amp_dtype, channels_last=channels_last, progress=progress,
-                        compile_model=compile_model, fold_batch_norms=fold_batch_norms)
+    views = _ViewRunner(
+        model,
+        mean=mean,
+        std=std,
+        input_size=input_size,
+        device=device,
+        batch_size=batch_size,
+        amp_dtype=amp_dtype,
+        channels_last=channels_last,
+        progress=progress,
+        compile_model=compile_model,
+        fold_batch_norms=fold_batch_norms,
+    )
     shift = 0.0 if logit_shift is None or not len(images) else logit_shift.float()
     plain = views(images, TTA_SHIFTS[:1], "predict")[0] + shift
     averaged = plain
@@ -144,8 +176,9 @@ def predict_plain_and_tta(model: nn.Module, images: torch.Tensor, *, mean: float
     return plain, averaged
 
 
-def needs_tta(plain_logits: torch.Tensor, below: float | None,
-              calibrator: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+def needs_tta(
+    plain_logits: torch.Tensor, below: float | None, calibrator: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
     """Which glyphs get test-time augmentation [N] (bool): those whose top-1 probability, the softmax of
     `calibrator(plain_logits)`, is below `below`; every glyph when `below` is None."""
     if below is None:
@@ -159,9 +192,21 @@ class _ViewRunner:
     classes]. The network runs compiled, or eager with its batch norms folded (`fold_batch_norm`, unless told not
     to); once compilation has failed, eager for the rest of the calls."""
 
-    def __init__(self, model: nn.Module, *, mean: float, std: float, input_size: int, device: torch.device,
-                 batch_size: int, amp_dtype: torch.dtype | None, channels_last: bool, progress: bool,
-                 compile_model: bool, fold_batch_norms: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        mean: float,
+        std: float,
+        input_size: int,
+        device: torch.device,
+        batch_size: int,
+        amp_dtype: torch.dtype | None,
+        channels_last: bool,
+        progress: bool,
+        compile_model: bool,
+        fold_batch_norms: bool = True,
+    ):
         self.model, self.compiled = model, compile_model
         self.eager = fold_batch_norm if fold_batch_norms else lambda m: m
         self.net = compile_for_inference(model) if compile_model else self.eager(model)
@@ -184,9 +229,13 @@ class _ViewRunner:
             except Exception as exc:  # noqa: BLE001 - any compiler failure: fall back, the eager network still works
                 if not self.compiled:
                     raise
-                warnings.warn(f"torch.compile could not compile the network ({type(exc).__name__}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); "
-                              "running it uncompiled instead", RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"torch.compile could not compile the network ({type(exc).__name__}: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); "
+                    "running it uncompiled instead",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 self.compiled, self.net = False, self.eager(self.model)
                 out.append(self._forward(x, shifts)[:, :n].cpu())
         return torch.cat(out, dim=1) if out else torch.empty(len(shifts), 0, 0)
@@ -197,8 +246,10 @@ class _ViewRunner:
         # One view at a time: a batch of all five was 27% slower in fp32 on 2 CPU cores (a bigger batch falls out
         # of the caches; benchmarks/fp32_levers.py, batch 1024 against 256).
         with autocast(self.device, self.amp_dtype):
-            return torch.stack([self.net(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if dx or dy else x).float()
-                                for dx, dy in shifts])
+            return torch.stack(
+                [self.net(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if dx or dy else x).float() for dx, dy in shifts]
+            )
+
 
 CLASS_PRIORS = ("train", "uniform")  # --class-prior: answer for images mixed as in training, or class-balanced
 
@@ -216,12 +267,12 @@ class ClassPrior:
     logits: str = "train"
 
     @classmethod
-    def of_labels(cls, labels: torch.Tensor, num_classes: int, balance: str = "none") -> "ClassPrior":
+    def of_labels(cls, labels: torch.Tensor, num_classes: int, balance: str = "none") -> ClassPrior:
         """The prior of a training part's labels; `balance` is the run's Config.balance (what its logits carry)."""
         return cls(class_counts(labels, num_classes).double(), "train" if balance == "none" else "uniform")
 
     @classmethod
-    def of_checkpoint(cls, state: dict[str, Any], data: GlyphData | None = None) -> "ClassPrior":
+    def of_checkpoint(cls, state: dict[str, Any], data: GlyphData | None = None) -> ClassPrior:
         """A checkpoint's prior. A run trained before glyphkit stored one (no "class_prior" entry) gets it counted
         from its split's training labels as the run split them: `data` when given (the run's own split, as
         load_trained_run reads it), else the split its config describes, read again with the same split,
@@ -291,9 +342,18 @@ class Predictor:
     `logit_shift` (prior_shift) added, and its calibrator is the one fitted for that prior.
     """
 
-    def __init__(self, model: nn.Module, config: Config, device: str | torch.device | None = None, *,
-                 batch_size: int = INFERENCE_BATCH, compile_model: bool | None = None, progress: bool = False,
-                 precision: str | None = None, fold_batch_norms: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        config: Config,
+        device: str | torch.device | None = None,
+        *,
+        batch_size: int = INFERENCE_BATCH,
+        compile_model: bool | None = None,
+        progress: bool = False,
+        precision: str | None = None,
+        fold_batch_norms: bool = True,
+    ):
         set_threads(config.num_threads)
         config = config if precision is None else config.replace(precision=precision).validate()
         self.config = config
@@ -319,8 +379,15 @@ class Predictor:
             self.calibrator = calibrator
 
     @classmethod
-    def from_checkpoint(cls, state: dict[str, Any], path: str | os.PathLike, *, class_prior: str = "train",
-                        data: GlyphData | None = None, **kwargs: Any) -> "Predictor":
+    def from_checkpoint(
+        cls,
+        state: dict[str, Any],
+        path: str | os.PathLike,
+        *,
+        class_prior: str = "train",
+        data: GlyphData | None = None,
+        **kwargs: Any,
+    ) -> Predictor:
         """The network a loaded checkpoint describes, with its evaluation weights (the EMA average when kept),
         answering under `class_prior`. `data`: the run's split, if loaded (an older run's prior is counted from
         it; without it, the split is read when the prior is needed: ClassPrior.of_checkpoint)."""
@@ -329,8 +396,10 @@ class Predictor:
         try:
             model.load_state_dict(eval_state_dict(state))
         except RuntimeError as exc:
-            raise CheckpointError(f"{path}: the weights do not fit the network its config describes "
-                                  f"({str(exc).splitlines()[0]}); the file is damaged or was edited") from exc
+            raise CheckpointError(
+                f"{path}: the weights do not fit the network its config describes "
+                f"({str(exc).splitlines()[0]}); the file is damaged or was edited"
+            ) from exc
         predictor = cls(model, config, **kwargs)
         calibrator = Calibrator.from_state(state, check_class_prior(class_prior))
         if "class_prior" in state or data is not None or class_prior != network_logit_prior(state):
@@ -352,12 +421,24 @@ class Predictor:
         """(plain, TTA-averaged) logits from one pass over the images (see predict_plain_and_tta); TTA for the
         glyphs whose calibrated confidence is below `self.tta_below` (None: all)."""
         c = self.config
-        return predict_plain_and_tta(self.model, images, mean=c.norm_mean, std=c.norm_std, input_size=c.input_size,
-                                     device=self.device, batch_size=self.batch_size, amp_dtype=self.amp_dtype,
-                                     channels_last=c.channels_last, tta=tta, tta_below=self.tta_below,
-                                     calibrator=self.calibrator, progress=self.progress,
-                                     compile_model=self.compile_model, fold_batch_norms=self.fold_batch_norms,
-                                     logit_shift=self.logit_shift)
+        return predict_plain_and_tta(
+            self.model,
+            images,
+            mean=c.norm_mean,
+            std=c.norm_std,
+            input_size=c.input_size,
+            device=self.device,
+            batch_size=self.batch_size,
+            amp_dtype=self.amp_dtype,
+            channels_last=c.channels_last,
+            tta=tta,
+            tta_below=self.tta_below,
+            calibrator=self.calibrator,
+            progress=self.progress,
+            compile_model=self.compile_model,
+            fold_batch_norms=self.fold_batch_norms,
+            logit_shift=self.logit_shift,
+        )
 
 
 @dataclass(frozen=True)
@@ -370,15 +451,15 @@ class Calibrator:
     bias: torch.Tensor
 
     @classmethod
-    def identity(cls) -> "Calibrator":
+    def identity(cls) -> Calibrator:
         return cls(torch.tensor(1.0), torch.tensor(0.0))
 
     @classmethod
-    def from_temperature(cls, temperature: float) -> "Calibrator":
+    def from_temperature(cls, temperature: float) -> Calibrator:
         return cls(torch.tensor(1.0 / temperature), torch.tensor(0.0))
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], class_prior: str = "train") -> "Calibrator":
+    def from_state(cls, state: dict[str, Any], class_prior: str = "train") -> Calibrator:
         """A checkpoint's calibration: its "calibration" entry, else an older glyphkit's "temperature", else none.
         For the `uniform` class prior: the temperature fitted for it (the entry's "uniform", see
         fit_uniform_temperature); a run calibrated before that has none, and keeps its temperature (vector
@@ -390,15 +471,19 @@ class Calibrator:
             own = cls.from_state(state)
             return own if own.is_temperature else cls.identity()
         if isinstance(saved, dict) and "scale" in saved and "bias" in saved:
-            return cls(torch.tensor(saved["scale"], dtype=torch.float32),
-                       torch.tensor(saved["bias"], dtype=torch.float32))
+            return cls(
+                torch.tensor(saved["scale"], dtype=torch.float32), torch.tensor(saved["bias"], dtype=torch.float32)
+            )
         return cls.from_temperature(float(state.get("temperature") or 1.0))
 
     def to_state(self) -> dict[str, Any]:
         """What a checkpoint (and an export's metadata) stores: plain numbers and lists, loadable with weights_only.
         (Calibration for the uniform class prior goes in its "uniform" entry: workflows.calibrate.)"""
-        return {"method": "temperature" if self.is_temperature else "vector scaling", "scale": self.scale.tolist(),
-                "bias": self.bias.tolist()}
+        return {
+            "method": "temperature" if self.is_temperature else "vector scaling",
+            "scale": self.scale.tolist(),
+            "bias": self.bias.tolist(),
+        }
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.float() * self.scale + self.bias
@@ -419,8 +504,10 @@ class Calibrator:
         if self.is_temperature:
             return f"temperature {1 / float(self.scale):.3f}"
         t = 1 / self.scale
-        return (f"vector scaling (per-class temperature {float(t.min()):.2f} to {float(t.max()):.2f}, bias "
-                f"{float(self.bias.min()):+.2f} to {float(self.bias.max()):+.2f})")
+        return (
+            f"vector scaling (per-class temperature {float(t.min()):.2f} to {float(t.max()):.2f}, bias "
+            f"{float(self.bias.min()):+.2f} to {float(self.bias.max()):+.2f})"
+        )
 
 
 def fit_vector_scaling(logits: torch.Tensor, labels: torch.Tensor) -> Calibrator:
@@ -433,9 +520,14 @@ def fit_vector_scaling(logits: torch.Tensor, labels: torch.Tensor) -> Calibrator
 
 
 @torch.enable_grad()
-def _minimise_cross_entropy(params: list[torch.Tensor], calibrated: Callable[[torch.Tensor], torch.Tensor],
-                            logits: torch.Tensor, labels: torch.Tensor, max_iter: int,
-                            weight: torch.Tensor | None = None) -> None:
+def _minimise_cross_entropy(
+    params: list[torch.Tensor],
+    calibrated: Callable[[torch.Tensor], torch.Tensor],
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    max_iter: int,
+    weight: torch.Tensor | None = None,
+) -> None:
     """Fit `params` in place (L-BFGS, strong Wolfe line search) so that the cross-entropy of
     softmax(calibrated(logits)) against `labels` is smallest: the one fit of every calibration method."""
     logits, labels = logits.float(), labels.long()
@@ -496,8 +588,9 @@ def fit_uniform_temperature(logits: torch.Tensor, labels: torch.Tensor, prior: C
     return Calibrator.from_temperature(fit_temperature(adjusted, labels, weight))
 
 
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 15, weight: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reliability_bins(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 15, weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images, accuracy, mean confidence) per equal-width confidence bin; NaN for empty bins. Written here:
     scikit-learn's calibration_curve drops the bins' image counts, which the ECE and the diagram both need.
     `weight` per image (e.g. class-balancing weights): weighted counts and means."""
@@ -510,12 +603,16 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 15
         weight = np.asarray(weight, dtype=np.float64)
         counts = np.bincount(which, weights=weight, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (counts, np.bincount(which, weights=correct * weight, minlength=bins) / counts,
-                np.bincount(which, weights=confidence * weight, minlength=bins) / counts)
+        return (
+            counts,
+            np.bincount(which, weights=correct * weight, minlength=bins) / counts,
+            np.bincount(which, weights=confidence * weight, minlength=bins) / counts,
+        )
 
 
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15,
-                               class_balanced: bool = False) -> float:
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = 15, class_balanced: bool = False
+) -> float:
     """How far confidence is from accuracy: the image-weighted mean of |accuracy - mean confidence| over
     equal-width confidence bins (Guo et al. 2017). `class_balanced`: each image weighted by 1 / (images of its
     class), so every class counts alike: the ECE class-balanced images would show, the one that matters for
@@ -523,8 +620,9 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     weight = None
     if class_balanced:
         weight = balanced_class_weight(class_counts(labels, probabilities.shape[1])).numpy()[labels]
-    counts, accuracy, confidence = reliability_bins(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels,
-                                                    bins, weight)
+    counts, accuracy, confidence = reliability_bins(
+        probabilities.max(axis=1), probabilities.argmax(axis=1) == labels, bins, weight
+    )
     filled = counts > 0
     total = counts.sum()
     return float((counts[filled] * np.abs(accuracy[filled] - confidence[filled])).sum() / (total if total > 0 else 1))
@@ -546,11 +644,21 @@ class TrainedRun:
         return self.predictor.config
 
 
-def load_trained_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = BEST, split: str | None = None,
-                     data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
-                     limit_test: int | None = None, device: str | None = None, progress: bool = False,
-                     compile_model: bool | None = None, precision: str | None = None, part: str = "test",
-                     class_prior: str = "train") -> TrainedRun:
+def load_trained_run(
+    run_dir: str | os.PathLike,
+    *,
+    checkpoint: str | os.PathLike = BEST,
+    split: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    data: GlyphData | None = None,
+    limit_test: int | None = None,
+    device: str | None = None,
+    progress: bool = False,
+    compile_model: bool | None = None,
+    precision: str | None = None,
+    part: str = "test",
+    class_prior: str = "train",
+) -> TrainedRun:
     """Load a checkpoint and the images of its split (or of `data`): `part` "test", or "val" (the validation
     images the run held out, to calibrate on). A split or class set the checkpoint was not trained on is refused.
     split, data_dir and limit_test default to the run's own. `class_prior`: the prior the predictor answers for
@@ -562,13 +670,27 @@ def load_trained_run(run_dir: str | os.PathLike, *, checkpoint: str | os.PathLik
         check_compatible(saved, saved.replace(split=split, num_classes=None, classes=None), path)
     images_given = data is not None
     if data is None:
-        data = load_config_split(saved.replace(split=split or saved.split, data_dir=data_dir or saved.data_dir,
-                                               limit_test=limit_test if limit_test is not None else saved.limit_test))
-    check_compatible(saved, saved.replace(split=data.split, num_classes=data.num_classes, classes=list(data.classes)),
-                     path)
+        data = load_config_split(
+            saved.replace(
+                split=split or saved.split,
+                data_dir=data_dir or saved.data_dir,
+                limit_test=limit_test if limit_test is not None else saved.limit_test,
+            )
+        )
+    check_compatible(
+        saved, saved.replace(split=data.split, num_classes=data.num_classes, classes=list(data.classes)), path
+    )
     images, labels = data.part(part)
     if images_given and limit_test is not None and part == "test":  # load_config_split limits what it reads
         images, labels = images[:limit_test], labels[:limit_test]
-    predictor = Predictor.from_checkpoint(state, path, class_prior=class_prior, data=data, device=device,
-                                          progress=progress, compile_model=compile_model, precision=precision)
+    predictor = Predictor.from_checkpoint(
+        state,
+        path,
+        class_prior=class_prior,
+        data=data,
+        device=device,
+        progress=progress,
+        compile_model=compile_model,
+        precision=precision,
+    )
     return TrainedRun(predictor, images, labels, data.split, name_in_run(path, Path(run_dir)), state)

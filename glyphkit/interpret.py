@@ -14,27 +14,58 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classification_report,
-                             precision_recall_fscore_support, top_k_accuracy_score)
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    classification_report,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
+)
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from glyphkit.data import GlyphData
-from glyphkit.inference import (CLASS_PRIORS, Calibrator, TrainedRun, expected_calibration_error, load_trained_run,
-                                reliability_bins)
+from glyphkit.inference import (
+    CLASS_PRIORS,
+    Calibrator,
+    TrainedRun,
+    expected_calibration_error,
+    load_trained_run,
+    reliability_bins,
+)
 from glyphkit.rundir import BEST
 
 # Characters that handwriting often makes look alike. A group only matters through the characters a split
 # has: in `balanced` (47 classes) c/C, k/K, ... are already one class, so those groups shrink to one member
 # and simply never mark a pair.
 AMBIGUOUS_GROUPS: tuple[str, ...] = (
-    "oO0DQ", "l1IiL|", "sS5", "zZ2", "g9q", "cC", "kK", "mM", "pP", "uU", "vV", "wW", "xX", "yY",
-    "b6", "B8", "T7", "jJ", "fF", "nh", "ad",
+    "oO0DQ",
+    "l1IiL|",
+    "sS5",
+    "zZ2",
+    "g9q",
+    "cC",
+    "kK",
+    "mM",
+    "pP",
+    "uU",
+    "vV",
+    "wW",
+    "xX",
+    "yY",
+    "b6",
+    "B8",
+    "T7",
+    "jJ",
+    "fF",
+    "nh",
+    "ad",
 )
 
 TOP_K = 3  # top-k accuracy reported next to plain accuracy
@@ -47,6 +78,7 @@ TOP_PAIRS = 20  # confusion pairs listed by default
 # ----------------------------------------------------------------------------------------------------------------
 # Ambiguity groups
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def ambiguity_group_ids(classes: Sequence[str], groups: Sequence[str] = AMBIGUOUS_GROUPS) -> np.ndarray:
     """For each class, the index of its ambiguity group, or -1 when it is in none."""
@@ -78,6 +110,7 @@ def is_ambiguous_pair(a: str, b: str, groups: Sequence[str] = AMBIGUOUS_GROUPS) 
 # Plain-array helpers (shared by Interpretation and usable on their own)
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts [true, predicted] over all `num_classes` classes (rows of absent classes are zero)."""
     return sk_confusion_matrix(labels, predictions, labels=np.arange(num_classes))
@@ -101,12 +134,18 @@ class ConfusionPair:
     ambiguous: bool  # both characters are in one AMBIGUOUS_GROUPS group
 
     def to_dict(self) -> dict[str, Any]:
-        return {"true": self.true, "pred": self.pred, "count": self.count, "share": round(self.share, ROUND),
-                "ambiguous": self.ambiguous}
+        return {
+            "true": self.true,
+            "pred": self.pred,
+            "count": self.count,
+            "share": round(self.share, ROUND),
+            "ambiguous": self.ambiguous,
+        }
 
 
-def top_confusions(cm: np.ndarray, classes: Sequence[str], k: int | None = TOP_PAIRS,
-                   groups: Sequence[str] = AMBIGUOUS_GROUPS) -> list[ConfusionPair]:
+def top_confusions(
+    cm: np.ndarray, classes: Sequence[str], k: int | None = TOP_PAIRS, groups: Sequence[str] = AMBIGUOUS_GROUPS
+) -> list[ConfusionPair]:
     """The most common (true -> predicted) mistakes, most frequent first.
 
     Ties are broken by the larger share of the true class, then by class order, so the ranking is stable.
@@ -123,12 +162,15 @@ def top_confusions(cm: np.ndarray, classes: Sequence[str], k: int | None = TOP_P
     if k is not None:
         order = order[:k]
     ambiguous = ambiguity_mask(classes, groups)
-    return [ConfusionPair(classes[t], classes[p], int(c), float(s), bool(ambiguous[t, p]))
-            for t, p, c, s in zip(true_idx[order], pred_idx[order], counts[order], shares[order])]
+    return [
+        ConfusionPair(classes[t], classes[p], int(c), float(s), bool(ambiguous[t, p]))
+        for t, p, c, s in zip(true_idx[order], pred_idx[order], counts[order], shares[order])
+    ]
 
 
-def ambiguity_summary(cm: np.ndarray, classes: Sequence[str],
-                      groups: Sequence[str] = AMBIGUOUS_GROUPS) -> dict[str, Any]:
+def ambiguity_summary(
+    cm: np.ndarray, classes: Sequence[str], groups: Sequence[str] = AMBIGUOUS_GROUPS
+) -> dict[str, Any]:
     """How much of the error is confusion inside look-alike groups, overall and per group."""
     cm = np.asarray(cm)
     total = int(cm.sum())
@@ -168,6 +210,7 @@ def unique_names(classes: Sequence[str]) -> list[str]:
 # glyphkit.plots (matplotlib, seaborn) is imported inside the plot methods below: computing an accuracy, as the
 # benchmark and the reports' numbers do, should not pay for loading a plotting stack.
 
+
 @dataclass
 class Mistakes:
     """Selected wrong predictions (most confident first), with their glyphs when the images are known."""
@@ -187,8 +230,15 @@ class Mistakes:
         from glyphkit import plots
 
         images = self.images if self.images is not None and len(self) else np.zeros((0, 28, 28), np.uint8)
-        return plots.plot_misclassified_examples(images, self.true, self.pred, self.confidence, ncols=ncols,
-                                                 title=title, ambiguous=self.ambiguous if len(self) else None)
+        return plots.plot_misclassified_examples(
+            images,
+            self.true,
+            self.pred,
+            self.confidence,
+            ncols=ncols,
+            title=title,
+            ambiguous=self.ambiguous if len(self) else None,
+        )
 
 
 @dataclass
@@ -261,18 +311,31 @@ class Interpretation:
             warnings.simplefilter("ignore", UserWarning)
             balanced = balanced_accuracy_score(self.labels, self.predictions)
         k = min(TOP_K, self.num_classes)
-        top_k = (1.0 if k == self.num_classes else
-                 top_k_accuracy_score(self.labels, self.calibrated_logits, k=k, labels=np.arange(self.num_classes)))
-        return {"accuracy": float(accuracy_score(self.labels, self.predictions)),
-                "balanced_accuracy": float(balanced), f"top{TOP_K}_accuracy": float(top_k)}
+        top_k = (
+            1.0
+            if k == self.num_classes
+            else top_k_accuracy_score(self.labels, self.calibrated_logits, k=k, labels=np.arange(self.num_classes))
+        )
+        return {
+            "accuracy": float(accuracy_score(self.labels, self.predictions)),
+            "balanced_accuracy": float(balanced),
+            f"top{TOP_K}_accuracy": float(top_k),
+        }
 
     def per_class(self) -> dict[str, dict[str, float]]:
         """{character: {precision, recall, f1, support}} in label order."""
         precision, recall, f1, support = precision_recall_fscore_support(
-            self.labels, self.predictions, labels=np.arange(self.num_classes), zero_division=0)
-        return {name: {"precision": round(float(p), ROUND), "recall": round(float(r), ROUND),
-                       "f1": round(float(f), ROUND), "support": int(s)}
-                for name, p, r, f, s in zip(unique_names(self.classes), precision, recall, f1, support)}
+            self.labels, self.predictions, labels=np.arange(self.num_classes), zero_division=0
+        )
+        return {
+            name: {
+                "precision": round(float(p), ROUND),
+                "recall": round(float(r), ROUND),
+                "f1": round(float(f), ROUND),
+                "support": int(s),
+            }
+            for name, p, r, f, s in zip(unique_names(self.classes), precision, recall, f1, support)
+        }
 
     def metrics(self) -> dict[str, Any]:
         """Everything metrics.json holds about this evaluation."""
@@ -283,8 +346,9 @@ class Interpretation:
             "errors": ambiguity["errors"],
             "ambiguous_errors": ambiguity["ambiguous_errors"],
             "class_prior": self.class_prior,
-            "calibration": {k: v if isinstance(v, (str, bool)) else round(v, ROUND)
-                            for k, v in self.calibration().items()},
+            "calibration": {
+                k: v if isinstance(v, (str, bool)) else round(v, ROUND) for k, v in self.calibration().items()
+            },
             "per_class": self.per_class(),
         }
 
@@ -295,11 +359,14 @@ class Interpretation:
         uncalibrated = torch.from_numpy(self.logits).float().softmax(dim=1).numpy()
         calibrator = self.calibrator or Calibrator.identity()
         balanced = self.class_prior == "uniform"
-        return {"method": calibrator.describe(), "ece_class_balanced": balanced,
-                "ece_before": expected_calibration_error(uncalibrated, self.labels, class_balanced=balanced),
-                "ece_after": expected_calibration_error(self.probabilities, self.labels, class_balanced=balanced),
-                "accuracy_before": float((self.logits.argmax(axis=1) == self.labels).mean()),
-                "accuracy_after": float((self.predictions == self.labels).mean())}
+        return {
+            "method": calibrator.describe(),
+            "ece_class_balanced": balanced,
+            "ece_before": expected_calibration_error(uncalibrated, self.labels, class_balanced=balanced),
+            "ece_after": expected_calibration_error(self.probabilities, self.labels, class_balanced=balanced),
+            "accuracy_before": float((self.logits.argmax(axis=1) == self.labels).mean()),
+            "accuracy_after": float((self.predictions == self.labels).mean()),
+        }
 
     def coverage_accuracy(self, points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(coverage, accuracy, threshold): answering only the images whose confidence is at least `threshold`
@@ -312,8 +379,14 @@ class Interpretation:
 
     def classification_report(self) -> str:
         """sklearn's per-class table with characters as row names."""
-        return classification_report(self.labels, self.predictions, labels=np.arange(self.num_classes),
-                                     target_names=unique_names(self.classes), digits=4, zero_division=0)
+        return classification_report(
+            self.labels,
+            self.predictions,
+            labels=np.arange(self.num_classes),
+            target_names=unique_names(self.classes),
+            digits=4,
+            zero_division=0,
+        )
 
     # -------------------------------------------------------------- mistakes
     def top_confusions(self, k: int | None = TOP_PAIRS) -> list[ConfusionPair]:
@@ -346,10 +419,14 @@ class Interpretation:
         return self._mistakes(hits[order])
 
     def _mistakes(self, index: np.ndarray) -> Mistakes:
-        return Mistakes(index=index, images=self._images_at(index),
-                        true=[self.classes[i] for i in self.labels[index]],
-                        pred=[self.classes[i] for i in self.predictions[index]],
-                        confidence=self.confidence[index], ambiguous=self.is_ambiguous_error()[index])
+        return Mistakes(
+            index=index,
+            images=self._images_at(index),
+            true=[self.classes[i] for i in self.labels[index]],
+            pred=[self.classes[i] for i in self.predictions[index]],
+            confidence=self.confidence[index],
+            ambiguous=self.is_ambiguous_error()[index],
+        )
 
     def _images_at(self, index: np.ndarray) -> np.ndarray | None:
         if self.images is None:
@@ -365,39 +442,67 @@ class Interpretation:
 
     # -------------------------------------------------------------- building one
     @classmethod
-    def of(cls, run: TrainedRun, tta: bool = False) -> "Interpretation":
+    def of(cls, run: TrainedRun, tta: bool = False) -> Interpretation:
         """A loaded run's predictions on its test images (plain, or averaged over TTA shifts)."""
         return cls._of_logits(run, run.predictor.logits(run.images, tta), tta)
 
     @classmethod
-    def plain_and_tta(cls, run: TrainedRun) -> tuple["Interpretation", "Interpretation"]:
+    def plain_and_tta(cls, run: TrainedRun) -> tuple[Interpretation, Interpretation]:
         """The plain and the test-time-augmented predictions of a loaded run, from one pass over its images."""
         plain, averaged = run.predictor.plain_and_tta_logits(run.images)
         return cls._of_logits(run, plain, False), cls._of_logits(run, averaged, True)
 
     @classmethod
-    def _of_logits(cls, run: TrainedRun, logits: torch.Tensor, tta: bool) -> "Interpretation":
-        return cls(logits=logits, labels=run.labels, classes=run.config.classes, images=run.images, split=run.split,
-                   checkpoint=run.checkpoint, tta=tta, calibrator=run.predictor.calibrator,
-                   class_prior=run.predictor.class_prior)
+    def _of_logits(cls, run: TrainedRun, logits: torch.Tensor, tta: bool) -> Interpretation:
+        return cls(
+            logits=logits,
+            labels=run.labels,
+            classes=run.config.classes,
+            images=run.images,
+            split=run.split,
+            checkpoint=run.checkpoint,
+            tta=tta,
+            calibrator=run.predictor.calibrator,
+            class_prior=run.predictor.class_prior,
+        )
 
     @classmethod
-    def from_run(cls, run_dir: str | os.PathLike, *, checkpoint: str | os.PathLike = BEST, tta: bool = False,
-                 split: str | None = None, data_dir: str | os.PathLike | None = None, data: GlyphData | None = None,
-                 limit_test: int | None = None, device: str | None = None, progress: bool = False,
-                 compile_model: bool | None = None, class_prior: str = "train") -> "Interpretation":
+    def from_run(
+        cls,
+        run_dir: str | os.PathLike,
+        *,
+        checkpoint: str | os.PathLike = BEST,
+        tta: bool = False,
+        split: str | None = None,
+        data_dir: str | os.PathLike | None = None,
+        data: GlyphData | None = None,
+        limit_test: int | None = None,
+        device: str | None = None,
+        progress: bool = False,
+        compile_model: bool | None = None,
+        class_prior: str = "train",
+    ) -> Interpretation:
         """A run folder's checkpoint evaluated on its test images, in memory (nothing is written).
 
         The test images are those of the run's split and data folder unless `split`, `data_dir` or `data` say
         otherwise; a checkpoint of another split or class set is refused (CheckpointError). `class_prior`: "train"
         (answers for images mixed as in training) or "uniform" (class-balanced; inference.ClassPrior)."""
-        run = load_trained_run(run_dir, checkpoint=checkpoint, split=split, data_dir=data_dir, data=data,
-                               limit_test=limit_test, device=device, progress=progress, compile_model=compile_model,
-                               class_prior=class_prior)
+        run = load_trained_run(
+            run_dir,
+            checkpoint=checkpoint,
+            split=split,
+            data_dir=data_dir,
+            data=data,
+            limit_test=limit_test,
+            device=device,
+            progress=progress,
+            compile_model=compile_model,
+            class_prior=class_prior,
+        )
         return cls.of(run, tta)
 
     @classmethod
-    def by_class_prior(cls, run_dir: str | os.PathLike, **kwargs: Any) -> dict[str, "Interpretation"]:
+    def by_class_prior(cls, run_dir: str | os.PathLike, **kwargs: Any) -> dict[str, Interpretation]:
         """{"train": ..., "uniform": ...}: a run's checkpoint on its test images under both class priors, from one
         pass of the network (the uniform answers are the same logits with the prior's shift: inference.prior_shift,
         and the calibration fitted for them). kwargs: from_run's, but class_prior."""
@@ -405,9 +510,16 @@ class Interpretation:
         train = cls.of(run)
         prior = run.predictor.prior
         logits = torch.from_numpy(train.logits) - prior.shift("train") + prior.shift("uniform")
-        uniform = cls(logits=logits, labels=run.labels, classes=run.config.classes, images=run.images,
-                      split=run.split, checkpoint=run.checkpoint, class_prior="uniform",
-                      calibrator=Calibrator.from_state(run.state, "uniform"))
+        uniform = cls(
+            logits=logits,
+            labels=run.labels,
+            classes=run.config.classes,
+            images=run.images,
+            split=run.split,
+            checkpoint=run.checkpoint,
+            class_prior="uniform",
+            calibrator=Calibrator.from_state(run.state, "uniform"),
+        )
         return dict(zip(CLASS_PRIORS, (train, uniform)))
 
     # -------------------------------------------------------------- pictures
@@ -449,6 +561,5 @@ class Interpretation:
             return self.worst_mistakes(0).plot("No mistakes")
         pair = pairs[0]
         return self.mistakes_between(pair.true, pair.pred, k).plot(
-            f"The most frequent confusion: {pair.true} read as {pair.pred} ({pair.count} times)")
-
-
+            f"The most frequent confusion: {pair.true} read as {pair.pred} ({pair.count} times)"
+        )

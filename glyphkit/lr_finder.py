@@ -11,9 +11,9 @@ import copy
 import json
 import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 
 from glyphkit.config import ConfigError
 from glyphkit.rundir import LR_CHOICE, write_json
-
 
 SMOOTHING_100 = 0.98  # fastai's smoothing of the loss for a 100-step test (a window of about 50 steps)
 MIN_VALLEY_POINTS = 50  # on a shorter curve `valley` follows the noise of the flat start; `minimum` is used instead
@@ -47,14 +46,21 @@ class LRFinderResult:
     def suggestion(self) -> float | None:
         """`valley` on a curve of at least MIN_VALLEY_POINTS points; on a shorter one (a quick test, or a test that
         diverged early) `minimum`: with 20 points, valley's answer moved between 3e-5 and 6e-4 from seed to seed
-        on proxy47 while a 100-step test said 1.1e-3; minimum said 3e-3 every time (docs/training.md#learning-rate-finder)."""
+        on proxy47 while a 100-step test said 1.1e-3; minimum said 3e-3 every time
+        (docs/training.md#learning-rate-finder)."""
         if self.valley is not None and len(self.lrs) >= MIN_VALLEY_POINTS:
             return self.valley
         return self.minimum if self.minimum is not None else self.valley
 
     def to_dict(self) -> dict:
-        return {"lrs": self.lrs, "losses": self.losses, "valley": self.valley, "steep": self.steep,
-                "minimum": self.minimum, "suggestion": self.suggestion}
+        return {
+            "lrs": self.lrs,
+            "losses": self.losses,
+            "valley": self.valley,
+            "steep": self.steep,
+            "minimum": self.minimum,
+            "suggestion": self.suggestion,
+        }
 
     def describe(self) -> str:
         """'suggestion 1.23e-03 (valley), steepest 4.56e-03' (none where the curve gave no answer)."""
@@ -70,7 +76,7 @@ def suggest_valley(lrs: list[float], losses: list[float]) -> float | None:
     """fastai's `valley`: the LR halfway down the longest stretch of falling loss, found as fastai does without
     the curve's first tenth and its last twentieth (the noisy start, the divergence)."""
     skip, tail = len(losses) // 10, max(1, len(losses) // 20)
-    lrs, losses = lrs[skip:len(losses) - tail], losses[skip:len(losses) - tail]
+    lrs, losses = lrs[skip : len(losses) - tail], losses[skip : len(losses) - tail]
     n = len(losses)
     if n < 3:
         return None
@@ -100,12 +106,20 @@ def suggest_steep(lrs: list[float], losses: list[float]) -> float | None:
     return float(lrs[skip + int(np.argmin(slope[skip:]))])
 
 
-def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
-                  batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, start_lr: float = 1e-7,
-                  end_lr: float = 10.0, num_steps: int = 100, smoothing: float | None = None,
-                  diverge_factor: float = 4.0,
-                  step_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                  grad_clip: float | None = None, progress: bool = True) -> LRFinderResult:
+def lr_range_test(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    smoothing: float | None = None,
+    diverge_factor: float = 4.0,
+    step_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    grad_clip: float | None = None,
+    progress: bool = True,
+) -> LRFinderResult:
     """Run the range test on `model` with `optimizer`; both (and torch's RNG) are restored afterwards.
 
     `batches` is cycled if shorter than `num_steps`; `smoothing` defaults to smoothing_for(num_steps).
@@ -132,9 +146,9 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
                 cached.append((x, y))
             except StopIteration:
                 if not cached:
-                    raise ValueError("the LR range test needs at least one batch")
+                    raise ValueError("the LR range test needs at least one batch") from None
                 x, y = cached[step % len(cached)]
-            lr = start_lr * gamma ** step
+            lr = start_lr * gamma**step
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss = step_fn(x, y)
@@ -170,8 +184,9 @@ def with_suggestions(result: LRFinderResult) -> LRFinderResult:
     return result
 
 
-def find_lr(trainer, num_steps: int = 100, start_lr: float = 1e-7, end_lr: float = 10.0,
-            progress: bool = True) -> LRFinderResult:
+def find_lr(
+    trainer, num_steps: int = 100, start_lr: float = 1e-7, end_lr: float = 10.0, progress: bool = True
+) -> LRFinderResult:
     """The range test on a Trainer's model, optimizer and augmented training batches (nothing is changed).
 
     Uses the trainer's own loss (mixed precision, label smoothing) and gradient clipping, so the suggestion fits
@@ -184,9 +199,17 @@ def find_lr(trainer, num_steps: int = 100, start_lr: float = 1e-7, end_lr: float
             yield from trainer.train_batches(max_batches=num_steps)
 
     try:
-        return lr_range_test(trainer.model, trainer.optimizer, batches(), start_lr=start_lr, end_lr=end_lr,
-                             num_steps=num_steps, step_fn=lambda x, y: trainer.loss(x, y)[0],
-                             grad_clip=trainer.config.grad_clip, progress=progress)
+        return lr_range_test(
+            trainer.model,
+            trainer.optimizer,
+            batches(),
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            step_fn=lambda x, y: trainer.loss(x, y)[0],
+            grad_clip=trainer.config.grad_clip,
+            progress=progress,
+        )
     finally:
         trainer.generator.set_state(gen_state)
 
@@ -206,8 +229,7 @@ LR_CHOICES = {
 }
 
 
-def save_lr_choice(run_dir: str | os.PathLike, lr: float, suggestion: float | None, choice: str,
-                   source: str) -> dict:
+def save_lr_choice(run_dir: str | os.PathLike, lr: float, suggestion: float | None, choice: str, source: str) -> dict:
     """Write the rate to train with and, in plain words, how it was chosen (`choice`, a key of LR_CHOICES) to
     `run_dir/lr.json`, atomically: training reads `lr`, a person reading the file the rest."""
     if choice not in LR_CHOICES:
@@ -236,5 +258,5 @@ def load_lr_choice(run_dir: str | os.PathLike) -> dict | None:
     except ValueError as exc:  # invalid JSON, or bytes that are not text
         raise ConfigError(f"{path} is not valid JSON ({exc}); delete it and run the LR finder again") from exc
     if not isinstance(choice, dict) or not isinstance(choice.get("lr"), (int, float)) or not choice["lr"] > 0:
-        raise ConfigError(f"{path} holds no learning rate > 0 under \"lr\"; delete it and run the LR finder again")
+        raise ConfigError(f'{path} holds no learning rate > 0 under "lr"; delete it and run the LR finder again')
     return choice

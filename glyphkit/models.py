@@ -28,8 +28,9 @@ class ResidualBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -65,18 +66,27 @@ class EnhancedGlyphCNN(nn.Module):
     def __init__(self, num_classes: int, dropout_rate: float = 0.4, use_residual: bool = True, width: int = 32):
         super().__init__()
         widths = [width, 2 * width, 4 * width, 8 * width]
-        self.stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
-                                  nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
+        )
         stages = []
         for cin, cout in zip(widths[:-1], widths[1:]):
-            block = (ResidualBlock(cin, cout) if use_residual
-                     else nn.Sequential(DepthwiseSeparableConv(cin, cout), DepthwiseSeparableConv(cout, cout)))
+            block = (
+                ResidualBlock(cin, cout)
+                if use_residual
+                else nn.Sequential(DepthwiseSeparableConv(cin, cout), DepthwiseSeparableConv(cout, cout))
+            )
             stages.append(nn.Sequential(block, nn.MaxPool2d(2)))
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Dropout(0.3), nn.Linear(widths[-1], 512), nn.ReLU(inplace=True),
-            nn.Dropout(dropout_rate), nn.Linear(512, num_classes))
+            nn.Flatten(),
+            nn.Dropout(0.3),
+            nn.Linear(widths[-1], 512),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout_rate),
+            nn.Linear(512, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.stages(self.stem(x))))
@@ -96,8 +106,9 @@ class GlyphNet(nn.Module):
         w = width
         block = ResidualBlock if use_residual else DepthwiseSeparableConv
         self.stem = nn.Sequential(nn.Conv2d(1, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True))
-        self.stages = nn.Sequential(nn.MaxPool2d(2), block(w, 2 * w), nn.MaxPool2d(2), block(2 * w, 4 * w),
-                                    block(4 * w, 4 * w))
+        self.stages = nn.Sequential(
+            nn.MaxPool2d(2), block(w, 2 * w), nn.MaxPool2d(2), block(2 * w, 4 * w), block(4 * w, 4 * w)
+        )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout_rate), nn.Linear(4 * w, num_classes))
 
@@ -116,7 +127,9 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "enhanced": ModelSpec(EnhancedGlyphCNN, 32, 32, "the original specification's network, exactly (width 32, 32x32 input)"),
+    "enhanced": ModelSpec(
+        EnhancedGlyphCNN, 32, 32, "the original specification's network, exactly (width 32, 32x32 input)"
+    ),
     "glyphnet": ModelSpec(GlyphNet, 32, 28, "glyphkit's fast default: convolutions at 14x14 and 7x7, 28x28 input"),
     "glyphnet-wide": ModelSpec(GlyphNet, 48, 28, "glyphnet at 1.5x the width, for the fast and best presets"),
 }
@@ -140,4 +153,3 @@ def build_model(config: Config) -> nn.Module:
         raise ValueError("config.num_classes is not set; load the data first (it sets the class count)")
     width, _ = model_dims(config)
     return model_spec(config.model).cls(config.num_classes, config.dropout_rate, config.use_residual, width)
-

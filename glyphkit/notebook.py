@@ -1,15 +1,15 @@
 """What only the notebooks need; the pipeline steps themselves are glyphkit.workflows, as for the command line.
 
-    quick mode          `GLYPHKIT_QUICK=1` shrinks the work (3,000 training images, 2,000 test images, 1 epoch,
-                        20 LR-finder steps) through the very same functions: a smoke run, not a measurement.
-    choose_split        which split (and data folder) a notebook really uses; in quick mode a missing split
-                        falls back to a local proxy split, then to synthetic font glyphs (said loudly).
-    notebook_config     a Config from the notebooks' parameters, with quick mode applied.
-    run folder          `run_dir=None` means `$GLYPHKIT_RUN_DIR`, else `runs/notebook` (relative to the kernel's
-                        working folder): the notebooks chain through it.
-    ensure_trained_run  04/05 need a model: the run folder's, or in quick mode one trained the way 03 trains.
-    compare_folder      07 compares the runs in the folder that holds the shared run folder (runs/).
-    display             figures as cell results (enable_figure_display), PNGs and text files of the run folder.
+quick mode          `GLYPHKIT_QUICK=1` shrinks the work (3,000 training images, 2,000 test images, 1 epoch,
+                    20 LR-finder steps) through the very same functions: a smoke run, not a measurement.
+choose_split        which split (and data folder) a notebook really uses; in quick mode a missing split
+                    falls back to a local proxy split, then to synthetic font glyphs (said loudly).
+notebook_config     a Config from the notebooks' parameters, with quick mode applied.
+run folder          `run_dir=None` means `$GLYPHKIT_RUN_DIR`, else `runs/notebook` (relative to the kernel's
+                    working folder): the notebooks chain through it.
+ensure_trained_run  04/05 need a model: the run folder's, or in quick mode one trained the way 03 trains.
+compare_folder      07 compares the runs in the folder that holds the shared run folder (runs/).
+display             figures as cell results (enable_figure_display), PNGs and text files of the run folder.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,6 +57,7 @@ Log = Callable[[str], None]
 # Quick mode and the run folder
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def quick_mode() -> bool:
     """True when `GLYPHKIT_QUICK` is set to something other than "", "0", "false", "no" or "off"."""
     return os.environ.get(QUICK_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
@@ -85,6 +86,7 @@ def eval_limit(limit_test: int | None = None) -> int | None:
 # Which data
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def is_synthetic(split: str) -> bool:
     return split.startswith(SYNTHETIC_PREFIX)
 
@@ -110,8 +112,9 @@ def write_synthetic(split: str = "balanced", folder: str | os.PathLike | None = 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
-        write_emnist_split(staging, name, chars, train_per_class=SYNTHETIC_TRAIN_PER_CLASS,
-                           test_per_class=SYNTHETIC_TEST_PER_CLASS)
+        write_emnist_split(
+            staging, name, chars, train_per_class=SYNTHETIC_TRAIN_PER_CLASS, test_per_class=SYNTHETIC_TEST_PER_CLASS
+        )
         _rename_into_place(staging, target, name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -120,8 +123,9 @@ def write_synthetic(split: str = "balanced", folder: str | os.PathLike | None = 
 
 def _synthetic_complete(folder: Path, name: str) -> bool:
     """True when `folder` holds all five files of the synthetic split `name`."""
-    files = [f"emnist-{name}-{part}-{kind}-ubyte.gz" for part in ("train", "test")
-             for kind in ("images-idx3", "labels-idx1")] + [f"emnist-{name}-mapping.txt"]
+    files = [
+        f"emnist-{name}-{part}-{kind}-ubyte.gz" for part in ("train", "test") for kind in ("images-idx3", "labels-idx1")
+    ] + [f"emnist-{name}-mapping.txt"]
     return all((folder / f).is_file() for f in files)
 
 
@@ -139,10 +143,12 @@ def _rename_into_place(staging: Path, target: Path, name: str) -> None:
 
 
 def synthetic_warning(split: str) -> str:
-    return (f"!!! SYNTHETIC DATA: split {split!r} is glyphs drawn from a computer font (not handwriting), "
-            "so that the notebooks run on a machine without EMNIST. Every number and picture below is about "
-            "those font glyphs and says NOTHING about handwriting recognition. Set GLYPHKIT_DATA_DIR to a folder "
-            "with EMNIST (or run without GLYPHKIT_QUICK to download it) for real results. !!!")
+    return (
+        f"!!! SYNTHETIC DATA: split {split!r} is glyphs drawn from a computer font (not handwriting), "
+        "so that the notebooks run on a machine without EMNIST. Every number and picture below is about "
+        "those font glyphs and says NOTHING about handwriting recognition. Set GLYPHKIT_DATA_DIR to a folder "
+        "with EMNIST (or run without GLYPHKIT_QUICK to download it) for real results. !!!"
+    )
 
 
 def split_is_local(split: str, data_dir: str | os.PathLike | None = None) -> bool:
@@ -154,8 +160,9 @@ def split_is_local(split: str, data_dir: str | os.PathLike | None = None) -> boo
     return True
 
 
-def choose_split(split: str = "balanced", data_dir: str | os.PathLike | None = None, *, quick: bool | None = None,
-                 log: Log = print) -> tuple[str, str | None]:
+def choose_split(
+    split: str = "balanced", data_dir: str | os.PathLike | None = None, *, quick: bool | None = None, log: Log = print
+) -> tuple[str, str | None]:
     """The (split, data folder) a notebook uses for the requested split.
 
     The requested split when its files are on this machine (data_dir / $GLYPHKIT_DATA_DIR / the cache).
@@ -174,15 +181,19 @@ def choose_split(split: str = "balanced", data_dir: str | os.PathLike | None = N
         return name, str(where)
     explicit = folder or os.environ.get("GLYPHKIT_DATA_DIR")
     if explicit and not Path(explicit).expanduser().is_dir():  # a typo, not a reason to fall back
-        raise DataError(f"data folder {explicit} does not exist; pass data_dir (or set GLYPHKIT_DATA_DIR) with the "
-                        "folder that holds the EMNIST files (or NIST's gzip.zip)")
+        raise DataError(
+            f"data folder {explicit} does not exist; pass data_dir (or set GLYPHKIT_DATA_DIR) with the "
+            "folder that holds the EMNIST files (or NIST's gzip.zip)"
+        )
     if not quick or split_is_local(split, folder):
         return split, folder
     for proxy in dict.fromkeys(p for p in (PROXIES.get(split), "proxy47", "proxy62") if p):
         if split_is_local(proxy, folder):
-            log(f"quick mode: split {split!r} is not on this machine, so this notebook uses {proxy!r} instead: "
+            log(
+                f"quick mode: split {split!r} is not on this machine, so this notebook uses {proxy!r} instead: "
                 "real EMNIST handwriting, a stand-in split (see the data folder's README). Numbers are "
-                f"'{proxy} test accuracy', not '{split}' results.")
+                f"'{proxy} test accuracy', not '{split}' results."
+            )
             return proxy, folder
     name, where = write_synthetic(split)
     log(synthetic_warning(name))
@@ -193,14 +204,24 @@ def choose_split(split: str = "balanced", data_dir: str | os.PathLike | None = N
 # Config and data
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def quick_banner() -> str:
-    return (f"QUICK MODE ({QUICK_ENV}=1): at most {QUICK['limit_train']:,} training and {QUICK['limit_test']:,} "
-            f"test images, {QUICK['epochs']} epoch, {QUICK['lr_finder_steps']} LR-finder steps. Same code, less "
-            f"work: a smoke run, not a measurement. Unset {QUICK_ENV} for the real thing.")
+    return (
+        f"QUICK MODE ({QUICK_ENV}=1): at most {QUICK['limit_train']:,} training and {QUICK['limit_test']:,} "
+        f"test images, {QUICK['epochs']} epoch, {QUICK['lr_finder_steps']} LR-finder steps. Same code, less "
+        f"work: a smoke run, not a measurement. Unset {QUICK_ENV} for the real thing."
+    )
 
 
-def notebook_config(split: str = "balanced", epochs: int | None = None, run_dir: str | os.PathLike | None = None,
-                    data_dir: str | os.PathLike | None = None, *, log: Log = print, **overrides: Any) -> Config:
+def notebook_config(
+    split: str = "balanced",
+    epochs: int | None = None,
+    run_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    log: Log = print,
+    **overrides: Any,
+) -> Config:
     """A Config from a notebook's parameters: defaults < non-None parameters < quick mode's limits.
 
     `overrides` are Config fields (None values are ignored, so a parameter left at None keeps the default).
@@ -223,8 +244,9 @@ def notebook_config(split: str = "balanced", epochs: int | None = None, run_dir:
         log(quick_banner())
     if is_synthetic(chosen):
         extra["data_note"] = "synthetic font-rendered glyphs, not handwriting"
-    config = Config().replace(split=chosen, data_dir=folder, output_dir=str(resolve_run_dir(run_dir)), extra=extra,
-                              **changes)
+    config = Config().replace(
+        split=chosen, data_dir=folder, output_dir=str(resolve_run_dir(run_dir)), extra=extra, **changes
+    )
     return config.validate()
 
 
@@ -240,8 +262,14 @@ def load_data(config: Config, *, log: Log = print) -> GlyphData:
 # A model for 04/05
 # ----------------------------------------------------------------------------------------------------------------
 
-def ensure_trained_run(run_dir: str | os.PathLike | None = None, split: str | None = None,
-                       data_dir: str | os.PathLike | None = None, *, log: Log = print) -> Path:
+
+def ensure_trained_run(
+    run_dir: str | os.PathLike | None = None,
+    split: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    log: Log = print,
+) -> Path:
     """The run folder, with a trained model in it.
 
     When `run_dir` has no best_model.pth: in quick mode a quick model is trained there now (the same steps
@@ -251,14 +279,18 @@ def ensure_trained_run(run_dir: str | os.PathLike | None = None, split: str | No
     best = folder / BEST
     if best.is_file():
         saved = checkpoint_config(load_checkpoint(best))
-        log(f"using {best.resolve()}: {saved.model} trained on {saved.split} "
-            f"({len(saved.classes or [])} classes, up to {saved.epochs} epoch(s))")
+        log(
+            f"using {best.resolve()}: {saved.model} trained on {saved.split} "
+            f"({len(saved.classes or [])} classes, up to {saved.epochs} epoch(s))"
+        )
         if is_synthetic(saved.split):
             log(synthetic_warning(saved.split))
         return folder
     if not quick_mode():
-        raise CheckpointError(f"{folder.resolve()} has no {BEST}: run 03_train.ipynb first with the same run_dir "
-                              f"(or set {QUICK_ENV}=1 to let this notebook train a quick model itself)")
+        raise CheckpointError(
+            f"{folder.resolve()} has no {BEST}: run 03_train.ipynb first with the same run_dir "
+            f"(or set {QUICK_ENV}=1 to let this notebook train a quick model itself)"
+        )
     log(f"{folder} has no {BEST} yet; quick mode trains a quick model there first (as 03_train does)")
     config = notebook_config(split or "balanced", run_dir=folder, data_dir=data_dir, log=log)
     config = workflows.choose_lr(config, log=log)
@@ -266,8 +298,14 @@ def ensure_trained_run(run_dir: str | os.PathLike | None = None, split: str | No
     return folder
 
 
-def compare_folder(runs_folder: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
-                   split: str | None = None, data_dir: str | os.PathLike | None = None, *, log: Log = print) -> Path:
+def compare_folder(
+    runs_folder: str | os.PathLike | None = None,
+    run_dir: str | os.PathLike | None = None,
+    split: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    log: Log = print,
+) -> Path:
     """The folder whose runs 07_compare_runs tables: `runs_folder`, else the folder holding the shared run folder
     (runs/, where 03 trains and the CLI's --output-dir runs/NAME puts its runs). In quick mode a quick model is
     trained into the shared run folder first when it has none (as 04 does), so the notebook runs on its own."""
@@ -278,9 +316,14 @@ def compare_folder(runs_folder: str | os.PathLike | None = None, run_dir: str | 
     return resolve_run_dir(run_dir).parent
 
 
-def evaluation_args(run_dir: str | os.PathLike | None = None, split: str | None = None,
-                    data_dir: str | os.PathLike | None = None, limit_test: int | None = None, *,
-                    log: Log = print) -> dict[str, Any]:
+def evaluation_args(
+    run_dir: str | os.PathLike | None = None,
+    split: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    limit_test: int | None = None,
+    *,
+    log: Log = print,
+) -> dict[str, Any]:
     """split, data_dir and limit_test for workflows.evaluate_run / Interpretation.from_run.
 
     split None: the split the model was trained on (its files rewritten when it was the synthetic fallback
@@ -295,8 +338,14 @@ def evaluation_args(run_dir: str | os.PathLike | None = None, split: str | None 
     return {"split": split, "data_dir": data_dir, "limit_test": eval_limit(limit_test)}
 
 
-def sample_images(run_dir: str | os.PathLike | None = None, count: int = 8, split: str | None = None,
-                  data_dir: str | os.PathLike | None = None, *, log: Log = print) -> Path:
+def sample_images(
+    run_dir: str | os.PathLike | None = None,
+    count: int = 8,
+    split: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    log: Log = print,
+) -> Path:
     """Sample images made from the run's test glyphs (real handwriting the model never trained on), for
     06_predict to read when it runs headless: `count` single glyphs in samples/glyphs and a line of five in
     samples/lines, drawn as dark ink on light paper at four times EMNIST's size. Each file's name ends with the
@@ -311,13 +360,13 @@ def sample_images(run_dir: str | os.PathLike | None = None, count: int = 8, spli
         side, tiles = 112, [np.asarray(Image.fromarray(g.numpy()).resize((112, 112), Image.BICUBIC)) for g in glyphs]
         strip = np.zeros((side + 32, len(tiles) * side * 3 // 2 + 32), np.uint8)
         for n, tile in enumerate(tiles):
-            strip[16:16 + side, 16 + n * side * 3 // 2:16 + n * side * 3 // 2 + side] = tile
+            strip[16 : 16 + side, 16 + n * side * 3 // 2 : 16 + n * side * 3 // 2 + side] = tile
         return Image.fromarray((255 - strip.astype(np.int32) * 3 // 4).astype(np.uint8))  # grey ink on paper
 
     for i in range(count):
-        paper(run.images[i:i + 1]).save(folder / "glyphs" / f"sample{i}_{classes[run.labels[i]]}.png")
-    line = "".join(classes[c] for c in run.labels[count:count + 5])
-    paper(run.images[count:count + 5]).save(folder / "lines" / f"line_{line}.png")
+        paper(run.images[i : i + 1]).save(folder / "glyphs" / f"sample{i}_{classes[run.labels[i]]}.png")
+    line = "".join(classes[c] for c in run.labels[count : count + 5])
+    paper(run.images[count : count + 5]).save(folder / "lines" / f"line_{line}.png")
     log(f"{count + 1} sample images from the {run.split} test split in {folder}")
     return folder
 
@@ -325,6 +374,7 @@ def sample_images(run_dir: str | os.PathLike | None = None, count: int = 8, spli
 # ----------------------------------------------------------------------------------------------------------------
 # Showing things
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def show_png(path: str | os.PathLike, width: int | None = None):
     """A PNG from the run folder, as a cell's result (IPython Image)."""
@@ -342,10 +392,14 @@ def describe_ambiguity(interpretation, *, log: Log = print) -> dict[str, Any]:
     amb = interpretation.ambiguity_summary()
     accuracy = interpretation.summary()["accuracy"]
     log(f"{amb['errors']:,} errors on {amb['images']:,} test images (accuracy {100 * accuracy:.2f} %).")
-    log(f"{amb['ambiguous_errors']:,} of them ({100 * amb['ambiguous_share_of_errors']:.1f} %) confuse look-alike "
-        "characters (glyphkit.interpret.AMBIGUOUS_GROUPS): often no reader could tell them apart either.")
-    log(f"Forgiving those, accuracy would be {100 * amb['accuracy_forgiving_ambiguity']:.2f} %; the rest of the "
-        "errors is what the model still has to learn.")
+    log(
+        f"{amb['ambiguous_errors']:,} of them ({100 * amb['ambiguous_share_of_errors']:.1f} %) confuse look-alike "
+        "characters (glyphkit.interpret.AMBIGUOUS_GROUPS): often no reader could tell them apart either."
+    )
+    log(
+        f"Forgiving those, accuracy would be {100 * amb['accuracy_forgiving_ambiguity']:.2f} %; the rest of the "
+        "errors is what the model still has to learn."
+    )
     return amb
 
 

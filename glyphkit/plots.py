@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import seaborn as sns
@@ -77,6 +77,7 @@ def _char_ticks(ax, classes: Sequence[str], axis: str, rotation: float = 0) -> N
 # Confusion and per-class results
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def normalize_rows(cm: np.ndarray) -> np.ndarray:
     """Each row divided by its total (share of the true class); rows of absent classes stay 0."""
     cm = np.asarray(cm, dtype=np.float64)
@@ -84,8 +85,9 @@ def normalize_rows(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
 
 
-def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], normalize: bool = False,
-                          title: str | None = None) -> Figure:
+def plot_confusion_matrix(
+    cm: np.ndarray, classes: Sequence[str], normalize: bool = False, title: str | None = None
+) -> Figure:
     """Rows: true character, columns: predicted character.
 
     The colour scale is logarithmic for counts and a square-root scale for shares: the diagonal holds most
@@ -105,9 +107,22 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], normalize: boo
         norm = colors.LogNorm(vmin=1, vmax=max(float(values.max()), 2.0))
         label, fmt = "images (log scale)", ".0f"
     annotate = n <= 20
-    sns.heatmap(values, ax=ax, xticklabels=list(classes), yticklabels=list(classes), mask=values <= 0,
-                cmap="viridis", norm=norm, square=True, annot=annotate, fmt=fmt, annot_kws={"size": 7},
-                linewidths=0.2, linecolor="#e6e6e6", cbar_kws={"label": label, "shrink": 0.6})
+    sns.heatmap(
+        values,
+        ax=ax,
+        xticklabels=list(classes),
+        yticklabels=list(classes),
+        mask=values <= 0,
+        cmap="viridis",
+        norm=norm,
+        square=True,
+        annot=annotate,
+        fmt=fmt,
+        annot_kws={"size": 7},
+        linewidths=0.2,
+        linecolor="#e6e6e6",
+        cbar_kws={"label": label, "shrink": 0.6},
+    )
     _char_ticks(ax, classes, "both")
     for edge in block_edges(classes):
         ax.axhline(edge, color="0.55", linewidth=0.8)
@@ -115,13 +130,15 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], normalize: boo
     ax.set_xlabel("predicted character")
     ax.set_ylabel("true character")
     ax.set_facecolor("white")
-    ax.set_title(title or ("Confusion matrix, share of each true class" if normalize else "Confusion matrix"),
-                 fontsize=14)
+    ax.set_title(
+        title or ("Confusion matrix, share of each true class" if normalize else "Confusion matrix"), fontsize=14
+    )
     return fig
 
 
-def plot_per_class_accuracy(acc: Sequence[float] | np.ndarray, classes: Sequence[str],
-                            title: str = "Accuracy per character (recall)") -> Figure:
+def plot_per_class_accuracy(
+    acc: Sequence[float] | np.ndarray, classes: Sequence[str], title: str = "Accuracy per character (recall)"
+) -> Figure:
     """One horizontal bar per character, worst at the top; the dashed line is the mean (balanced accuracy).
 
     Classes with no test images (NaN) are left out and named in the title.
@@ -135,8 +152,9 @@ def plot_per_class_accuracy(acc: Sequence[float] | np.ndarray, classes: Sequence
     fig = _figure(8.0, max(4.0, INCH_PER_CLASS * len(names) + 1.5))
     ax = fig.add_subplot()
     palette = [colors.to_hex(c) for c in sns.color_palette("RdYlGn", as_cmap=True)(np.clip(values, 0, 1))]
-    sns.barplot(x=values, y=names, hue=names, palette=palette, order=names, hue_order=names, legend=False,
-                orient="h", ax=ax)
+    sns.barplot(
+        x=values, y=names, hue=names, palette=palette, order=names, hue_order=names, legend=False, orient="h", ax=ax
+    )
     ax.set_yticks(range(len(names)), names, fontdict=CHAR_FONT)
     for y, v in enumerate(values):
         ax.text(min(v, 1.0) + 0.01, y, f"{100 * v:.1f}%", va="center", fontsize=7)
@@ -152,8 +170,9 @@ def plot_per_class_accuracy(acc: Sequence[float] | np.ndarray, classes: Sequence
     return fig
 
 
-def plot_class_distribution(counts: Sequence[int] | np.ndarray, classes: Sequence[str],
-                            title: str = "Images per character") -> Figure:
+def plot_class_distribution(
+    counts: Sequence[int] | np.ndarray, classes: Sequence[str], title: str = "Images per character"
+) -> Figure:
     """Bar per character in label order, to see at a glance which characters are rare."""
     counts = np.asarray(counts)
     fig = _figure(max(6.0, INCH_PER_CLASS * len(classes) + 1.5), 4.0)
@@ -161,8 +180,7 @@ def plot_class_distribution(counts: Sequence[int] | np.ndarray, classes: Sequenc
     sns.barplot(x=list(classes), y=counts, order=list(classes), color=sns.color_palette()[0], ax=ax)
     ax.set_xticks(range(len(classes)), list(classes), fontdict=CHAR_FONT)
     if len(counts):
-        ax.axhline(float(counts.mean()), color="0.3", linestyle="--", linewidth=1,
-                   label=f"mean {counts.mean():.0f}")
+        ax.axhline(float(counts.mean()), color="0.3", linestyle="--", linewidth=1, label=f"mean {counts.mean():.0f}")
         ax.legend()
     ax.set_xlabel("character")
     ax.set_ylabel("images")
@@ -170,8 +188,9 @@ def plot_class_distribution(counts: Sequence[int] | np.ndarray, classes: Sequenc
     return fig
 
 
-def plot_confidence_histogram(conf_right: Sequence[float] | np.ndarray, conf_wrong: Sequence[float] | np.ndarray,
-                              bins: int = 20) -> Figure:
+def plot_confidence_histogram(
+    conf_right: Sequence[float] | np.ndarray, conf_wrong: Sequence[float] | np.ndarray, bins: int = 20
+) -> Figure:
     """How sure the model was when right vs when wrong; each histogram is scaled to its own total.
 
     Right answers vastly outnumber wrong ones, so raw counts would hide the wrong ones' shape.
@@ -182,8 +201,14 @@ def plot_confidence_histogram(conf_right: Sequence[float] | np.ndarray, conf_wro
     edges = np.linspace(0, 1, bins + 1)
     for values, name, color in ((right, "right", "tab:green"), (wrong, "wrong", "tab:red")):
         if len(values):
-            ax.hist(values, bins=edges, weights=np.full(len(values), 1 / len(values)), alpha=0.55, color=color,
-                    label=f"{name} ({len(values)} images, median {np.median(values):.2f})")
+            ax.hist(
+                values,
+                bins=edges,
+                weights=np.full(len(values), 1 / len(values)),
+                alpha=0.55,
+                color=color,
+                label=f"{name} ({len(values)} images, median {np.median(values):.2f})",
+            )
     ax.set_xlim(0, 1)
     ax.set_xlabel("confidence (probability of the predicted character)")
     ax.set_ylabel("share of the group's images")
@@ -192,8 +217,11 @@ def plot_confidence_histogram(conf_right: Sequence[float] | np.ndarray, conf_wro
     return fig
 
 
-def plot_reliability_diagram(counts: Sequence[int] | np.ndarray, accuracy: Sequence[float] | np.ndarray,
-                             calibration: Mapping[str, float] | None = None) -> Figure:
+def plot_reliability_diagram(
+    counts: Sequence[int] | np.ndarray,
+    accuracy: Sequence[float] | np.ndarray,
+    calibration: Mapping[str, float] | None = None,
+) -> Figure:
     """Accuracy per equal-width confidence bin (NaN: empty) against the diagonal of perfect calibration, with the
     bins' image counts (inference.reliability_bins makes both).
 
@@ -203,16 +231,25 @@ def plot_reliability_diagram(counts: Sequence[int] | np.ndarray, accuracy: Seque
     edges = np.linspace(0, 1, bins + 1)
     fig = _figure(6.0, 5.5)
     ax, count_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    ax.bar(edges[:-1], np.nan_to_num(accuracy), width=1 / bins, align="edge", color="tab:blue", edgecolor="white",
-           label="accuracy in the bin")
+    ax.bar(
+        edges[:-1],
+        np.nan_to_num(accuracy),
+        width=1 / bins,
+        align="edge",
+        color="tab:blue",
+        edgecolor="white",
+        label="accuracy in the bin",
+    )
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     title = "Reliability diagram"
     if calibration:
-        title += (f" (ECE {100 * calibration['ece_after']:.2f}% calibrated, "
-                  f"{100 * calibration['ece_before']:.2f}% uncalibrated)")
+        title += (
+            f" (ECE {100 * calibration['ece_after']:.2f}% calibrated, "
+            f"{100 * calibration['ece_before']:.2f}% uncalibrated)"
+        )
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left")
     count_ax.bar(edges[:-1], counts, width=1 / bins, align="edge", color="tab:gray", edgecolor="white")
@@ -222,8 +259,11 @@ def plot_reliability_diagram(counts: Sequence[int] | np.ndarray, accuracy: Seque
     return fig
 
 
-def plot_coverage_accuracy(coverage: Sequence[float] | np.ndarray, accuracy: Sequence[float] | np.ndarray,
-                           threshold: Sequence[float] | np.ndarray) -> Figure:
+def plot_coverage_accuracy(
+    coverage: Sequence[float] | np.ndarray,
+    accuracy: Sequence[float] | np.ndarray,
+    threshold: Sequence[float] | np.ndarray,
+) -> Figure:
     """Accuracy of the answers kept against the share of images answered, when the model answers only above a
     confidence threshold (the top axis): where to set `predict --min-confidence`."""
     coverage, accuracy, threshold = (np.asarray(a, dtype=np.float64) for a in (coverage, accuracy, threshold))
@@ -232,9 +272,15 @@ def plot_coverage_accuracy(coverage: Sequence[float] | np.ndarray, accuracy: Seq
     ax.plot(100 * coverage, 100 * accuracy, color="tab:blue")
     for target in (0.5, 0.8, 0.9):  # mark a few thresholds on the curve
         at = int(np.argmin(np.abs(threshold - target)))
-        ax.annotate(f"confidence >= {threshold[at]:.2f}", (100 * coverage[at], 100 * accuracy[at]),
-                    textcoords="offset points", xytext=(-10, 10), ha="right", fontsize=8,
-                    arrowprops={"arrowstyle": "-", "color": "gray"})
+        ax.annotate(
+            f"confidence >= {threshold[at]:.2f}",
+            (100 * coverage[at], 100 * accuracy[at]),
+            textcoords="offset points",
+            xytext=(-10, 10),
+            ha="right",
+            fontsize=8,
+            arrowprops={"arrowstyle": "-", "color": "gray"},
+        )
     ax.set_xlabel("images answered (%)")
     ax.set_ylabel("accuracy of the answers (%)")
     ax.set_xlim(0, 100)
@@ -246,6 +292,7 @@ def plot_coverage_accuracy(coverage: Sequence[float] | np.ndarray, accuracy: Seq
 # ----------------------------------------------------------------------------------------------------------------
 # Training curves
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def plot_training_history(history: Mapping[str, Sequence[float]], monitor: str = "val_loss") -> Figure:
     """Loss, accuracy and learning rate per epoch, training and validation side by side.
@@ -266,14 +313,14 @@ def plot_training_history(history: Mapping[str, Sequence[float]], monitor: str =
         for part, style, label in (("train", "-", "training"), ("val", "--", "validation")):
             values = history.get(f"{part}_{key}")
             if values:
-                ax.plot(epochs[:len(values)], values, style, marker=marker, markersize=3, label=label)
+                ax.plot(epochs[: len(values)], values, style, marker=marker, markersize=3, label=label)
         if best is not None:
             ax.axvline(best, color="0.5", linestyle=":", linewidth=1, label=f"best: epoch {best}")
         ax.set_title(name.capitalize())
         ax.set_ylabel(name)
         ax.legend()
     if history.get("lr"):
-        lr_ax.plot(epochs[:len(history["lr"])], history["lr"], color="tab:purple", marker=marker, markersize=3)
+        lr_ax.plot(epochs[: len(history["lr"])], history["lr"], color="tab:purple", marker=marker, markersize=3)
         lr_ax.set_yscale("log")
     lr_ax.set_title("Learning rate (at the end of each epoch)")
     lr_ax.set_ylabel("learning rate")
@@ -286,12 +333,19 @@ def plot_training_history(history: Mapping[str, Sequence[float]], monitor: str =
     return fig
 
 
-HISTORY_NAMES = {"train_loss": "training loss", "val_loss": "validation loss", "train_acc": "training accuracy",
-                 "val_acc": "validation accuracy", "lr": "learning rate", "epoch_time": "seconds per epoch"}
+HISTORY_NAMES = {
+    "train_loss": "training loss",
+    "val_loss": "validation loss",
+    "train_acc": "training accuracy",
+    "val_acc": "validation accuracy",
+    "lr": "learning rate",
+    "epoch_time": "seconds per epoch",
+}
 
 
-def plot_runs_history(histories: Mapping[str, Mapping[str, Sequence[float]]],
-                      keys: Sequence[str] = ("val_acc", "val_loss")) -> Figure:
+def plot_runs_history(
+    histories: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[str] = ("val_acc", "val_loss")
+) -> Figure:
     """Several runs' curves on shared axes, one panel per history key (History.to_dict() names), one line per run:
     which run learned faster, and where each stopped. `histories`: {run name: history}, e.g. glyphkit.runs.histories."""
     fig = _figure(6.5 * len(keys), 4.2)
@@ -299,7 +353,7 @@ def plot_runs_history(histories: Mapping[str, Mapping[str, Sequence[float]]],
     for ax, key in zip(axes, keys):
         for name, history in histories.items():
             values = history.get(key) or []
-            epochs = list(history.get("epoch") or range(1, len(values) + 1))[:len(values)]
+            epochs = list(history.get("epoch") or range(1, len(values) + 1))[: len(values)]
             if values:
                 ax.plot(epochs, values, marker="o" if len(values) <= 30 else None, markersize=3, label=name)
         ax.set_title(HISTORY_NAMES.get(key, key).capitalize())
@@ -314,8 +368,9 @@ def plot_runs_history(histories: Mapping[str, Mapping[str, Sequence[float]]],
     return fig
 
 
-def plot_lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None,
-                   steep: float | None = None) -> Figure:
+def plot_lr_finder(
+    lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None, steep: float | None = None
+) -> Figure:
     """The learning-rate range test: loss against learning rate (log axis), with the suggestions marked."""
     lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
     fig = _figure(7.5, 4.5)
@@ -344,9 +399,15 @@ def plot_lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: fl
 # Glyph images (already upright: glyphkit.data transposes EMNIST's stored images once, on load)
 # ----------------------------------------------------------------------------------------------------------------
 
-def plot_glyph_grid(images: Sequence[np.ndarray] | np.ndarray, titles: Sequence[str] | None = None,
-                    ncols: int = 10, title: str | None = None, title_colors: Sequence[str] | None = None,
-                    vmax: float | None = 255) -> Figure:
+
+def plot_glyph_grid(
+    images: Sequence[np.ndarray] | np.ndarray,
+    titles: Sequence[str] | None = None,
+    ncols: int = 10,
+    title: str | None = None,
+    title_colors: Sequence[str] | None = None,
+    vmax: float | None = 255,
+) -> Figure:
     """Images in a grid, each with an optional title; shown as they are (no transposing here)."""
     images = np.asarray(images)
     n = len(images)
@@ -368,26 +429,38 @@ def plot_glyph_grid(images: Sequence[np.ndarray] | np.ndarray, titles: Sequence[
     return fig
 
 
-def plot_misclassified_examples(images_uint8_upright: Sequence[np.ndarray] | np.ndarray, true_chars: Sequence[str],
-                                pred_chars: Sequence[str], confidences: Sequence[float] | np.ndarray,
-                                ncols: int = 8, title: str = "Misclassified examples",
-                                ambiguous: Sequence[bool] | None = None) -> Figure:
+def plot_misclassified_examples(
+    images_uint8_upright: Sequence[np.ndarray] | np.ndarray,
+    true_chars: Sequence[str],
+    pred_chars: Sequence[str],
+    confidences: Sequence[float] | np.ndarray,
+    ncols: int = 8,
+    title: str = "Misclassified examples",
+    ambiguous: Sequence[bool] | None = None,
+) -> Figure:
     """Mistakes with 'true → predicted' and the model's confidence above each glyph.
 
     With `ambiguous` (one flag per image), look-alike confusions (O → 0, l → 1, ...) are titled in orange and
     marked ≈, the others in red: the red ones are the model's real failures.
     """
     flags = list(ambiguous) if ambiguous is not None else [False] * len(true_chars)
-    titles = [f"{t} → {p}{' ≈' if a else ''}\n{100 * float(c):.0f}%"
-              for t, p, c, a in zip(true_chars, pred_chars, confidences, flags)]
+    titles = [
+        f"{t} → {p}{' ≈' if a else ''}\n{100 * float(c):.0f}%"
+        for t, p, c, a in zip(true_chars, pred_chars, confidences, flags)
+    ]
     if not len(titles):
         fig = _figure(4.0, 1.5)
         fig.text(0.5, 0.5, "no mistakes", ha="center", va="center")
         return fig
     if ambiguous is not None:
         title += "\norange ≈: look-alike characters (ambiguity group), red: other mistakes"
-    return plot_glyph_grid(images_uint8_upright, titles, ncols=ncols, title=title,
-                           title_colors=["darkorange" if a else "firebrick" for a in flags])
+    return plot_glyph_grid(
+        images_uint8_upright,
+        titles,
+        ncols=ncols,
+        title=title,
+        title_colors=["darkorange" if a else "firebrick" for a in flags],
+    )
 
 
 def class_mean_images(images: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -401,8 +474,13 @@ def class_mean_images(images: np.ndarray, labels: np.ndarray, num_classes: int) 
     return means
 
 
-def plot_mean_images(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], ncols: int = 12,
-                     title: str = "Average glyph of each character") -> Figure:
+def plot_mean_images(
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    ncols: int = 12,
+    title: str = "Average glyph of each character",
+) -> Figure:
     """The mean image per character: shows the typical shape and how much writers vary (blur)."""
     means = class_mean_images(images, labels, len(classes))
     return plot_glyph_grid(means, list(classes), ncols=ncols, title=title, vmax=None)
@@ -416,8 +494,15 @@ def plot_pixel_histogram(images: np.ndarray, title: str, bin_width: int = 1) -> 
     counts = np.bincount(np.asarray(images).ravel() // bin_width, minlength=256 // bin_width)
     fig = _figure(7.0, 3.5)
     ax = fig.add_subplot()
-    ax.bar(np.arange(len(counts)) * bin_width, counts, width=bin_width, align="edge", color="tab:blue",
-           edgecolor="white" if bin_width > 2 else "none", linewidth=0.5)
+    ax.bar(
+        np.arange(len(counts)) * bin_width,
+        counts,
+        width=bin_width,
+        align="edge",
+        color="tab:blue",
+        edgecolor="white" if bin_width > 2 else "none",
+        linewidth=0.5,
+    )
     ax.set_yscale("log")
     ax.set_xlim(0, 256)
     ax.set_xlabel("pixel value (0 = background, 255 = full ink)" + (f", bins of {bin_width}" if bin_width > 1 else ""))

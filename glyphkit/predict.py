@@ -65,10 +65,19 @@ class FileResult:
         return "".join("?" if g.unsure else g.prediction for g in self.glyphs)
 
 
-def predict(run_dir: str | os.PathLike, inputs: list[str | os.PathLike], *, top_k: int = TOP_K,
-            segment: bool = False, polarity: str = "auto", min_confidence: float = 0.0,
-            checkpoint: str | os.PathLike = BEST, device: str | None = None, progress: bool = True,
-            class_prior: str = "train") -> list[FileResult]:
+def predict(
+    run_dir: str | os.PathLike,
+    inputs: list[str | os.PathLike],
+    *,
+    top_k: int = TOP_K,
+    segment: bool = False,
+    polarity: str = "auto",
+    min_confidence: float = 0.0,
+    checkpoint: str | os.PathLike = BEST,
+    device: str | None = None,
+    progress: bool = True,
+    class_prior: str = "train",
+) -> list[FileResult]:
     """Read every image in `inputs` (files, and folders recursively) with the run's model.
 
     segment=False: each image is one glyph. segment=True: each image is a line of handwriting, split into
@@ -78,8 +87,13 @@ def predict(run_dir: str | os.PathLike, inputs: list[str | os.PathLike], *, top_
     predictor = load_predictor(run_dir, checkpoint, device=device, class_prior=class_prior)
     files = image_files(list(inputs))
     results, glyphs = [], []
-    for file, found, error in tqdm(glyphs_of_files(files, segment=segment, polarity=polarity), total=len(files),
-                                   desc="read images", disable=not progress or len(files) < 2, leave=False):
+    for file, found, error in tqdm(
+        glyphs_of_files(files, segment=segment, polarity=polarity),
+        total=len(files),
+        desc="read images",
+        disable=not progress or len(files) < 2,
+        leave=False,
+    ):
         results.append(FileResult(str(file), [GlyphPrediction(i, g.box, g.image) for i, g in enumerate(found)], error))
         glyphs += results[-1].glyphs
     if glyphs:
@@ -171,4 +185,3 @@ def save_crops(results: list[FileResult], folder: str | os.PathLike) -> int:
             used.add(unique)
             atomic_write(folder / f"{unique}.png", lambda tmp, image=g.glyph: Image.fromarray(image).save(tmp, "PNG"))
     return len(used)
-

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -74,8 +74,9 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.I
         raise
     except Image.DecompressionBombError as exc:  # more than twice Pillow's limit: refused inside Image.open
         _check_size(path, _declared_size(path) or (0, 0), max_pixels)
-        raise ImageError(f"{path}: more pixels than Pillow decodes ({exc}); scale the image down or crop it to the "
-                         "handwriting") from exc
+        raise ImageError(
+            f"{path}: more pixels than Pillow decodes ({exc}); scale the image down or crop it to the handwriting"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{path}: not an image glyphkit can read; use PNG, JPEG, BMP, GIF, TIFF or WebP") from exc
     except FileNotFoundError as exc:
@@ -87,16 +88,19 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.I
         # IHDR chunk", SyntaxError "broken PNG file", IndexError, struct.error, MemoryError, ...); no list of
         # types is complete, and every one of them means that this file cannot be decoded.
         why = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ImageError(f"{path}: the image is damaged and cannot be decoded ({type(exc).__name__}"
-                         f"{': ' + why if why else ''}); open and save it again in an image editor, or remove it"
-                         ) from exc
+        raise ImageError(
+            f"{path}: the image is damaged and cannot be decoded ({type(exc).__name__}"
+            f"{': ' + why if why else ''}); open and save it again in an image editor, or remove it"
+        ) from exc
 
 
 def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width * height > max_pixels:
-        raise ImageError(f"{path}: {width}x{height} pixels is more than the {max_pixels:,} glyphkit reads; "
-                         "scale the image down or crop it to the handwriting")
+        raise ImageError(
+            f"{path}: {width}x{height} pixels is more than the {max_pixels:,} glyphkit reads; "
+            "scale the image down or crop it to the handwriting"
+        )
 
 
 def _declared_size(path: Path) -> tuple[int, int] | None:
@@ -161,8 +165,9 @@ def ink_map(image: Image.Image, polarity: str = "auto", source: str = "image") -
 def _flatten(ink: np.ndarray, source: str) -> np.ndarray:
     """Subtract the background (uneven light, tinted paper) and scale the ink to reach 1."""
     scale = min(1.0, BACKGROUND_SIDE / max(ink.shape))
-    small = resize(ink, (max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))),
-                   anti_aliasing=scale < 1)
+    small = resize(
+        ink, (max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))), anti_aliasing=scale < 1
+    )
     # An opening with a square wider than any stroke removes the strokes and keeps the background's slow changes
     # (a square, applied as two 1-d passes, costs a fraction of a disk: the drawing pad answers on pen-up).
     background = opening(small, _square(2 * max(2, max(small.shape) // 8) + 1))
@@ -237,20 +242,22 @@ def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray, span: float
     mine = dilation(mine, _square(2 * max(1, round(max(h, w) / 24)) + 1))
     crop = ink[y0:y1, x0:x1] * mine
     scale = NIST_SIDE / max(h, w)
-    crop = np.clip(resize(crop, (max(1, round(h * scale)), max(1, round(w * scale))), order=3,
-                          anti_aliasing=scale < 1), 0, None)
+    crop = np.clip(
+        resize(crop, (max(1, round(h * scale)), max(1, round(w * scale))), order=3, anti_aliasing=scale < 1), 0, None
+    )
     crop = gaussian(crop, sigma=1)
     side = round(NIST_SIDE * 28 / span)  # the square frame: the strokes span `span` of its 28 pixels
     frame = np.zeros((side, side), np.float32)
     top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
-    frame[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    frame[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
     small = np.clip(resize(frame, (28, 28), order=3, anti_aliasing=True), 0, None)
     glyph = np.round(255 * small / max(small.max(), 1e-6)).astype(np.uint8)
     return Glyph(glyph, (int(x0), int(y0), int(w), int(h)))
 
 
-def glyphs_from_image(image: Image.Image, *, segment: bool = False, polarity: str = "auto",
-                      source: str = "image") -> list[Glyph]:
+def glyphs_from_image(
+    image: Image.Image, *, segment: bool = False, polarity: str = "auto", source: str = "image"
+) -> list[Glyph]:
     """One glyph for the whole image, or (segment=True) one per character of a line, left to right."""
     ink = ink_map(image, polarity, source)
     labels, regions = ink_components(ink)
@@ -264,8 +271,9 @@ def glyphs_from_file(path: str | os.PathLike, *, segment: bool = False, polarity
     return glyphs_from_image(read_image(path), segment=segment, polarity=polarity, source=str(path))
 
 
-def glyphs_of_files(files: list[Path], *, segment: bool = False, polarity: str = "auto"
-                    ) -> Iterator[tuple[Path, list[Glyph], str | None]]:
+def glyphs_of_files(
+    files: list[Path], *, segment: bool = False, polarity: str = "auto"
+) -> Iterator[tuple[Path, list[Glyph], str | None]]:
     """(file, its glyphs, None), or (file, [], why it cannot be read) for a bad file: one bad file never stops the
     others. What `glyphkit predict` and the ONNX runtime read a batch of files with."""
     for file in files:
@@ -289,8 +297,11 @@ def image_files(paths: list[str | os.PathLike]) -> list[Path]:
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*")
-                            if p.suffix.lower() in IMAGE_SUFFIXES and not is_os_metadata(p) and p.is_file())
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES and not is_os_metadata(p) and p.is_file()
+            )
         else:
             files.append(path)
     return files

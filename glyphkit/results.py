@@ -31,8 +31,9 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -58,8 +59,7 @@ COLUMN_FORMATS = {
     "ratio": "a speed-up, two decimals: 1.2811 -> 1.28x",
     "sci": "scientific notation, one decimal: 0.000123 -> 1.2e-04",
 }
-RECORD_KEYS = ("schema", "what", "command", "commit", "date", "machine", "data", "notes", "columns", "rows",
-               "summary")
+RECORD_KEYS = ("schema", "what", "command", "commit", "date", "machine", "data", "notes", "columns", "rows", "summary")
 MACHINE_KEYS = ("cpu", "cores", "native_bf16", "cpu_flags", "torch", "device", "gpu")
 REPOSITORY = Path(__file__).resolve().parent.parent  # the checkout glyphkit is imported from, when it is one
 
@@ -77,10 +77,15 @@ def machine_info(device: str | torch.device | None = None) -> dict[str, Any]:
     flags = set(fields.get("flags", "").split())
     # The cores this process may use (a container or taskset often allows fewer than os.cpu_count()).
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": fields.get("model name") or platform.processor() or "unknown", "cores": cores,
-            "native_bf16": cpu_supports_bf16(), "cpu_flags": sorted(f for f in CPU_FLAGS if f in flags),
-            "torch": torch.__version__, "device": device.type,
-            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+    return {
+        "cpu": fields.get("model name") or platform.processor() or "unknown",
+        "cores": cores,
+        "native_bf16": cpu_supports_bf16(),
+        "cpu_flags": sorted(f for f in CPU_FLAGS if f in flags),
+        "torch": torch.__version__,
+        "device": device.type,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -101,8 +106,9 @@ def git_commit(folder: str | os.PathLike | None = None) -> str | None:
     folder = Path(folder) if folder is not None else REPOSITORY
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True,
-                              timeout=30).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
 
     try:
         sha = git("rev-parse", "--short", "HEAD")
@@ -139,23 +145,39 @@ def result_path(results: str | os.PathLike | None, quick: bool, tool: str, label
     return None if quick else default_result_path(tool, label)
 
 
-def write_result(path: str | os.PathLike, *, what: str, command: str, columns: Iterable[Mapping[str, str]],
-                 rows: Iterable[Mapping[str, Any]], summary: Mapping[str, Any] | None = None, data: str | None = None,
-                 notes: str | None = None, machine: Mapping[str, Any] | None = None, commit: str | None = None,
-                 date: str | None = None) -> Path:
+def write_result(
+    path: str | os.PathLike,
+    *,
+    what: str,
+    command: str,
+    columns: Iterable[Mapping[str, str]],
+    rows: Iterable[Mapping[str, Any]],
+    summary: Mapping[str, Any] | None = None,
+    data: str | None = None,
+    notes: str | None = None,
+    machine: Mapping[str, Any] | None = None,
+    commit: str | None = None,
+    date: str | None = None,
+) -> Path:
     """Write one record (see the module's docstring) atomically to `path`; return the path.
 
     `columns`: dicts with "key", "header" and optionally "format" (one of COLUMN_FORMATS; default "text").
     `machine`, `commit` and `date` default to this machine, this checkout and today: give them only for numbers
     measured elsewhere (a record transcribed from older notes). Raises ResultError when the record does not
     follow the schema: a row key that is no column, an unknown format, a value that is not a finite JSON scalar."""
-    record = {"schema": SCHEMA, "what": what, "command": command,
-              "commit": git_commit() if commit is None else commit,
-              "date": date or datetime.date.today().isoformat(),
-              "machine": dict(machine_info() if machine is None else machine), "data": data, "notes": notes,
-              "columns": [{"format": "text", **column} for column in columns],
-              "rows": [{k: _plain(v) for k, v in row.items()} for row in rows],
-              "summary": {k: _plain(v) for k, v in (summary or {}).items()}}
+    record = {
+        "schema": SCHEMA,
+        "what": what,
+        "command": command,
+        "commit": git_commit() if commit is None else commit,
+        "date": date or datetime.date.today().isoformat(),
+        "machine": dict(machine_info() if machine is None else machine),
+        "data": data,
+        "notes": notes,
+        "columns": [{"format": "text", **column} for column in columns],
+        "rows": [{k: _plain(v) for k, v in row.items()} for row in rows],
+        "summary": {k: _plain(v) for k, v in (summary or {}).items()},
+    }
     check_record(record)
     path = Path(path)
     atomic_write_text(path, json.dumps(record, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
@@ -232,15 +254,22 @@ def _check_columns(columns: Any) -> set[str]:
         raise ResultError("'columns' must be a non-empty list")
     keys: set[str] = set()
     for n, column in enumerate(columns):
-        if not isinstance(column, dict) or not isinstance(column.get("key"), str) \
-                or not isinstance(column.get("header"), str):
+        if (
+            not isinstance(column, dict)
+            or not isinstance(column.get("key"), str)
+            or not isinstance(column.get("header"), str)
+        ):
             raise ResultError(f"column {n} needs a string 'key' and 'header'")
         if set(column) - {"key", "header", "format"}:
-            raise ResultError(f"column '{column['key']}' has unknown field(s) "
-                              f"{', '.join(sorted(set(column) - {'key', 'header', 'format'}))}")
+            raise ResultError(
+                f"column '{column['key']}' has unknown field(s) "
+                f"{', '.join(sorted(set(column) - {'key', 'header', 'format'}))}"
+            )
         if column.get("format", "text") not in COLUMN_FORMATS:
-            raise ResultError(f"column '{column['key']}': unknown format {column.get('format')!r} "
-                              f"(known: {', '.join(COLUMN_FORMATS)})")
+            raise ResultError(
+                f"column '{column['key']}': unknown format {column.get('format')!r} "
+                f"(known: {', '.join(COLUMN_FORMATS)})"
+            )
         if column["key"] in keys:
             raise ResultError(f"column '{column['key']}' appears twice")
         keys.add(column["key"])
@@ -260,12 +289,20 @@ def format_value(value: Any, fmt: str = "text") -> str:
         return ""
     if fmt == "text" or isinstance(value, (str, bool)):
         return str(value)
-    shown = {"int": lambda v: f"{v:,.0f}", "percent": lambda v: f"{100 * v:.2f}%",
-             "percent1": lambda v: f"{100 * v:.1f}%", "percent3": lambda v: f"{100 * v:.3f}%",
-             "percent4": lambda v: f"{100 * v:.4f}%",
-             "float2": lambda v: f"{v:.2f}", "float4": lambda v: f"{v:.4f}",
-             "seconds": lambda v: f"{v:.1f} s", "minutes": lambda v: f"{v / 60:.1f} min", "ms": lambda v: f"{v:.2f} ms",
-             "ratio": lambda v: f"{v:.2f}x", "sci": lambda v: f"{v:.1e}"}
+    shown = {
+        "int": lambda v: f"{v:,.0f}",
+        "percent": lambda v: f"{100 * v:.2f}%",
+        "percent1": lambda v: f"{100 * v:.1f}%",
+        "percent3": lambda v: f"{100 * v:.3f}%",
+        "percent4": lambda v: f"{100 * v:.4f}%",
+        "float2": lambda v: f"{v:.2f}",
+        "float4": lambda v: f"{v:.4f}",
+        "seconds": lambda v: f"{v:.1f} s",
+        "minutes": lambda v: f"{v / 60:.1f} min",
+        "ms": lambda v: f"{v:.2f} ms",
+        "ratio": lambda v: f"{v:.2f}x",
+        "sci": lambda v: f"{v:.1e}",
+    }
     if fmt not in shown:
         raise ResultError(f"unknown format {fmt!r} (known: {', '.join(COLUMN_FORMATS)})")
     return shown[fmt](value)

@@ -33,10 +33,11 @@ import os
 import pickle
 import re
 import secrets
-import tempfile
 import socket
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -55,13 +56,32 @@ STATUSES = ("running", "finished", "interrupted", "diverged", "failed")
 EVENTS_GLOB = "events.out.tfevents.*"  # TensorBoard's event files (glyphkit.tblog): part of a run, like history
 LR_CHOICE, LR_FINDER_FIGURE = "lr.json", "lr_finder.png"
 METRICS, CLASSIFICATION_REPORT, MISCLASSIFICATION_REPORT = (
-    "metrics.json", "classification_report.txt", "misclassification_analysis.txt")
-EVALUATION_FIGURES = ("confusion_matrix.png", "confusion_matrix_normalized.png", "per_class_accuracy.png",
-                      "reliability_diagram.png", "coverage_accuracy.png", "misclassified_examples.png")
+    "metrics.json",
+    "classification_report.txt",
+    "misclassification_analysis.txt",
+)
+EVALUATION_FIGURES = (
+    "confusion_matrix.png",
+    "confusion_matrix_normalized.png",
+    "per_class_accuracy.png",
+    "reliability_diagram.png",
+    "coverage_accuracy.png",
+    "misclassified_examples.png",
+)
 # What training and evaluation write; --overwrite removes these before a new run starts. The LR finder's files
 # stay: they are written *before* training, for training to use.
-RUN_FILES = (BEST, LATEST, CONFIG, HISTORY, HISTORY_FIGURE, STATUS, METRICS, CLASSIFICATION_REPORT,
-             MISCLASSIFICATION_REPORT, *EVALUATION_FIGURES)
+RUN_FILES = (
+    BEST,
+    LATEST,
+    CONFIG,
+    HISTORY,
+    HISTORY_FIGURE,
+    STATUS,
+    METRICS,
+    CLASSIFICATION_REPORT,
+    MISCLASSIFICATION_REPORT,
+    *EVALUATION_FIGURES,
+)
 CHECKPOINT_FORMAT = 1
 RUN_CONFIG_KEYS = {"split", "model", "epochs", "batch_size"}  # a config.json holding these is a glyphkit run's
 # torch.load(weights_only=True) could be made to run code by a crafted file before torch 2.6 (CVE-2025-32434).
@@ -79,6 +99,7 @@ class CheckpointError(RuntimeError):
 # ---------------------------------------------------------------------------------------------------------------
 # Atomic writes
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
     """Call `write(tmp_path)` then move the finished file over `path` in one rename, made durable by an fsync of
@@ -175,8 +196,9 @@ def remove_stale_temp_files(run_dir: str | os.PathLike) -> list[Path]:
     """Delete the temporary files a killed write left in a run folder (`.NAME.XXXXXXXX.tmp` of the files a run
     writes), as a run starts or resumes there; the user's own files stay. Returns what was deleted."""
     run_dir = Path(run_dir)
-    stale = [p for name in (*RUN_FILES, LR_CHOICE, LR_FINDER_FIGURE) for p in run_dir.glob(f".{name}.*.tmp")
-             if p.is_file()]
+    stale = [
+        p for name in (*RUN_FILES, LR_CHOICE, LR_FINDER_FIGURE) for p in run_dir.glob(f".{name}.*.tmp") if p.is_file()
+    ]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
@@ -203,6 +225,7 @@ def write_results(folder: str | os.PathLike, stem: str, value: Any, markdown: st
 # Preparing the folder for a new run
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def check_run_dir(run_dir: str | os.PathLike, config: Config, overwrite: bool) -> None:
     """Raise RunFolderExists when `run_dir` holds a run, or files of the user's that a run would replace, and
     `overwrite` is off: glyphkit replaces only what it wrote. Reads, never writes, so a front end can call it
@@ -220,12 +243,16 @@ def check_run_dir(run_dir: str | os.PathLike, config: Config, overwrite: bool) -
                 differ = f" with a different config ({', '.join(keys)})" if keys else ""
             except ConfigError:
                 differ = " (its config.json is unreadable)"
-        raise RunFolderExists(f"{run_dir} already holds a run{differ}. Continue it with --resume {run_dir}, "
-                              "start over with --overwrite, or choose another --output-dir")
+        raise RunFolderExists(
+            f"{run_dir} already holds a run{differ}. Continue it with --resume {run_dir}, "
+            "start over with --overwrite, or choose another --output-dir"
+        )
     if foreign := [name for name in RUN_FILES if (run_dir / name).exists()]:
-        raise RunFolderExists(f"{run_dir} holds no run, but files of yours that a run would replace: "
-                              f"{', '.join(foreign)}. glyphkit does not replace files it did not write: move them, "
-                              "choose another --output-dir, or pass --overwrite to replace them")
+        raise RunFolderExists(
+            f"{run_dir} holds no run, but files of yours that a run would replace: "
+            f"{', '.join(foreign)}. glyphkit does not replace files it did not write: move them, "
+            "choose another --output-dir, or pass --overwrite to replace them"
+        )
 
 
 def holds_run(run_dir: str | os.PathLike) -> bool:
@@ -279,8 +306,14 @@ def write_status(run_dir: str | os.PathLike, status: str, **fields: Any) -> dict
         previous = read_status(run_dir) or {}
     except (OSError, ValueError):  # a damaged status.json is replaced
         previous = {}
-    record = {"status": status, "pid": os.getpid(), "host": socket.gethostname(),
-              "started": previous.get("started") or now, "updated": now, **fields}
+    record = {
+        "status": status,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": previous.get("started") or now,
+        "updated": now,
+        **fields,
+    }
     write_json(Path(run_dir) / STATUS, record)
     return record
 
@@ -316,6 +349,7 @@ def read_history(run_dir: str | os.PathLike, state: dict[str, Any] | None = None
 # Checkpoints
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write `state` to `path` atomically: a killed process leaves the previous file intact."""
     # Serialise to memory first: a failure in torch.save never touches the disk.
@@ -325,8 +359,10 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     try:
         atomic_write(path, lambda tmp: tmp.write_bytes(payload))
     except OSError as exc:
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
-                              "is unchanged. Free disk space or choose another --output-dir") from exc
+        raise CheckpointError(
+            f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
+            "is unchanged. Free disk space or choose another --output-dir"
+        ) from exc
 
 
 def torch_version() -> str:
@@ -339,20 +375,25 @@ def _require_safe_torch(path: Path) -> None:
     version = torch_version()
     found = re.match(r"(\d+)\.(\d+)", version)
     if found is None or tuple(int(n) for n in found.groups()) < SAFE_LOAD_TORCH:
-        raise CheckpointError(f"{path} was not loaded: torch {version} cannot load checkpoints safely (a crafted "
-                              "file can run code even with weights_only=True, CVE-2025-32434, fixed in torch 2.6). "
-                              "Upgrade: pip install -U 'torch>=2.6' 'torchvision>=0.21' (conda: from conda-forge)")
+        raise CheckpointError(
+            f"{path} was not loaded: torch {version} cannot load checkpoints safely (a crafted "
+            "file can run code even with weights_only=True, CVE-2025-32434, fixed in torch 2.6). "
+            "Upgrade: pip install -U 'torch>=2.6' 'torchvision>=0.21' (conda: from conda-forge)"
+        )
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely (weights_only=True: tensors and plain values only, no code runs)."""
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"{path} is a folder, not a checkpoint; give a checkpoint file (.pth) such as "
-                              f"{path / BEST}")
+        raise CheckpointError(
+            f"{path} is a folder, not a checkpoint; give a checkpoint file (.pth) such as {path / BEST}"
+        )
     if path.exists() and not path.is_file():
-        raise CheckpointError(f"{path} is not a regular file (a device, pipe or socket), so not a checkpoint; "
-                              "give a checkpoint file (.pth)")
+        raise CheckpointError(
+            f"{path} is not a regular file (a device, pipe or socket), so not a checkpoint; "
+            "give a checkpoint file (.pth)"
+        )
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     _require_safe_torch(path)
@@ -362,15 +403,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         # torch's message is a page of advice; keep the line that names what the file wanted to run.
         detail = next((line.strip() for line in str(exc).splitlines() if "WeightsUnpickler error" in line), "")
         detail = detail.replace("WeightsUnpickler error: ", "").split(" was not an allowed")[0] or "a pickled object"
-        raise CheckpointError(f"{path} was refused: it holds more than tensors and plain values ({detail}), and "
-                              "loading it could run code, so it is not loaded. Only load checkpoints glyphkit "
-                              "wrote") from exc
+        raise CheckpointError(
+            f"{path} was refused: it holds more than tensors and plain values ({detail}), and "
+            "loading it could run code, so it is not loaded. Only load checkpoints glyphkit "
+            "wrote"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - torch.load fails on damaged files with many exception types
         first = (str(exc).splitlines() or [""])[0] or type(exc).__name__
-        raise CheckpointError(f"{path} is truncated, corrupt or not a checkpoint ({first}); use another "
-                              "checkpoint or retrain") from exc
-    if (not isinstance(state, dict) or "model" not in state or "config" not in state
-            or not isinstance(state["config"], dict)):
+        raise CheckpointError(
+            f"{path} is truncated, corrupt or not a checkpoint ({first}); use another checkpoint or retrain"
+        ) from exc
+    if (
+        not isinstance(state, dict)
+        or "model" not in state
+        or "config" not in state
+        or not isinstance(state["config"], dict)
+    ):
         raise CheckpointError(f"{path} is not a glyphkit checkpoint (no model weights and config inside)")
     for key in ("model", "ema"):
         if key == "model" or state.get(key):  # "ema" is None when the run kept no average
@@ -381,12 +429,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def _check_weights(weights: Any, key: str, path: Path) -> None:
     """Refuse a checkpoint entry that should be a state dict (names -> tensors) but is not: an edited or foreign
     file would otherwise fail deep inside torch with a TypeError."""
-    if not isinstance(weights, dict) or not weights or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
-        got = ("None" if weights is None else f"a {type(weights).__name__}" if not isinstance(weights, dict)
-               else "an empty dict" if not weights else "a dict of other things")
-        raise CheckpointError(f"{path} is not a usable checkpoint: its {key!r} entry should hold the weights "
-                              f"(names -> tensors) but is {got}; use another checkpoint or retrain")
+    if (
+        not isinstance(weights, dict)
+        or not weights
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items())
+    ):
+        got = (
+            "None"
+            if weights is None
+            else f"a {type(weights).__name__}"
+            if not isinstance(weights, dict)
+            else "an empty dict"
+            if not weights
+            else "a dict of other things"
+        )
+        raise CheckpointError(
+            f"{path} is not a usable checkpoint: its {key!r} entry should hold the weights "
+            f"(names -> tensors) but is {got}; use another checkpoint or retrain"
+        )
 
 
 def store_calibration(path: str | os.PathLike, calibration: dict) -> None:
@@ -404,8 +464,10 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
     path = run_dir / LATEST
     if not path.exists():
         what = f"has no {LATEST}" if run_dir.is_dir() else "does not exist"
-        raise CheckpointError(f"cannot resume: {run_dir} {what}. Start a new run instead (drop --resume), or "
-                              "point --resume at a folder a run wrote")
+        raise CheckpointError(
+            f"cannot resume: {run_dir} {what}. Start a new run instead (drop --resume), or "
+            "point --resume at a folder a run wrote"
+        )
     return path
 
 
@@ -439,13 +501,16 @@ def check_compatible(saved: Config, wanted: Config, path: str | os.PathLike) -> 
     if saved.classes and wanted.classes and saved.classes != wanted.classes:
         problems.append("the class characters differ")
     if problems:
-        raise CheckpointError(f"{path} does not fit: " + "; ".join(problems) +
-                              ". Use a checkpoint of the same split and model, or start a new run")
+        raise CheckpointError(
+            f"{path} does not fit: "
+            + "; ".join(problems)
+            + ". Use a checkpoint of the same split and model, or start a new run"
+        )
 
 
 def eval_state_dict(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The weights to evaluate with: the EMA average when the run kept one, else the trained weights."""
     ema = state.get("ema")
     if ema:
-        return {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
+        return {k[len("module.") :]: v for k, v in ema.items() if k.startswith("module.")}
     return state["model"]

@@ -26,16 +26,32 @@ import json
 import os
 import socket
 import zipfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
 from glyphkit import rundir
 from glyphkit.config import ConfigError
 
-COLUMNS = ("run", "split", "model", "preset", "epochs", "planned", "status", "best_val_acc", "test_acc",
-           "balanced_acc", "tta_acc", "ece", "train_seconds", "started", "problem")
+COLUMNS = (
+    "run",
+    "split",
+    "model",
+    "preset",
+    "epochs",
+    "planned",
+    "status",
+    "best_val_acc",
+    "test_acc",
+    "balanced_acc",
+    "tta_acc",
+    "ece",
+    "train_seconds",
+    "started",
+    "problem",
+)
 DEFAULT_FOLDERS = ("runs", "outputs")  # where the notebooks and `glyphkit train` put runs by default
 MARKERS = (rundir.CONFIG, rundir.LATEST, rundir.HISTORY, rundir.STATUS)  # any of them makes a run folder
 EVALUATION_NUMBERS = ("test_acc", "balanced_acc", "tta_acc", "ece")  # final_numbers' from metrics.json
@@ -105,8 +121,9 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def run_status(record: Mapping[str, Any] | None, done: int | None, planned: int | None,
-               evaluated: bool) -> tuple[str, str | None]:
+def run_status(
+    record: Mapping[str, Any] | None, done: int | None, planned: int | None, evaluated: bool
+) -> tuple[str, str | None]:
     """(status, problem) from status.json's record and what the folder holds (see the module's docstring)."""
     if record is None:
         finished = evaluated or (done is not None and planned is not None and done >= planned)
@@ -127,9 +144,14 @@ def final_numbers(history: Mapping[str, list] | None, metrics: Mapping[str, Any]
     times = [v for v in history.get("epoch_time") or [] if isinstance(v, (int, float))]
     tta = metrics.get("tta_metrics") if isinstance(metrics.get("tta_metrics"), dict) else {}
     calibration = metrics.get("calibration") if isinstance(metrics.get("calibration"), dict) else {}
-    return {"best_val_acc": max(val) if val else None, "test_acc": metrics.get("accuracy"),
-            "balanced_acc": metrics.get("balanced_accuracy"), "tta_acc": tta.get("accuracy"),
-            "ece": calibration.get("ece_after"), "train_seconds": sum(times) if times else None}
+    return {
+        "best_val_acc": max(val) if val else None,
+        "test_acc": metrics.get("accuracy"),
+        "balanced_acc": metrics.get("balanced_accuracy"),
+        "tta_acc": tta.get("accuracy"),
+        "ece": calibration.get("ece_after"),
+        "train_seconds": sum(times) if times else None,
+    }
 
 
 def run_row(folder: str | os.PathLike) -> dict[str, Any]:
@@ -154,14 +176,23 @@ def run_row(folder: str | os.PathLike) -> dict[str, Any]:
     status, problem = run_status(record, done, planned, bool(metrics))
     if problem:
         problems.append(problem)
-    return {"run": str(folder), "split": config.get("split"), "model": config.get("model"),
-            "preset": config.get("preset"), "epochs": done, "planned": planned, "status": status,
-            **final_numbers(history, metrics), "started": (record or {}).get("started"),
-            "problem": "; ".join(problems) or None}
+    return {
+        "run": str(folder),
+        "split": config.get("split"),
+        "model": config.get("model"),
+        "preset": config.get("preset"),
+        "epochs": done,
+        "planned": planned,
+        "status": status,
+        **final_numbers(history, metrics),
+        "started": (record or {}).get("started"),
+        "problem": "; ".join(problems) or None,
+    }
 
 
-def runs_table(folders: Iterable[str | os.PathLike] = DEFAULT_FOLDERS, *, sort: str | None = None,
-               descending: bool = False) -> pd.DataFrame:
+def runs_table(
+    folders: Iterable[str | os.PathLike] = DEFAULT_FOLDERS, *, sort: str | None = None, descending: bool = False
+) -> pd.DataFrame:
     """One row per run folder at or under `folders` (COLUMNS), sorted by `sort` (default: run), missing values
     last."""
     if sort is not None and sort not in COLUMNS:
@@ -172,8 +203,9 @@ def runs_table(folders: Iterable[str | os.PathLike] = DEFAULT_FOLDERS, *, sort: 
         table[name] = table[name].astype("Int64")
     for name in (*ACCURACIES, "train_seconds"):
         table[name] = table[name].astype("float64")
-    return table.sort_values(sort or "run", ascending=not descending, na_position="last",
-                             kind="stable").reset_index(drop=True)
+    return table.sort_values(sort or "run", ascending=not descending, na_position="last", kind="stable").reset_index(
+        drop=True
+    )
 
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -72,8 +72,10 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
         return None
     if device.type == "cuda":
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            raise ConfigError(f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bf16; "
-                              "use --precision auto (fp16 AMP) or fp32")
+            raise ConfigError(
+                f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bf16; "
+                "use --precision auto (fp16 AMP) or fp32"
+            )
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu" and (precision == "bf16" or cpu_supports_bf16()):
         return torch.bfloat16

@@ -59,17 +59,21 @@ class OnnxGlyphReader:
             self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             self.metadata = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
         except KeyError:
-            raise ModelError(f"{path} is an ONNX model but not one glyphkit exported (no '{METADATA_KEY}' "
-                             "metadata): make one with glyphkit export") from None
+            raise ModelError(
+                f"{path} is an ONNX model but not one glyphkit exported (no '{METADATA_KEY}' "
+                "metadata): make one with glyphkit export"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for damaged files
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"{path} cannot be opened as an ONNX model ({first}); export it again") from exc
         self.path = path
         self.class_prior = exported_class_prior(self.metadata)
         if class_prior is not None and class_prior != self.class_prior:
-            raise ModelError(f"{path} answers for the {self.class_prior} class prior (exported with --class-prior "
-                             f"{self.class_prior}); for {class_prior}, export it again: glyphkit export RUN_DIR "
-                             f"--class-prior {class_prior}")
+            raise ModelError(
+                f"{path} answers for the {self.class_prior} class prior (exported with --class-prior "
+                f"{self.class_prior}); for {class_prior}, export it again: glyphkit export RUN_DIR "
+                f"--class-prior {class_prior}"
+            )
         self.classes: list[str] = self.metadata["classes"]
         self.input_name = self.metadata["input"]["name"]
 
@@ -78,17 +82,30 @@ class OnnxGlyphReader:
         x = np.asarray(glyphs, dtype=np.float32).reshape(-1, 1, 28, 28)
         if not len(x):
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return np.concatenate([self.session.run(None, {self.input_name: x[i:i + BATCH]})[0]
-                               for i in range(0, len(x), BATCH)])
+        return np.concatenate(
+            [self.session.run(None, {self.input_name: x[i : i + BATCH]})[0] for i in range(0, len(x), BATCH)]
+        )
 
-    def read(self, inputs: list[str | os.PathLike], *, segment: bool = False, polarity: str = "auto",
-             top_k: int = 5, min_confidence: float = 0.0) -> list[dict[str, Any]]:
+    def read(
+        self,
+        inputs: list[str | os.PathLike],
+        *,
+        segment: bool = False,
+        polarity: str = "auto",
+        top_k: int = 5,
+        min_confidence: float = 0.0,
+    ) -> list[dict[str, Any]]:
         """One answer per image file (folders are read recursively): its glyphs' top characters, or its error.
         All glyphs of all files go through the model in one batched pass."""
         results, glyphs = [], []
         for file, found, error in glyphs_of_files(image_files(list(inputs)), segment=segment, polarity=polarity):
-            results.append({"file": str(file), "error": error,
-                            "glyphs": [{"index": i, "box": list(g.box)} for i, g in enumerate(found)]})
+            results.append(
+                {
+                    "file": str(file),
+                    "error": error,
+                    "glyphs": [{"index": i, "box": list(g.box)} for i, g in enumerate(found)],
+                }
+            )
             glyphs += [g.image for g in found]
         probabilities = self.probabilities(np.stack(glyphs) if glyphs else np.zeros((0, 28, 28), np.uint8))
         rows = iter(probabilities)
@@ -106,30 +123,43 @@ def describe(result: dict[str, Any], segment: bool) -> str:
     """One line per file, as `glyphkit predict` prints it."""
     if segment:
         lowest = min((g["top"][0][1] for g in result["glyphs"]), default=0.0)
-        return f"{result['file']}: {result['text']!r} ({len(result['glyphs'])} characters, lowest confidence {lowest:.2f})"
+        return (
+            f"{result['file']}: {result['text']!r} ({len(result['glyphs'])} characters, lowest confidence {lowest:.2f})"
+        )
     glyph = result["glyphs"][0]
     return f"{result['file']}: {glyph['prediction']}  ({', '.join(f'{c} {p:.2f}' for c, p in glyph['top'])})"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m glyphkit.runtime_onnx",
-                                     description="Read images of handwriting with a model from `glyphkit export`.")
+    parser = argparse.ArgumentParser(
+        prog="python -m glyphkit.runtime_onnx",
+        description="Read images of handwriting with a model from `glyphkit export`.",
+    )
     parser.add_argument("model", help="the .onnx file glyphkit export wrote")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", help="image files, or folders (read recursively)")
     parser.add_argument("--segment", action="store_true", help="each image is a line: read it character by character")
     parser.add_argument("--polarity", choices=POLARITIES, default="auto", help="ink darker or lighter than the paper")
     parser.add_argument("--top-k", type=int, default=5, help="characters listed per glyph (default: 5)")
     parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P", help="answer 'unsure' below P")
-    parser.add_argument("--class-prior", choices=CLASS_PRIORS, default=None,
-                        help="the class prior the answers must be for: train (images mixed like the training images) "
-                        "or uniform (class-balanced); the file answers for the one it was exported with (glyphkit "
-                        "export --class-prior), and a different one is an error (default: the file's)")
+    parser.add_argument(
+        "--class-prior",
+        choices=CLASS_PRIORS,
+        default=None,
+        help="the class prior the answers must be for: train (images mixed like the training images) "
+        "or uniform (class-balanced); the file answers for the one it was exported with (glyphkit "
+        "export --class-prior), and a different one is an error (default: the file's)",
+    )
     parser.add_argument("--json", action="store_true", help="print the answers as JSON instead of one line per file")
     args = parser.parse_args(argv)
     try:
         reader = OnnxGlyphReader(args.model, class_prior=args.class_prior)
-        results = reader.read(args.inputs, segment=args.segment, polarity=args.polarity, top_k=max(args.top_k, 1),
-                              min_confidence=args.min_confidence)
+        results = reader.read(
+            args.inputs,
+            segment=args.segment,
+            polarity=args.polarity,
+            top_k=max(args.top_k, 1),
+            min_confidence=args.min_confidence,
+        )
     except (ModelError, ImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

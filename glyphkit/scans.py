@@ -38,7 +38,7 @@ def render_scan(glyph: np.ndarray, rng: np.random.Generator) -> Image.Image:
     side = int(rng.integers(40, 201))
     top, bottom, left, right = rng.integers(10, 151, size=4)
     ink = np.zeros((side + top + bottom, side + left + right), np.float32)
-    ink[top:top + side, left:left + side] = scaled(glyph, side)
+    ink[top : top + side, left : left + side] = scaled(glyph, side)
     return degrade(ink, rng)
 
 
@@ -51,8 +51,9 @@ def render_line(glyphs: np.ndarray, rng: np.random.Generator) -> Image.Image:
     ink = np.zeros((side + side // 8 + 2 * margin, 2 * margin + len(glyphs) * side + int(gaps[:-1].sum())), np.float32)
     x = margin
     for glyph, gap, dy in zip(glyphs, gaps, jitter):
-        ink[margin + dy:margin + dy + side, x:x + side] = np.maximum(ink[margin + dy:margin + dy + side, x:x + side],
-                                                                     scaled(glyph, side))
+        ink[margin + dy : margin + dy + side, x : x + side] = np.maximum(
+            ink[margin + dy : margin + dy + side, x : x + side], scaled(glyph, side)
+        )
         x += side + gap
     return degrade(ink, rng)
 

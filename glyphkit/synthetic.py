@@ -43,8 +43,15 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
-def write_emnist_split(folder: str | Path, split: str, chars: str, train_per_class: int = 30,
-                       test_per_class: int = 10, compress: bool = True, seed: int = 0) -> Path:
+def write_emnist_split(
+    folder: str | Path,
+    split: str,
+    chars: str,
+    train_per_class: int = 30,
+    test_per_class: int = 10,
+    compress: bool = True,
+    seed: int = 0,
+) -> Path:
     """Write `emnist-<split>-{train,test}-{images-idx3,labels-idx1}-ubyte[.gz]` and the mapping into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

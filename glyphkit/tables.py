@@ -6,8 +6,9 @@ The counterpart of glyphkit.plots for numbers people read rather than look at.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -32,8 +33,12 @@ def pixel_statistics(data: GlyphData) -> pd.DataFrame:
             continue
         mean, std = pixel_stats(images)
         ink = images > 127
-        rows[part] = {"mean": round(mean, 4), "std": round(std, 4), "ink pixels": f"{100 * ink.float().mean():.1f} %",
-                      "ink pixels per glyph": round(float(ink.sum((1, 2)).float().mean()), 1)}
+        rows[part] = {
+            "mean": round(mean, 4),
+            "std": round(std, 4),
+            "ink pixels": f"{100 * ink.float().mean():.1f} %",
+            "ink pixels per glyph": round(float(ink.sum((1, 2)).float().mean()), 1),
+        }
     return pd.DataFrame(rows).T
 
 
@@ -50,14 +55,16 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
 
 def class_prior_table(by_prior: dict[str, Interpretation]) -> pd.DataFrame:
     """Accuracy and balanced accuracy side by side, one column per class prior (Interpretation.by_class_prior)."""
-    table = pd.DataFrame({prior: {k: v for k, v in interp.summary().items() if "top" not in k}
-                          for prior, interp in by_prior.items()})
+    table = pd.DataFrame(
+        {prior: {k: v for k, v in interp.summary().items() if "top" not in k} for prior, interp in by_prior.items()}
+    )
     table.columns.name = "class prior"
     return (table * 100).round(2).astype(str) + " %"
 
 
-def lookalike_recall_table(by_prior: dict[str, Interpretation], groups: Sequence[str] = AMBIGUOUS_GROUPS
-                           ) -> pd.DataFrame:
+def lookalike_recall_table(
+    by_prior: dict[str, Interpretation], groups: Sequence[str] = AMBIGUOUS_GROUPS
+) -> pd.DataFrame:
     """Recall of each character of the look-alike groups the split has (interpret.AMBIGUOUS_GROUPS), one column
     per class prior, with its test images: where the prior moves answers between look-alikes."""
     first = next(iter(by_prior.values()))
@@ -65,24 +72,47 @@ def lookalike_recall_table(by_prior: dict[str, Interpretation], groups: Sequence
     for group in groups_present(first.classes, groups):
         for ch in group:
             k = first.classes.index(ch)
-            rows.append({"group": group, "character": ch, "test images": int((first.labels == k).sum()),
-                         **{f"recall, {p}": f"{100 * i.per_class_accuracy()[k]:.1f} %" for p, i in by_prior.items()}})
+            rows.append(
+                {
+                    "group": group,
+                    "character": ch,
+                    "test images": int((first.labels == k).sum()),
+                    **{f"recall, {p}": f"{100 * i.per_class_accuracy()[k]:.1f} %" for p, i in by_prior.items()},
+                }
+            )
     return pd.DataFrame(rows).set_index(["group", "character"])
 
 
 def confusions_table(pairs: Sequence[ConfusionPair]) -> pd.DataFrame:
     """Confusion pairs (Interpretation.top_confusions), ranked."""
-    return pd.DataFrame([{"true": p.true, "predicted": p.pred, "count": p.count,
-                          "share of true": f"{100 * p.share:.1f} %", "look-alike": "yes" if p.ambiguous else ""}
-                         for p in pairs], index=pd.RangeIndex(1, len(pairs) + 1, name="rank"))
+    return pd.DataFrame(
+        [
+            {
+                "true": p.true,
+                "predicted": p.pred,
+                "count": p.count,
+                "share of true": f"{100 * p.share:.1f} %",
+                "look-alike": "yes" if p.ambiguous else "",
+            }
+            for p in pairs
+        ],
+        index=pd.RangeIndex(1, len(pairs) + 1, name="rank"),
+    )
 
 
 def ambiguity_table(summary: dict[str, Any]) -> pd.DataFrame:
     """Interpretation.ambiguity_summary()'s errors per look-alike group."""
     errors = max(summary["errors"], 1)
-    return pd.DataFrame([{"group": row["group"], "errors": row["errors"],
-                          "share of all errors": f"{100 * row['errors'] / errors:.1f} %"}
-                         for row in summary["per_group"]])
+    return pd.DataFrame(
+        [
+            {
+                "group": row["group"],
+                "errors": row["errors"],
+                "share of all errors": f"{100 * row['errors'] / errors:.1f} %",
+            }
+            for row in summary["per_group"]
+        ]
+    )
 
 
 def predictions_table(results: Sequence) -> pd.DataFrame:
@@ -92,9 +122,15 @@ def predictions_table(results: Sequence) -> pd.DataFrame:
     for r in results:
         glyphs = r.glyphs
         top = ", ".join(f"{c} {p:.2f}" for c, p in glyphs[0].top[:3]) if len(glyphs) == 1 else ""
-        rows.append({"file": Path(r.file).name, "read": r.error or r.text, "glyphs": len(glyphs),
-                     "lowest confidence": round(min((g.confidence for g in glyphs), default=0.0), 3),
-                     "top 3": top})
+        rows.append(
+            {
+                "file": Path(r.file).name,
+                "read": r.error or r.text,
+                "glyphs": len(glyphs),
+                "lowest confidence": round(min((g.confidence for g in glyphs), default=0.0), 3),
+                "top 3": top,
+            }
+        )
     return pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1))
 
 

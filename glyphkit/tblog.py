@@ -24,8 +24,9 @@ Without the `tensorboard` package, training says so once and runs on without the
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -34,14 +35,38 @@ from glyphkit import rundir
 Log = Callable[[str], None]
 
 LR_FINDER_DIR = "lr_finder"  # the LR finder's events, inside the run folder
-EPOCH_SCALARS = (("loss/train", "train_loss"), ("loss/val", "val_loss"), ("accuracy/train", "train_acc"),
-                 ("accuracy/val", "val_acc"), ("lr/epoch", "lr"), ("time/epoch_seconds", "epoch_time"))
+EPOCH_SCALARS = (
+    ("loss/train", "train_loss"),
+    ("loss/val", "val_loss"),
+    ("accuracy/train", "train_acc"),
+    ("accuracy/val", "val_acc"),
+    ("lr/epoch", "lr"),
+    ("time/epoch_seconds", "epoch_time"),
+)
 # The settings the HParams dashboard compares runs by (Config fields).
-HPARAMS = ("model", "preset", "split", "epochs", "batch_size", "lr", "scheduler", "weight_decay", "label_smoothing",
-           "ema_decay", "dropout_rate", "augment", "augment_share", "progressive_size", "precision", "seed",
-           "world_size")
-MISSING = ("TensorBoard logging is off: the `tensorboard` package is not installed (pip install tensorboard, or "
-           "conda install -c conda-forge tensorboard); training goes on without it")
+HPARAMS = (
+    "model",
+    "preset",
+    "split",
+    "epochs",
+    "batch_size",
+    "lr",
+    "scheduler",
+    "weight_decay",
+    "label_smoothing",
+    "ema_decay",
+    "dropout_rate",
+    "augment",
+    "augment_share",
+    "progressive_size",
+    "precision",
+    "seed",
+    "world_size",
+)
+MISSING = (
+    "TensorBoard logging is off: the `tensorboard` package is not installed (pip install tensorboard, or "
+    "conda install -c conda-forge tensorboard); training goes on without it"
+)
 
 _said_missing = False
 
@@ -108,9 +133,16 @@ def hparam_values(config) -> dict[str, Any]:
     return {k: "none" if v is None else v for k, v in values.items()}
 
 
-def log_run_end(run_dir: str | os.PathLike, config, numbers: Mapping[str, float | None],
-                figures: Iterable[str | os.PathLike] = (), *, step: int, new: Iterable[str] | None = None,
-                log: Log = print) -> None:
+def log_run_end(
+    run_dir: str | os.PathLike,
+    config,
+    numbers: Mapping[str, float | None],
+    figures: Iterable[str | os.PathLike] = (),
+    *,
+    step: int,
+    new: Iterable[str] | None = None,
+    log: Log = print,
+) -> None:
     """The run's settings with its final `numbers` (glyphkit.runs.final_numbers; None: not measured) through the
     HParams plugin, and `figures` (PNG files) as images, all at `step` (the epochs done). `new`: the numbers to
     write as points (default: all); the others were written before and are only named, so no point is there twice.
@@ -137,8 +169,14 @@ def log_run_end(run_dir: str | os.PathLike, config, numbers: Mapping[str, float 
         writer.close()
 
 
-def log_lr_finder(run_dir: str | os.PathLike, lrs: list[float], losses: list[float],
-                  figure: str | os.PathLike | None = None, *, log: Log = print) -> None:
+def log_lr_finder(
+    run_dir: str | os.PathLike,
+    lrs: list[float],
+    losses: list[float],
+    figure: str | os.PathLike | None = None,
+    *,
+    log: Log = print,
+) -> None:
     """The LR range test in RUN/lr_finder/: smoothed loss and rate per step, and its figure. A new test replaces
     the old one's event files there (as it replaces lr_finder.png)."""
     folder = Path(run_dir) / LR_FINDER_DIR

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +29,15 @@ from glyphkit.config import Config, ConfigError
 from glyphkit.data import GlyphData, pixel_stats
 from glyphkit.inference import ClassPrior, Predictor, balanced_class_weight
 from glyphkit.models import build_model, model_dims
-from glyphkit.runtime import (autocast, autocast_dtype, precision_name, prepare_model, resolve_device, seed_everything,
-                              set_threads)
+from glyphkit.runtime import (
+    autocast,
+    autocast_dtype,
+    precision_name,
+    prepare_model,
+    resolve_device,
+    seed_everything,
+    set_threads,
+)
 
 ESTIMATE_STEPS = 12  # batches timed at the start of training for the "an epoch will take about ..." line
 
@@ -115,7 +123,7 @@ class History:
         return {k: list(v) for k, v in self.__dict__.items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, list]) -> "History":
+    def from_dict(cls, d: dict[str, list]) -> History:
         return cls(**{k: list(v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -123,10 +131,15 @@ def resolve_config(config: Config, data: GlyphData, world_size: int = 1) -> Conf
     """Fill in what comes from the data, the model and the processes: classes, normalisation, width / input size
     where the config leaves them to the model (None), and the global batch of `world_size` processes."""
     width, input_size = model_dims(config)
-    changes: dict[str, Any] = {"split": data.split, "num_classes": data.num_classes, "classes": list(data.classes),
-                               "width": width,
-                               "input_size": input_size, "world_size": world_size,
-                               "global_batch_size": config.batch_size * world_size}
+    changes: dict[str, Any] = {
+        "split": data.split,
+        "num_classes": data.num_classes,
+        "classes": list(data.classes),
+        "width": width,
+        "input_size": input_size,
+        "world_size": world_size,
+        "global_batch_size": config.batch_size * world_size,
+    }
     if config.norm_mean is None or config.norm_std is None:
         changes["norm_mean"], changes["norm_std"] = pixel_stats(data.train_images)
     return config.replace(**changes).validate()
@@ -140,12 +153,15 @@ def initialise_from(model: nn.Module, run_dir: str) -> str:
     target = model.state_dict()
     matching = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
     if not matching:
-        raise ConfigError(f"--init-from {run_dir}: none of its weights fit this network (another architecture or "
-                          "width); use a run of the same --model")
+        raise ConfigError(
+            f"--init-from {run_dir}: none of its weights fit this network (another architecture or "
+            "width); use a run of the same --model"
+        )
     model.load_state_dict(matching, strict=False)
     new = [k for k in target if k not in matching]
-    return (f"initialised {len(matching)} of {len(target)} tensors from {path}"
-            + (f"; new: {', '.join(sorted({k.rsplit('.', 1)[0] for k in new}))}" if new else ""))
+    return f"initialised {len(matching)} of {len(target)} tensors from {path}" + (
+        f"; new: {', '.join(sorted({k.rsplit('.', 1)[0] for k in new}))}" if new else ""
+    )
 
 
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -154,8 +170,11 @@ def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
     2 CPU cores (benchmarks/fp32_levers.py), and the same update."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, fused=True)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        fused=True,
+    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_epoch: int):
@@ -163,13 +182,20 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_
     plateau: ReduceLROnPlateau on the validation loss (stepped per epoch)."""
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            optimizer, T_0=max(1, config.cosine_t0 * steps_per_epoch), T_mult=2, eta_min=config.lr * 1e-3)
+            optimizer, T_0=max(1, config.cosine_t0 * steps_per_epoch), T_mult=2, eta_min=config.lr * 1e-3
+        )
     if config.scheduler == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.25,
-            div_factor=25, final_div_factor=1e3)
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5,
-                                                      patience=config.plateau_patience)
+            optimizer,
+            max_lr=config.lr,
+            total_steps=config.epochs * steps_per_epoch,
+            pct_start=0.25,
+            div_factor=25,
+            final_div_factor=1e3,
+        )
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=0.5, patience=config.plateau_patience
+    )
 
 
 def extend_onecycle(scheduler: torch.optim.lr_scheduler.OneCycleLR, total_steps: int) -> float:
@@ -189,17 +215,28 @@ def extend_onecycle(scheduler: torch.optim.lr_scheduler.OneCycleLR, total_steps:
             group["betas"] = (group["resume_momentum"], *group["betas"][1:])
         elif scheduler.cycle_momentum:
             group["resume_momentum"] = group["momentum"] = group["max_momentum"] if ended else group["momentum"]
-    hold = {"end_step": float(done), "start_lr": "resume_lr", "end_lr": "resume_lr",
-            "start_momentum": "resume_momentum", "end_momentum": "resume_momentum"}
-    anneal = {"end_step": float(max(total_steps - 1, done + 1)), "start_lr": "resume_lr", "end_lr": "min_lr",
-              "start_momentum": "resume_momentum", "end_momentum": "max_momentum"}
+    hold = {
+        "end_step": float(done),
+        "start_lr": "resume_lr",
+        "end_lr": "resume_lr",
+        "start_momentum": "resume_momentum",
+        "end_momentum": "resume_momentum",
+    }
+    anneal = {
+        "end_step": float(max(total_steps - 1, done + 1)),
+        "start_lr": "resume_lr",
+        "end_lr": "min_lr",
+        "start_momentum": "resume_momentum",
+        "end_momentum": "max_momentum",
+    }
     scheduler._schedule_phases = [hold, anneal]
     scheduler.total_steps = total_steps
     return scheduler.optimizer.param_groups[0]["resume_lr"]
 
 
-def balance_terms(prior: ClassPrior, balance: str, device: torch.device | str = "cpu"
-                  ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def balance_terms(
+    prior: ClassPrior, balance: str, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(logit shift, class weights) of training's cross-entropy for Config.balance; None where unused.
 
     reweight: each image weighted by 1 / (training images of its class), normalised to mean 1 over the classes
@@ -221,9 +258,18 @@ class Trainer:
     results gathered, so every rank makes the same decisions), and rank 0 alone logs and writes the run folder.
     """
 
-    def __init__(self, config: Config, data: GlyphData, run_dir: str | Path | None = None, *,
-                 progress: bool = True, overwrite: bool = False, log: Callable[[str], None] = print,
-                 max_batches: int | None = None, on_epoch_end: Callable[["Trainer"], None] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        data: GlyphData,
+        run_dir: str | Path | None = None,
+        *,
+        progress: bool = True,
+        overwrite: bool = False,
+        log: Callable[[str], None] = print,
+        max_batches: int | None = None,
+        on_epoch_end: Callable[[Trainer], None] | None = None,
+    ):
         set_threads(config.num_threads)
         self.device = resolve_device(config.device)
         if config.sync_bn and distributed.launched_by_torchrun() and self.device.type != "cuda":
@@ -252,8 +298,11 @@ class Trainer:
         self.steps_per_epoch = num_batches(shard_size, self.config.batch_size, max_batches)
         self.scheduler = build_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.ema = (AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.config.ema_decay), use_buffers=True)
-                    if self.config.ema_decay > 0 else None)
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.config.ema_decay), use_buffers=True)
+            if self.config.ema_decay > 0
+            else None
+        )
         # Validation runs the evaluation model (the EMA average when enabled) the way inference does; never
         # compiled here, since the weights change every epoch.
         self.predictor = Predictor(self.eval_model, self.config, self.device, compile_model=False)
@@ -299,9 +348,12 @@ class Trainer:
             "class_prior": self.class_prior.to_state(),
             "history": self.history.to_dict(),
             "early_stopping": self.early_stopping.state_dict(),
-            "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                    "python": random.getstate()},
+            "rng": {
+                "generator": self.generator.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "python": random.getstate(),
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -339,14 +391,24 @@ class Trainer:
             return
         ended = self.scheduler.last_epoch >= planned
         lr, final = extend_onecycle(self.scheduler, total), self.optimizer.param_groups[0]["min_lr"]
-        self.log(f"onecycle: the cycle had ended, so the added epochs train at its final rate {final:.2e} (to learn "
-                 f"more, start a new run with --init-from {self.run_dir})" if ended else
-                 f"onecycle extended from {planned} to {total} steps: the learning rate anneals from {lr:.2e} "
-                 f"(where the run stopped) to {final:.2e}")
+        self.log(
+            f"onecycle: the cycle had ended, so the added epochs train at its final rate {final:.2e} (to learn "
+            f"more, start a new run with --init-from {self.run_dir})"
+            if ended
+            else f"onecycle extended from {planned} to {total} steps: the learning rate anneals from {lr:.2e} "
+            f"(where the run stopped) to {final:.2e}"
+        )
 
     @classmethod
-    def resume(cls, run_dir: str | Path, data: GlyphData, *, epochs: int | None = None,
-               state: dict[str, Any] | None = None, **kwargs) -> "Trainer":
+    def resume(
+        cls,
+        run_dir: str | Path,
+        data: GlyphData,
+        *,
+        epochs: int | None = None,
+        state: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> Trainer:
         """Continue the run in `run_dir` from its latest checkpoint (optionally to a new epoch count).
 
         `state`: that checkpoint, when the caller has loaded it already."""
@@ -354,13 +416,15 @@ class Trainer:
         path = rundir.latest_checkpoint(run_dir)
         state = state if state is not None else rundir.load_checkpoint(path)
         saved = rundir.checkpoint_config(state)
-        rundir.check_compatible(saved, saved.replace(split=data.split, num_classes=data.num_classes,
-                                                     classes=list(data.classes)), path)
+        rundir.check_compatible(
+            saved, saved.replace(split=data.split, num_classes=data.num_classes, classes=list(data.classes)), path
+        )
         trained_by, now = saved.world_size or 1, distributed.world_size_from_env()
         if trained_by != now:  # the schedule and every epoch's batches depend on it
             how = f"torchrun --nproc-per-node {trained_by} -m glyphkit" if trained_by > 1 else "without torchrun"
-            raise rundir.CheckpointError(f"{path} was trained by {trained_by} process(es), this is {now}: resume it "
-                                         f"with the same number ({how})")
+            raise rundir.CheckpointError(
+                f"{path} was trained by {trained_by} process(es), this is {now}: resume it with the same number ({how})"
+            )
         config = saved.replace(output_dir=str(run_dir))
         if epochs is not None:
             config = config.replace(epochs=epochs)
@@ -370,9 +434,11 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # wrong shapes, missing entries
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
             detail = lines[1 if len(lines) > 1 else 0][:200]  # torch's first line is only "Error(s) in loading"
-            raise rundir.CheckpointError(f"{path} does not fit the {config.model} network its config describes "
-                                       f"({detail}); it was written by another architecture or is damaged. "
-                                       "Start a new run instead of resuming") from exc
+            raise rundir.CheckpointError(
+                f"{path} does not fit the {config.model} network its config describes "
+                f"({detail}); it was written by another architecture or is damaged. "
+                "Start a new run instead of resuming"
+            ) from exc
         trainer._started = True
         return trainer
 
@@ -393,8 +459,12 @@ class Trainer:
         """random_affine's settings for training batches; None without augmentation (`augment` off, or every
         setting 0): the batches then skip the warp, which would only resample each glyph onto itself."""
         c = self.config
-        params = {"rotation": c.rotation_degree, "affine_rotation": c.affine_degree, "translate": c.translate,
-                  "scale": c.scale}
+        params = {
+            "rotation": c.rotation_degree,
+            "affine_rotation": c.affine_degree,
+            "translate": c.translate,
+            "scale": c.scale,
+        }
         return {**params, "share": c.augment_share} if c.augment and any(params.values()) else None
 
     def shrink_side(self) -> int | None:
@@ -404,11 +474,22 @@ class Trainer:
 
     def train_batches(self, max_batches: int | None = None):
         c = self.config
-        return iterate_batches(self.train_images, self.train_labels, c.batch_size, mean=c.norm_mean,
-                               std=c.norm_std, input_size=c.input_size, device=self.device, shuffle=True,
-                               augment=self.augment_params(), generator=self.generator,
-                               channels_last=self.channels_last, max_batches=max_batches or self.max_batches,
-                               shard=(self.world.rank, self.world.world_size), shrink_to=self.shrink_side())
+        return iterate_batches(
+            self.train_images,
+            self.train_labels,
+            c.batch_size,
+            mean=c.norm_mean,
+            std=c.norm_std,
+            input_size=c.input_size,
+            device=self.device,
+            shuffle=True,
+            augment=self.augment_params(),
+            generator=self.generator,
+            channels_last=self.channels_last,
+            max_batches=max_batches or self.max_batches,
+            shard=(self.world.rank, self.world.world_size),
+            shrink_to=self.shrink_side(),
+        )
 
     def train_one_epoch(self) -> tuple[float, float]:
         """One pass over the (shuffled, augmented) training set; returns (mean loss, accuracy)."""
@@ -418,8 +499,14 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         per_batch_scheduler = not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-        bar = tqdm(self.train_batches(), total=self.steps_per_epoch, desc=f"epoch {epoch}/{c.epochs}",
-                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            self.train_batches(),
+            total=self.steps_per_epoch,
+            desc=f"epoch {epoch}/{c.epochs}",
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
         # Checking the loss means waiting for the device; on a GPU that is done every 20 steps (a NaN stays in the
         # running total), so the CPU can queue work ahead. On the CPU the check is free: every step.
         check_every = 1 if self.device.type == "cpu" else 20
@@ -430,8 +517,9 @@ class Trainer:
             if check and not self._finite_on_all_ranks(total_loss):
                 last = loss.item()
                 bad = last if not math.isfinite(last) else total_loss.item()
-                raise TrainingDiverged(f"loss became {bad} at epoch {epoch}, step {step}; training stopped. "
-                                       + self.divergence_advice())
+                raise TrainingDiverged(
+                    f"loss became {bad} at epoch {epoch}, step {step}; training stopped. " + self.divergence_advice()
+                )
             self.optimizer_step(loss)
             if per_batch_scheduler:
                 self.tb.step_lr(self.epoch * self.steps_per_epoch + step, self.optimizer.param_groups[0]["lr"])
@@ -439,8 +527,11 @@ class Trainer:
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             if step % 20 == 0 or step == self.steps_per_epoch:
-                bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
-                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+                bar.set_postfix(
+                    loss=f"{total_loss.item() / seen:.3f}",
+                    acc=f"{correct.item() / seen:.3f}",
+                    lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
+                )
             if step == 1 or step == ESTIMATE_STEPS:
                 self._estimate_epoch_time(step)
         if self.world.distributed:  # the epoch's numbers over every rank's share
@@ -466,9 +557,11 @@ class Trainer:
         how = f"from the first {step} batches"
         how += f", {precision_name(self.amp_dtype)}" if self.device.type == "cpu" else ""
         if side:
-            self.log(f"epochs 1-{self.shrunk_epochs} train on glyphs shrunk to {side}x{side} (progressive "
-                     f"resizing) and take about {took} each ({how}); validation reads full-size glyphs, so its "
-                     "accuracy runs low until the full-size epochs, which take longer")
+            self.log(
+                f"epochs 1-{self.shrunk_epochs} train on glyphs shrunk to {side}x{side} (progressive "
+                f"resizing) and take about {took} each ({how}); validation reads full-size glyphs, so its "
+                "accuracy runs low until the full-size epochs, which take longer"
+            )
         elif self.shrunk_epochs:  # the shrunk epochs are done
             self.log(f"a full-size epoch will take about {took} ({how})")
         else:
@@ -479,11 +572,15 @@ class Trainer:
         there is no best_model.pth, and latest_checkpoint.pth holds only the untrained start)."""
         lr = self.config.lr
         if self.epoch == 0:
-            return (f"No epoch completed, so there is no {rundir.BEST} ({rundir.LATEST} holds only the untrained "
-                    f"start). The learning rate {lr:.2e} is likely too high: start again with a lower --lr (e.g. "
-                    f"{lr / 10:.1e}) or --lr-finder, and --overwrite")
-        return (f"{rundir.LATEST} holds the last good epoch ({self.epoch}), {rundir.BEST} the best one. Lower --lr "
-                f"(now {lr:.2e}; try --lr-finder) and start again")
+            return (
+                f"No epoch completed, so there is no {rundir.BEST} ({rundir.LATEST} holds only the untrained "
+                f"start). The learning rate {lr:.2e} is likely too high: start again with a lower --lr (e.g. "
+                f"{lr / 10:.1e}) or --lr-finder, and --overwrite"
+            )
+        return (
+            f"{rundir.LATEST} holds the last good epoch ({self.epoch}), {rundir.BEST} the best one. Lower --lr "
+            f"(now {lr:.2e}; try --lr-finder) and start again"
+        )
 
     def _finite_on_all_ranks(self, value: torch.Tensor) -> bool:
         """Whether `value` is finite on every rank: all ranks then stop together, none waits on the others."""
@@ -550,8 +647,9 @@ class Trainer:
             self.tb.close()
         stopped_early = self.early_stopping.should_stop
         if stopped_early:
-            self.log(f"early stop: validation {self.monitor_name} has not improved for "
-                     f"{self.early_stopping.patience} epochs")
+            self.log(
+                f"early stop: validation {self.monitor_name} has not improved for {self.early_stopping.patience} epochs"
+            )
         self.restore_best()
         self.write_status("finished", message="early stop" if stopped_early else "all epochs done")
         return self.history
@@ -559,16 +657,20 @@ class Trainer:
     def _train_epochs(self) -> None:
         c = self.config
         if self.epoch >= c.epochs:
-            self.log(f"{self.run_dir} already finished {self.epoch} of {c.epochs} epochs; nothing to do "
-                     "(pass a larger --epochs to continue)")
+            self.log(
+                f"{self.run_dir} already finished {self.epoch} of {c.epochs} epochs; nothing to do "
+                "(pass a larger --epochs to continue)"
+            )
         while self.epoch < c.epochs and not self.early_stopping.should_stop:
             start = time.perf_counter()
             train_loss, train_acc = self.train_one_epoch()
             val_loss, val_acc = self.evaluate(self.data.val_images, self.data.val_labels)
             if not math.isfinite(val_loss):  # the last steps' update broke the weights: keep the last good files
-                raise TrainingDiverged(f"validation loss became {val_loss} at epoch {self.epoch + 1}, step "
-                                       f"{self.steps_per_epoch} (the weights are no longer finite); training "
-                                       "stopped. " + self.divergence_advice())
+                raise TrainingDiverged(
+                    f"validation loss became {val_loss} at epoch {self.epoch + 1}, step "
+                    f"{self.steps_per_epoch} (the weights are no longer finite); training "
+                    "stopped. " + self.divergence_advice()
+                )
             lr = self.optimizer.param_groups[0]["lr"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(val_loss)
@@ -577,14 +679,23 @@ class Trainer:
             # more confident), so presets may pick the best epoch by accuracy instead (config.monitor).
             score = val_loss if c.monitor == "val_loss" else -val_acc
             improved = self.early_stopping.step(score, self.epoch)
-            self.history.append(epoch=self.epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
-                                val_acc=val_acc, lr=lr, epoch_time=time.perf_counter() - start)
+            self.history.append(
+                epoch=self.epoch,
+                train_loss=train_loss,
+                train_acc=train_acc,
+                val_loss=val_loss,
+                val_acc=val_acc,
+                lr=lr,
+                epoch_time=time.perf_counter() - start,
+            )
             self.save(best=improved)
             self.tb.epoch({k: v[-1] for k, v in self.history.to_dict().items()})  # after the checkpoint: see tblog
             self.write_status("running")
-            self.log(f"epoch {self.epoch:3d}/{c.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f} | "
-                     f"val loss {val_loss:.4f} acc {val_acc:.4f} | lr {lr:.2e} | "
-                     f"{self.history.epoch_time[-1]:.0f}s{'  *best*' if improved else ''}")
+            self.log(
+                f"epoch {self.epoch:3d}/{c.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f} | "
+                f"val loss {val_loss:.4f} acc {val_acc:.4f} | lr {lr:.2e} | "
+                f"{self.history.epoch_time[-1]:.0f}s{'  *best*' if improved else ''}"
+            )
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self)
 

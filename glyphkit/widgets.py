@@ -47,8 +47,15 @@ class LRChooser:
     it, with the status line as its plain-text form), `choice` (the last record saved).
     """
 
-    def __init__(self, run_dir: str | os.PathLike, suggestion: float | None, current_lr: float, *,
-                 decades: float = 2.0, save_default: bool = True):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        suggestion: float | None,
+        current_lr: float,
+        *,
+        decades: float = 2.0,
+        save_default: bool = True,
+    ):
         if not current_lr > 0:
             raise ValueError(f"current_lr must be > 0, got {current_lr}")
         if suggestion is not None and not suggestion > 0:
@@ -66,28 +73,51 @@ class LRChooser:
         """The slider (covering the suggestion and current_lr, `decades` either side), the buttons, the status."""
         exponents = [math.log10(v) for v in (start, self.current_lr)]
         self.slider = widgets.FloatLogSlider(
-            value=start, base=10, min=math.floor(min(exponents) - decades), max=math.ceil(max(exponents) + decades),
-            step=0.01, description="learning rate", readout_format=".2e", continuous_update=False,
-            style={"description_width": "initial"}, layout=widgets.Layout(width="480px"))
-        self.accept_button = widgets.Button(description="Accept", button_style="success", icon="check",
-                                            tooltip="train with the learning rate the slider shows")
-        self.reject_button = widgets.Button(description="Reject", button_style="warning", icon="times",
-                                            tooltip=f"ignore the suggestion and keep {self.current_lr:.2e}")
+            value=start,
+            base=10,
+            min=math.floor(min(exponents) - decades),
+            max=math.ceil(max(exponents) + decades),
+            step=0.01,
+            description="learning rate",
+            readout_format=".2e",
+            continuous_update=False,
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="480px"),
+        )
+        self.accept_button = widgets.Button(
+            description="Accept",
+            button_style="success",
+            icon="check",
+            tooltip="train with the learning rate the slider shows",
+        )
+        self.reject_button = widgets.Button(
+            description="Reject",
+            button_style="warning",
+            icon="times",
+            tooltip=f"ignore the suggestion and keep {self.current_lr:.2e}",
+        )
         self.status = widgets.Label()
         self._quiet = False  # set while the control moves its own slider (reject), so that is not a new choice
         self.slider.observe(self._on_slider, names="value")
         self.accept_button.on_click(lambda _button: self.accept())
         self.reject_button.on_click(lambda _button: self.reject())
-        self.widget = widgets.VBox([widgets.HBox([self.slider, self.accept_button, self.reject_button]),
-                                    self.status])
+        self.widget = widgets.VBox([widgets.HBox([self.slider, self.accept_button, self.reject_button]), self.status])
 
     def _save_default(self) -> dict:
         if self.suggestion is None:
-            return self._save(self.current_lr, "no suggestion", "default",
-                              f"The range test found no falling loss: keeping {self.current_lr:.2e}")
-        return self._save(self.suggestion, "suggestion", "default",
-                          f"Using the suggestion {self.suggestion:.2e} (move the slider, or press Reject to keep "
-                          f"{self.current_lr:.2e})")
+            return self._save(
+                self.current_lr,
+                "no suggestion",
+                "default",
+                f"The range test found no falling loss: keeping {self.current_lr:.2e}",
+            )
+        return self._save(
+            self.suggestion,
+            "suggestion",
+            "default",
+            f"Using the suggestion {self.suggestion:.2e} (move the slider, or press Reject to keep "
+            f"{self.current_lr:.2e})",
+        )
 
     # -------------------------------------------------------------- the three ways to choose
     def accept(self) -> dict:
@@ -106,8 +136,12 @@ class LRChooser:
             self._quiet = False
         if self.suggestion is None:
             return self._save(self.current_lr, "no suggestion", "reject", f"Keeping {self.current_lr:.2e}")
-        return self._save(self.current_lr, "rejected", "reject",
-                          f"Rejected the suggestion {self.suggestion:.2e}: keeping {self.current_lr:.2e}")
+        return self._save(
+            self.current_lr,
+            "rejected",
+            "reject",
+            f"Rejected the suggestion {self.suggestion:.2e}: keeping {self.current_lr:.2e}",
+        )
 
     def _on_slider(self, change) -> None:
         if self._quiet:
@@ -144,6 +178,7 @@ class LRChooser:
 # 06_predict: a pad to draw a glyph on, and an upload control for photos
 # ---------------------------------------------------------------------------------------------------------------
 
+
 class DrawingPad:
     """Draw a glyph with the mouse (or a finger); on pen-up the model reads it and shows the 28x28 glyph it saw
     and its top characters. Clear starts over.
@@ -172,8 +207,12 @@ class DrawingPad:
         self.clear_button.on_click(lambda _button: self.clear())
         self.seen = widgets.Image(format="png", width=112, height=112)
         self.chart = widgets.HTML()
-        self.widget = widgets.HBox([widgets.VBox([self.canvas, self.clear_button]),
-                                    widgets.VBox([widgets.Label("what the model sees"), self.seen, self.chart])])
+        self.widget = widgets.HBox(
+            [
+                widgets.VBox([self.canvas, self.clear_button]),
+                widgets.VBox([widgets.Label("what the model sees"), self.seen, self.chart]),
+            ]
+        )
 
     def pen_down(self, x: float, y: float) -> None:
         self.drawing = True
@@ -237,10 +276,13 @@ class ImageReader:
         with tempfile.TemporaryDirectory() as folder:
             for f in files:
                 (Path(folder) / Path(f["name"]).name).write_bytes(bytes(f["content"]))
-            results = predict(self.run_dir, [folder], segment=self.segment, progress=False,
-                              class_prior=self.class_prior)
-        rows = "".join(f"<tr><td>{html.escape(Path(r.file).name)}</td><td>"
-                       f"{html.escape(r.error or r.text)}</td></tr>" for r in results)
+            results = predict(
+                self.run_dir, [folder], segment=self.segment, progress=False, class_prior=self.class_prior
+            )
+        rows = "".join(
+            f"<tr><td>{html.escape(Path(r.file).name)}</td><td>{html.escape(r.error or r.text)}</td></tr>"
+            for r in results
+        )
         self.output.value = f"<table><tr><th>file</th><th>read</th></tr>{rows}</table>"
         return results
 
@@ -250,9 +292,12 @@ class ImageReader:
 
 def top_k_bars(top: list[tuple[str, float]]) -> str:
     """An HTML bar chart of (character, probability) pairs: drawn by the browser at once, no figure to render."""
-    rows = "".join(f'<div style="font-family:monospace">{html.escape(c)} '
-                   f'<span style="display:inline-block;background:#4c72b0;height:0.9em;width:{200 * p:.0f}px"></span>'
-                   f" {p:.2f}</div>" for c, p in top)
+    rows = "".join(
+        f'<div style="font-family:monospace">{html.escape(c)} '
+        f'<span style="display:inline-block;background:#4c72b0;height:0.9em;width:{200 * p:.0f}px"></span>'
+        f" {p:.2f}</div>"
+        for c, p in top
+    )
     return f"<div>{rows}</div>"
 
 

@@ -29,5 +29,14 @@ def tiny_config():
     """A Config that trains in about a second on tiny_data: fp32, deterministic."""
     from glyphkit.config import Config
 
-    return Config(split="tiny", model="glyphnet", epochs=2, batch_size=64, lr=3e-3, precision="fp32",
-                  deterministic=True, width=8, input_size=28)
+    return Config(
+        split="tiny",
+        model="glyphnet",
+        epochs=2,
+        batch_size=64,
+        lr=3e-3,
+        precision="fp32",
+        deterministic=True,
+        width=8,
+        input_size=28,
+    )

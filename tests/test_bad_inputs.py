@@ -36,11 +36,13 @@ from tests.test_evaluation import SYNTH_CLASSES
 from tests.test_predict import trained_run  # noqa: F401 - the module-scoped fixture: a tiny run to predict with
 
 
-
 def fuzz(examples: int) -> settings:
     """A bounded run (a few seconds): fixtures here are shared by every example, and files are decoded (slow)."""
-    return settings(max_examples=examples, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 def bar(mode: str = "L", size=(24, 32)) -> Image.Image:
@@ -66,8 +68,7 @@ SEEDS = {
     ".jpg": [encoded(bar("L"), "JPEG"), encoded(bar("RGB"), "JPEG", progressive=True)],
     ".gif": [encoded(bar("P"), "GIF")],
     ".bmp": [encoded(bar("RGB"), "BMP"), encoded(bar("1"), "BMP")],
-    ".tif": [encoded(bar("L"), "TIFF"), encoded(bar("RGB"), "TIFF", compression="tiff_lzw"),
-             encoded(bar("F"), "TIFF")],
+    ".tif": [encoded(bar("L"), "TIFF"), encoded(bar("RGB"), "TIFF", compression="tiff_lzw"), encoded(bar("F"), "TIFF")],
     ".webp": [encoded(bar("RGB"), "WEBP"), encoded(bar("RGBA"), "WEBP", lossless=True)],
 }
 
@@ -115,6 +116,7 @@ def assert_one_line_about(error: str, path: Path) -> None:
 # Every reader, fuzzed
 # ---------------------------------------------------------------------------------------------------------------
 
+
 @fuzz(100)
 @given(case=image_bytes())
 def test_any_image_bytes_through_the_shared_reader(case):
@@ -140,14 +142,15 @@ def test_any_image_bytes_through_predict(trained_run, capsys, case):  # noqa: F8
     with tempfile.TemporaryDirectory() as tmp:
         bad, good = write_case(Path(tmp), case)
         output = Path(tmp) / "answers.csv"
-        code = cli.main(["predict", str(trained_run), str(bad), *map(str, good), "--output", str(output),
-                         "--no-progress"])
+        code = cli.main(
+            ["predict", str(trained_run), str(bad), *map(str, good), "--output", str(output), "--no-progress"]
+        )
         out, err = capsys.readouterr()
         rows = list(csv.DictReader(output.open()))
     errors = _stderr_lines(err)
     assert code == (2 if errors else 0) and len(errors) <= 1
     if errors:
-        assert_one_line_about(errors[0][len("error: "):], bad)
+        assert_one_line_about(errors[0][len("error: ") :], bad)
     assert [r["file"] for r in rows if r["file"] != str(bad)] == list(map(str, good))
     assert len(rows) == 3 - len(errors)
 
@@ -161,16 +164,23 @@ def onnx_model(path: Path, classes: list[str]) -> Path:
 
     weights = np.random.default_rng(0).normal(0, 0.01, (784, len(classes))).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Reshape", ["glyphs", "shape"], ["flat"]),
-         helper.make_node("MatMul", ["flat", "weights"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
-        "stand-in", [helper.make_tensor_value_info("glyphs", TensorProto.FLOAT, ["batch", 1, 28, 28])],
+        [
+            helper.make_node("Reshape", ["glyphs", "shape"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "weights"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "stand-in",
+        [helper.make_tensor_value_info("glyphs", TensorProto.FLOAT, ["batch", 1, 28, 28])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(classes)])],
-        initializer=[numpy_helper.from_array(weights, "weights"),
-                     numpy_helper.from_array(np.array([-1, 784], np.int64), "shape")])
+        initializer=[
+            numpy_helper.from_array(weights, "weights"),
+            numpy_helper.from_array(np.array([-1, 784], np.int64), "shape"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
-    helper.set_model_props(model, {runtime_onnx.METADATA_KEY: json.dumps({"classes": classes,
-                                                                          "input": {"name": "glyphs"}})})
+    helper.set_model_props(
+        model, {runtime_onnx.METADATA_KEY: json.dumps({"classes": classes, "input": {"name": "glyphs"}})}
+    )
     onnx.save(model, str(path))
     return path
 
@@ -227,6 +237,7 @@ def test_any_image_bytes_in_a_glyph_set_folder(monkeypatch, case):
 # 1. One wrong byte in a PNG
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def ihdr_length_12(path: Path) -> Path:
     """A PNG whose IHDR chunk says it is 12 bytes long instead of 13: Pillow raises ValueError('Truncated IHDR
     chunk'), which the reader once let through and which stopped the whole batch."""
@@ -280,15 +291,35 @@ def read_error(path: Path) -> str:
 # 2. A user's files in --output-dir
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def test_train_refuses_a_folder_with_a_users_files_named_like_a_runs(tiny_data_dir, tmp_path, capsys):
     folder = tmp_path / "x"
     folder.mkdir()
-    mine = {"history.json": "my notes", "metrics.json": "{}", "config.json": '{"theme": "dark"}',
-            "confusion_matrix.png": "my figure"}
+    mine = {
+        "history.json": "my notes",
+        "metrics.json": "{}",
+        "config.json": '{"theme": "dark"}',
+        "confusion_matrix.png": "my figure",
+    }
     for name, text in mine.items():
         (folder / name).write_text(text)
-    train = ["train", "--split", "tiny", "--data-dir", str(tiny_data_dir), "--model", "glyphnet", "--epochs", "1",
-             "--limit-train", "100", "--skip-eval", "--no-progress", "--output-dir", str(folder)]
+    train = [
+        "train",
+        "--split",
+        "tiny",
+        "--data-dir",
+        str(tiny_data_dir),
+        "--model",
+        "glyphnet",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "100",
+        "--skip-eval",
+        "--no-progress",
+        "--output-dir",
+        str(folder),
+    ]
     assert cli.main(train) == 2
     errors = _stderr_lines(capsys.readouterr().err)
     assert len(errors) == 1 and "holds no run" in errors[0] and "--overwrite" in errors[0]
@@ -303,6 +334,7 @@ def test_train_refuses_a_folder_with_a_users_files_named_like_a_runs(tiny_data_d
 # ---------------------------------------------------------------------------------------------------------------
 # 3. 16-bit and float greyscale
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def test_a_16_bit_or_float_scan_reads_like_its_8_bit_twin(tmp_path):
     paper = np.full((64, 48), 60_000, np.uint16)
@@ -328,16 +360,25 @@ def test_a_16_bit_or_float_scan_reads_like_its_8_bit_twin(tmp_path):
 # 4. Outputs checked before any image is read
 # ---------------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("flag, value", [("--output", "a_file/p.csv"), ("--save-crops", "a_file/crops"),
-                                         ("--save-crops", "a_file")])
-def test_unwritable_outputs_are_refused_before_any_image_is_read(trained_run, tmp_path, capsys, monkeypatch,  # noqa: F811
-                                                                 flag, value):
+
+@pytest.mark.parametrize(
+    "flag, value", [("--output", "a_file/p.csv"), ("--save-crops", "a_file/crops"), ("--save-crops", "a_file")]
+)
+def test_unwritable_outputs_are_refused_before_any_image_is_read(
+    trained_run,  # noqa: F811
+    tmp_path,
+    capsys,
+    monkeypatch,
+    flag,
+    value,
+):
     (tmp_path / "a_file").write_text("x")
     bar().save(tmp_path / "one.png")
     read = []
     monkeypatch.setattr("glyphkit.preprocess.read_image", lambda *a, **k: read.append(a) or bar())
-    code = cli.main(["predict", str(trained_run), str(tmp_path / "one.png"), flag, str(tmp_path / value),
-                     "--no-progress"])
+    code = cli.main(
+        ["predict", str(trained_run), str(tmp_path / "one.png"), flag, str(tmp_path / value), "--no-progress"]
+    )
     errors = _stderr_lines(capsys.readouterr().err)
     assert code == 2 and len(errors) == 1 and errors[0].startswith(f"error: {flag} {tmp_path / value}")
     assert f"{tmp_path / 'a_file'} is a file, not a folder" in errors[0] and "File exists" not in errors[0]
@@ -348,8 +389,12 @@ def test_unwritable_outputs_are_refused_before_any_image_is_read(trained_run, tm
 # 5. Calibration only on enough images, and only when it helps
 # ---------------------------------------------------------------------------------------------------------------
 
-def test_calibration_on_two_images_or_one_that_raises_the_loss_is_not_kept(trained_run, tmp_path,  # noqa: F811
-                                                                          monkeypatch):
+
+def test_calibration_on_two_images_or_one_that_raises_the_loss_is_not_kept(
+    trained_run,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
     import shutil
 
     run = Path(shutil.copytree(trained_run, tmp_path / "run"))
@@ -359,8 +404,10 @@ def test_calibration_on_two_images_or_one_that_raises_the_loss_is_not_kept(train
     said = []
     calibrator = workflows.calibrate(run, predictor, images[:2], labels[:2], log=said.append)
     assert calibrator.is_identity and predictor.calibrator.is_identity
-    assert said == ["not calibrated: 2 validation images, fewer than the 100 a calibration is fitted on; the "
-                    "probabilities are the network's own"]
+    assert said == [
+        "not calibrated: 2 validation images, fewer than the 100 a calibration is fitted on; the "
+        "probabilities are the network's own"
+    ]
     assert "calibration" not in rundir.load_checkpoint(run / rundir.BEST)
 
     with monkeypatch.context() as patch:
@@ -368,9 +415,12 @@ def test_calibration_on_two_images_or_one_that_raises_the_loss_is_not_kept(train
         said.clear()
         assert workflows.calibrate(run, predictor, images, labels, log=said.append).is_identity
     # at that temperature every class is as likely: the loss is ln 6 = 1.7918, above the network's own
-    assert len(said) == 1 and re.fullmatch(r"not calibrated: temperature 300000\.\d+ does not lower the validation "
-                                           r"loss \(1\.\d+ -> 1\.7918\) on the 120 validation images; the "
-                                           r"probabilities are the network's own", said[0]), said
+    assert len(said) == 1 and re.fullmatch(
+        r"not calibrated: temperature 300000\.\d+ does not lower the validation "
+        r"loss \(1\.\d+ -> 1\.7918\) on the 120 validation images; the "
+        r"probabilities are the network's own",
+        said[0],
+    ), said
     assert "calibration" not in rundir.load_checkpoint(run / rundir.BEST)
     kept = workflows.calibrate(run, predictor, images, labels, log=said.append)  # the real fit: kept
     assert not kept.is_identity and said[-1].startswith("calibrated: temperature")
@@ -383,15 +433,18 @@ def test_calibration_on_two_images_or_one_that_raises_the_loss_is_not_kept(train
 # 6. The smaller ones
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def png_header_only(path: Path, width: int, height: int) -> Path:
     """A PNG that declares width x height pixels (greyscale) and holds almost nothing: its header is what the
     pixel limit is checked on."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0"))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -399,8 +452,10 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
 def test_images_above_pillows_own_limit_get_the_size_message(tmp_path, width, height):
     assert width * height > Image.MAX_IMAGE_PIXELS
     path = png_header_only(tmp_path / "huge.png", width, height)
-    assert read_error(path) == (f"{path}: {width}x{height} pixels is more than the 50,000,000 glyphkit reads; "
-                                "scale the image down or crop it to the handwriting")
+    assert read_error(path) == (
+        f"{path}: {width}x{height} pixels is more than the 50,000,000 glyphkit reads; "
+        "scale the image down or crop it to the handwriting"
+    )
 
 
 def test_a_missing_path_or_symlink_loop_is_that_items_own_error(trained_run, tmp_path, capsys):  # noqa: F811
@@ -408,19 +463,23 @@ def test_a_missing_path_or_symlink_loop_is_that_items_own_error(trained_run, tmp
     loop = tmp_path / "loop.png"
     loop.symlink_to(loop)
     missing = tmp_path / "missing.png"
-    code = cli.main(["predict", str(trained_run), str(missing), str(loop), str(tmp_path / "good.png"),
-                     "--no-progress"])
+    code = cli.main(["predict", str(trained_run), str(missing), str(loop), str(tmp_path / "good.png"), "--no-progress"])
     out, err = capsys.readouterr()
     assert code == 2 and f"{tmp_path / 'good.png'}: " in out
-    assert _stderr_lines(err) == [f"error: {missing}: no such file or folder",
-                                  f"error: {loop}: cannot read the image (Too many levels of symbolic links)"]
+    assert _stderr_lines(err) == [
+        f"error: {missing}: no such file or folder",
+        f"error: {loop}: cannot read the image (Too many levels of symbolic links)",
+    ]
 
 
 def test_export_refuses_an_output_suffix_that_is_not_its_formats(tmp_path, capsys):
     pytest.importorskip("onnxscript")
     pytest.importorskip("onnxruntime")
-    for fmt, name, says in (("onnx", "model.pt2", "pass --format torch"), ("torch", "model.onnx", "--format onnx"),
-                            ("onnx", "model", "name it")):
+    for fmt, name, says in (
+        ("onnx", "model.pt2", "pass --format torch"),
+        ("torch", "model.onnx", "--format onnx"),
+        ("onnx", "model", "name it"),
+    ):
         assert cli.main(["export", str(tmp_path), "--format", fmt, "--output", str(tmp_path / name)]) == 2
         errors = _stderr_lines(capsys.readouterr().err)
         assert len(errors) == 1 and "does not end in" in errors[0] and says in errors[0], errors
@@ -434,8 +493,10 @@ def test_wording_for_a_path_under_a_file_and_a_checkpoint_that_is_a_device(train
     bar().save(tmp_path / "one.png")
     assert cli.main(["predict", str(trained_run), str(tmp_path / "one.png"), "--checkpoint", os.devnull]) == 2
     errors = _stderr_lines(capsys.readouterr().err)
-    assert errors == [f"error: {os.devnull} is not a regular file (a device, pipe or socket), so not a checkpoint; "
-                      "give a checkpoint file (.pth)"]
+    assert errors == [
+        f"error: {os.devnull} is not a regular file (a device, pipe or socket), so not a checkpoint; "
+        "give a checkpoint file (.pth)"
+    ]
 
 
 def test_os_metadata_files_in_a_glyph_set_are_skipped(tmp_path, monkeypatch):

@@ -8,8 +8,26 @@ from glyphkit.results import load_result, results_dir
 
 def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     out = tmp_path / "bench"
-    assert main(["bench", "--split", "tiny", "--data-dir", str(tiny_data_dir), "--quick", "--output-dir", str(out),
-                 "--no-progress", "--precision", "fp32", "--results", str(tmp_path / "record.json")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--split",
+                "tiny",
+                "--data-dir",
+                str(tiny_data_dir),
+                "--quick",
+                "--output-dir",
+                str(out),
+                "--no-progress",
+                "--precision",
+                "fp32",
+                "--results",
+                str(tmp_path / "record.json"),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "bench.json").read_text())
     rows = result["throughput"]
     assert {"original", "enhanced", "enhanced28", "default"} <= set(rows)
@@ -49,8 +67,27 @@ def test_bench_time_to_accuracy_alone_trains_the_preset_asked_for(tiny_data_dir,
     out = tmp_path / "bench"
     committed = lambda: set(results_dir().glob("*.json")) if results_dir() else set()  # noqa: E731
     records = committed()
-    assert main(["bench", "--split", "tiny", "--data-dir", str(tiny_data_dir), "--quick", "--output-dir", str(out),
-                 "--no-progress", "--precision", "fp32", "--skip-throughput", "--preset", "best"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--split",
+                "tiny",
+                "--data-dir",
+                str(tiny_data_dir),
+                "--quick",
+                "--output-dir",
+                str(out),
+                "--no-progress",
+                "--precision",
+                "fp32",
+                "--skip-throughput",
+                "--preset",
+                "best",
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "bench.json").read_text())
     assert "throughput" not in result and "exported_inference" not in result
     (run,) = result["accuracy"]

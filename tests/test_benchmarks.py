@@ -24,8 +24,18 @@ def tiny_run(tmp_path_factory, tiny_data_dir, tiny_data):
     from glyphkit.training import Trainer
 
     run = tmp_path_factory.mktemp("run") / "tinyrun"
-    config = Config(split="tiny", data_dir=str(tiny_data_dir), model="glyphnet", width=8, epochs=1, batch_size=64,
-                    precision="fp32", device="cpu", val_split=0.2, seed=0)
+    config = Config(
+        split="tiny",
+        data_dir=str(tiny_data_dir),
+        model="glyphnet",
+        width=8,
+        epochs=1,
+        batch_size=64,
+        precision="fp32",
+        device="cpu",
+        val_split=0.2,
+        seed=0,
+    )
     Trainer(config, tiny_data, run, progress=False, log=lambda *_: None, max_batches=3).fit()
     return run
 
@@ -34,8 +44,14 @@ def run_tool(script: str, *args: str, tmp_path: Path) -> dict:
     """Run `python benchmarks/SCRIPT ARGS --quick --results FILE` and return the record it wrote."""
     record = tmp_path / f"{script}.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args, "--quick", "--results",
-                           str(record)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--quick", "--results", str(record)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"results record: {record}" in done.stdout
     result = load_result(record)  # the schema, checked
@@ -56,8 +72,17 @@ def assert_fractions(values: list) -> None:
 
 
 def test_paper_test(tiny_run, tiny_data_dir, tmp_path):
-    result = run_tool("paper_test.py", str(tiny_run), "--data-dir", str(tiny_data_dir), "--split", "tiny", "--out",
-                      str(tmp_path / "out"), tmp_path=tmp_path)
+    result = run_tool(
+        "paper_test.py",
+        str(tiny_run),
+        "--data-dir",
+        str(tiny_data_dir),
+        "--split",
+        "tiny",
+        "--out",
+        str(tmp_path / "out"),
+        tmp_path=tmp_path,
+    )
     assert len(result["rows"]) == 4 and column(result, "count")[0] == 20  # --quick: 20 scans
     assert_fractions(column(result, "accuracy"))
     assert result["summary"]["scans"] == 20 and result["summary"]["lines"] == 3
@@ -65,8 +90,15 @@ def test_paper_test(tiny_run, tiny_data_dir, tmp_path):
 
 
 def test_export_parity(tiny_run, tiny_data_dir, tmp_path):
-    result = run_tool("export_parity.py", str(tiny_run), "--data-dir", str(tiny_data_dir), "--out",
-                      str(tmp_path / "out"), tmp_path=tmp_path)
+    result = run_tool(
+        "export_parity.py",
+        str(tiny_run),
+        "--data-dir",
+        str(tiny_data_dir),
+        "--out",
+        str(tmp_path / "out"),
+        tmp_path=tmp_path,
+    )
     (row,) = result["rows"]  # --quick: ONNX only
     assert row["format"] == "ONNX" and row["run"] == "tinyrun" and row["images"] == 64
     assert_fractions([row["same_top1_as_evaluate"], row["same_top1_as_fp32"], row["export_accuracy"]])
@@ -75,25 +107,47 @@ def test_export_parity(tiny_run, tiny_data_dir, tmp_path):
 
 
 def test_drawing_latency(tiny_run, tiny_data_dir, tmp_path):
-    result = run_tool("drawing_latency.py", str(tiny_run), "--data-dir", str(tiny_data_dir), "--split", "tiny",
-                      tmp_path=tmp_path)
+    result = run_tool(
+        "drawing_latency.py", str(tiny_run), "--data-dir", str(tiny_data_dir), "--split", "tiny", tmp_path=tmp_path
+    )
     (row,) = result["rows"]
     assert row["glyphs"] == 5 and row["model"] == "glyphnet"  # --quick: 10 glyphs, 5 of them warm-up
     assert 0 < row["median_ms"] <= row["p90_ms"] < 60_000 and row["mean_ms"] > 0
 
 
 def test_calibration(tiny_run, tiny_data_dir, tmp_path):
-    result = run_tool("calibration.py", str(tiny_run), "--data-dir", str(tiny_data_dir), "--out",
-                      str(tmp_path / "out"), tmp_path=tmp_path)
-    assert column(result, "method") == ["none", "temperature scaling", "temperature fitted on the test split (bound)",
-                                         "vector scaling"]
+    result = run_tool(
+        "calibration.py",
+        str(tiny_run),
+        "--data-dir",
+        str(tiny_data_dir),
+        "--out",
+        str(tmp_path / "out"),
+        tmp_path=tmp_path,
+    )
+    assert column(result, "method") == [
+        "none",
+        "temperature scaling",
+        "temperature fitted on the test split (bound)",
+        "vector scaling",
+    ]
     assert_fractions(column(result, "ece"))
     assert_fractions(column(result, "accuracy"))
 
 
 def test_fp32_levers(tiny_data_dir, tmp_path):
-    result = run_tool("fp32_levers.py", "--data-dir", str(tiny_data_dir), "--split", "tiny", "--only", "inference",
-                      "--out", str(tmp_path / "out"), tmp_path=tmp_path)
+    result = run_tool(
+        "fp32_levers.py",
+        "--data-dir",
+        str(tiny_data_dir),
+        "--split",
+        "tiny",
+        "--only",
+        "inference",
+        "--out",
+        str(tmp_path / "out"),
+        tmp_path=tmp_path,
+    )
     levers = column(result, "lever")
     assert "batch norms kept as layers (not folded)" in levers
     assert not [lever for lever in levers if "compiled" in lever]  # --quick leaves out the compiler
@@ -102,8 +156,20 @@ def test_fp32_levers(tiny_data_dir, tmp_path):
 
 
 def test_time_to_90_levers(tiny_data_dir, tmp_path):
-    result = run_tool("time_to_90_levers.py", "--data-dir", str(tiny_data_dir), "--split", "tiny", "--levers",
-                      "preset", "--precision", "fp32", "--out", str(tmp_path / "out"), tmp_path=tmp_path)
+    result = run_tool(
+        "time_to_90_levers.py",
+        "--data-dir",
+        str(tiny_data_dir),
+        "--split",
+        "tiny",
+        "--levers",
+        "preset",
+        "--precision",
+        "fp32",
+        "--out",
+        str(tmp_path / "out"),
+        tmp_path=tmp_path,
+    )
     (row,) = result["rows"]
     assert row["key"] == "preset" and row["precision"] == "fp32" and row["epochs"] == 2  # --quick: 2 epochs
     assert_fractions([row["peak_test_acc"], row["final_test_acc"]])
@@ -114,9 +180,23 @@ def test_quick_runs_write_no_record_unless_asked(tiny_run, tiny_data_dir, tmp_pa
     """Smoke runs never touch the committed records: without --results, --quick writes none."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     before = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "drawing_latency.py"), str(tiny_run),
-                           "--data-dir", str(tiny_data_dir), "--split", "tiny", "--quick"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "drawing_latency.py"),
+            str(tiny_run),
+            "--data-dir",
+            str(tiny_data_dir),
+            "--split",
+            "tiny",
+            "--quick",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "results record" not in done.stdout
     assert sorted((ROOT / "benchmarks" / "results").glob("*.json")) == before

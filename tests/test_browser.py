@@ -24,8 +24,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -33,9 +33,9 @@ from glyphkit.synthetic import write_emnist_split
 
 try:
     from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:  # the test skips and says so
@@ -49,8 +49,7 @@ DEFAULT_LR = 1e-3  # Config's default, what Reject keeps (README, "Learning-rate
 # JupyterLab settings for the test: render every cell (no windowing, so the control is in the page), no news.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                        "checkForUpdates": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
 }
 
 
@@ -67,11 +66,15 @@ def _missing_tools() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(_missing_tools() is not None, reason=f"browser test: {_missing_tools()}")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(_missing_tools() is not None, reason=f"browser test: {_missing_tools()}"),
+]
 
 
 # ------------------------------------------------------------------------------------------------ the server
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -81,28 +84,54 @@ def _free_port() -> int:
 
 def _lab_folders(root: Path) -> dict[str, str]:
     """Notebooks, data, run folder and Jupyter's own folders under `root`; the environment the kernels get."""
-    shutil.copytree(NOTEBOOKS, root / "notebooks", ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints",
-                                                                                 "__pycache__", "conftest.py"))
+    shutil.copytree(
+        NOTEBOOKS,
+        root / "notebooks",
+        ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints", "__pycache__", "conftest.py"),
+    )
     # Quick mode looks for the stand-in split when `balanced` is missing: a small one keeps the run short.
     write_emnist_split(root / "data", "proxy47", "0123456789", train_per_class=30, test_per_class=5)
     for name, values in LAB_SETTINGS.items():
         path = root / "lab-settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    return {"GLYPHKIT_QUICK": "1", "GLYPHKIT_DATA_DIR": str(root / "data"), "GLYPHKIT_RUN_DIR": str(root / "run"),
-            "GLYPHKIT_CACHE": str(root / "cache"), "JUPYTERLAB_SETTINGS_DIR": str(root / "lab-settings"),
-            "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"), "JUPYTER_CONFIG_DIR": str(root / "jupyter"),
-            "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "IPYTHONDIR": str(root / "ipython")}
+    return {
+        "GLYPHKIT_QUICK": "1",
+        "GLYPHKIT_DATA_DIR": str(root / "data"),
+        "GLYPHKIT_RUN_DIR": str(root / "run"),
+        "GLYPHKIT_CACHE": str(root / "cache"),
+        "JUPYTERLAB_SETTINGS_DIR": str(root / "lab-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"),
+        "JUPYTER_CONFIG_DIR": str(root / "jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+        "IPYTHONDIR": str(root / "ipython"),
+    }
 
 
 def _start_lab(root: Path, env: dict[str, str], port: int, token: str) -> subprocess.Popen:
     """JupyterLab on 127.0.0.1:port, in its own process group (so its kernels end with it)."""
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
-               "--ip=127.0.0.1", "--ServerApp.port_retries=0", f"--ServerApp.token={token}",
-               f"--ServerApp.root_dir={root / 'notebooks'}", "--LabApp.expose_app_in_browser=True"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        f"--port={port}",
+        "--ip=127.0.0.1",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={root / 'notebooks'}",
+        "--LabApp.expose_app_in_browser=True",
+    ]
     with open(root / "jupyter.log", "w") as log:  # the server writes to its own copy of the file handle
-        return subprocess.Popen(command, env={**os.environ, **env}, cwd=root / "notebooks", stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            cwd=root / "notebooks",
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _wait_for_server(proc: subprocess.Popen, url: str, log: Path) -> None:
@@ -147,8 +176,13 @@ def lab(tmp_path):
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = next(shutil.which(name) for name in BROWSERS if shutil.which(name))
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=shutil.which("chromedriver")))
     driver.set_script_timeout(NOTEBOOK_RUN_S)
@@ -192,8 +226,12 @@ def _wait(driver, condition, timeout: float, what: Callable[[], str]):
 
 def _run_notebook(driver, path: str) -> None:
     """Make `path` the current notebook and run all its cells; fails if a cell fails."""
-    _wait(driver, lambda d: d.execute_script(CURRENT_PATH) is not None, SERVER_START_S,
-          lambda: "JupyterLab shows no document")
+    _wait(
+        driver,
+        lambda d: d.execute_script(CURRENT_PATH) is not None,
+        SERVER_START_S,
+        lambda: "JupyterLab shows no document",
+    )
     if driver.execute_script(CURRENT_PATH) != path:
         assert driver.execute_async_script(OPEN, path) is True
         _wait(driver, lambda d: d.execute_script(CURRENT_PATH) == path, CLICK_S, lambda: f"{path} did not open")
@@ -205,7 +243,8 @@ def _page_errors(driver) -> str:
     """The error outputs of the current notebook, to say why a run failed."""
     return driver.execute_script(
         "return Array.from(document.querySelectorAll('[data-mime-type=\"application/vnd.jupyter.stderr\"]'))"
-        ".map(e => e.innerText).join('\\n').slice(-3000);")
+        ".map(e => e.innerText).join('\\n').slice(-3000);"
+    )
 
 
 def _status_line(driver) -> str:
@@ -227,15 +266,24 @@ def _record(run: Path) -> dict | None:
 
 def _wait_for_choice(driver, run: Path, lr: float, choice: str, source: str, status_start: str) -> None:
     """lr.json holds (lr, choice, source), and the status line starts with `status_start` and names that file."""
+
     def saved(_driver) -> bool:
         record = _record(run)
-        return (record is not None and math.isclose(record["lr"], lr, rel_tol=1e-6)
-                and record["choice"] == choice and record["source"] == source)
+        return (
+            record is not None
+            and math.isclose(record["lr"], lr, rel_tol=1e-6)
+            and record["choice"] == choice
+            and record["source"] == source
+        )
 
     _wait(driver, saved, CLICK_S, lambda: f"lr.json should hold {lr:.3e} ({choice}, {source}): {_record(run)}")
     expected_end = f"Saved lr {lr:.2e} to {run / 'lr.json'}: 03_train will use it."
-    _wait(driver, lambda d: _status_line(d).startswith(status_start) and _status_line(d).endswith(expected_end),
-          CLICK_S, lambda: f"the status line should start {status_start!r}: {_status_line(driver)!r}")
+    _wait(
+        driver,
+        lambda d: _status_line(d).startswith(status_start) and _status_line(d).endswith(expected_end),
+        CLICK_S,
+        lambda: f"the status line should start {status_start!r}: {_status_line(driver)!r}",
+    )
 
 
 def _press_arrows(driver, count: int) -> None:
@@ -256,6 +304,7 @@ def _notebook_files() -> dict[str, bytes]:
 
 # ------------------------------------------------------------------------------------------------ the test
 
+
 def test_lr_control_in_jupyterlab_then_03_trains_with_the_chosen_rate(lab, browser):
     base, token, root = lab
     run = root / "run"
@@ -264,8 +313,9 @@ def test_lr_control_in_jupyterlab_then_03_trains_with_the_chosen_rate(lab, brows
     browser.get(f"{base}/lab/tree/02_lr_finder.ipynb?token={token}")
     _run_notebook(browser, "02_lr_finder.ipynb")
     suggestion = _record(run)["suggestion"]
-    _wait_for_choice(browser, run, suggestion, "suggestion", "notebook:default",
-                     f"Using the suggestion {suggestion:.2e}")
+    _wait_for_choice(
+        browser, run, suggestion, "suggestion", "notebook:default", f"Using the suggestion {suggestion:.2e}"
+    )
 
     _button(browser, "Reject").click()
     _wait_for_choice(browser, run, DEFAULT_LR, "rejected", "notebook:reject", "Rejected the suggestion")
@@ -279,8 +329,12 @@ def test_lr_control_in_jupyterlab_then_03_trains_with_the_chosen_rate(lab, brows
     assert "Using the suggestion" not in _page_text(browser), "a line from before the clicks is still on the page"
 
     _run_notebook(browser, "03_train.ipynb")
-    _wait(browser, lambda d: f"learning rate {moved:.2e} from {run / 'lr.json'}" in _page_text(d), CLICK_S,
-          lambda: f"03_train does not report the slider's rate {moved:.2e}")
+    _wait(
+        browser,
+        lambda d: f"learning rate {moved:.2e} from {run / 'lr.json'}" in _page_text(d),
+        CLICK_S,
+        lambda: f"03_train does not report the slider's rate {moved:.2e}",
+    )
     assert math.isclose(json.loads((run / "config.json").read_text())["lr"], moved, rel_tol=1e-6)
     assert (run / "best_model.pth").is_file()
     assert _notebook_files() == committed, "the test wrote into the repository's notebooks"

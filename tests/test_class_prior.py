@@ -15,8 +15,15 @@ from torch import nn
 from glyphkit import cli, rundir
 from glyphkit.config import Config, ConfigError
 from glyphkit.data import load_config_split
-from glyphkit.inference import (Calibrator, ClassPrior, Predictor, expected_calibration_error, fit_uniform_temperature,
-                                load_predictor, load_trained_run)
+from glyphkit.inference import (
+    Calibrator,
+    ClassPrior,
+    Predictor,
+    expected_calibration_error,
+    fit_uniform_temperature,
+    load_predictor,
+    load_trained_run,
+)
 from glyphkit.training import Trainer
 from glyphkit.workflows import calibrate
 
@@ -34,10 +41,17 @@ class FixedLogits(nn.Module):
         return self.answer.expand(len(x), -1)
 
 
-def fixed_predictor(logits: list[float], counts: list[int], network: str = "train", wanted: str = "train"
-                    ) -> Predictor:
-    config = Config(num_classes=len(logits), classes=list("ab")[:len(logits)], norm_mean=0.1, norm_std=0.3,
-                    input_size=28, device="cpu", precision="fp32", channels_last=False)
+def fixed_predictor(logits: list[float], counts: list[int], network: str = "train", wanted: str = "train") -> Predictor:
+    config = Config(
+        num_classes=len(logits),
+        classes=list("ab")[: len(logits)],
+        norm_mean=0.1,
+        norm_std=0.3,
+        input_size=28,
+        device="cpu",
+        precision="fp32",
+        channels_last=False,
+    )
     predictor = Predictor(FixedLogits(logits), config, compile_model=False)
     predictor.use_class_prior(wanted, ClassPrior(torch.tensor(counts, dtype=torch.float64), network))
     return predictor
@@ -116,12 +130,24 @@ def test_class_balanced_ece_weights_every_class_alike():
 # Runs: the prior in checkpoints and exports, training with --balance, evaluation
 # ----------------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def imbalanced_run(tmp_path_factory, tiny_data_dir):
     """A tiny run on 200 of the tiny split's 600 training images, drawn at random: unequal classes."""
     run_dir = tmp_path_factory.mktemp("prior_run")
-    config = Config(split="tiny", data_dir=str(tiny_data_dir), model="glyphnet", width=8, epochs=1, batch_size=32,
-                    device="cpu", precision="fp32", val_split=0.2, seed=0, limit_train=200)
+    config = Config(
+        split="tiny",
+        data_dir=str(tiny_data_dir),
+        model="glyphnet",
+        width=8,
+        epochs=1,
+        batch_size=32,
+        device="cpu",
+        precision="fp32",
+        val_split=0.2,
+        seed=0,
+        limit_train=200,
+    )
     data = load_config_split(config)
     Trainer(config, data, run_dir, **QUIET, max_batches=2).fit()
     return run_dir, data
@@ -210,8 +236,17 @@ def tiny_batch_loss(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple
 @pytest.mark.parametrize("balance", ["reweight", "logit-adjust"])
 def test_balance_changes_the_training_loss_as_its_formula_says(balance, imbalanced_run):
     _, data = imbalanced_run
-    config = Config(split="tiny", model="glyphnet", width=8, epochs=1, batch_size=8, device="cpu", precision="fp32",
-                    balance=balance, output_dir="unused")
+    config = Config(
+        split="tiny",
+        model="glyphnet",
+        width=8,
+        epochs=1,
+        batch_size=8,
+        device="cpu",
+        precision="fp32",
+        balance=balance,
+        output_dir="unused",
+    )
     trainer = Trainer(config, data, progress=False, log=lambda *_: None)
     counts = np.array(by_hand_counts(data.train_labels, data.num_classes), dtype=np.float64)
     x = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -247,11 +282,15 @@ def test_an_export_for_the_uniform_prior_answers_as_the_run_does_and_says_so(imb
     from glyphkit.runtime_onnx import ModelError, OnnxGlyphReader
 
     run_dir, data = imbalanced_run
-    result = export.export_run(run_dir, "onnx", tmp_path / "uniform.onnx", class_prior="uniform", parity_images=50,
-                               log=lambda *_: None)
+    result = export.export_run(
+        run_dir, "onnx", tmp_path / "uniform.onnx", class_prior="uniform", parity_images=50, log=lambda *_: None
+    )
     meta = export.read_metadata(result.path)
-    assert meta["class_prior"] == {"answers_for": "uniform", "logits": "train",
-                                   "counts": by_hand_counts(data.train_labels, data.num_classes)}
+    assert meta["class_prior"] == {
+        "answers_for": "uniform",
+        "logits": "train",
+        "counts": by_hand_counts(data.train_labels, data.num_classes),
+    }
     images = data.test_images[:20]
     reader = OnnxGlyphReader(result.path, class_prior="uniform")
     want = load_predictor(run_dir, device="cpu", class_prior="uniform").probabilities(images).numpy()

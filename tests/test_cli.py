@@ -15,13 +15,32 @@ from glyphkit.config import ConfigError
 
 TINY = ["--split", "tiny", "--model", "glyphnet", "--batch-size", "64", "--no-progress"]
 # A few seconds a run: 120 training and 40 test images, batches of 32.
-SMALL = ["--split", "tiny", "--model", "glyphnet", "--batch-size", "32", "--limit-train", "120", "--limit-test", "40",
-         "--no-progress"]
+SMALL = [
+    "--split",
+    "tiny",
+    "--model",
+    "glyphnet",
+    "--batch-size",
+    "32",
+    "--limit-train",
+    "120",
+    "--limit-test",
+    "40",
+    "--no-progress",
+]
 ONE_THREAD = ["--num-threads", "1"]  # two threads on a busy 2-core machine are many times slower than one
 # What an evaluation writes into the run folder (README, "Evaluation").
-EVALUATION_FILES = ("metrics.json", "classification_report.txt", "misclassification_analysis.txt",
-                    "confusion_matrix.png", "confusion_matrix_normalized.png", "per_class_accuracy.png",
-                    "misclassified_examples.png", "reliability_diagram.png", "coverage_accuracy.png")
+EVALUATION_FILES = (
+    "metrics.json",
+    "classification_report.txt",
+    "misclassification_analysis.txt",
+    "confusion_matrix.png",
+    "confusion_matrix_normalized.png",
+    "per_class_accuracy.png",
+    "misclassified_examples.png",
+    "reliability_diagram.png",
+    "coverage_accuracy.png",
+)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SUGGESTED, CURRENT = 3e-4, 1e-3
 
@@ -38,17 +57,39 @@ def test_help_lists_the_original_flags(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--split", "--batch-size", "--epochs", "--lr", "--lr-finder", "--output-dir", "--seed",
-                 "--skip-eval", "--data-dir", "--resume", "--device", "--model"):
+    for flag in (
+        "--split",
+        "--batch-size",
+        "--epochs",
+        "--lr",
+        "--lr-finder",
+        "--output-dir",
+        "--seed",
+        "--skip-eval",
+        "--data-dir",
+        "--resume",
+        "--device",
+        "--model",
+    ):
         assert flag in out, flag
 
 
 def test_defaults_are_the_original_specification():
     config = config_from_args(build_parser().parse_args(["train"]))
-    assert (config.split, config.batch_size, config.epochs, config.lr, config.output_dir, config.seed) == \
-        ("balanced", 128, 50, 1e-3, "outputs", 42)
-    assert (config.weight_decay, config.scheduler, config.early_stopping_patience, config.dropout_rate) == \
-        (1e-4, "cosine", 10, 0.4)
+    assert (config.split, config.batch_size, config.epochs, config.lr, config.output_dir, config.seed) == (
+        "balanced",
+        128,
+        50,
+        1e-3,
+        "outputs",
+        42,
+    )
+    assert (config.weight_decay, config.scheduler, config.early_stopping_patience, config.dropout_rate) == (
+        1e-4,
+        "cosine",
+        10,
+        0.4,
+    )
     assert (config.rotation_degree, config.affine_degree, config.translate, config.val_split) == (15, 10, 0.08, 0.1)
 
 
@@ -70,6 +111,7 @@ def test_explicit_flags_override_a_preset():
 
 def test_the_fast_preset_trains_the_same_network_and_schedule_in_bf16_and_fp32():
     """README's timings of bf16 and fp32 runs compare one training: the precision is the only difference."""
+
     def config(*flags: str):
         return config_from_args(build_parser().parse_args(["train", "--preset", "fast", "--device", "cpu", *flags]))
 
@@ -80,13 +122,25 @@ def test_the_fast_preset_trains_the_same_network_and_schedule_in_bf16_and_fp32()
 
 def test_train_then_resume(tiny_data_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    code = main(["train", *TINY, "--data-dir", str(tiny_data_dir), "--epochs", "1", "--output-dir", str(run),
-                 "--skip-eval"])
+    code = main(
+        ["train", *TINY, "--data-dir", str(tiny_data_dir), "--epochs", "1", "--output-dir", str(run), "--skip-eval"]
+    )
     assert code == 0
     for name in ("best_model.pth", "latest_checkpoint.pth", "config.json", "history.json", "training_history.png"):
         assert (run / name).is_file(), name
-    code = main(["train", "--resume", str(run), "--epochs", "2", "--data-dir", str(tiny_data_dir), "--skip-eval",
-                 "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--resume",
+            str(run),
+            "--epochs",
+            "2",
+            "--data-dir",
+            str(tiny_data_dir),
+            "--skip-eval",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "after epoch 1 of 2" in capsys.readouterr().out
     assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
@@ -94,9 +148,27 @@ def test_train_then_resume(tiny_data_dir, tmp_path, capsys):
 
 def test_lr_finder_without_a_terminal_takes_the_suggestion(tiny_data_dir, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "glyphkit", "train", *TINY, "--data-dir", str(tiny_data_dir),
-                           "--epochs", "1", "--output-dir", str(run), "--lr-finder", "--skip-eval"],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "glyphkit",
+            "train",
+            *TINY,
+            "--data-dir",
+            str(tiny_data_dir),
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(run),
+            "--lr-finder",
+            "--skip-eval",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no terminal to ask, so it is used" in proc.stdout
     choice = json.loads((run / "lr.json").read_text())
@@ -111,27 +183,47 @@ def test_lr_finder_on_a_terminal_asks(tiny_data_dir, tmp_path, monkeypatch, caps
     monkeypatch.setattr(cli.sys.stdin, "isatty", lambda: True, raising=False)
     monkeypatch.setattr("builtins.input", lambda prompt: "n")
     run = tmp_path / "run"
-    assert main(["train", *TINY, "--data-dir", str(tiny_data_dir), "--epochs", "1", "--output-dir", str(run),
-                 "--lr-finder", "--lr", "0.002", "--skip-eval"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *TINY,
+                "--data-dir",
+                str(tiny_data_dir),
+                "--epochs",
+                "1",
+                "--output-dir",
+                str(run),
+                "--lr-finder",
+                "--lr",
+                "0.002",
+                "--skip-eval",
+            ]
+        )
+        == 0
+    )
     choice = json.loads((run / "lr.json").read_text())
     assert choice["choice"] == "rejected" and choice["lr"] == 0.002
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--epochs", "-1"], "--epochs"),
-    (["--batch-size", "0"], "--batch-size"),
-    (["--lr", "0"], "--lr"),
-    (["--lr", "abc"], "--lr"),
-    (["--val-split", "1.5"], "--val-split"),
-    (["--weight-decay", "-0.1"], "--weight-decay"),
-    (["--weight-decay", "nan"], "--weight-decay"),
-    (["--label-smoothing", "1"], "--label-smoothing"),
-    (["--label-smoothing", "-0.1"], "--label-smoothing"),
-    (["--progressive-size", "28"], "--progressive-size"),
-    (["--progressive-size", "4"], "--progressive-size"),
-    (["--augment-share", "0"], "--augment-share"),
-    (["--augment-share", "1.5"], "--augment-share"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "-1"], "--epochs"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--lr", "0"], "--lr"),
+        (["--lr", "abc"], "--lr"),
+        (["--val-split", "1.5"], "--val-split"),
+        (["--weight-decay", "-0.1"], "--weight-decay"),
+        (["--weight-decay", "nan"], "--weight-decay"),
+        (["--label-smoothing", "1"], "--label-smoothing"),
+        (["--label-smoothing", "-0.1"], "--label-smoothing"),
+        (["--progressive-size", "28"], "--progressive-size"),
+        (["--progressive-size", "4"], "--progressive-size"),
+        (["--augment-share", "0"], "--augment-share"),
+        (["--augment-share", "1.5"], "--augment-share"),
+    ],
+)
 def test_bad_values_are_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", *argv])
@@ -177,8 +269,24 @@ def test_training_calibrates_and_calibrate_does_it_for_older_runs(tiny_data_dir,
 
     run = tmp_path / "run"
     # 120 validation images: enough to calibrate on (workflows.MIN_CALIBRATION_IMAGES)
-    assert main(["train", *TINY, "--data-dir", str(tiny_data_dir), "--epochs", "1", "--output-dir", str(run),
-                 "--skip-eval", "--val-split", "0.2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *TINY,
+                "--data-dir",
+                str(tiny_data_dir),
+                "--epochs",
+                "1",
+                "--output-dir",
+                str(run),
+                "--skip-eval",
+                "--val-split",
+                "0.2",
+            ]
+        )
+        == 0
+    )
     assert "calibrated: temperature" in capsys.readouterr().out
     state = torch.load(run / "best_model.pth", weights_only=True)
     assert state["calibration"]["method"] == "temperature" and state["calibration"]["scale"] > 0  # one number
@@ -196,6 +304,7 @@ def test_training_calibrates_and_calibrate_does_it_for_older_runs(tiny_data_dir,
 
 # ---------------------------------------------------------------------------------------------- the LR question
 
+
 def _type_answers(monkeypatch, *lines: str) -> list[str]:
     """Answer input() with `lines`, one per question, then end of input (Ctrl-D); returns the questions asked."""
     asked, waiting = [], list(lines)
@@ -210,13 +319,17 @@ def _type_answers(monkeypatch, *lines: str) -> list[str]:
     return asked
 
 
-@pytest.mark.parametrize("typed, expected", [
-    ("", (SUGGESTED, "suggestion")),  # Enter takes the suggestion
-    ("y", (SUGGESTED, "suggestion")),
-    ("  2.5e-3 ", (2.5e-3, "typed")),  # a number is the rate to train with
-    ("0.01", (0.01, "typed")),
-    ("n", (CURRENT, "rejected")),  # no keeps the rate the run would have used
-], ids=["enter", "y", "number", "decimal", "n"])
+@pytest.mark.parametrize(
+    "typed, expected",
+    [
+        ("", (SUGGESTED, "suggestion")),  # Enter takes the suggestion
+        ("y", (SUGGESTED, "suggestion")),
+        ("  2.5e-3 ", (2.5e-3, "typed")),  # a number is the rate to train with
+        ("0.01", (0.01, "typed")),
+        ("n", (CURRENT, "rejected")),  # no keeps the rate the run would have used
+    ],
+    ids=["enter", "y", "number", "decimal", "n"],
+)
 def test_the_terminal_question_takes_the_answer(monkeypatch, typed, expected):
     asked = _type_answers(monkeypatch, typed)
     assert cli.ask_accept_lr(SUGGESTED, CURRENT, interactive=True) == expected
@@ -246,9 +359,28 @@ def _train_on_a_terminal(data_dir, run, typed: bytes) -> subprocess.CompletedPro
     main_end, terminal = os.openpty()
     try:
         os.write(main_end, typed)
-        return subprocess.run([sys.executable, "-m", "glyphkit", "train", *SMALL, *ONE_THREAD, "--data-dir",
-                               str(data_dir), "--output-dir", str(run), "--epochs", "1", "--lr-finder", "--skip-eval"],
-                              stdin=terminal, capture_output=True, text=True, timeout=180)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "glyphkit",
+                "train",
+                *SMALL,
+                *ONE_THREAD,
+                "--data-dir",
+                str(data_dir),
+                "--output-dir",
+                str(run),
+                "--epochs",
+                "1",
+                "--lr-finder",
+                "--skip-eval",
+            ],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
         os.close(main_end)
         os.close(terminal)
@@ -280,6 +412,7 @@ def test_on_a_real_terminal_ctrl_d_is_one_error_line_and_exit_2(tiny_data_dir, t
 
 # ---------------------------------------------------------------------------------------------- lr-find, evaluate
 
+
 def test_lr_find_writes_the_choice_and_the_curve(tiny_data_dir, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["lr-find", *SMALL, *ONE_THREAD, "--data-dir", str(tiny_data_dir), "--output-dir", str(run)]) == 0
@@ -306,8 +439,12 @@ def _assert_evaluated(run, test_images: int) -> None:
 
 def test_train_without_skip_eval_evaluates_at_the_end(tiny_data_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", *SMALL, *ONE_THREAD, "--data-dir", str(tiny_data_dir), "--output-dir", str(run),
-                 "--epochs", "1"]) == 0
+    assert (
+        main(
+            ["train", *SMALL, *ONE_THREAD, "--data-dir", str(tiny_data_dir), "--output-dir", str(run), "--epochs", "1"]
+        )
+        == 0
+    )
     _assert_evaluated(run, test_images=40)
     out = capsys.readouterr().out
     assert "test accuracy" in out and f"reports and figures written to {run}" in out
@@ -315,8 +452,23 @@ def test_train_without_skip_eval_evaluates_at_the_end(tiny_data_dir, tmp_path, c
 
 def test_evaluate_writes_metrics_and_figures(tiny_data_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", *SMALL, *ONE_THREAD, "--data-dir", str(tiny_data_dir), "--output-dir", str(run),
-                 "--epochs", "1", "--skip-eval"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *SMALL,
+                *ONE_THREAD,
+                "--data-dir",
+                str(tiny_data_dir),
+                "--output-dir",
+                str(run),
+                "--epochs",
+                "1",
+                "--skip-eval",
+            ]
+        )
+        == 0
+    )
     assert not any((run / name).exists() for name in EVALUATION_FILES)  # --skip-eval: the files come from evaluate
     capsys.readouterr()
     assert main(["evaluate", str(run), "--no-progress"]) == 0

@@ -24,8 +24,23 @@ from glyphkit.training import Trainer
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-FAST = ["--split", "tiny", "--model", "glyphnet", "--batch-size", "32", "--limit-train", "120", "--limit-test", "20",
-        "--no-progress", "--num-threads", "1", "--precision", "fp32"]
+FAST = [
+    "--split",
+    "tiny",
+    "--model",
+    "glyphnet",
+    "--batch-size",
+    "32",
+    "--limit-train",
+    "120",
+    "--limit-test",
+    "20",
+    "--no-progress",
+    "--num-threads",
+    "1",
+    "--precision",
+    "fp32",
+]
 STEPS_PER_EPOCH = 4  # 108 training images (120 less the validation share) in batches of 32
 
 
@@ -81,11 +96,26 @@ def interrupt_during_epoch(monkeypatch, epoch: int, after_steps: int = 2) -> Non
 
 # ------------------------------------------------------------------------------------------------ TensorBoard
 
+
 @pytest.mark.slow
 def test_train_logs_per_epoch_curves_and_the_rate_of_every_step(capsys, tiny_data_dir, tmp_path):
     run = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", *FAST, "--data-dir", tiny_data_dir, "--output-dir", run, "--epochs", 2,
-                           "--scheduler", "onecycle", "--lr", "0.003", "--skip-eval")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        *FAST,
+        "--data-dir",
+        tiny_data_dir,
+        "--output-dir",
+        run,
+        "--epochs",
+        2,
+        "--scheduler",
+        "onecycle",
+        "--lr",
+        "0.003",
+        "--skip-eval",
+    )
     assert code == 0, err
     assert list(run.glob("events.out.tfevents.*")), "no event files in the run folder"
     history = json.loads((run / "history.json").read_text())
@@ -134,8 +164,9 @@ def test_without_tensorboard_training_says_so_once_and_runs_on(tiny_config, tiny
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # `import` of it now raises ImportError
     monkeypatch.setattr(tblog, "_said_missing", False)
     said = []
-    trainer = Trainer(tiny_config.replace(epochs=1, num_threads=1), tiny_data, tmp_path / "run", progress=False,
-                      log=said.append)
+    trainer = Trainer(
+        tiny_config.replace(epochs=1, num_threads=1), tiny_data, tmp_path / "run", progress=False, log=said.append
+    )
     workflows.train(trainer, log=said.append)
     assert [m for m in said if "TensorBoard" in m] == [tblog.MISSING]  # once, though two writers were asked for
     assert "pip install tensorboard" in tblog.MISSING
@@ -144,6 +175,7 @@ def test_without_tensorboard_training_says_so_once_and_runs_on(tiny_config, tiny
 
 
 # ------------------------------------------------------------------------------------------------ glyphkit runs
+
 
 @pytest.fixture(scope="module")
 def three_runs(tmp_path_factory, tiny_data_dir):
@@ -165,9 +197,11 @@ def test_runs_lists_finished_interrupted_and_diverged_runs(capsys, three_runs, t
     assert code == 0, err
     table = pd.read_csv(out).set_index("run")
     assert list(table.index) == [str(three_runs / n) for n in ("diverged", "finished", "interrupted")]
-    assert table["status"].to_dict() == {str(three_runs / "diverged"): "diverged",
-                                         str(three_runs / "finished"): "finished",
-                                         str(three_runs / "interrupted"): "interrupted"}
+    assert table["status"].to_dict() == {
+        str(three_runs / "diverged"): "diverged",
+        str(three_runs / "finished"): "finished",
+        str(three_runs / "interrupted"): "interrupted",
+    }
     finished = table.loc[str(three_runs / "finished")]
     metrics = json.loads((three_runs / "finished" / "metrics.json").read_text())
     history = json.loads((three_runs / "finished" / "history.json").read_text())
@@ -184,8 +218,9 @@ def test_runs_lists_finished_interrupted_and_diverged_runs(capsys, three_runs, t
     assert diverged["epochs"] == 0 and pd.isna(diverged["best_val_acc"]) and pd.isna(diverged["problem"])
     assert "interrupted" in text and "diverged" in text and f"3 run(s) written to {out}" in text
 
-    code, _, err = run_cli(capsys, "runs", three_runs, "--sort", "epochs", "--descending", "--output",
-                           tmp_path / "runs.json")
+    code, _, err = run_cli(
+        capsys, "runs", three_runs, "--sort", "epochs", "--descending", "--output", tmp_path / "runs.json"
+    )
     assert code == 0, err
     rows = json.loads((tmp_path / "runs.json").read_text())
     assert [row["status"] for row in rows] == ["finished", "interrupted", "diverged"]
@@ -200,7 +235,8 @@ def test_the_finished_run_carries_its_settings_and_test_accuracy_to_hparams(thre
     assert same(points(log, "hparam/test_acc"), [2], [metrics["accuracy"]])
     assert points(log, "hparam/best_val_acc")[0] == [2]  # written after training, not again by the evaluation
     start = metadata.parse_session_start_info_plugin_data(
-        log.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content)
+        log.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content
+    )
     assert start.hparams["model"].string_value == "glyphnet" and start.hparams["epochs"].number_value == 2
     assert "figures/confusion_matrix_normalized" in log.Tags()["images"]
     assert not [p for p in (three_runs / "finished").iterdir() if p.is_dir()]  # no timestamped hparams subfolder
@@ -228,8 +264,9 @@ def test_a_damaged_run_folder_is_a_row_with_its_problem(capsys, three_runs, tmp_
 
 def _status(folder: Path, **record) -> None:
     folder.mkdir(parents=True)
-    (folder / rundir.STATUS).write_text(json.dumps({"host": socket.gethostname(), "started": "2026-01-01T10:00:00",
-                                                    **record}))
+    (folder / rundir.STATUS).write_text(
+        json.dumps({"host": socket.gethostname(), "started": "2026-01-01T10:00:00", **record})
+    )
 
 
 def test_running_means_a_live_process_writes_the_folder(tmp_path):
@@ -250,8 +287,9 @@ def test_runs_without_status_json_are_finished_when_all_epochs_are_done(tmp_path
     for name, done in (("old-done", 2), ("old-partial", 1)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps({"split": "tiny", "model": "glyphnet", "epochs": 2}))
-        (tmp_path / name / "history.json").write_text(json.dumps({"epoch": list(range(1, done + 1)),
-                                                                  "val_acc": [0.5] * done}))
+        (tmp_path / name / "history.json").write_text(
+            json.dumps({"epoch": list(range(1, done + 1)), "val_acc": [0.5] * done})
+        )
     table = runs.runs_table([tmp_path]).set_index("run")
     assert table.loc[str(tmp_path / "old-done"), "status"] == "finished"
     assert table.loc[str(tmp_path / "old-partial"), "status"] == "unknown"

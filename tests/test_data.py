@@ -12,8 +12,17 @@ import pytest
 import torch
 
 from glyphkit.batches import iterate_batches, random_affine
-from glyphkit.data import (DataError, available_splits, load_split, parse_idx, read_part, stratified_split,
-                           split_classes, locate_split, IMAGE_MAGIC)
+from glyphkit.data import (
+    IMAGE_MAGIC,
+    DataError,
+    available_splits,
+    load_split,
+    locate_split,
+    parse_idx,
+    read_part,
+    split_classes,
+    stratified_split,
+)
 from glyphkit.synthetic import idx_bytes, render_glyphs, write_emnist_split
 from tests.conftest import TINY_CHARS
 
@@ -129,10 +138,19 @@ def test_augmentation_keeps_shape_and_range():
 
 def test_augment_share_warps_that_share_of_the_glyphs_and_leaves_the_rest_as_they_are():
     x = torch.rand(2000, 1, 28, 28)
+
     def unchanged(share):
-        out = random_affine(x, rotation=10, affine_rotation=0, translate=0.08, scale=0.1,
-                            generator=torch.Generator().manual_seed(0), share=share)
+        out = random_affine(
+            x,
+            rotation=10,
+            affine_rotation=0,
+            translate=0.08,
+            scale=0.1,
+            generator=torch.Generator().manual_seed(0),
+            share=share,
+        )
         return (out == x).all(dim=(1, 2, 3)).float().mean().item()  # the glyphs left exactly as they were
+
     assert unchanged(1.0) == 0.0  # the default: every glyph warped
     assert 0.45 < unchanged(0.5) < 0.55  # binomial(2000, 0.5): outside this range about once in 10^5 draws
     assert 0.7 < unchanged(0.25) < 0.8
@@ -140,9 +158,17 @@ def test_augment_share_warps_that_share_of_the_glyphs_and_leaves_the_rest_as_the
 
 def test_batches_are_normalised_padded_and_cover_the_set(tiny_data):
     seen = 0
-    for x, y in iterate_batches(tiny_data.test_images, tiny_data.test_labels, 64, mean=0.1, std=0.3,
-                                input_size=32, shuffle=True, generator=torch.Generator().manual_seed(0),
-                                augment=dict(rotation=15, affine_rotation=10, translate=0.08, scale=0.0)):
+    for x, y in iterate_batches(
+        tiny_data.test_images,
+        tiny_data.test_labels,
+        64,
+        mean=0.1,
+        std=0.3,
+        input_size=32,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+        augment=dict(rotation=15, affine_rotation=10, translate=0.08, scale=0.0),
+    ):
         assert x.shape[1:] == (1, 32, 32) and x.dtype == torch.float32
         assert torch.allclose(x[:, :, 0, :], torch.tensor(-0.1 / 0.3))  # zero border after normalisation
         seen += len(y)
@@ -154,8 +180,17 @@ def test_shards_split_one_order_into_equal_disjoint_shares():
     images = torch.zeros(11, 28, 28, dtype=torch.uint8)
 
     def seen(rank: int, world: int) -> list[int]:
-        batches = iterate_batches(images, labels, 2, mean=0.0, std=1.0, input_size=28, shuffle=True,
-                                  generator=torch.Generator().manual_seed(3), shard=(rank, world))
+        batches = iterate_batches(
+            images,
+            labels,
+            2,
+            mean=0.0,
+            std=1.0,
+            input_size=28,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(3),
+            shard=(rank, world),
+        )
         return [int(y) for _, ys in batches for y in ys]
 
     whole = seen(0, 1)

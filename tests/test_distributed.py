@@ -11,8 +11,7 @@ import sys
 import pytest
 import torch
 
-from glyphkit import cli
-from glyphkit import rundir
+from glyphkit import cli, rundir
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 TINY = ["--split", "tiny", "--model", "glyphnet", "--batch-size", "32", "--no-progress"]
@@ -40,8 +39,7 @@ distributed.shutdown()
 def torchrun(*args, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GLYPHKIT_CACHE": str(cwd / "cache")}
     env.pop("GLYPHKIT_DATA_DIR", None)
-    return subprocess.run([*TORCHRUN, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([*TORCHRUN, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_both_ranks_hold_the_same_network(tiny_data_dir, tmp_path):
@@ -68,8 +66,19 @@ def test_torchrun_cli_writes_once_resumes_and_matches_a_single_process_evaluatio
     first = torchrun("-m", "glyphkit", "train", *TINY, *data, "--epochs", "1", "--skip-eval", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stdout.count("in 2 processes (batch 32 each, global batch 64)") == 1  # rank 0 alone logs
-    resumed = torchrun("-m", "glyphkit", "train", "--resume", run, "--epochs", "2", "--data-dir", tiny_data_dir,
-                       "--no-progress", cwd=tmp_path)
+    resumed = torchrun(
+        "-m",
+        "glyphkit",
+        "train",
+        "--resume",
+        run,
+        "--epochs",
+        "2",
+        "--data-dir",
+        tiny_data_dir,
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stdout.count(f"resuming {run} after epoch 1 of 2") == 1
     assert json.loads((run / rundir.HISTORY).read_text())["epoch"] == [1, 2]
@@ -80,18 +89,23 @@ def test_torchrun_cli_writes_once_resumes_and_matches_a_single_process_evaluatio
     assert json.loads((run / rundir.METRICS).read_text()) == from_torchrun
     # One process cannot continue a run of two: every epoch's batches and the schedule depend on it.
     capsys.readouterr()
-    assert cli.main(["train", "--resume", str(run), "--epochs", "3", "--data-dir", str(tiny_data_dir),
-                     "--no-progress"]) == 2
+    assert (
+        cli.main(["train", "--resume", str(run), "--epochs", "3", "--data-dir", str(tiny_data_dir), "--no-progress"])
+        == 2
+    )
     assert "trained by 2 process(es), this is 1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag, message", [("--lr-finder", "the LR finder runs in one process"),
-                                           ("--sync-bn", "--sync-bn needs CUDA GPUs")])
-def test_what_torchrun_cannot_do_on_this_machine_is_one_error_line(flag, message, tiny_data_dir, tmp_path,
-                                                                   monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "flag, message", [("--lr-finder", "the LR finder runs in one process"), ("--sync-bn", "--sync-bn needs CUDA GPUs")]
+)
+def test_what_torchrun_cannot_do_on_this_machine_is_one_error_line(
+    flag, message, tiny_data_dir, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; both refusals come before any process group
     monkeypatch.setenv("RANK", "0")
-    code = cli.main(["train", *TINY, "--data-dir", str(tiny_data_dir), "--output-dir", str(tmp_path / "run"),
-                     "--epochs", "1", flag])
+    code = cli.main(
+        ["train", *TINY, "--data-dir", str(tiny_data_dir), "--output-dir", str(tmp_path / "run"), "--epochs", "1", flag]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(f"error: {message}") and "Traceback" not in err

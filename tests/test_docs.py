@@ -9,10 +9,10 @@ import runpy
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from markdown.extensions.toc import slugify
 
 import glyphkit
@@ -23,8 +23,9 @@ RENDER = ROOT / "benchmarks" / "render_results.py"
 
 
 def _help(*command: str) -> str:
-    return subprocess.run([sys.executable, "-m", "glyphkit", *command, "--help"], capture_output=True, text=True,
-                          cwd=ROOT, check=True).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "glyphkit", *command, "--help"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
 
 
 def _subcommands() -> list[str]:
@@ -48,9 +49,12 @@ def test_cli_reference_lists_every_subcommand_and_flag_of_the_help():
 def test_every_flag_has_a_help_text():
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    bare = [f"{name} {'/'.join(action.option_strings) or action.dest}"
-            for name, sub in subparsers.choices.items() for action in sub._actions
-            if not (action.help or "").strip()]
+    bare = [
+        f"{name} {'/'.join(action.option_strings) or action.dest}"
+        for name, sub in subparsers.choices.items()
+        for action in sub._actions
+        if not (action.help or "").strip()
+    ]
     assert not bare, f"flags without help: {bare}"
 
 
@@ -80,8 +84,11 @@ def test_every_docs_pointer_in_the_code_names_a_page_and_heading_that_exist():
 
 
 def test_the_code_no_longer_points_into_readme_sections():
-    stale = [str(p.relative_to(ROOT)) for p in [*ROOT.glob("glyphkit/*.py"), *ROOT.glob("notebooks/*.ipynb")]
-             if re.search(r"\(README\b|see README\b|README,\s*[\"']", p.read_text(encoding="utf-8"))]
+    stale = [
+        str(p.relative_to(ROOT))
+        for p in [*ROOT.glob("glyphkit/*.py"), *ROOT.glob("notebooks/*.ipynb")]
+        if re.search(r"\(README\b|see README\b|README,\s*[\"']", p.read_text(encoding="utf-8"))
+    ]
     assert not stale, f"pointers into README sections (name a docs page instead): {stale}"
 
 

@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from glyphkit.rundir import CheckpointError
 from glyphkit.config import Config
 from glyphkit.data import GlyphData
 from glyphkit.inference import TTA_BELOW_CONFIDENCE, TTA_SHIFTS, load_predictor
-from glyphkit.interpret import (Interpretation, ambiguity_mask, ambiguity_summary, groups_present, is_ambiguous_pair,
-                                top_confusions)
+from glyphkit.interpret import (
+    Interpretation,
+    ambiguity_mask,
+    ambiguity_summary,
+    groups_present,
+    is_ambiguous_pair,
+    top_confusions,
+)
+from glyphkit.rundir import CheckpointError
 from glyphkit.training import Trainer
 from glyphkit.workflows import evaluate_run
 
@@ -24,6 +30,7 @@ BALANCED_CLASSES = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")  # EM
 # ----------------------------------------------------------------------------------------------------------------
 # Metrics on a hand-made prediction set
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def ranked_logits(rankings: list[list[int]]) -> np.ndarray:
     """Logits whose order per row is the given ranking (first = predicted)."""
@@ -38,10 +45,23 @@ def hand_made() -> Interpretation:
     #            label: 0  0  0  1  1  2  2  3
     #        predicted: 0  0  1  1  0  2  2  1
     # true class last in the ranking (outside the top 3) for samples 4 and 7.
-    rankings = [[0, 1, 2, 3], [0, 1, 2, 3], [1, 0, 2, 3], [1, 0, 2, 3],
-                [0, 2, 3, 1], [2, 0, 1, 3], [2, 0, 1, 3], [1, 0, 2, 3]]
-    return Interpretation(logits=ranked_logits(rankings), labels=np.array([0, 0, 0, 1, 1, 2, 2, 3]),
-                      classes=list("abcd"), split="hand", checkpoint="none")
+    rankings = [
+        [0, 1, 2, 3],
+        [0, 1, 2, 3],
+        [1, 0, 2, 3],
+        [1, 0, 2, 3],
+        [0, 2, 3, 1],
+        [2, 0, 1, 3],
+        [2, 0, 1, 3],
+        [1, 0, 2, 3],
+    ]
+    return Interpretation(
+        logits=ranked_logits(rankings),
+        labels=np.array([0, 0, 0, 1, 1, 2, 2, 3]),
+        classes=list("abcd"),
+        split="hand",
+        checkpoint="none",
+    )
 
 
 def test_summary_matches_hand_computed(hand_made):
@@ -55,7 +75,11 @@ def test_per_class_matches_hand_computed(hand_made):
     per_class = hand_made.per_class()
     assert list(per_class) == list("abcd")
     expected = {  # (precision, recall, support)
-        "a": (2 / 3, 2 / 3, 3), "b": (1 / 3, 1 / 2, 2), "c": (1.0, 1.0, 2), "d": (0.0, 0.0, 1)}
+        "a": (2 / 3, 2 / 3, 3),
+        "b": (1 / 3, 1 / 2, 2),
+        "c": (1.0, 1.0, 2),
+        "d": (0.0, 0.0, 1),
+    }
     for ch, (precision, recall, support) in expected.items():
         assert per_class[ch]["precision"] == pytest.approx(precision, abs=1e-6)
         assert per_class[ch]["recall"] == pytest.approx(recall, abs=1e-6)
@@ -86,6 +110,7 @@ def test_mistakes_and_confidences(hand_made):
 # ----------------------------------------------------------------------------------------------------------------
 # Confusion pairs and ambiguity groups
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def test_top_confusions_ranks_pairs_and_marks_ambiguity():
     classes = ["O", "0", "l", "1", "A", "B"]
@@ -153,8 +178,13 @@ def tiny_run(tmp_path_factory):
 
 
 REPORTS = ["classification_report.txt", "misclassification_analysis.txt", "metrics.json"]
-FIGURES = ["confusion_matrix.png", "confusion_matrix_normalized.png", "per_class_accuracy.png",
-           "training_history.png", "misclassified_examples.png"]
+FIGURES = [
+    "confusion_matrix.png",
+    "confusion_matrix_normalized.png",
+    "per_class_accuracy.png",
+    "training_history.png",
+    "misclassified_examples.png",
+]
 
 
 def test_evaluate_run_writes_everything_and_is_reproducible(tiny_run):
@@ -189,8 +219,9 @@ def test_evaluate_run_with_tta_averages_the_shifted_predictions(tiny_run):
     assert sorted(TTA_SHIFTS) == sorted([(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)])
     predictor = load_predictor(run_dir)
     images, labels = data.test_images[:12], data.test_labels[:12]
-    shifted = torch.stack([predictor.logits(torch.roll(images, shifts=(dy, dx), dims=(1, 2))) for dx, dy in
-                           TTA_SHIFTS])  # (dx, dy): columns, rows of the [N, 28, 28] glyphs
+    shifted = torch.stack(
+        [predictor.logits(torch.roll(images, shifts=(dy, dx), dims=(1, 2))) for dx, dy in TTA_SHIFTS]
+    )  # (dx, dy): columns, rows of the [N, 28, 28] glyphs
     plain = predictor.logits(images)
     # Averaged for the glyphs whose calibrated top-1 probability is below TTA_BELOW_CONFIDENCE, plain otherwise.
     unsure = predictor.calibrator(plain).softmax(1).amax(1) < TTA_BELOW_CONFIDENCE
@@ -261,8 +292,9 @@ def test_calibration_is_stored_with_the_model_and_reported(tiny_run, tmp_path):
     assert metrics["calibration"]["accuracy_after"] == metrics["calibration"]["accuracy_before"]
 
     # Vector scaling (opt-in): the answers are the calibrated logits' (per-class biases may change them), by hand.
-    calibrator = calibrate(run_dir, val.predictor, val.images, val.labels, method="vector", min_images=20,
-                           log=lambda *_: None)
+    calibrator = calibrate(
+        run_dir, val.predictor, val.images, val.labels, method="vector", min_images=20, log=lambda *_: None
+    )
     metrics = evaluate_run(run_dir, data=data, log=lambda *_: None, progress=False)
     assert metrics["calibration"]["method"].startswith("vector scaling")
     by_hand = (logits * calibrator.scale + calibrator.bias).argmax(1)

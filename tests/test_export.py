@@ -25,16 +25,29 @@ pytest.importorskip("onnxscript")
 
 # Far from the identity, so a calibration left out of the graph shows in the probabilities: every class at
 # temperature 2 or more, and a different bias for each.
-CALIBRATION = {"method": "vector scaling", "scale": [0.5 - 0.05 * (i % 3) for i in range(len(TINY_CHARS))],
-               "bias": [0.3 * (i % 4) - 0.4 for i in range(len(TINY_CHARS))]}
+CALIBRATION = {
+    "method": "vector scaling",
+    "scale": [0.5 - 0.05 * (i % 3) for i in range(len(TINY_CHARS))],
+    "bias": [0.3 * (i % 4) - 0.4 for i in range(len(TINY_CHARS))],
+}
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_data_dir, tiny_data):
     """A tiny run of the spec's network family at 32x32 (so the graph must pad), fp32, calibrated."""
     run = tmp_path_factory.mktemp("run")
-    config = Config(split="tiny", data_dir=str(tiny_data_dir), model="enhanced", width=8, epochs=1, batch_size=64,
-                    precision="fp32", device="cpu", val_split=0.2, seed=0)
+    config = Config(
+        split="tiny",
+        data_dir=str(tiny_data_dir),
+        model="enhanced",
+        width=8,
+        epochs=1,
+        batch_size=64,
+        precision="fp32",
+        device="cpu",
+        val_split=0.2,
+        seed=0,
+    )
     Trainer(config, tiny_data, run, progress=False, log=lambda *_: None, max_batches=3).fit()
     store_calibration(run / "best_model.pth", CALIBRATION)
     return run
@@ -80,8 +93,9 @@ def test_torch_export_round_trip_with_its_description_beside_it(run_dir, tiny_da
     assert beside == export.read_metadata(path) and beside["classes"] == list(TINY_CHARS)
 
 
-def test_an_export_that_computes_something_else_is_an_error_and_nothing_is_written(run_dir, tmp_path, monkeypatch,
-                                                                                   capsys):
+def test_an_export_that_computes_something_else_is_an_error_and_nothing_is_written(
+    run_dir, tmp_path, monkeypatch, capsys
+):
     def subtly_wrong(path, glyphs, batch_size=256):  # what a buggy exporter does: most answers right, some not
         p = np.full((len(glyphs), len(TINY_CHARS)), 1 / len(TINY_CHARS), dtype=np.float32)
         p[:, 0] = 0.5
@@ -122,17 +136,20 @@ def test_export_command_prints_the_check_and_bad_inputs_get_one_line(run_dir, tm
     (corrupt / "best_model.pth").write_bytes(b"PK\x03\x04 not really a checkpoint")
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    cases = {"empty": ([str(tmp_path / "empty")], "no checkpoint"),
-             "corrupt": ([str(corrupt)], "corrupt"),
-             "unwritable": ([str(run_dir), "--output", str(a_file / "m.onnx")], "cannot write")}
+    cases = {
+        "empty": ([str(tmp_path / "empty")], "no checkpoint"),
+        "corrupt": ([str(corrupt)], "corrupt"),
+        "unwritable": ([str(run_dir), "--output", str(a_file / "m.onnx")], "cannot write"),
+    }
     for name, (args, says) in cases.items():
         assert cli.main(["export", *args]) == 2, name
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], (name, err)
 
     real_find_spec = export.importlib.util.find_spec
-    monkeypatch.setattr(export.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        export.importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a)
+    )
     assert cli.main(["export", str(run_dir), "--output", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
     assert "onnxruntime" in err and 'pip install "glyphkit[onnx]"' in err
@@ -151,10 +168,12 @@ def test_the_onnx_runtime_reads_images_like_predict_and_never_imports_torch(run_
         glyph_png(tiny_data.test_images[i * 10].numpy(), folder / f"g{i}.png")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
 
-    code = (f"import sys, runpy; sys.argv = ['runtime_onnx', {str(model)!r}, {str(folder)!r}, '--json']\n"
-            "try:\n    runpy.run_module('glyphkit.runtime_onnx', run_name='__main__')\n"
-            "except SystemExit as exc:\n    status = exc.code\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(status)\n")
+    code = (
+        f"import sys, runpy; sys.argv = ['runtime_onnx', {str(model)!r}, {str(folder)!r}, '--json']\n"
+        "try:\n    runpy.run_module('glyphkit.runtime_onnx', run_name='__main__')\n"
+        "except SystemExit as exc:\n    status = exc.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(status)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr  # one file could not be read ...
     assert done.stderr.strip().splitlines() == [next(line for line in done.stderr.splitlines())]

@@ -47,12 +47,15 @@ def _keep_one_class(root):
         shutil.rmtree(root / "train" / name)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (_keep_one_class, r"1 class folder\(s\); a glyph set needs at least 2"),
-    (lambda root: [p.unlink() for p in (root / "train" / "B").iterdir()], "B: no images"),
-    (lambda root: (root / "train" / "notes.txt").write_text("x"), "notes.txt: a file where"),
-    (lambda root: (root / "train" / "one" / "0.png").write_text("not an image"), "0.png: not an image"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_keep_one_class, r"1 class folder\(s\); a glyph set needs at least 2"),
+        (lambda root: [p.unlink() for p in (root / "train" / "B").iterdir()], "B: no images"),
+        (lambda root: (root / "train" / "notes.txt").write_text("x"), "notes.txt: a file where"),
+        (lambda root: (root / "train" / "one" / "0.png").write_text("not an image"), "0.png: not an image"),
+    ],
+)
 def test_bad_glyph_folders_are_clear_errors(tmp_path, monkeypatch, damage, message):
     monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
     root = write_glyph_set(tmp_path / "mine", per_class=3)
@@ -75,17 +78,39 @@ def test_train_evaluate_predict_and_init_from_on_a_glyph_folder(tmp_path, monkey
     # --init-from: every tensor but the classifier (classes differ) comes from run a
     other = write_glyph_set(tmp_path / "other")
     (other / "train" / "zero").rename(other / "train" / "O")  # another class set: O, one, A, B
-    assert cli.main(["train", *common[:-1], str(other), "--epochs", "1", "--output-dir", str(tmp_path / "b"),
-                     "--init-from", str(tmp_path / "a"), "--skip-eval"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                *common[:-1],
+                str(other),
+                "--epochs",
+                "1",
+                "--output-dir",
+                str(tmp_path / "b"),
+                "--init-from",
+                str(tmp_path / "a"),
+                "--skip-eval",
+            ]
+        )
+        == 0
+    )
     assert "initialised" in capsys.readouterr().out
     from glyphkit.config import Config
     from glyphkit.training import Trainer
 
     data = load_split("other", other)
-    trainer = Trainer(Config(model="glyphnet", init_from=str(tmp_path / "a")), data, tmp_path / "c", progress=False,
-                      log=lambda *_: None)
+    trainer = Trainer(
+        Config(model="glyphnet", init_from=str(tmp_path / "a")),
+        data,
+        tmp_path / "c",
+        progress=False,
+        log=lambda *_: None,
+    )
     source = torch.load(tmp_path / "a" / "best_model.pth", weights_only=True)
-    assert torch.equal(trainer.model.state_dict()["stem.0.weight"], source["ema"]["module.stem.0.weight"]
-                       if source.get("ema") else source["model"]["stem.0.weight"])
+    assert torch.equal(
+        trainer.model.state_dict()["stem.0.weight"],
+        source["ema"]["module.stem.0.weight"] if source.get("ema") else source["model"]["stem.0.weight"],
+    )
     fresh = Trainer(Config(model="glyphnet"), data, tmp_path / "d", progress=False, log=lambda *_: None)
     assert not torch.equal(fresh.model.state_dict()["stem.0.weight"], trainer.model.state_dict()["stem.0.weight"])

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from glyphkit import inference
-from glyphkit.models import GlyphNet
 from glyphkit.inference import predict_logits
+from glyphkit.models import GlyphNet
 
 
 def _model() -> torch.nn.Module:
@@ -29,8 +29,9 @@ def _images(n: int = 37) -> torch.Tensor:
 
 
 def _predict(model, images, **kwargs) -> torch.Tensor:
-    return predict_logits(model, images, mean=0.17, std=0.33, input_size=28, device=torch.device("cpu"),
-                          batch_size=16, **kwargs)  # 37 images: the last batch is partial
+    return predict_logits(
+        model, images, mean=0.17, std=0.33, input_size=28, device=torch.device("cpu"), batch_size=16, **kwargs
+    )  # 37 images: the last batch is partial
 
 
 def test_compiled_inference_matches_eager_and_follows_weight_changes():
@@ -42,8 +43,9 @@ def test_compiled_inference_matches_eager_and_follows_weight_changes():
 
     with torch.no_grad():  # e.g. another epoch of training: the frozen compiled copy must not be reused
         model.classifier[-1].bias.add_(torch.arange(5.0))
-    torch.testing.assert_close(_predict(model, images, compile_model=True), _predict(model, images),
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        _predict(model, images, compile_model=True), _predict(model, images), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_inference_runs_the_network_with_batch_norms_folded_and_gives_its_answers():
@@ -83,8 +85,9 @@ def test_inference_without_folding_runs_the_batch_norms_as_layers_and_gives_the_
     assert calls  # every batch norm ran as its own layer
     torch.testing.assert_close(kept, folded, rtol=1e-4, atol=1e-4)
     calls.clear()
-    config = Config(model="glyphnet", width=8, precision="fp32", channels_last=False, norm_mean=0.17, norm_std=0.33,
-                    input_size=28)
+    config = Config(
+        model="glyphnet", width=8, precision="fp32", channels_last=False, norm_mean=0.17, norm_std=0.33, input_size=28
+    )
     predictor = Predictor(model, config, "cpu", batch_size=16, compile_model=False, fold_batch_norms=False)
     torch.testing.assert_close(predictor.logits(images), folded, rtol=1e-4, atol=1e-4)
     assert calls
@@ -93,8 +96,9 @@ def test_inference_without_folding_runs_the_batch_norms_as_layers_and_gives_the_
 def test_a_network_no_longer_used_is_freed_despite_its_cached_inference_copies():
     """A notebook that trains or loads one network after another must not keep every one of them in memory."""
     with_norms = _model()
-    without_norms = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                                        torch.nn.Linear(4 * 26 * 26, 5)).eval()
+    without_norms = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 26 * 26, 5)
+    ).eval()
     for model in (with_norms, without_norms):
         _predict(model, _images(8))  # runs and caches the folded copy
     inference.compile_for_inference(with_norms)  # caches the compiled copy (compilation waits for the first call)
@@ -108,6 +112,7 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     def broken_compile(model, **kwargs):
         def run(*args):
             raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+
         return run
 
     monkeypatch.setattr(inference.torch, "compile", broken_compile)
@@ -203,8 +208,9 @@ def test_plain_and_tta_answers_come_from_one_pass_of_five_views_per_glyph():
     images[0, 14, 14] = 255
     images[1, 14, 15] = 255
     reader = _CountingReader()
-    plain, tta = inference.predict_plain_and_tta(reader, images, mean=0.0, std=1.0, input_size=28,
-                                                 device=torch.device("cpu"), batch_size=1)
+    plain, tta = inference.predict_plain_and_tta(
+        reader, images, mean=0.0, std=1.0, input_size=28, device=torch.device("cpu"), batch_size=1
+    )
     # The same numbers as the by-hand test above, and the plain answer costs no sixth view.
     torch.testing.assert_close(plain, torch.tensor([[1.0, 0.0], [0.0, 0.4]]))
     torch.testing.assert_close(tta, torch.tensor([[1 / 5, 4 * 0.4 / 5], [1 / 5, 0.4 / 5]]))

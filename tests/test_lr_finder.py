@@ -5,16 +5,14 @@ import math
 import pytest
 import torch
 
-from glyphkit.lr_finder import (find_lr, load_lr_choice, lr_range_test, save_lr_choice, suggest_steep,
-                                suggest_valley)
+from glyphkit.lr_finder import find_lr, load_lr_choice, lr_range_test, save_lr_choice, suggest_steep, suggest_valley
 from glyphkit.training import Trainer
 
 
 def test_suggestions_on_a_known_curve():
     lrs = [10 ** (-7 + 8 * i / 99) for i in range(100)]
     # Flat, then falling fastest around 1e-3, bottoming out near 1e-1, then diverging.
-    losses = [2.0 - 1.5 / (1 + math.exp(-(math.log10(lr) + 3) * 3)) + (max(0, math.log10(lr) + 1)) ** 2
-              for lr in lrs]
+    losses = [2.0 - 1.5 / (1 + math.exp(-(math.log10(lr) + 3) * 3)) + (max(0, math.log10(lr) + 1)) ** 2 for lr in lrs]
     steep = suggest_steep(lrs, losses)
     valley = suggest_valley(lrs, losses)
     assert 3e-4 < steep < 3e-3
@@ -28,7 +26,9 @@ def _log_curve(n: int, flat_noise: list[float]) -> tuple[list[float], list[float
     losses = []
     for i, lr in enumerate(lrs):
         x = math.log10(lr)
-        losses.append(4.0 + flat_noise[i % len(flat_noise)] if x < -3 else 4.0 - (x + 3) if x <= -1 else 2.0 + 3 * (x + 1))
+        losses.append(
+            4.0 + flat_noise[i % len(flat_noise)] if x < -3 else 4.0 - (x + 3) if x <= -1 else 2.0 + 3 * (x + 1)
+        )
     return lrs, losses
 
 
@@ -100,15 +100,15 @@ def _smoothed(values: list[float], beta: float = 0.98) -> list[float]:
 
 def test_range_test_stops_when_the_smoothed_loss_passes_4x_its_best():
     """Finite losses that grow: the test stops at the first step whose smoothed loss exceeds 4x the lowest."""
-    values = [1.0] * 20 + [1.0 * 1.5 ** k for k in range(1, 80)]
+    values = [1.0] * 20 + [1.0 * 1.5**k for k in range(1, 80)]
     batch = [(torch.randn(2, 4), torch.zeros(2, dtype=torch.long))]
     model, optimizer, step_fn = _scripted_losses(values)
     result = lr_range_test(model, optimizer, batch, num_steps=len(values), step_fn=step_fn, progress=False)
     smoothed = _smoothed(values, beta=0.98 ** (100 / len(values)))  # README: 0.98 per 100 steps
-    first_over = next(i for i, s in enumerate(smoothed) if s > 4 * min(smoothed[:i + 1]))
+    first_over = next(i for i, s in enumerate(smoothed) if s > 4 * min(smoothed[: i + 1]))
     assert 20 < first_over < len(values) - 1
     assert len(result.lrs) == first_over + 1  # it stops at that step (recorded), not before, not at the end
-    assert result.losses == pytest.approx(smoothed[:first_over + 1])
+    assert result.losses == pytest.approx(smoothed[: first_over + 1])
     # Growth that stays under 4x the best never stops the test early.
     mild = [1.0] * 20 + [3.5] * 80
     model, optimizer, step_fn = _scripted_losses(mild)
@@ -134,17 +134,29 @@ def test_lr_choice_round_trip(tmp_path):
         save_lr_choice(tmp_path, 2e-3, 2e-3, True, "test")  # the old yes/no `accepted`: no longer a record
 
 
-@pytest.mark.parametrize("record, said", [
-    ({"lr": 5e-4, "choice": "slider", "suggestion": 2e-3, "source": "notebook:accept"},
-     "learning rate 5.00e-04 from {path} (picked on 02_lr_finder's slider instead of the suggestion; suggestion "
-     "2.00e-03; source notebook:accept)"),
-    ({"lr": 1e-3, "choice": "rejected", "suggestion": 2e-3, "source": "notebook:reject"},
-     "(the suggestion rejected, the run's own rate kept; suggestion 2.00e-03; source notebook:reject)"),
-    ({"lr": 2e-3, "suggestion": 2e-3, "accepted": True, "source": "cli"},  # lr.json as glyphkit wrote it before
-     "learning rate 2.00e-03 from {path} (the LR finder's suggestion; suggestion 2.00e-03; source cli)"),
-    ({"lr": 7e-4, "suggestion": 2e-3, "accepted": False, "source": "notebook:accept"},
-     "(chosen instead of the suggestion; suggestion 2.00e-03; source notebook:accept)"),
-], ids=["slider", "rejected", "old-accepted", "old-not-accepted"])
+@pytest.mark.parametrize(
+    "record, said",
+    [
+        (
+            {"lr": 5e-4, "choice": "slider", "suggestion": 2e-3, "source": "notebook:accept"},
+            "learning rate 5.00e-04 from {path} (picked on 02_lr_finder's slider instead of the suggestion; suggestion "
+            "2.00e-03; source notebook:accept)",
+        ),
+        (
+            {"lr": 1e-3, "choice": "rejected", "suggestion": 2e-3, "source": "notebook:reject"},
+            "(the suggestion rejected, the run's own rate kept; suggestion 2.00e-03; source notebook:reject)",
+        ),
+        (
+            {"lr": 2e-3, "suggestion": 2e-3, "accepted": True, "source": "cli"},  # lr.json as glyphkit wrote it before
+            "learning rate 2.00e-03 from {path} (the LR finder's suggestion; suggestion 2.00e-03; source cli)",
+        ),
+        (
+            {"lr": 7e-4, "suggestion": 2e-3, "accepted": False, "source": "notebook:accept"},
+            "(chosen instead of the suggestion; suggestion 2.00e-03; source notebook:accept)",
+        ),
+    ],
+    ids=["slider", "rejected", "old-accepted", "old-not-accepted"],
+)
 def test_training_says_how_the_saved_rate_was_chosen(tmp_path, record, said):
     import json
 

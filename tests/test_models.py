@@ -28,7 +28,7 @@ def test_enhanced_matches_the_original_specification():
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     assert [c.out_channels for c in convs] == [32, 64, 64, 128, 128, 256, 256]
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [(256, 512), (512, 47)]
+    assert [(fc.in_features, fc.out_features) for fc in linears] == [(256, 512), (512, 47)]
     dropouts = sorted(m.p for m in model.modules() if isinstance(m, torch.nn.Dropout))
     assert dropouts == [0.3, 0.4]
     assert MODELS["enhanced"].width == 32 and MODELS["enhanced"].input_size == 32
@@ -36,7 +36,7 @@ def test_enhanced_matches_the_original_specification():
 
 def test_residual_block_adds_its_input():
     block = ResidualBlock(8, 8).eval()
-    for m in (block.conv2, ):
+    for m in (block.conv2,):
         torch.nn.init.zeros_(m.weight)  # the residual branch then contributes only BN's bias (0)
     x = torch.rand(1, 8, 5, 5)
     assert torch.allclose(block(x), torch.relu(x))

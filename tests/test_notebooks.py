@@ -16,11 +16,24 @@ import pytest
 from glyphkit import notebook as nb
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-NAMES = ["01_data_exploration", "02_lr_finder", "03_train", "04_evaluate", "05_misclassifications", "06_predict",
-         "07_compare_runs"]
+NAMES = [
+    "01_data_exploration",
+    "02_lr_finder",
+    "03_train",
+    "04_evaluate",
+    "05_misclassifications",
+    "06_predict",
+    "07_compare_runs",
+]
 TRAINING = {"03_train"}  # notebooks whose job is training: they take `epochs`
-RUN_FOLDER = {"02_lr_finder", "03_train", "04_evaluate", "05_misclassifications", "06_predict",
-              "07_compare_runs"}  # read/write run_dir
+RUN_FOLDER = {
+    "02_lr_finder",
+    "03_train",
+    "04_evaluate",
+    "05_misclassifications",
+    "06_predict",
+    "07_compare_runs",
+}  # read/write run_dir
 MAX_CODE_LINES = 10  # cells are glyphkit calls plus a little glue
 
 
@@ -56,6 +69,7 @@ def isolated_env(monkeypatch, tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 # The committed files
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def test_the_notebooks_are_there():
     assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == NAMES
@@ -105,6 +119,7 @@ def test_reads_like_a_tutorial(name):
 # papermill: 03_train with injected parameters, in quick mode
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def test_papermill_runs_03_train_in_quick_mode(tiny_data_dir, isolated_env, monkeypatch):
     papermill = pytest.importorskip("papermill")
     from glyphkit.lr_finder import save_lr_choice
@@ -114,16 +129,24 @@ def test_papermill_runs_03_train_in_quick_mode(tiny_data_dir, isolated_env, monk
     save_lr_choice(run_dir, 2e-3, 2e-3, "suggestion", source="test")  # as 02_lr_finder would leave it
     output = isolated_env / "03_train.out.ipynb"
     papermill.execute_notebook(
-        str(NOTEBOOK_DIR / "03_train.ipynb"), str(output), kernel_name="python3", cwd=str(isolated_env),
+        str(NOTEBOOK_DIR / "03_train.ipynb"),
+        str(output),
+        kernel_name="python3",
+        cwd=str(isolated_env),
         parameters={"split": "tiny", "epochs": 3, "data_dir": str(tiny_data_dir), "run_dir": str(run_dir)},
-        progress_bar=False)
+        progress_bar=False,
+    )
 
     executed = nbformat.read(output, as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1
     assert executed.cells.index(injected[0]) == executed.cells.index(parameters_cell(executed)) + 1
-    assert assigned_names(injected[0].source) == {"split": "tiny", "epochs": 3, "data_dir": str(tiny_data_dir),
-                                                  "run_dir": str(run_dir)}
+    assert assigned_names(injected[0].source) == {
+        "split": "tiny",
+        "epochs": 3,
+        "data_dir": str(tiny_data_dir),
+        "run_dir": str(run_dir),
+    }
     text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "QUICK MODE" in text
 
@@ -139,6 +162,7 @@ def test_papermill_runs_03_train_in_quick_mode(tiny_data_dir, isolated_env, monk
 # ----------------------------------------------------------------------------------------------------------------
 # glyphkit.notebook: quick mode, split choice, run folder
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def test_quick_mode_switch(monkeypatch):
     for value, expected in (("1", True), ("yes", True), ("0", False), ("", False), ("false", False)):
@@ -163,8 +187,15 @@ def test_run_dir_resolution(monkeypatch):
 def test_quick_config_caps_the_work(tiny_data_dir, isolated_env, monkeypatch):
     monkeypatch.setenv(nb.QUICK_ENV, "1")
     said = []
-    config = nb.notebook_config("tiny", epochs=20, run_dir=isolated_env / "run", data_dir=tiny_data_dir,
-                                limit_train=10_000, batch_size=None, log=said.append)
+    config = nb.notebook_config(
+        "tiny",
+        epochs=20,
+        run_dir=isolated_env / "run",
+        data_dir=tiny_data_dir,
+        limit_train=10_000,
+        batch_size=None,
+        log=said.append,
+    )
     assert (config.epochs, config.limit_train, config.limit_test) == (1, 3000, 2000)
     assert config.batch_size == 128 and config.split == "tiny" and config.output_dir == str(isolated_env / "run")
     assert any("QUICK MODE" in m for m in said)

@@ -1,9 +1,9 @@
 """The project's install files agree with each other."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,8 @@ def _floor(requirements, name):
 
 
 def test_torch_is_new_enough_to_load_checkpoints_safely():
-    """torch.load(weights_only=True) can be bypassed before torch 2.6 (CVE-2025-32434); torchvision 0.21 goes with 2.6."""
+    """torch.load(weights_only=True) can be bypassed before torch 2.6 (CVE-2025-32434); torchvision 0.21 goes with
+    2.6."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = [d for d in env["dependencies"] if isinstance(d, str)]

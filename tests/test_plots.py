@@ -14,8 +14,10 @@ from PIL import Image
 from glyphkit import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CLASSES = {47: list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt"),
-           62: list(string.digits + string.ascii_uppercase + string.ascii_lowercase)}
+CLASSES = {
+    47: list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt"),
+    62: list(string.digits + string.ascii_uppercase + string.ascii_lowercase),
+}
 
 
 def assert_png(fig: Figure, path) -> None:
@@ -79,8 +81,14 @@ def test_size_grows_with_classes():
 
 def test_curve_and_glyph_figures(tmp_path):
     rng = np.random.default_rng(2)
-    history = {"epoch": [1, 2, 3], "train_loss": [2.0, 1.0, 0.6], "val_loss": [1.8, 1.1, 0.9],
-               "train_acc": [0.4, 0.7, 0.8], "val_acc": [0.45, 0.68, 0.75], "lr": [1e-3, 6e-4, 2e-4]}
+    history = {
+        "epoch": [1, 2, 3],
+        "train_loss": [2.0, 1.0, 0.6],
+        "val_loss": [1.8, 1.1, 0.9],
+        "train_acc": [0.4, 0.7, 0.8],
+        "val_acc": [0.45, 0.68, 0.75],
+        "lr": [1e-3, 6e-4, 2e-4],
+    }
     fig = plots.plot_training_history(history)
     assert_png(fig, tmp_path / "history.png")
     for ax, ylabel in zip(fig.axes, ("loss", "accuracy", "learning rate")):
@@ -95,11 +103,17 @@ def test_curve_and_glyph_figures(tmp_path):
     np.testing.assert_array_equal(fig.axes[0].lines[0].get_xdata(), lrs)
     assert_png(plots.plot_lr_finder(lrs, losses), tmp_path / "lr_plain.png")
     images = rng.integers(0, 256, (10, 28, 28), dtype=np.uint8)
-    assert_png(plots.plot_misclassified_examples(images, list("O1l5ZgqcCk"), list("0lI5zq9Cck"), rng.random(10),
-                                                 ncols=4), tmp_path / "mis.png")
+    assert_png(
+        plots.plot_misclassified_examples(images, list("O1l5ZgqcCk"), list("0lI5zq9Cck"), rng.random(10), ncols=4),
+        tmp_path / "mis.png",
+    )
     flags = [True, True, True, False, True, True, False, True, True, False]
-    assert_png(plots.plot_misclassified_examples(images, list("O1lAZgqcCk"), list("0lIBzq9Cck"), rng.random(10),
-                                                 ambiguous=flags), tmp_path / "mis_flags.png")
+    assert_png(
+        plots.plot_misclassified_examples(
+            images, list("O1lAZgqcCk"), list("0lIBzq9Cck"), rng.random(10), ambiguous=flags
+        ),
+        tmp_path / "mis_flags.png",
+    )
     assert_png(plots.plot_misclassified_examples(images[:0], [], [], []), tmp_path / "none.png")
     assert_png(plots.plot_glyph_grid(images, [str(i) for i in range(10)]), tmp_path / "grid.png")
     fig = plots.plot_confidence_histogram(rng.random(500) ** 0.2, rng.random(40))
@@ -126,8 +140,10 @@ def test_images_are_shown_as_given():
 
 def test_runs_history_overlays_one_line_per_run(tmp_path):
     """07_compare_runs: two runs of different lengths on the same axes, each line ending where its run stopped."""
-    histories = {"runs/a": {"epoch": [1, 2, 3], "val_acc": [0.5, 0.7, 0.8], "val_loss": [1.5, 1.0, 0.8]},
-                 "runs/b": {"epoch": [1, 2], "val_acc": [0.6, 0.65], "val_loss": [1.2, 1.1]}}
+    histories = {
+        "runs/a": {"epoch": [1, 2, 3], "val_acc": [0.5, 0.7, 0.8], "val_loss": [1.5, 1.0, 0.8]},
+        "runs/b": {"epoch": [1, 2], "val_acc": [0.6, 0.65], "val_loss": [1.2, 1.1]},
+    }
     fig = plots.plot_runs_history(histories)
     acc, loss = fig.axes
     assert_axes(acc, "epoch", "validation accuracy")

@@ -41,9 +41,32 @@ def test_train_with_precision_fp32_records_it_and_says_so(tiny_data_dir, tmp_pat
 
     monkeypatch.setattr(runtime, "cpu_supports_bf16", lambda: True)  # fp32 must win even where bf16 is native
     run = tmp_path / "run"
-    assert cli.main(["train", "--split", "tiny", "--data-dir", str(tiny_data_dir), "--epochs", "1",
-                     "--batch-size", "16", "--model", "glyphnet", "--precision", "fp32", "--output-dir", str(run),
-                     "--skip-eval", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--split",
+                "tiny",
+                "--data-dir",
+                str(tiny_data_dir),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--model",
+                "glyphnet",
+                "--precision",
+                "fp32",
+                "--output-dir",
+                str(run),
+                "--skip-eval",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert json.loads((run / "config.json").read_text())["precision"] == "fp32"
     assert "on cpu (fp32)" in out
@@ -59,12 +82,24 @@ def test_a_cpu_without_native_bf16_is_named_at_the_start(tiny_data, tiny_config,
     monkeypatch.setattr(runtime, "cpu_supports_bf16", lambda: False)
     monkeypatch.setattr(workflows, "cpu_supports_bf16", lambda: False)
     lines: list[str] = []
-    trainer = Trainer(tiny_config.replace(precision="auto", epochs=1), tiny_data, tmp_path / "a", progress=False,
-                      log=lines.append, max_batches=2)
+    trainer = Trainer(
+        tiny_config.replace(precision="auto", epochs=1),
+        tiny_data,
+        tmp_path / "a",
+        progress=False,
+        log=lines.append,
+        max_batches=2,
+    )
     workflows.train(trainer, log=lines.append)
     assert "(fp32: this CPU has no native bf16)" in lines[0]
     lines.clear()
-    trainer = Trainer(tiny_config.replace(precision="bf16", epochs=1), tiny_data, tmp_path / "b", progress=False,
-                      log=lines.append, max_batches=2)
+    trainer = Trainer(
+        tiny_config.replace(precision="bf16", epochs=1),
+        tiny_data,
+        tmp_path / "b",
+        progress=False,
+        log=lines.append,
+        max_batches=2,
+    )
     workflows.train(trainer, log=lines.append)
     assert "bf16, emulated" in lines[0] and "--precision fp32 is faster here" in lines[0]

@@ -13,8 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from glyphkit import cli
-from glyphkit.preprocess import (ImageError, glyphs_from_file, glyphs_from_image, image_files, ink_map,
-                                 read_image)
+from glyphkit.preprocess import ImageError, glyphs_from_file, glyphs_from_image, image_files, ink_map, read_image
 from glyphkit.training import Trainer
 from tests.test_evaluation import SYNTH_CLASSES, synthetic_data
 
@@ -108,8 +107,20 @@ def test_predict_reads_a_folder_and_keeps_going_past_bad_files(trained_run, tmp_
     bar_image(box=(20, 60, 100, 90)).save(folder / "sub" / "dash.jpg")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     Image.new("L", (30, 30), 255).save(folder / "empty.png")
-    code = cli.main(["predict", str(trained_run), str(folder), "--top-k", "3", "--output", str(tmp_path / "p.csv"),
-                     "--save-crops", str(tmp_path / "crops"), "--no-progress"])
+    code = cli.main(
+        [
+            "predict",
+            str(trained_run),
+            str(folder),
+            "--top-k",
+            "3",
+            "--output",
+            str(tmp_path / "p.csv"),
+            "--save-crops",
+            str(tmp_path / "crops"),
+            "--no-progress",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 2  # some files could not be read ...
     errors = err.strip().splitlines()
@@ -131,8 +142,20 @@ def test_predict_segment_writes_one_row_per_character(trained_run, tmp_path, cap
     for x in (20, 110, 200):
         draw.rectangle((x, 20, x + 20, 100), fill=10)
     image.save(tmp_path / "line.png")
-    assert cli.main(["predict", str(trained_run), str(tmp_path / "line.png"), "--segment", "--output",
-                     str(tmp_path / "p.json"), "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(trained_run),
+                str(tmp_path / "line.png"),
+                "--segment",
+                "--output",
+                str(tmp_path / "p.json"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "(3 characters" in capsys.readouterr().out
     saved = json.loads((tmp_path / "p.json").read_text())
     assert [r["index"] for r in saved["predictions"]] == [0, 1, 2]
@@ -146,19 +169,56 @@ def test_predict_without_images_or_with_a_bad_output_name_is_one_error_line(trai
     assert cli.main(["predict", str(trained_run), str(tmp_path / "empty"), "--no-progress"]) == 2
     assert capsys.readouterr().err.startswith("error: no images in")
     bar_image().save(tmp_path / "one.png")
-    assert cli.main(["predict", str(trained_run), str(tmp_path / "one.png"), "--output", str(tmp_path / "p.txt"),
-                     "--no-progress"]) == 2
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(trained_run),
+                str(tmp_path / "one.png"),
+                "--output",
+                str(tmp_path / "p.txt"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "must end in .csv or .json" in capsys.readouterr().err
 
 
 def test_min_confidence_answers_unsure(trained_run, tmp_path, capsys):
     bar_image().save(tmp_path / "one.png")
-    assert cli.main(["predict", str(trained_run), str(tmp_path / "one.png"), "--min-confidence", "1",
-                     "--output", str(tmp_path / "p.csv"), "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(trained_run),
+                str(tmp_path / "one.png"),
+                "--min-confidence",
+                "1",
+                "--output",
+                str(tmp_path / "p.csv"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     row = next(csv.DictReader((tmp_path / "p.csv").open()))
     assert row["prediction"] == "unsure" and row["top1"] in SYNTH_CLASSES  # the best guess is still there
-    assert cli.main(["predict", str(trained_run), str(tmp_path / "one.png"), "--min-confidence", "0",
-                     "--output", str(tmp_path / "p.csv"), "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(trained_run),
+                str(tmp_path / "one.png"),
+                "--min-confidence",
+                "0",
+                "--output",
+                str(tmp_path / "p.csv"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     row = next(csv.DictReader((tmp_path / "p.csv").open()))
     assert row["prediction"] == row["top1"]
     with pytest.raises(SystemExit):
@@ -199,8 +259,10 @@ def test_image_reader_reads_uploaded_files(trained_run, tmp_path):
 
     bar_image().save(tmp_path / "one.png")
     reader = ImageReader(trained_run, segment=False)
-    upload = [{"name": "one.png", "content": memoryview((tmp_path / "one.png").read_bytes())},
-              {"name": "notes.png", "content": memoryview(b"not an image")}]
+    upload = [
+        {"name": "one.png", "content": memoryview((tmp_path / "one.png").read_bytes())},
+        {"name": "notes.png", "content": memoryview(b"not an image")},
+    ]
     results = reader.read_files(upload)
     assert [Path(r.file).name for r in results] == ["notes.png", "one.png"]
     assert results[0].error and "not an image" in results[0].error and results[1].text in SYNTH_CLASSES
@@ -209,7 +271,6 @@ def test_image_reader_reads_uploaded_files(trained_run, tmp_path):
 
 def test_sample_images_are_real_test_glyphs_with_their_characters_named(trained_run, tmp_path, monkeypatch):
     from glyphkit import notebook as nb
-
     from glyphkit.data import GlyphData
     from glyphkit.synthetic import render_glyphs
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from glyphkit import rundir as ckpt
 from glyphkit import cli
+from glyphkit import rundir as ckpt
 from glyphkit.config import Config, ConfigError
 from glyphkit.data import DataError, load_split
 from glyphkit.synthetic import idx_bytes, write_emnist_split
@@ -33,14 +33,27 @@ from glyphkit.training import Trainer, TrainingDiverged
 
 CHARS = "0123456789ABCDEFGHIJ"  # the `tiny` split of conftest's tiny_data_dir
 # Keep every CLI run tiny: 120 images (108 train / 12 val), glyphnet, one thread (the CPU is shared).
-FAST = ["--model", "glyphnet", "--batch-size", "32", "--limit-train", "120", "--limit-test", "20",
-        "--no-progress", "--skip-eval", "--num-threads", "1"]
+FAST = [
+    "--model",
+    "glyphnet",
+    "--batch-size",
+    "32",
+    "--limit-train",
+    "120",
+    "--limit-test",
+    "20",
+    "--no-progress",
+    "--skip-eval",
+    "--num-threads",
+    "1",
+]
 IMAGES = "emnist-tiny-train-images-idx3-ubyte.gz"
 LABELS = "emnist-tiny-train-labels-idx1-ubyte.gz"
 MAPPING = "emnist-tiny-mapping.txt"
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
@@ -63,8 +76,7 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 def train_args(data_dir, out, *extra, epochs=2) -> list:
-    return ["train", "--split", "tiny", "--data-dir", data_dir, "--output-dir", out, "--epochs", epochs, *FAST,
-            *extra]
+    return ["train", "--split", "tiny", "--data-dir", data_dir, "--output-dir", out, "--epochs", epochs, *FAST, *extra]
 
 
 def assert_user_error(code: int, err: str, *phrases: str, exit_code: int = 2) -> None:
@@ -79,8 +91,11 @@ def assert_user_error(code: int, err: str, *phrases: str, exit_code: int = 2) ->
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     """Every file's bytes and mtime, to prove a folder was left untouched."""
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def checkpoints_in(folder: Path) -> list[Path]:
@@ -124,10 +139,10 @@ def data_copy(tiny_data_dir, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ data
 
+
 def test_unknown_split_names_split_where_it_looked_and_what_it_found(capsys, tiny_data_dir, tmp_path):
     out = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "--split", "tinny", "--data-dir", tiny_data_dir, "--output-dir", out,
-                           *FAST)
+    code, _, err = run_cli(capsys, "train", "--split", "tinny", "--data-dir", tiny_data_dir, "--output-dir", out, *FAST)
     assert_user_error(code, err, "'tinny'", str(tiny_data_dir), "Splits found there: tiny")
     assert checkpoints_in(out) == []
 
@@ -139,10 +154,18 @@ def test_official_split_missing_offline_is_one_line(capsys, tiny_data_dir, tmp_p
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}/gzip.zip"
     monkeypatch.setenv("GLYPHKIT_EMNIST_URL", url)
-    code, _, err = run_cli(capsys, "train", "--split", "letters", "--data-dir", tiny_data_dir,
-                           "--output-dir", tmp_path / "run", *FAST)
-    assert_user_error(code, err, "'letters'", str(tiny_data_dir), "tiny", f"download failed: could not download {url}",
-                      str(tmp_path / "cache" / "gzip.zip"))
+    code, _, err = run_cli(
+        capsys, "train", "--split", "letters", "--data-dir", tiny_data_dir, "--output-dir", tmp_path / "run", *FAST
+    )
+    assert_user_error(
+        code,
+        err,
+        "'letters'",
+        str(tiny_data_dir),
+        "tiny",
+        f"download failed: could not download {url}",
+        str(tmp_path / "cache" / "gzip.zip"),
+    )
 
 
 def test_missing_data_folder(capsys, tmp_path):
@@ -259,11 +282,25 @@ def test_bad_mapping_file_names_file_and_format(capsys, data_copy, tmp_path, cas
 
 # ------------------------------------------------------------------------------------------------ CLI values
 
-@pytest.mark.parametrize("flag,value", [
-    ("--epochs", "-1"), ("--epochs", "0"), ("--epochs", "two"), ("--batch-size", "0"), ("--batch-size", "-8"),
-    ("--lr", "0"), ("--lr", "-0.001"), ("--lr", "nan"), ("--lr", "inf"),
-    ("--val-split", "0"), ("--val-split", "1"), ("--val-split", "1.5"), ("--val-split", "-0.1"),
-])
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--epochs", "-1"),
+        ("--epochs", "0"),
+        ("--epochs", "two"),
+        ("--batch-size", "0"),
+        ("--batch-size", "-8"),
+        ("--lr", "0"),
+        ("--lr", "-0.001"),
+        ("--lr", "nan"),
+        ("--lr", "inf"),
+        ("--val-split", "0"),
+        ("--val-split", "1"),
+        ("--val-split", "1.5"),
+        ("--val-split", "-0.1"),
+    ],
+)
 def test_bad_cli_values_are_argparse_errors(capsys, tmp_path, flag, value):
     code, _, err = run_cli(capsys, "train", "--output-dir", tmp_path / "run", flag, value)
     assert code == 2
@@ -278,6 +315,7 @@ def test_setting_that_config_rejects_is_one_error_line(capsys, tiny_data_dir, tm
 
 # ------------------------------------------------------------------------------------------------ run folders
 
+
 @pytest.mark.parametrize("content", ["null", "[]", "42"])
 def test_config_json_that_is_no_object_is_one_error_line(capsys, run_copy, tiny_data_dir, content):
     (run_copy / "config.json").write_text(content)
@@ -289,7 +327,7 @@ def test_config_json_that_is_no_object_is_one_error_line(capsys, run_copy, tiny_
         Config.load(run_copy / "config.json")
 
 
-@pytest.mark.parametrize("content", ["[1, 2]", "\"text\""])
+@pytest.mark.parametrize("content", ["[1, 2]", '"text"'])
 def test_history_json_that_is_no_object_falls_back_to_the_checkpoint(tmp_path, content):
     (tmp_path / "history.json").write_text(content)
     kept = {"epoch": [1], "val_acc": [0.5]}
@@ -355,6 +393,7 @@ def test_unwritable_output_dir(capsys, tiny_data_dir, tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------------ resume
 
+
 @pytest.mark.parametrize("exists", [True, False])
 def test_resume_without_checkpoint(capsys, tmp_path, exists):
     folder = tmp_path / "empty_run"
@@ -372,24 +411,63 @@ def test_resume_without_checkpoint(capsys, tmp_path, exists):
 
 def test_resume_names_the_training_flags_it_ignores(capsys, run_copy, tiny_data_dir):
     lr = Config.load(run_copy / "config.json").lr
-    code, out, err = run_cli(capsys, "train", "--resume", run_copy, "--epochs", 3, "--data-dir", tiny_data_dir,
-                             "--lr", "0.5", "--preset", "fast", "--seed", "0", "--weight-decay", "0", "--lr-finder",
-                             "--overwrite", "--no-progress", "--skip-eval")
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "--resume",
+        run_copy,
+        "--epochs",
+        3,
+        "--data-dir",
+        tiny_data_dir,
+        "--lr",
+        "0.5",
+        "--preset",
+        "fast",
+        "--seed",
+        "0",
+        "--weight-decay",
+        "0",
+        "--lr-finder",
+        "--overwrite",
+        "--no-progress",
+        "--skip-eval",
+    )
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1, err
     assert warnings[0].startswith("warning: ignored with --resume: ")
     listed, advice = warnings[0].removeprefix("warning: ignored with --resume: ").split(". ", 1)
-    assert set(re.findall(r"--[a-z-]+", listed)) == {"--lr", "--preset", "--seed", "--weight-decay", "--lr-finder",
-                                                      "--overwrite"}, warnings[0]
+    assert set(re.findall(r"--[a-z-]+", listed)) == {
+        "--lr",
+        "--preset",
+        "--seed",
+        "--weight-decay",
+        "--lr-finder",
+        "--overwrite",
+    }, warnings[0]
     assert "--epochs" in advice  # named as the one setting a resume changes
     assert Config.load(run_copy / "config.json").lr == lr  # ignored indeed
     assert_valid_checkpoint(run_copy / ckpt.LATEST, epoch=3)  # --epochs is honoured
 
 
 def test_resume_with_only_the_flags_it_uses_warns_of_nothing(capsys, run_copy, tiny_data_dir):
-    code, _, err = run_cli(capsys, "train", "--resume", run_copy, "--epochs", 3, "--data-dir", tiny_data_dir,
-                           "--split", "tiny", "--model", "glyphnet", "--no-progress", "--skip-eval")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--resume",
+        run_copy,
+        "--epochs",
+        3,
+        "--data-dir",
+        tiny_data_dir,
+        "--split",
+        "tiny",
+        "--model",
+        "glyphnet",
+        "--no-progress",
+        "--skip-eval",
+    )
     assert code == 0, err
     assert "warning" not in err
 
@@ -430,8 +508,9 @@ def test_resume_with_another_class_count(capsys, run_copy, tmp_path):
 
 def test_resume_with_another_architecture(capsys, run_copy, tiny_data_dir):
     before = snapshot(run_copy)
-    code, _, err = run_cli(capsys, "train", "--resume", run_copy, "--data-dir", tiny_data_dir, "--model", "enhanced",
-                           "--no-progress")
+    code, _, err = run_cli(
+        capsys, "train", "--resume", run_copy, "--data-dir", tiny_data_dir, "--model", "enhanced", "--no-progress"
+    )
     assert_user_error(code, err, "does not fit", "model 'glyphnet' in the checkpoint vs 'enhanced'")
     assert snapshot(run_copy) == before
 
@@ -446,8 +525,11 @@ def test_resume_checkpoint_whose_weights_do_not_fit_its_config(capsys, run_copy,
     assert snapshot(run_copy) == before
 
 
-@pytest.mark.parametrize("weights", [None, [1, 2, 3], torch.zeros(3), {"conv.weight": "not a tensor"}, {}],
-                         ids=["None", "list", "tensor", "dict of strings", "empty dict"])
+@pytest.mark.parametrize(
+    "weights",
+    [None, [1, 2, 3], torch.zeros(3), {"conv.weight": "not a tensor"}, {}],
+    ids=["None", "list", "tensor", "dict of strings", "empty dict"],
+)
 def test_evaluate_checkpoint_whose_model_is_not_a_state_dict(capsys, run_copy, tiny_data_dir, weights):
     state = torch.load(run_copy / ckpt.BEST, weights_only=True)
     state["model"], state["ema"] = weights, None
@@ -511,6 +593,7 @@ def test_a_torch_from_2_6_on_loads_checkpoints(run_copy, monkeypatch, version):
 
 # ------------------------------------------------------------------------------------------------ divergence
 
+
 def _nan_from_epoch(monkeypatch, bad_epoch: int) -> None:
     """From `bad_epoch` on, the model's outputs are NaN (as after an exploding update)."""
     real = Trainer.train_one_epoch
@@ -527,14 +610,32 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoints(capsys, tiny_d
     _nan_from_epoch(monkeypatch, bad_epoch=2)
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, *train_args(tiny_data_dir, out, epochs=3))
-    assert_user_error(code, err, "loss became nan at epoch 2, step 1", "latest_checkpoint.pth holds the last good "
-                      "epoch (1), best_model.pth the best one", "--lr", exit_code=1)
+    assert_user_error(
+        code,
+        err,
+        "loss became nan at epoch 2, step 1",
+        "latest_checkpoint.pth holds the last good epoch (1), best_model.pth the best one",
+        "--lr",
+        exit_code=1,
+    )
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=1)
     assert_valid_checkpoint(out / ckpt.BEST, epoch=1)
     assert json.loads((out / "history.json").read_text())["epoch"] == [1]
     monkeypatch.undo()  # the cause is gone (a lower lr, in real life): the previous latest checkpoint resumes
-    code, _, err = run_cli(capsys, "train", "--resume", out, "--data-dir", tiny_data_dir, "--model", "glyphnet",
-                           "--no-progress", "--skip-eval", "--num-threads", "1")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--resume",
+        out,
+        "--data-dir",
+        tiny_data_dir,
+        "--model",
+        "glyphnet",
+        "--no-progress",
+        "--skip-eval",
+        "--num-threads",
+        "1",
+    )
     assert code == 0, err
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=3)
 
@@ -554,16 +655,30 @@ def _infinite_weights_after_epoch(monkeypatch, bad_epoch: int) -> None:
     monkeypatch.setattr(Trainer, "train_one_epoch", train_one_epoch)
 
 
-@pytest.mark.parametrize("damage, phrase", [(_nan_from_epoch, "loss became nan at epoch 1, step 1"),
-                                            (_infinite_weights_after_epoch, "validation loss became nan at epoch 1")],
-                         ids=["training loss", "validation loss"])
-def test_divergence_in_epoch_1_does_not_promise_a_best_model(capsys, tiny_data_dir, tmp_path, monkeypatch, damage,
-                                                             phrase):
+@pytest.mark.parametrize(
+    "damage, phrase",
+    [
+        (_nan_from_epoch, "loss became nan at epoch 1, step 1"),
+        (_infinite_weights_after_epoch, "validation loss became nan at epoch 1"),
+    ],
+    ids=["training loss", "validation loss"],
+)
+def test_divergence_in_epoch_1_does_not_promise_a_best_model(
+    capsys, tiny_data_dir, tmp_path, monkeypatch, damage, phrase
+):
     damage(monkeypatch, 1)
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, *train_args(tiny_data_dir, out, "--lr", "0.002"))
-    assert_user_error(code, err, phrase, "No epoch completed", "no best_model.pth", "lower --lr (e.g. 2.0e-04)",
-                      "--overwrite", exit_code=1)
+    assert_user_error(
+        code,
+        err,
+        phrase,
+        "No epoch completed",
+        "no best_model.pth",
+        "lower --lr (e.g. 2.0e-04)",
+        "--overwrite",
+        exit_code=1,
+    )
     assert "hold the last good epoch" not in err
     assert not (out / ckpt.BEST).exists()
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=0)
@@ -572,8 +687,9 @@ def test_divergence_in_epoch_1_does_not_promise_a_best_model(capsys, tiny_data_d
 def test_weights_broken_by_last_step_do_not_reach_checkpoints(tiny_data, tiny_config, tmp_path, monkeypatch):
     """Loss finite on every step, but the epoch's last update leaves non-finite weights: caught at validation."""
     _infinite_weights_after_epoch(monkeypatch, 2)
-    trainer = Trainer(tiny_config.replace(epochs=3, num_threads=1), tiny_data, tmp_path / "run", progress=False,
-                      log=lambda msg: None)
+    trainer = Trainer(
+        tiny_config.replace(epochs=3, num_threads=1), tiny_data, tmp_path / "run", progress=False, log=lambda msg: None
+    )
     with pytest.raises(TrainingDiverged, match="epoch 2"):
         trainer.fit()
     assert_valid_checkpoint(tmp_path / "run" / ckpt.LATEST, epoch=1)
@@ -581,6 +697,7 @@ def test_weights_broken_by_last_step_do_not_reach_checkpoints(tiny_data, tiny_co
 
 
 # ------------------------------------------------------------------------------------------------ failed writes
+
 
 def test_rename_failure_mid_save_keeps_previous_checkpoint(capsys, tiny_data_dir, tmp_path, monkeypatch):
     """The process dies (here: os.replace raises) between writing the new checkpoint and renaming it."""
@@ -603,8 +720,18 @@ def test_rename_failure_mid_save_keeps_previous_checkpoint(capsys, tiny_data_dir
     assert (out / ckpt.LATEST).read_bytes() == seen["before"]
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=1)
     assert temp_files(out) == []
-    code, out_text, err = run_cli(capsys, "train", "--resume", out, "--data-dir", tiny_data_dir, "--no-progress",
-                                  "--skip-eval", "--num-threads", "1")
+    code, out_text, err = run_cli(
+        capsys,
+        "train",
+        "--resume",
+        out,
+        "--data-dir",
+        tiny_data_dir,
+        "--no-progress",
+        "--skip-eval",
+        "--num-threads",
+        "1",
+    )
     assert code == 0, err
     assert "resuming" in out_text
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=3)
@@ -652,6 +779,7 @@ def test_disk_full_on_history_is_a_clear_error(capsys, tiny_data_dir, tmp_path, 
 
 def test_atomic_writes_never_touch_the_umask(tmp_path, monkeypatch):
     """The umask is process-wide: reading it with os.umask sets it for a moment, for every thread."""
+
     def no_umask(mask):
         raise AssertionError("os.umask was called")
 
@@ -709,8 +837,11 @@ def test_temp_files_a_killed_write_left_are_removed_when_a_run_starts(capsys, ru
         path.write_bytes(b"half a file")
     mine = run_copy / ".my-notes.tmp"
     mine.write_text("the user's own file")
-    argv = (["train", "--resume", run_copy, "--epochs", 3, "--data-dir", tiny_data_dir, "--no-progress",
-             "--skip-eval"] if how == "resume" else train_args(tiny_data_dir, run_copy, "--overwrite", epochs=1))
+    argv = (
+        ["train", "--resume", run_copy, "--epochs", 3, "--data-dir", tiny_data_dir, "--no-progress", "--skip-eval"]
+        if how == "resume"
+        else train_args(tiny_data_dir, run_copy, "--overwrite", epochs=1)
+    )
     code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
     assert temp_files(run_copy) == [mine] and mine.read_text() == "the user's own file"
@@ -718,6 +849,7 @@ def test_temp_files_a_killed_write_left_are_removed_when_a_run_starts(capsys, ru
 
 
 # ------------------------------------------------------------------------------------------------ exact resume
+
 
 class _Killed(KeyboardInterrupt):
     pass
@@ -761,15 +893,22 @@ def test_resume_matches_uninterrupted_run(tiny_data, tiny_config, tmp_path, how)
 
 # ------------------------------------------------------------------------------------------------ real signals
 
+
 def _spawn(*argv, cwd: Path, env_extra: dict | None = None, script: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "GLYPHKIT_CACHE": str(cwd / "cache"), "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     env.pop("GLYPHKIT_DATA_DIR", None)
     head = ["-c", script] if script else ["-m", "glyphkit"]
     # Ctrl-C as a terminal delivers it: a shell running the tests in the background (`cmd &`, nohup) starts them
     # with SIGINT ignored, which the child would inherit, and Python then never raises KeyboardInterrupt.
-    return subprocess.Popen([sys.executable, *head, *map(str, argv)], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        [sys.executable, *head, *map(str, argv)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _wait_for_epoch(run: Path, epoch: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -806,8 +945,20 @@ def test_signal_mid_epoch_saves_and_says_how_to_resume(capsys, tiny_data_dir, tm
     done = ckpt.load_checkpoint(out / ckpt.LATEST)["epoch"]
     assert 1 <= done < 200
     assert temp_files(out) == []
-    code, text, err = run_cli(capsys, "train", "--resume", out, "--data-dir", tiny_data_dir, "--epochs", done + 1,
-                              "--no-progress", "--skip-eval", "--num-threads", "1")
+    code, text, err = run_cli(
+        capsys,
+        "train",
+        "--resume",
+        out,
+        "--data-dir",
+        tiny_data_dir,
+        "--epochs",
+        done + 1,
+        "--no-progress",
+        "--skip-eval",
+        "--num-threads",
+        "1",
+    )
     assert code == 0, err
     assert f"resuming {out} after epoch {done}" in text
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=done + 1)
@@ -901,8 +1052,18 @@ def test_sigkill_mid_save_keeps_previous_checkpoint(capsys, tiny_data_dir, tmp_p
     assert proc.returncode == -signal.SIGKILL, (stdout, stderr)
     assert len(temp_files(out)) == 1  # it died with the new file written, before the rename
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=1)
-    code, text, err = run_cli(capsys, "train", "--resume", out, "--data-dir", tiny_data_dir, "--no-progress",
-                              "--skip-eval", "--num-threads", "1")
+    code, text, err = run_cli(
+        capsys,
+        "train",
+        "--resume",
+        out,
+        "--data-dir",
+        tiny_data_dir,
+        "--no-progress",
+        "--skip-eval",
+        "--num-threads",
+        "1",
+    )
     assert code == 0, err
     assert f"resuming {out} after epoch 1" in text
     assert_valid_checkpoint(out / ckpt.LATEST, epoch=3)
@@ -910,6 +1071,7 @@ def test_sigkill_mid_save_keeps_previous_checkpoint(capsys, tiny_data_dir, tmp_p
 
 
 # ------------------------------------------------------------------------------------------------ tracebacks
+
 
 def test_debug_shows_traceback_and_plain_run_does_not(tmp_path, tiny_data_dir):
     argv = ["train", "--split", "tinny", "--data-dir", tiny_data_dir, "--output-dir", tmp_path / "run", *FAST]
@@ -949,13 +1111,16 @@ def _raise_from_load_data(monkeypatch, exc: BaseException) -> None:
     monkeypatch.setattr("glyphkit.workflows.load_data", load_data)
 
 
-TORCH_OOM = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.1 GiB of which "
-             "1.2 GiB is free.\nOf the allocated memory 70 GiB is allocated by PyTorch. If reserved but unallocated "
-             "memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")
+TORCH_OOM = (
+    "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.1 GiB of which "
+    "1.2 GiB is free.\nOf the allocated memory 70 GiB is allocated by PyTorch. If reserved but unallocated "
+    "memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"
+)
 
 
-@pytest.mark.parametrize("exc", [torch.OutOfMemoryError(TORCH_OOM), RuntimeError(TORCH_OOM)],
-                         ids=["OutOfMemoryError", "RuntimeError"])
+@pytest.mark.parametrize(
+    "exc", [torch.OutOfMemoryError(TORCH_OOM), RuntimeError(TORCH_OOM)], ids=["OutOfMemoryError", "RuntimeError"]
+)
 def test_cuda_out_of_memory_says_lower_the_batch_size(capsys, tiny_data_dir, tmp_path, monkeypatch, exc):
     _raise_from_load_data(monkeypatch, exc)
     code, _, err = run_cli(capsys, *train_args(tiny_data_dir, tmp_path / "run", "--batch-size", "64"))

@@ -66,6 +66,7 @@ def test_checkpoint_round_trip_with_weights_only(one_thread, tiny_data, tmp_path
 def _keep_weights_of_each_epoch(into: dict[int, dict[str, torch.Tensor]]):
     """An on_epoch_end callback that copies the model's weights as each epoch ends, before fit() swaps in the
     best epoch's."""
+
     def keep(trainer) -> None:
         into[trainer.epoch] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
@@ -88,8 +89,13 @@ def test_resume_gives_the_same_result_as_one_run(tiny_config, tiny_data, tmp_pat
     straight = _train(config, tiny_data, tmp_path / "a", on_epoch_end=_keep_weights_of_each_epoch(straight_weights))
     with pytest.raises(Killed):
         _train(config, tiny_data, tmp_path / "b", on_epoch_end=_stop_after(2))
-    resumed = Trainer.resume(tmp_path / "b", tiny_data, progress=False, log=lambda *_: None,
-                             on_epoch_end=_keep_weights_of_each_epoch(resumed_weights))
+    resumed = Trainer.resume(
+        tmp_path / "b",
+        tiny_data,
+        progress=False,
+        log=lambda *_: None,
+        on_epoch_end=_keep_weights_of_each_epoch(resumed_weights),
+    )
     assert resumed.epoch == 2
     resumed.fit()
     assert list(resumed_weights) == [3]  # the resumed trainer trained epoch 3, and only it
@@ -141,8 +147,9 @@ def _onecycle_resumed(config, data, run_dir, *, planned: int, stop_after: int, e
     """A OneCycle run planned for `planned` epochs, stopped after `stop_after`, resumed with --epochs `extend_to`:
     (the learning rate it stopped at, read from the checkpoint file; the rates of each step after the resume)."""
     try:
-        _train(config.replace(epochs=planned, scheduler="onecycle"), data, run_dir,
-               on_epoch_end=_stop_after(stop_after))
+        _train(
+            config.replace(epochs=planned, scheduler="onecycle"), data, run_dir, on_epoch_end=_stop_after(stop_after)
+        )
     except Killed:
         pass
     stopped_at = torch.load(run_dir / ckpt.LATEST, weights_only=True)["optimizer"]["param_groups"][0]["lr"]
@@ -159,16 +166,14 @@ FINAL = 1 / 25 / 1e3  # OneCycle's final rate over its peak: 1 / div_factor (25)
 
 def test_onecycle_resume_to_more_epochs_keeps_going(one_thread, tiny_data, tmp_path):
     """A finished 1-epoch cycle extended to 3: the added epochs train at the cycle's final rate, never back up."""
-    stopped_at, used = _onecycle_resumed(one_thread, tiny_data, tmp_path / "r", planned=1, stop_after=1,
-                                         extend_to=3)
+    stopped_at, used = _onecycle_resumed(one_thread, tiny_data, tmp_path / "r", planned=1, stop_after=1, extend_to=3)
     assert all(lr <= stopped_at for lr in used), "the rate climbed above where the run stopped"
     assert used == pytest.approx([one_thread.lr * FINAL] * len(used), rel=1e-6)
 
 
 def test_onecycle_stopped_mid_cycle_and_extended_never_climbs(one_thread, tiny_data, tmp_path):
     """Planned 3 epochs, stopped after 1 (near the peak), resumed with --epochs 4: anneals from where it stopped."""
-    stopped_at, used = _onecycle_resumed(one_thread, tiny_data, tmp_path / "r", planned=3, stop_after=1,
-                                         extend_to=4)
+    stopped_at, used = _onecycle_resumed(one_thread, tiny_data, tmp_path / "r", planned=3, stop_after=1, extend_to=4)
     assert stopped_at > one_thread.lr / 2  # stopped early in the cycle, near its peak
     assert used[0] == pytest.approx(stopped_at)
     assert all(lr <= stopped_at * (1 + 1e-9) for lr in used), "the rate climbed above where the run stopped"
@@ -197,8 +202,9 @@ def test_onecycle_extended_then_stopped_resumes_exactly(one_thread, tiny_data, t
     assert lrs + lrs_after_second_resume == pytest.approx(straight_lrs, rel=1e-12)
 
 
-def test_onecycle_stopped_before_its_first_step_and_extended_runs_the_whole_longer_cycle(one_thread, tiny_data,
-                                                                                          tmp_path, monkeypatch):
+def test_onecycle_stopped_before_its_first_step_and_extended_runs_the_whole_longer_cycle(
+    one_thread, tiny_data, tmp_path, monkeypatch
+):
     config, quiet = one_thread.replace(epochs=1, scheduler="onecycle"), dict(progress=False, log=lambda *_: None)
     fresh = Trainer(config.replace(epochs=3), tiny_data, tmp_path / "fresh", **quiet)
     fresh_lrs = _lrs_of_each_step(fresh)
@@ -260,6 +266,7 @@ def test_same_seed_same_result(tiny_config, tiny_data, tmp_path):
 
 def _record_training_inputs(trainer, seen: list):
     """Append (epoch being trained, input side, channels_last) for every batch the training network sees."""
+
     def hook(module, args):
         if module.training:
             x = args[0]
@@ -291,16 +298,22 @@ def test_progressive_resizing_resumes_in_the_phase_it_stopped(tiny_config, tiny_
     _train(config, tiny_data, tmp_path / "a", on_epoch_end=_keep_weights_of_each_epoch(straight_weights))
     with pytest.raises(Killed):
         _train(config, tiny_data, tmp_path / "b", on_epoch_end=_stop_after(1))
-    resumed = Trainer.resume(tmp_path / "b", tiny_data, progress=False, log=lambda *_: None,
-                             on_epoch_end=_keep_weights_of_each_epoch(resumed_weights))
+    resumed = Trainer.resume(
+        tmp_path / "b",
+        tiny_data,
+        progress=False,
+        log=lambda *_: None,
+        on_epoch_end=_keep_weights_of_each_epoch(resumed_weights),
+    )
     _record_training_inputs(resumed, seen)
     resumed.fit()
     assert {(epoch, side) for epoch, side, _ in seen} == {(2, 16), (3, 28), (4, 28)}
     assert _same_weights(resumed_weights[4], straight_weights[4])
 
 
-def test_progressive_resizing_resumed_with_more_epochs_never_goes_back_to_shrunk_glyphs(tiny_config, tiny_data,
-                                                                                        tmp_path):
+def test_progressive_resizing_resumed_with_more_epochs_never_goes_back_to_shrunk_glyphs(
+    tiny_config, tiny_data, tmp_path
+):
     """A finished 2-epoch progressive run (epoch 1 shrunk) continued to 10 epochs trains epochs 3-10 at full size:
     the switch stays where the run made it, not at half the new count (5). Killed after epoch 3 and resumed, the
     continued run still knows it (its saved config now says 10 epochs)."""
@@ -322,14 +335,18 @@ def test_training_without_augmentation_feeds_the_glyphs_exactly_as_stored(tiny_c
     """--no-augment (augment=False, whatever the rotation/shift/zoom settings say), or every setting at 0: each
     training input is a stored glyph, scaled to [0, 1] and normalised, bit for bit; with augmentation on, none is,
     and with --augment-share 0.5 about half are."""
+
     def inputs_seen(config, run_dir):
         trainer = Trainer(config, tiny_data, run_dir, progress=False, log=lambda *_: None)
         seen = []
-        trainer.model.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone())
-                                                if m.training else None)
+        trainer.model.register_forward_pre_hook(
+            lambda m, args: seen.append(args[0].detach().clone()) if m.training else None
+        )
         trainer.fit()
         c = trainer.config
-        stored = {tuple(g.flatten().tolist()) for g in (tiny_data.train_images.float() / 255 - c.norm_mean) / c.norm_std}
+        stored = {
+            tuple(g.flatten().tolist()) for g in (tiny_data.train_images.float() / 255 - c.norm_mean) / c.norm_std
+        }
         return [tuple(x[0].flatten().tolist()) in stored for batch in seen for x in batch]
 
     augmented = tiny_config.replace(epochs=1, rotation_degree=10.0, affine_degree=0.0, translate=0.08, scale=0.1)

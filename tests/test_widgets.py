@@ -40,8 +40,12 @@ def test_slider_moves_update_the_saved_choice(tmp_path):
 def test_accept_saves_the_slider_value(tmp_path):
     chooser = LRChooser(tmp_path, SUGGESTION, CURRENT)
     chooser.accept()
-    assert load_lr_choice(tmp_path) == {"lr": SUGGESTION, "choice": "suggestion", "suggestion": SUGGESTION,
-                                        "source": "notebook:accept"}
+    assert load_lr_choice(tmp_path) == {
+        "lr": SUGGESTION,
+        "choice": "suggestion",
+        "suggestion": SUGGESTION,
+        "source": "notebook:accept",
+    }
     assert chooser.status.value.startswith("Accepted the suggestion 3.00e-04.")
     chooser.slider.value = 5e-4
     chooser.accept_button.click()  # the button runs the same callback
@@ -54,8 +58,12 @@ def test_accept_saves_the_slider_value(tmp_path):
 def test_reject_keeps_the_current_lr_and_moves_the_slider(tmp_path):
     chooser = LRChooser(tmp_path, SUGGESTION, CURRENT)
     chooser.reject_button.click()
-    assert load_lr_choice(tmp_path) == {"lr": CURRENT, "choice": "rejected", "suggestion": SUGGESTION,
-                                        "source": "notebook:reject"}  # not overwritten by the slider's move
+    assert load_lr_choice(tmp_path) == {
+        "lr": CURRENT,
+        "choice": "rejected",
+        "suggestion": SUGGESTION,
+        "source": "notebook:reject",
+    }  # not overwritten by the slider's move
     assert chooser.slider.value == pytest.approx(CURRENT)
     assert "Rejected" in chooser.status.value
     chooser.accept()  # accepting afterwards takes the slider's (now current) value
@@ -64,15 +72,19 @@ def test_reject_keeps_the_current_lr_and_moves_the_slider(tmp_path):
 
 def test_no_suggestion_keeps_current_lr(tmp_path):
     chooser = LRChooser(tmp_path, None, CURRENT)
-    assert load_lr_choice(tmp_path) == {"lr": CURRENT, "choice": "no suggestion", "suggestion": None,
-                                        "source": "notebook:default"}
+    assert load_lr_choice(tmp_path) == {
+        "lr": CURRENT,
+        "choice": "no suggestion",
+        "suggestion": None,
+        "source": "notebook:default",
+    }
     assert chooser.slider.value == pytest.approx(CURRENT)
     assert "no falling loss" in chooser.status.value
 
 
 def test_slider_range_covers_suggestion_and_current_lr(tmp_path):
     chooser = LRChooser(tmp_path, 2e-6, 5e-2)
-    low, high = 10 ** chooser.slider.min, 10 ** chooser.slider.max
+    low, high = 10**chooser.slider.min, 10**chooser.slider.max
     assert low < 2e-6 and high > 5e-2
     chooser.reject()
     assert math.isclose(chooser.slider.value, 5e-2)
@@ -97,8 +109,10 @@ def test_02_shows_one_status_line_that_each_change_replaces(tmp_path, capsys):
     """Run 02's control cell as Jupyter does (its last line is the result shown): the status line is the only
     text, so no line printed when the control appeared stays behind to contradict a later click."""
     *body, last = _chooser_cell().strip().splitlines()
-    cell = {"config": SimpleNamespace(output_dir=str(tmp_path), lr=CURRENT),
-            "result": SimpleNamespace(suggestion=SUGGESTION)}
+    cell = {
+        "config": SimpleNamespace(output_dir=str(tmp_path), lr=CURRENT),
+        "result": SimpleNamespace(suggestion=SUGGESTION),
+    }
     exec("\n".join(body), cell)
     shown = eval(last, cell)
     chooser = cell["chooser"]
@@ -106,8 +120,11 @@ def test_02_shows_one_status_line_that_each_change_replaces(tmp_path, capsys):
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["text/plain"] == chooser.status.value  # what an executed notebook read as text shows
     assert chooser.status.value.startswith("Using the suggestion 3.00e-04")
-    for change in (chooser.reject_button.click, lambda: setattr(chooser.slider, "value", 2e-3),
-                   chooser.accept_button.click):
+    for change in (
+        chooser.reject_button.click,
+        lambda: setattr(chooser.slider, "value", 2e-3),
+        chooser.accept_button.click,
+    ):
         change()
         assert capsys.readouterr().out == ""  # nothing printed beside the control, before or after
     assert chooser.status.value.startswith("Accepted 2.00e-03 from the slider.")

@@ -27,8 +27,10 @@ from glyphkit.data import load_split
 def write_letters(data_dir: str, out: Path, per_class: int, test_per_class: int, seed: int = 0) -> Path:
     data = load_split("proxy62", data_dir, val_split=0.1, seed=seed)
     rng = np.random.default_rng(seed)
-    for part, images, labels, count in (("train", data.train_images, data.train_labels, per_class),
-                                        ("test", data.test_images, data.test_labels, test_per_class)):
+    for part, images, labels, count in (
+        ("train", data.train_images, data.train_labels, per_class),
+        ("test", data.test_images, data.test_labels, test_per_class),
+    ):
         images, labels = images.numpy(), labels.numpy()
         for label, char in enumerate(data.classes):
             if not char.islower():
@@ -51,16 +53,33 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     letters = write_letters(args.data_dir, out / "letters", args.per_class, 100)
-    common = ["train", "--data-dir", str(letters), "--model", "glyphnet", "--batch-size", "32", "--epochs",
-              str(args.epochs), "--scheduler", "onecycle", "--lr", "3e-3", "--no-progress", "--overwrite"]
+    common = [
+        "train",
+        "--data-dir",
+        str(letters),
+        "--model",
+        "glyphnet",
+        "--batch-size",
+        "32",
+        "--epochs",
+        str(args.epochs),
+        "--scheduler",
+        "onecycle",
+        "--lr",
+        "3e-3",
+        "--no-progress",
+        "--overwrite",
+    ]
     rows = {}
     for name, extra in (("from scratch", []), (f"--init-from {args.run_dir}", ["--init-from", args.run_dir])):
         run = out / ("scratch" if not extra else "init_from")
         assert cli.main([*common, "--output-dir", str(run), *extra]) == 0
         rows[name] = json.loads((run / "metrics.json").read_text())
     tested = next(iter(rows.values()))["num_test_images"]
-    print(f"\n| {args.per_class} training images per lowercase letter | accuracy on {tested} test images | "
-          "balanced accuracy |\n|---|---|---|")
+    print(
+        f"\n| {args.per_class} training images per lowercase letter | accuracy on {tested} test images | "
+        "balanced accuracy |\n|---|---|---|"
+    )
     for name, m in rows.items():
         print(f"| {name} | {100 * m['accuracy']:.2f}% | {100 * m['balanced_accuracy']:.2f}% |")
 

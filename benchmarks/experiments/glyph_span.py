@@ -47,17 +47,23 @@ def main() -> None:
         for span in spans:
             framed[span].append(emnist_glyph(ink, regions, components, span=span).image)
     framed = {span: np.stack(glyphs) for span, glyphs in framed.items()}
-    print(f"{args.count} {args.split} test glyphs; strokes span (median, half intensity) "
-          f"{half_intensity_span(images):g} of 28 pixels in the arrays, "
-          + ", ".join(f"{half_intensity_span(g):g} at span {s:g}" for s, g in framed.items()))
+    print(
+        f"{args.count} {args.split} test glyphs; strokes span (median, half intensity) "
+        f"{half_intensity_span(images):g} of 28 pixels in the arrays, "
+        + ", ".join(f"{half_intensity_span(g):g} at span {s:g}" for s, g in framed.items())
+    )
     print("\n| run | 28x28 arrays | " + " | ".join(f"scans, span {s:g}" for s in spans) + " |")
     print("|---|---|" + "---|" * len(spans))
     for run in args.runs:
         predictor = load_predictor(run)
-        accuracy = lambda glyphs: 100 * float(  # noqa: E731
-            (predictor.probabilities(torch.from_numpy(glyphs)).argmax(1).numpy() == labels).mean())
-        print(f"| {run} | {accuracy(images):.2f}% | " + " | ".join(f"{accuracy(g):.2f}%" for g in framed.values())
-              + " |")
+
+        def accuracy(glyphs, predictor=predictor) -> float:
+            answers = predictor.probabilities(torch.from_numpy(glyphs)).argmax(1).numpy()
+            return 100 * float((answers == labels).mean())
+
+        print(
+            f"| {run} | {accuracy(images):.2f}% | " + " | ".join(f"{accuracy(g):.2f}%" for g in framed.values()) + " |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,39 +27,59 @@ THRESHOLDS = (None, 0.99, 0.95, 0.9, 0.8, 0.7, 0.5)  # None: TTA for every glyph
 
 def all_views(run, images: torch.Tensor) -> torch.Tensor:
     """Uncalibrated logits [views, N, classes] of every TTA view, in TTA_SHIFTS order (the first is the glyph)."""
-    return torch.stack([run.predictor.logits(torch.roll(images, shifts=(dy, dx), dims=(1, 2)))
-                        for dx, dy in TTA_SHIFTS])  # (dx, dy): columns, rows of the [N, 28, 28] glyphs
+    return torch.stack(
+        [run.predictor.logits(torch.roll(images, shifts=(dy, dx), dims=(1, 2))) for dx, dy in TTA_SHIFTS]
+    )  # (dx, dy): columns, rows of the [N, 28, 28] glyphs
 
 
 def measure_run(run_dir: str, data_dir: str | None, precision: str | None) -> dict:
     run = load_trained_run(run_dir, data_dir=data_dir, precision=precision)
     views, labels = all_views(run, run.images), run.labels
     plain, everywhere = views[0], views.mean(0)
-    row = {"run": run_dir, "model": run.config.model, "preset": run.config.preset, "epochs": run.config.epochs,
-           "calibration": run.predictor.calibrator.describe(), "images": len(labels), "thresholds": []}
+    row = {
+        "run": run_dir,
+        "model": run.config.model,
+        "preset": run.config.preset,
+        "epochs": run.config.epochs,
+        "calibration": run.predictor.calibrator.describe(),
+        "images": len(labels),
+        "thresholds": [],
+    }
     for threshold in THRESHOLDS:
         unsure = needs_tta(plain, threshold, run.predictor.calibrator)  # glyphkit's own rule
         logits = torch.where(unsure[:, None], everywhere, plain)
         share = float(unsure.float().mean())
-        row["thresholds"].append({
-            "below": threshold, "share_augmented": share, "passes_per_glyph": 1 + (len(TTA_SHIFTS) - 1) * share,
-            "accuracy": float((logits.argmax(1) == labels).float().mean()),
-            "answers_unlike_full_tta": int((logits.argmax(1) != everywhere.argmax(1)).sum())})
+        row["thresholds"].append(
+            {
+                "below": threshold,
+                "share_augmented": share,
+                "passes_per_glyph": 1 + (len(TTA_SHIFTS) - 1) * share,
+                "accuracy": float((logits.argmax(1) == labels).float().mean()),
+                "answers_unlike_full_tta": int((logits.argmax(1) != everywhere.argmax(1)).sum()),
+            }
+        )
         print(f"{run_dir}: {row['thresholds'][-1]}", flush=True)
     row["plain_accuracy"] = float((plain.argmax(1) == labels).float().mean())
     return row
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = [f"(glyphkit's default: TTA below {TTA_BELOW_CONFIDENCE})", "",
-             "| run | TTA for glyphs with confidence below | share of glyphs | network passes per glyph | accuracy | "
-             "answers unlike TTA on every glyph |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"(glyphkit's default: TTA below {TTA_BELOW_CONFIDENCE})",
+        "",
+        "| run | TTA for glyphs with confidence below | share of glyphs | network passes per glyph | accuracy | "
+        "answers unlike TTA on every glyph |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         what = f"{r['model']}" + (f", `{r['preset']}` settings" if r["preset"] else "") + f", {r['epochs']} epochs"
         lines.append(f"| {what} | no TTA | 0% | 1.00 | {100 * r['plain_accuracy']:.3f}% | |")
-        lines += [f"| {what} | {'every glyph' if t['below'] is None else t['below']} | "
-                  f"{100 * t['share_augmented']:.1f}% | {t['passes_per_glyph']:.2f} | {100 * t['accuracy']:.3f}% | "
-                  f"{t['answers_unlike_full_tta']:,} of {r['images']:,} |" for t in r["thresholds"]]
+        lines += [
+            f"| {what} | {'every glyph' if t['below'] is None else t['below']} | "
+            f"{100 * t['share_augmented']:.1f}% | {t['passes_per_glyph']:.2f} | {100 * t['accuracy']:.3f}% | "
+            f"{t['answers_unlike_full_tta']:,} of {r['images']:,} |"
+            for t in r["thresholds"]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -67,8 +87,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=None,
-                        help="the runs' own precision unless given")
+    parser.add_argument(
+        "--precision", choices=("auto", "bf16", "fp32"), default=None, help="the runs' own precision unless given"
+    )
     parser.add_argument("--out", default="runs/selective_tta")
     args = parser.parse_args()
     rows = [measure_run(run, args.data_dir, args.precision) for run in args.runs]
