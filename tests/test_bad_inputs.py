@@ -138,6 +138,7 @@ def _stderr_lines(err: str) -> list[str]:
 
 @fuzz(15)
 @given(case=image_bytes())
+@pytest.mark.slow
 def test_any_image_bytes_through_predict(trained_run, capsys, case):  # noqa: F811 - the imported fixture
     with tempfile.TemporaryDirectory() as tmp:
         bad, good = write_case(Path(tmp), case)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import io
 import json
 import re
 import runpy
@@ -23,9 +25,11 @@ RENDER = ROOT / "benchmarks" / "render_results.py"
 
 
 def _help(*command: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "glyphkit", *command, "--help"], capture_output=True, text=True, cwd=ROOT, check=True
-    ).stdout
+    """What `glyphkit [COMMAND] --help` prints (argparse prints the help and exits)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        build_parser().parse_args([*command, "--help"])
+    return out.getvalue()
 
 
 def _subcommands() -> list[str]:
