@@ -117,6 +117,7 @@ def assert_one_line_about(error: str, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @fuzz(100)
 @given(case=image_bytes())
 def test_any_image_bytes_through_the_shared_reader(case):
@@ -249,6 +250,7 @@ def ihdr_length_12(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_corrupt_png_among_400_good_images_is_one_error_line(trained_run, tmp_path, capsys):  # noqa: F811
     folder = tmp_path / "scans"
     folder.mkdir()

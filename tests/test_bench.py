@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
+
 from glyphkit.cli import main
 from glyphkit.results import load_result, results_dir
 
 
+@pytest.mark.slow
 def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     out = tmp_path / "bench"
     assert (
@@ -63,6 +66,7 @@ def test_bench_quick_writes_json_and_markdown(tiny_data_dir, tmp_path):
     assert record["machine"]["native_bf16"] == result["machine"]["native_bf16"] and "--quick" in record["command"]
 
 
+@pytest.mark.slow
 def test_bench_time_to_accuracy_alone_trains_the_preset_asked_for(tiny_data_dir, tmp_path):
     out = tmp_path / "bench"
     committed = lambda: set(results_dir().glob("*.json")) if results_dir() else set()  # noqa: E731

@@ -189,6 +189,7 @@ def test_a_checkpoint_without_a_prior_counts_it_from_its_split(imbalanced_run, t
     assert load_predictor(old).prior is None
 
 
+@pytest.mark.slow
 def test_evaluate_with_the_uniform_prior_records_it_and_balanced_accuracy(imbalanced_run, tmp_path, capsys):
     import shutil
 
@@ -275,6 +276,7 @@ def test_balance_is_checked_and_has_help():
     assert help_text["balance"] and help_text["class_prior"]
 
 
+@pytest.mark.slow
 def test_an_export_for_the_uniform_prior_answers_as_the_run_does_and_says_so(imbalanced_run, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -120,6 +120,7 @@ def test_the_fast_preset_trains_the_same_network_and_schedule_in_bf16_and_fp32()
     assert config("--precision", "bf16") == fp32.replace(precision="bf16")
 
 
+@pytest.mark.slow
 def test_train_then_resume(tiny_data_dir, tmp_path, capsys):
     run = tmp_path / "run"
     code = main(
@@ -146,6 +147,7 @@ def test_train_then_resume(tiny_data_dir, tmp_path, capsys):
     assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
 
 
+@pytest.mark.slow
 def test_lr_finder_without_a_terminal_takes_the_suggestion(tiny_data_dir, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.run(
@@ -177,6 +179,7 @@ def test_lr_finder_without_a_terminal_takes_the_suggestion(tiny_data_dir, tmp_pa
     assert json.loads((run / "config.json").read_text())["lr"] == choice["lr"]
 
 
+@pytest.mark.slow
 def test_lr_finder_on_a_terminal_asks(tiny_data_dir, tmp_path, monkeypatch, capsys):
     import glyphkit.cli as cli
 
@@ -245,6 +248,7 @@ def test_no_subcommand_means_train(tmp_path, monkeypatch, capsys):
     assert "nosuch" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_lr_find_then_train_uses_the_saved_rate_and_an_explicit_lr_wins(tiny_data_dir, tmp_path, capsys):
     run = tmp_path / "run"
     data = ["--data-dir", str(tiny_data_dir), "--output-dir", str(run)]
@@ -264,6 +268,7 @@ def test_lr_find_then_train_uses_the_saved_rate_and_an_explicit_lr_wins(tiny_dat
     assert json.loads((run / "lr.json").read_text()) == choice  # the LR finder's choice is kept, not replaced
 
 
+@pytest.mark.slow
 def test_training_calibrates_and_calibrate_does_it_for_older_runs(tiny_data_dir, tmp_path, capsys):
     import torch
 
@@ -389,6 +394,7 @@ def _train_on_a_terminal(data_dir, run, typed: bytes) -> subprocess.CompletedPro
 needs_pty = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs pseudo-terminals (os.openpty)")
 
 
+@pytest.mark.slow
 @needs_pty
 def test_on_a_real_terminal_a_typo_is_asked_again_and_the_typed_rate_trains(tiny_data_dir, tmp_path):
     run = tmp_path / "run"
@@ -400,6 +406,7 @@ def test_on_a_real_terminal_a_typo_is_asked_again_and_the_typed_rate_trains(tiny
     assert json.loads((run / "config.json").read_text())["lr"] == 3e-3
 
 
+@pytest.mark.slow
 @needs_pty
 def test_on_a_real_terminal_ctrl_d_is_one_error_line_and_exit_2(tiny_data_dir, tmp_path):
     run = tmp_path / "run"
@@ -413,6 +420,7 @@ def test_on_a_real_terminal_ctrl_d_is_one_error_line_and_exit_2(tiny_data_dir, t
 # ---------------------------------------------------------------------------------------------- lr-find, evaluate
 
 
+@pytest.mark.slow
 def test_lr_find_writes_the_choice_and_the_curve(tiny_data_dir, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["lr-find", *SMALL, *ONE_THREAD, "--data-dir", str(tiny_data_dir), "--output-dir", str(run)]) == 0
@@ -437,6 +445,7 @@ def _assert_evaluated(run, test_images: int) -> None:
     assert metrics["num_test_images"] == test_images and 0 <= metrics["accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_train_without_skip_eval_evaluates_at_the_end(tiny_data_dir, tmp_path, capsys):
     run = tmp_path / "run"
     assert (
@@ -450,6 +459,7 @@ def test_train_without_skip_eval_evaluates_at_the_end(tiny_data_dir, tmp_path, c
     assert "test accuracy" in out and f"reports and figures written to {run}" in out
 
 
+@pytest.mark.slow
 def test_evaluate_writes_metrics_and_figures(tiny_data_dir, tmp_path, capsys):
     run = tmp_path / "run"
     assert (

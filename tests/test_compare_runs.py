@@ -158,6 +158,7 @@ def test_the_lr_finder_curve_is_a_run_of_its_own(tmp_path):
     assert same(points(log, "lr_finder/lr"), [1, 2], [1e-5, 1e-3])
 
 
+@pytest.mark.slow
 def test_without_tensorboard_training_says_so_once_and_runs_on(tiny_config, tiny_data, tmp_path, monkeypatch):
     from glyphkit import workflows
 

@@ -42,6 +42,7 @@ def torchrun(*args, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([*TORCHRUN, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_both_ranks_hold_the_same_network(tiny_data_dir, tmp_path):
     (tmp_path / "rank_script.py").write_text(RANK_SCRIPT)
     run, out = tmp_path / "run", tmp_path / "out"
@@ -60,6 +61,7 @@ def test_both_ranks_hold_the_same_network(tiny_data_dir, tmp_path):
     assert (config["world_size"], config["batch_size"], config["global_batch_size"]) == (2, 16, 32)
 
 
+@pytest.mark.slow
 def test_torchrun_cli_writes_once_resumes_and_matches_a_single_process_evaluation(tiny_data_dir, tmp_path, capsys):
     run = tmp_path / "run"
     data = ["--data-dir", tiny_data_dir, "--output-dir", run]

@@ -96,11 +96,13 @@ def test_the_code_no_longer_points_into_readme_sections():
     assert not stale, f"pointers into README sections (name a docs page instead): {stale}"
 
 
+@pytest.mark.slow
 def test_rendered_tables_match_the_results_files():
     result = subprocess.run([sys.executable, str(RENDER), "--check"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_a_changed_results_file_makes_the_rendered_page_stale(tmp_path):
     """The check above can fail: change one number in a copy of the results, and the page no longer matches."""
     shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")

@@ -187,6 +187,7 @@ FIGURES = [
 ]
 
 
+@pytest.mark.slow
 def test_evaluate_run_writes_everything_and_is_reproducible(tiny_run):
     run_dir, data = tiny_run
     metrics = evaluate_run(run_dir, data=data, log=lambda *_: None, progress=False)
@@ -208,6 +209,7 @@ def test_evaluate_run_writes_everything_and_is_reproducible(tiny_run):
     assert not list(run_dir.glob(".*.tmp"))  # atomic writes leave no temporary files behind
 
 
+@pytest.mark.slow
 def test_evaluate_run_with_tta_averages_the_shifted_predictions(tiny_run):
     """TTA is the mean of the network's logits over the glyph and its four one-pixel shifts (for the glyphs the
     calibrated network is unsure of), computed here with torch.roll on the plain (unshifted) prediction path, and
@@ -234,6 +236,7 @@ def test_evaluate_run_with_tta_averages_the_shifted_predictions(tiny_run):
     assert metrics["accuracy"] == pytest.approx((plain.argmax(1) == labels).float().mean().item())
 
 
+@pytest.mark.slow
 def test_interpretation_from_run_matches_evaluate_run(tiny_run):
     run_dir, data = tiny_run
     evaluation = Interpretation.from_run(run_dir, data=data)
@@ -268,6 +271,7 @@ def test_coverage_against_accuracy_by_hand(hand_made):
     assert accuracy[0] == float(hand_made.correct[most_sure]) and coverage[0] == 1 / 8
 
 
+@pytest.mark.slow
 def test_calibration_is_stored_with_the_model_and_reported(tiny_run, tmp_path):
     import shutil
 

@@ -58,6 +58,7 @@ def expected_probabilities(run_dir, images: torch.Tensor) -> np.ndarray:
     return load_predictor(run_dir, device="cpu").probabilities(images).numpy()
 
 
+@pytest.mark.slow
 def test_onnx_export_computes_what_the_run_computes_at_any_batch_size(run_dir, tiny_data, tmp_path):
     import onnxruntime
 
@@ -71,6 +72,7 @@ def test_onnx_export_computes_what_the_run_computes_at_any_batch_size(run_dir, t
     assert np.allclose(want.sum(1), 1) and want.max() < 0.999  # probabilities, softened by the calibration
 
 
+@pytest.mark.slow
 def test_the_file_describes_itself(run_dir, tmp_path):
     path = export.export_run(run_dir, "onnx", tmp_path / "m.onnx", parity_images=0, log=lambda *_: None).path
     meta = export.read_metadata(path)
@@ -83,6 +85,7 @@ def test_the_file_describes_itself(run_dir, tmp_path):
     assert meta["glyphkit_version"] and meta["model"] == "enhanced"
 
 
+@pytest.mark.slow
 def test_torch_export_round_trip_with_its_description_beside_it(run_dir, tiny_data, tmp_path):
     path = export.export_run(run_dir, "torch", tmp_path / "m.pt2", log=lambda *_: None).path
     program = torch.export.load(path)
@@ -93,6 +96,7 @@ def test_torch_export_round_trip_with_its_description_beside_it(run_dir, tiny_da
     assert beside == export.read_metadata(path) and beside["classes"] == list(TINY_CHARS)
 
 
+@pytest.mark.slow
 def test_an_export_that_computes_something_else_is_an_error_and_nothing_is_written(
     run_dir, tmp_path, monkeypatch, capsys
 ):
@@ -125,6 +129,7 @@ def test_when_the_dynamo_exporter_fails_the_torchscript_one_takes_over(run_dir, 
     assert result.parity["passed"] and result.parity["top1_agreement"] == 1.0
 
 
+@pytest.mark.slow
 def test_export_command_prints_the_check_and_bad_inputs_get_one_line(run_dir, tmp_path, monkeypatch, capsys):
     assert cli.main(["export", str(run_dir), "--output", str(tmp_path / "ok.onnx"), "--parity-images", "50"]) == 0
     out = capsys.readouterr().out
@@ -160,6 +165,7 @@ def glyph_png(image: np.ndarray, path) -> None:
     Image.fromarray(255 - image).resize((112, 112), Image.NEAREST).save(path)
 
 
+@pytest.mark.slow
 def test_the_onnx_runtime_reads_images_like_predict_and_never_imports_torch(run_dir, tiny_data, tmp_path, capsys):
     model = export.export_run(run_dir, "onnx", tmp_path / "m.onnx", log=lambda *_: None).path
     folder = tmp_path / "scans"

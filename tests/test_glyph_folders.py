@@ -64,6 +64,7 @@ def test_bad_glyph_folders_are_clear_errors(tmp_path, monkeypatch, damage, messa
         load_split("mine", root)
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict_and_init_from_on_a_glyph_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GLYPHKIT_CACHE", str(tmp_path / "cache"))
     root = write_glyph_set(tmp_path / "mine", test=True)

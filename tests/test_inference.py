@@ -34,6 +34,7 @@ def _predict(model, images, **kwargs) -> torch.Tensor:
     )  # 37 images: the last batch is partial
 
 
+@pytest.mark.slow
 def test_compiled_inference_matches_eager_and_follows_weight_changes():
     model, images = _model(), _images()
     eager = _predict(model, images)

@@ -120,6 +120,7 @@ def test_reads_like_a_tutorial(name):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_papermill_runs_03_train_in_quick_mode(tiny_data_dir, isolated_env, monkeypatch):
     papermill = pytest.importorskip("papermill")
     from glyphkit.lr_finder import save_lr_choice
@@ -219,6 +220,7 @@ def test_quick_mode_falls_back_to_a_proxy_split(isolated_env):
     assert "proxy47" in said[0] and "balanced" in said[0]
 
 
+@pytest.mark.slow
 def test_quick_mode_without_data_uses_labelled_synthetic_glyphs(isolated_env):
     said = []
     split, folder = nb.choose_split("balanced", None, quick=True, log=said.append)
@@ -231,6 +233,7 @@ def test_quick_mode_without_data_uses_labelled_synthetic_glyphs(isolated_env):
     assert nb.choose_split("balanced", None, quick=True, log=said.append) == (split, folder)  # reused
 
 
+@pytest.mark.slow
 def test_the_synthetic_fallback_lives_in_the_users_cache_not_in_tmp(monkeypatch, tmp_path):
     """A fixed folder in the shared /tmp could be created (and filled) by another user first."""
     monkeypatch.delenv("GLYPHKIT_CACHE", raising=False)
@@ -244,6 +247,7 @@ def test_the_synthetic_fallback_lives_in_the_users_cache_not_in_tmp(monkeypatch,
     assert nb.write_synthetic("balanced") == ("synthetic47", tmp_path / "mine" / "synthetic" / "synthetic47")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kept", [4, 1], ids=["one file missing", "one file there"])
 def test_a_half_written_synthetic_split_is_not_reused(isolated_env, kept):
     """Part of the files (what a write killed while moving them into place left) is written again, never

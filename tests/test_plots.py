@@ -51,6 +51,7 @@ def fake_confusion(n: int, seed: int = 0) -> np.ndarray:
     return cm
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [47, 62])
 def test_class_figures(n, tmp_path):
     classes, cm = CLASSES[n], fake_confusion(n)
@@ -79,6 +80,7 @@ def test_size_grows_with_classes():
     assert large.get_figwidth() > small.get_figwidth() >= 47 * plots.INCH_PER_CLASS
 
 
+@pytest.mark.slow
 def test_curve_and_glyph_figures(tmp_path):
     rng = np.random.default_rng(2)
     history = {

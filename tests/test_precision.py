@@ -36,6 +36,7 @@ def test_unknown_precision_is_refused_and_old_runs_keep_fp32():
     assert Config.from_dict({"mixed_precision": True}).precision == "auto"
 
 
+@pytest.mark.slow
 def test_train_with_precision_fp32_records_it_and_says_so(tiny_data_dir, tmp_path, capsys, monkeypatch):
     from glyphkit import runtime
 
@@ -76,6 +77,7 @@ def test_train_with_precision_fp32_records_it_and_says_so(tiny_data_dir, tmp_pat
     assert load_predictor(run, device="cpu", precision="bf16").amp_dtype is torch.bfloat16  # evaluate --precision
 
 
+@pytest.mark.slow
 def test_a_cpu_without_native_bf16_is_named_at_the_start(tiny_data, tiny_config, tmp_path, monkeypatch):
     from glyphkit import runtime, workflows
 

@@ -335,6 +335,7 @@ def test_history_json_that_is_no_object_falls_back_to_the_checkpoint(tmp_path, c
     assert ckpt.read_history(tmp_path) is None
 
 
+@pytest.mark.slow
 def test_ctrl_d_at_the_lr_finder_prompt_is_one_error_line(capsys, tiny_data_dir, tmp_path, monkeypatch):
     def end_of_input(prompt):
         raise EOFError
@@ -362,6 +363,7 @@ def test_existing_run_with_same_config_still_asks(capsys, run_copy, tiny_data_di
     assert snapshot(run_copy) == before
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_the_run(capsys, run_copy, tiny_data_dir):
     code, _, err = run_cli(capsys, *train_args(tiny_data_dir, run_copy, "--lr", "0.01", "--overwrite", epochs=1))
     assert code == 0, err
@@ -606,6 +608,7 @@ def _nan_from_epoch(monkeypatch, bad_epoch: int) -> None:
     monkeypatch.setattr(Trainer, "train_one_epoch", train_one_epoch)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoints(capsys, tiny_data_dir, tmp_path, monkeypatch):
     _nan_from_epoch(monkeypatch, bad_epoch=2)
     out = tmp_path / "run"
@@ -699,6 +702,7 @@ def test_weights_broken_by_last_step_do_not_reach_checkpoints(tiny_data, tiny_co
 # ------------------------------------------------------------------------------------------------ failed writes
 
 
+@pytest.mark.slow
 def test_rename_failure_mid_save_keeps_previous_checkpoint(capsys, tiny_data_dir, tmp_path, monkeypatch):
     """The process dies (here: os.replace raises) between writing the new checkpoint and renaming it."""
     out = tmp_path / "run"
@@ -855,6 +859,7 @@ class _Killed(KeyboardInterrupt):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["killed after epoch 2", "2 epochs then --epochs 3"])
 def test_resume_matches_uninterrupted_run(tiny_data, tiny_config, tmp_path, how):
     config = tiny_config.replace(epochs=3, num_threads=1, deterministic=True)
@@ -927,6 +932,7 @@ def _wait_for_epoch(run: Path, epoch: int, proc: subprocess.Popen, timeout: floa
 
 
 # SIGTERM is what schedulers, `kill` and torchrun send on preemption: handled like Ctrl-C, exit 128 + 15.
+@pytest.mark.slow
 @pytest.mark.parametrize("sent, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_signal_mid_epoch_saves_and_says_how_to_resume(capsys, tiny_data_dir, tmp_path, sent, status):
     out = tmp_path / "run"
@@ -992,6 +998,7 @@ def _history_without_times(run: Path) -> dict:
 DETERMINISTIC_EPOCHS = 8  # an epoch takes well under a second here: room to be stopped mid-run
 
 
+@pytest.mark.slow
 def test_deterministic_resume_after_ctrl_c_in_fresh_processes_matches_one_run(tiny_data_dir, tmp_path):
     """README's promise, as a user meets it: `train --deterministic` stopped by Ctrl-C mid-run (a real SIGINT),
     continued with the command it printed (a new process), ends with the same checkpoints and history as the
@@ -1042,6 +1049,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_save_keeps_previous_checkpoint(capsys, tiny_data_dir, tmp_path):
     out = tmp_path / "run"
     proc = _spawn(*train_args(tiny_data_dir, out, epochs=3), cwd=tmp_path, script=KILL_DURING_SAVE)
@@ -1073,6 +1081,7 @@ def test_sigkill_mid_save_keeps_previous_checkpoint(capsys, tiny_data_dir, tmp_p
 # ------------------------------------------------------------------------------------------------ tracebacks
 
 
+@pytest.mark.slow
 def test_debug_shows_traceback_and_plain_run_does_not(tmp_path, tiny_data_dir):
     argv = ["train", "--split", "tinny", "--data-dir", tiny_data_dir, "--output-dir", tmp_path / "run", *FAST]
     plain = _spawn(*argv, cwd=tmp_path)
@@ -1095,6 +1104,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_internal_value_error_is_a_crash_with_traceback(tmp_path, tiny_data_dir):
     """Only glyphkit's own error types are a user's mistake; a bare ValueError from inside is a bug to report."""
     proc = _spawn(*train_args(tiny_data_dir, tmp_path / "run"), cwd=tmp_path, script=INTERNAL_BUG)

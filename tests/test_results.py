@@ -171,6 +171,7 @@ def test_format_value_shows_each_format(value, fmt, shown):
         max_size=4,
     )
 )
+@pytest.mark.slow
 def test_any_rows_of_scalars_round_trip(tmp_path_factory, rows):
     path = _write(tmp_path_factory.mktemp("r") / "x.json", rows=rows)
     assert load_result(path)["rows"] == rows

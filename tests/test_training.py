@@ -27,6 +27,7 @@ def test_fit_writes_the_run_folder(tiny_config, tiny_data, tmp_path):
     assert trainer.epoch == 2
 
 
+@pytest.mark.slow
 def test_training_learns_the_tiny_set(tiny_config, tiny_data, tmp_path):
     trainer = _train(tiny_config.replace(epochs=8), tiny_data, tmp_path / "run")
     _, acc = trainer.evaluate(tiny_data.test_images, tiny_data.test_labels)
@@ -77,6 +78,7 @@ def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheduler", ["cosine", "onecycle", "plateau"])
 def test_resume_gives_the_same_result_as_one_run(tiny_config, tiny_data, tmp_path, scheduler):
     """Killed after epoch 2 and resumed, a run trains epoch 3 to the same weights and files as a run never stopped.
@@ -171,6 +173,7 @@ def test_onecycle_resume_to_more_epochs_keeps_going(one_thread, tiny_data, tmp_p
     assert used == pytest.approx([one_thread.lr * FINAL] * len(used), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_onecycle_stopped_mid_cycle_and_extended_never_climbs(one_thread, tiny_data, tmp_path):
     """Planned 3 epochs, stopped after 1 (near the peak), resumed with --epochs 4: anneals from where it stopped."""
     stopped_at, used = _onecycle_resumed(one_thread, tiny_data, tmp_path / "r", planned=3, stop_after=1, extend_to=4)
@@ -181,6 +184,7 @@ def test_onecycle_stopped_mid_cycle_and_extended_never_climbs(one_thread, tiny_d
     assert used[-1] == pytest.approx(one_thread.lr * FINAL, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_onecycle_extended_then_stopped_resumes_exactly(one_thread, tiny_data, tmp_path):
     """The extended schedule is saved with the run: stopping the extension and resuming it (no --epochs) gives
     the rates of an extension never stopped."""
@@ -202,6 +206,7 @@ def test_onecycle_extended_then_stopped_resumes_exactly(one_thread, tiny_data, t
     assert lrs + lrs_after_second_resume == pytest.approx(straight_lrs, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_onecycle_stopped_before_its_first_step_and_extended_runs_the_whole_longer_cycle(
     one_thread, tiny_data, tmp_path, monkeypatch
 ):
@@ -275,6 +280,7 @@ def _record_training_inputs(trainer, seen: list):
     trainer.model.register_forward_pre_hook(hook)
 
 
+@pytest.mark.slow
 def test_progressive_resizing_trains_the_first_half_on_shrunk_glyphs(tiny_config, tiny_data, tmp_path):
     """progressive_size 20 over 4 epochs: epochs 1-2 see 20x20 batches, 3-4 the full 28x28, all channels_last; the
     log says so at the start and estimates both kinds of epoch (batch 16: enough steps for an estimate)."""
@@ -290,6 +296,7 @@ def test_progressive_resizing_trains_the_first_half_on_shrunk_glyphs(tiny_config
     assert not any(line.startswith("an epoch will take") for line in lines)
 
 
+@pytest.mark.slow
 def test_progressive_resizing_resumes_in_the_phase_it_stopped(tiny_config, tiny_data, tmp_path):
     """Killed after epoch 1 of 4, a progressive run resumes with epoch 2 still on shrunk glyphs and ends with the
     weights of a run never stopped."""
@@ -311,6 +318,7 @@ def test_progressive_resizing_resumes_in_the_phase_it_stopped(tiny_config, tiny_
     assert _same_weights(resumed_weights[4], straight_weights[4])
 
 
+@pytest.mark.slow
 def test_progressive_resizing_resumed_with_more_epochs_never_goes_back_to_shrunk_glyphs(
     tiny_config, tiny_data, tmp_path
 ):
@@ -331,6 +339,7 @@ def test_progressive_resizing_resumed_with_more_epochs_never_goes_back_to_shrunk
     assert {epoch for epoch, _, _ in seen} == set(range(3, 11))
 
 
+@pytest.mark.slow
 def test_training_without_augmentation_feeds_the_glyphs_exactly_as_stored(tiny_config, tiny_data, tmp_path):
     """--no-augment (augment=False, whatever the rotation/shift/zoom settings say), or every setting at 0: each
     training input is a stored glyph, scaled to [0, 1] and normalised, bit for bit; with augmentation on, none is,
