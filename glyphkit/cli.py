@@ -286,7 +286,8 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--segment",
         action="store_true",
-        help="each image is a line of handwriting: read it character by character, left to right",
+        help="each image is a page of one or more lines of handwriting: read row by row (top to bottom), each "
+        "row left to right; the text has one line per row of writing",
     )
     p.add_argument(
         "--polarity",

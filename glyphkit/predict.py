@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from glyphkit.config import ConfigError
 from glyphkit.inference import Predictor, load_predictor
+from glyphkit.layout import text_of
 from glyphkit.preprocess import ImageError, glyphs_of_files, image_files
 from glyphkit.rundir import BEST, atomic_write, atomic_write_text, why_not_writable
 
@@ -36,9 +37,10 @@ UNSURE = "unsure"  # the answer below --min-confidence (the best guess stays in 
 class GlyphPrediction:
     """One character read: where it was, the 28x28 glyph the model saw, its best guesses (most likely first)."""
 
-    index: int  # 0, 1, ... left to right within its file
+    index: int  # 0, 1, ... in reading order within its file (rows top to bottom, each left to right)
     box: tuple[int, int, int, int]  # x, y, w, h in the file's image
     glyph: np.ndarray
+    line: int = 0  # the row of writing, 0 for the top one (with segment)
     top: list[tuple[str, float]] = field(default_factory=list)  # calibrated probabilities, most likely first
     unsure: bool = False  # the best guess's probability is below the min_confidence asked for
 
@@ -61,8 +63,9 @@ class FileResult:
 
     @property
     def text(self) -> str:
-        """The characters read, left to right; '?' where the model was unsure."""
-        return "".join("?" if g.unsure else g.prediction for g in self.glyphs)
+        """The characters read, one row of writing per line of text (rows top to bottom, each left to right); '?'
+        where the model was unsure."""
+        return text_of([(g.line, "?" if g.unsure else g.prediction) for g in self.glyphs])
 
 
 def predict(
@@ -80,10 +83,11 @@ def predict(
 ) -> list[FileResult]:
     """Read every image in `inputs` (files, and folders recursively) with the run's model.
 
-    segment=False: each image is one glyph. segment=True: each image is a line of handwriting, split into
-    characters left to right. A glyph whose best probability (calibrated, when the run is) is below
-    `min_confidence` is answered "unsure". class_prior "uniform" takes the training class prior out of the answers
-    (for class-balanced use; inference.ClassPrior), "train" answers as the training images were mixed."""
+    segment=False: each image is one glyph. segment=True: each image is a page of handwriting of one or more
+    lines, read row by row, each row's characters left to right (blank paper is an error, not a character). A
+    glyph whose best probability (calibrated, when the run is) is below `min_confidence` is answered "unsure".
+    class_prior "uniform" takes the training class prior out of the answers (for class-balanced use;
+    inference.ClassPrior), "train" answers as the training images were mixed."""
     predictor = load_predictor(run_dir, checkpoint, device=device, class_prior=class_prior)
     files = image_files(list(inputs))
     results, glyphs = [], []
@@ -94,7 +98,9 @@ def predict(
         disable=not progress or len(files) < 2,
         leave=False,
     ):
-        results.append(FileResult(str(file), [GlyphPrediction(i, g.box, g.image) for i, g in enumerate(found)], error))
+        results.append(
+            FileResult(str(file), [GlyphPrediction(i, g.box, g.image, g.line) for i, g in enumerate(found)], error)
+        )
         glyphs += results[-1].glyphs
     if glyphs:
         _read(predictor, glyphs, top_k, min_confidence)
@@ -136,14 +142,14 @@ def check_outputs(output: str | os.PathLike | None = None, crops_folder: str | o
 
 
 def prediction_rows(results: list[FileResult], segment: bool) -> list[dict]:
-    """One row per image (or per character with `segment`): file, [index, x, y, w, h,] prediction, confidence,
-    then top1, p1, top2, p2, ..."""
+    """One row per image (or per character with `segment`): file, [line, index, x, y, w, h,] prediction,
+    confidence, then top1, p1, top2, p2, ..."""
     rows = []
     for result in results:
         for g in result.glyphs:
             row: dict = {"file": result.file}
             if segment:
-                row.update(index=g.index, x=g.box[0], y=g.box[1], w=g.box[2], h=g.box[3])
+                row.update(line=g.line, index=g.index, x=g.box[0], y=g.box[1], w=g.box[2], h=g.box[3])
             row.update(prediction=g.prediction, confidence=round(g.confidence, 6))
             for rank, (char, prob) in enumerate(g.top, 1):
                 row[f"top{rank}"], row[f"p{rank}"] = char, round(prob, 6)

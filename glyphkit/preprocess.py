@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy.ndimage import maximum_filter, minimum_filter
 from skimage.filters import gaussian, threshold_otsu
-from skimage.measure import label, regionprops
-from skimage.morphology import dilation, footprint_rectangle, opening
-from skimage.transform import resize
+from skimage.morphology import dilation, footprint_rectangle
+from skimage.transform import resize, rotate
+
+from glyphkit.layout import find_lines, ink_components, segment_line, skew_angle, without_paper_lines
 
 MAX_PIXELS = 50_000_000  # larger images are refused before they are decoded (a 12 MP phone photo is 12M)
 POLARITIES = ("auto", "dark-on-light", "light-on-dark")
@@ -37,9 +39,11 @@ NIST_SIDE = 96  # the long side a glyph is brought to before the blur: NIST's gl
 # half intensity): the median over proxy47's test glyphs is 22 (benchmarks/experiments/glyph_span.py prints it and
 # compares).
 GLYPH_SPAN = 22
-SPECK = 0.02  # ink components smaller than this share of the largest one are noise
-FRAGMENT = 0.4  # in a line, components less tall than this share of the median height belong to a neighbour
-BACKGROUND_SIDE = 128  # the background is estimated on the image shrunk to this side (fast at any size)
+MIN_CONTRAST = 0.2  # ink takes at least this share of its paper's light (pen, pencil, chalk); texture and JPEG less
+STROKE_PIXELS = 3.0  # the paper's light is estimated on the image shrunk until strokes are about this wide ...
+MAX_STROKE = 0.25  # (a stroke is never wider than this share of the image: a longer dark run is a shadow)
+PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several strokes, so none survives it
+WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 
 
 class ImageError(ValueError):
@@ -52,6 +56,7 @@ class Glyph:
 
     image: np.ndarray  # uint8 [28, 28], upright, ink bright on black (as glyphkit holds EMNIST)
     box: tuple[int, int, int, int]
+    line: int = 0  # the row of writing it is on, 0 for the top one (with segment; else 0)
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -144,91 +149,85 @@ def eight_bit(image: Image.Image) -> Image.Image:
 
 
 def ink_map(image: Image.Image, polarity: str = "auto", source: str = "image") -> np.ndarray:
-    """float32 [H, W] in [0, 1]: how much ink each pixel holds (0 = paper), on a flattened background."""
+    """float32 [H, W] in [0, 1]: how much ink each pixel holds (0 = paper, 1 = a full stroke), the paper's light,
+    texture and printed lines taken out."""
+    return _ink(*paper_contrast(image, polarity, source), source)[0]
+
+
+def paper_contrast(image: Image.Image, polarity: str = "auto", source: str = "image") -> tuple[np.ndarray, bool]:
+    """(contrast, drawn): float32 [H, W], the share of its paper's light each pixel's ink takes (0 = paper), and
+    whether the image is a drawing on a transparent canvas (its alpha is the ink: no paper, no printed lines)."""
     if polarity not in POLARITIES:
         raise ValueError(f"polarity must be one of {', '.join(POLARITIES)}, got {polarity!r}")
     image = eight_bit(image)
     if image.mode == "RGBA":
         alpha = np.asarray(image, dtype=np.float32)[..., 3] / 255
         if alpha.min() < 0.5 < alpha.max():  # strokes on a transparent canvas: the opaque part is the ink
-            return _flatten(alpha, source)
+            return alpha, True
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
     grey = np.asarray(image.convert("L"), dtype=np.float32) / 255
     if grey.max() - grey.min() < 0.05:
         raise ImageError(f"{source}: the image is blank (one flat tone); nothing to read")
     if polarity == "auto":
-        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-        polarity = "dark-on-light" if np.median(border) > threshold_otsu(grey) else "light-on-dark"
-    return _flatten(1 - grey if polarity == "dark-on-light" else grey, source)
+        # The paper's tone: the median of the image's outer band (3% wide, so a printed line along an edge does
+        # not decide). The ink is whatever departs from it most, darker or lighter; a blank page is dark-on-light.
+        band = max(1, round(0.03 * min(grey.shape)))
+        paper = np.median(
+            np.concatenate([a.ravel() for a in (grey[:band], grey[-band:], grey[:, :band], grey[:, -band:])])
+        )
+        darker, lighter = np.clip(paper - grey - 0.1, 0, None).mean(), np.clip(grey - paper - 0.1, 0, None).mean()
+        polarity = "light-on-dark" if lighter > darker else "dark-on-light"
+    tone = grey if polarity == "dark-on-light" else 1 - grey  # paper light, ink dark
+    return np.clip(1 - tone / _paper_tone(tone), 0, 1), False
 
 
-def _flatten(ink: np.ndarray, source: str) -> np.ndarray:
-    """Subtract the background (uneven light, tinted paper) and scale the ink to reach 1."""
-    scale = min(1.0, BACKGROUND_SIDE / max(ink.shape))
-    small = resize(
-        ink, (max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))), anti_aliasing=scale < 1
-    )
-    # An opening with a square wider than any stroke removes the strokes and keeps the background's slow changes
-    # (a square, applied as two 1-d passes, costs a fraction of a disk: the drawing pad answers on pen-up).
-    background = opening(small, _square(2 * max(2, max(small.shape) // 8) + 1))
-    ink = np.clip(ink - resize(background, ink.shape, order=1), 0, None)
-    if ink.max() <= 0.05:
-        raise ImageError(f"{source}: no ink found (the image is blank or its contrast is too low)")
-    level = np.percentile(ink[ink > threshold_otsu(ink)], 90)
-    return np.clip(ink / max(level, 1e-6), 0, 1).astype(np.float32)
+def _paper_tone(tone: np.ndarray) -> np.ndarray:
+    """The paper's own tone under each pixel, writing taken out: a closing (a running maximum, then minimum) wider
+    than the strokes. It keeps the light's slow changes and a shadow's edge (a closing keeps a step), so dividing
+    by it leaves a shadow, a gradient or tinted paper no ink at all. It is computed where strokes are
+    STROKE_PIXELS wide (the image shrunk by its own stroke width) and scaled back: fast at any size."""
+    scale = min(1.0, STROKE_PIXELS / _stroke_width(tone))
+    small = tone
+    if scale < 1:
+        shape = (max(8, round(tone.shape[0] * scale)), max(8, round(tone.shape[1] * scale)))
+        small = resize(tone, shape, anti_aliasing=True)
+    size = min(PAPER_WINDOW, *small.shape)
+    paper = minimum_filter(maximum_filter(small, size=size), size=size)
+    if scale < 1:
+        paper = resize(paper, tone.shape, order=1)
+    return np.maximum(paper, 1e-3)
+
+
+def _stroke_width(tone: np.ndarray) -> float:
+    """About how many pixels wide the strokes are: the median length of the dark runs along the rows (each a
+    stroke crossed), leaving out runs longer than MAX_STROKE of the image (a shadow, a dark border: not strokes)."""
+    dark = tone < threshold_otsu(tone)
+    edges = np.diff(np.pad(dark, ((0, 0), (1, 1))).view(np.int8), axis=1)
+    runs = np.nonzero(edges == -1)[1] - np.nonzero(edges == 1)[1]
+    runs = runs[runs <= MAX_STROKE * max(tone.shape)]
+    return max(1.0, float(np.median(runs))) if runs.size else 1.0
+
+
+def _ink(contrast: np.ndarray, drawn: bool, source: str) -> tuple[np.ndarray, float]:
+    """(ink, threshold): the contrast with paper texture dropped, printed paper lines taken out (not from a
+    drawing), scaled so a stroke reaches 1; and the ink level above which a pixel is part of a stroke."""
+    if contrast.max() < MIN_CONTRAST:
+        raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
+    threshold = max(float(threshold_otsu(contrast)), MIN_CONTRAST / 2)
+    ink = np.where(contrast >= MIN_CONTRAST / 2, contrast, 0)
+    if not drawn:
+        writing, lines = without_paper_lines(contrast >= threshold)
+        if lines.any():  # a line's soft edges go with it, but not the writing that crosses it
+            ink[dilation(lines, _square(3)) & ~writing] = 0
+    strokes = ink[ink >= threshold]
+    if strokes.size == 0:
+        raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
+    level = float(np.percentile(strokes, 90))
+    return np.clip(ink / level, 0, 1).astype(np.float32), threshold / level
 
 
 def _square(side: int):
     return footprint_rectangle((side, side), decomposition="separable")
-
-
-def ink_components(ink: np.ndarray) -> tuple[np.ndarray, list]:
-    """(labels, regions) of the connected ink strokes, specks left out; regions sorted left to right."""
-    labels = label(ink > threshold_otsu(ink), connectivity=2)
-    regions = regionprops(labels)
-    if not regions:
-        return labels, []
-    largest = max(r.area for r in regions)
-    kept = [r for r in regions if r.area >= max(4, SPECK * largest)]
-    return labels, sorted(kept, key=lambda r: r.bbox[1])
-
-
-def segment_line(regions: list) -> list[list]:
-    """The characters of a line of handwriting (its ink components, from ink_components), left to right, each as
-    the list of its components.
-
-    Components at least FRAGMENT of the line's median height are characters, and one joins the character before
-    it when their horizontal extents overlap by at least half the narrower one (a stroke broken in two). Smaller
-    components (the dot of an i or j, a chipped-off bit of a stroke) join the character nearest to them
-    horizontally. Characters must not touch each other."""
-    if not regions:
-        return []
-    line_height = np.median([r.bbox[2] - r.bbox[0] for r in regions])
-    parts = [r for r in regions if r.bbox[2] - r.bbox[0] >= FRAGMENT * line_height]
-    characters: list[list] = []
-    for region in parts:
-        if characters and _overlap(region, characters[-1]) >= 0.5 * min(_width([region]), _width(characters[-1])):
-            characters[-1].append(region)
-        else:
-            characters.append([region])
-    for fragment in (r for r in regions if r.bbox[2] - r.bbox[0] < FRAGMENT * line_height):
-        min(characters, key=lambda c: -_overlap(fragment, c)).append(fragment)
-    return [sorted(c, key=lambda r: r.bbox[1]) for c in characters]
-
-
-def _extent(regions: list) -> tuple[int, int]:
-    return min(r.bbox[1] for r in regions), max(r.bbox[3] for r in regions)
-
-
-def _width(regions: list) -> int:
-    x0, x1 = _extent(regions)
-    return x1 - x0
-
-
-def _overlap(region, character: list) -> int:
-    """Horizontal overlap of a component and a character in pixels (negative: the gap between them)."""
-    x0, x1 = _extent(character)
-    return min(region.bbox[3], x1) - max(region.bbox[1], x0)
 
 
 def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray, span: float = GLYPH_SPAN) -> Glyph:
@@ -258,13 +257,64 @@ def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray, span: float
 def glyphs_from_image(
     image: Image.Image, *, segment: bool = False, polarity: str = "auto", source: str = "image"
 ) -> list[Glyph]:
-    """One glyph for the whole image, or (segment=True) one per character of a line, left to right."""
-    ink = ink_map(image, polarity, source)
-    labels, regions = ink_components(ink)
+    """One glyph for the whole image, or (segment=True) one per character of a page of handwriting: its rows of
+    writing top to bottom (each Glyph's `line`, 0 for the top one), the characters of each left to right.
+
+    A photo larger than WORK_PIXELS is read shrunk to that size; a page turned by a few degrees is levelled
+    before its rows are found. Boxes are always in the image's own pixels."""
+    image, scale = _working_size(image)
+    contrast, drawn = paper_contrast(image, polarity, source)
+    angle = skew_angle(contrast >= max(float(threshold_otsu(contrast)), MIN_CONTRAST)) if segment and not drawn else 0.0
+    if angle:
+        contrast = rotate(contrast, -angle, resize=True, order=1, cval=0.0).astype(np.float32)  # levelled
+    ink, threshold = _ink(contrast, drawn, source)
+    labels, regions = ink_components(ink, threshold)
     if not regions:
-        raise ImageError(f"{source}: no ink found (the image is blank or its contrast is too low)")
-    groups = segment_line(regions) if segment else [regions]
-    return [emnist_glyph(ink, group, labels) for group in groups]
+        raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
+    if not segment:
+        lines = [[regions]]
+    else:
+        lines = [segment_line(row) for row in find_lines(regions)]
+    glyphs = []
+    for number, characters in enumerate(lines):
+        for group in characters:
+            glyph = emnist_glyph(ink, group, labels)
+            glyph.line = number
+            glyph.box = _original_box(glyph.box, angle, contrast.shape, image.size, scale)
+            glyphs.append(glyph)
+    return glyphs
+
+
+def _working_size(image: Image.Image) -> tuple[Image.Image, float]:
+    """The image, shrunk to WORK_PIXELS when larger (Pillow's box filter: fast, and a fair average), and the scale
+    it was shrunk by."""
+    pixels = image.width * image.height
+    if pixels <= WORK_PIXELS:
+        return image, 1.0
+    scale = (WORK_PIXELS / pixels) ** 0.5
+    if image.mode not in ("L", "RGB", "RGBA"):
+        image = eight_bit(image)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX), scale
+
+
+def _original_box(
+    box: tuple[int, int, int, int], angle: float, turned_shape: tuple[int, int], size: tuple[int, int], scale: float
+) -> tuple[int, int, int, int]:
+    """A box found on the levelled, shrunk image, as x, y, w, h in the user's image: its corners turned back about
+    the centre (skimage.transform.rotate turns about the centre, counter-clockwise) and scaled up."""
+    x, y, w, h = box
+    if angle:
+        corners = np.array([[x, y], [x + w, y], [x, y + h], [x + w, y + h]], dtype=np.float64)
+        centre_turned = np.array([turned_shape[1], turned_shape[0]]) / 2
+        centre = np.array(size, dtype=np.float64) / 2
+        a = np.radians(-angle)
+        # The page was levelled by turning it clockwise by `angle` on screen (y down); this turns the corners back.
+        turn_back = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        back = (corners - centre_turned) @ turn_back.T + centre
+        (x0, y0), (x1, y1) = back.min(0), back.max(0)
+        x, y, w, h = x0, y0, x1 - x0, y1 - y0
+    return tuple(int(round(v / scale)) for v in (x, y, w, h))
 
 
 def glyphs_from_file(path: str | os.PathLike, *, segment: bool = False, polarity: str = "auto") -> list[Glyph]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from glyphkit.layout import text_of
 from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError, glyphs_of_files, image_files
 
 METADATA_KEY = "glyphkit"  # the metadata entry holding the export's description (glyphkit.export writes it)
@@ -103,7 +104,7 @@ class OnnxGlyphReader:
                 {
                     "file": str(file),
                     "error": error,
-                    "glyphs": [{"index": i, "box": list(g.box)} for i, g in enumerate(found)],
+                    "glyphs": [{"index": i, "line": g.line, "box": list(g.box)} for i, g in enumerate(found)],
                 }
             )
             glyphs += [g.image for g in found]
@@ -115,7 +116,9 @@ class OnnxGlyphReader:
                 best = np.argsort(-p)[:top_k]
                 glyph["top"] = [(self.classes[c], float(p[c])) for c in best]
                 glyph["prediction"] = self.classes[best[0]] if p[best[0]] >= min_confidence else "unsure"
-            result["text"] = "".join("?" if g["prediction"] == "unsure" else g["prediction"] for g in result["glyphs"])
+            result["text"] = text_of(
+                [(g["line"], "?" if g["prediction"] == "unsure" else g["prediction"]) for g in result["glyphs"]]
+            )
         return results
 
 
@@ -137,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("model", help="the .onnx file glyphkit export wrote")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", help="image files, or folders (read recursively)")
-    parser.add_argument("--segment", action="store_true", help="each image is a line: read it character by character")
+    parser.add_argument(
+        "--segment",
+        action="store_true",
+        help="each image is a page of one or more lines of handwriting: read it row by row, character by character",
+    )
     parser.add_argument("--polarity", choices=POLARITIES, default="auto", help="ink darker or lighter than the paper")
     parser.add_argument("--top-k", type=int, default=5, help="characters listed per glyph (default: 5)")
     parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P", help="answer 'unsure' below P")

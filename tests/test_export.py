@@ -195,6 +195,22 @@ def test_the_onnx_runtime_reads_images_like_predict_and_never_imports_torch(run_
         assert top[0] == row["top1"] and abs(top[1] - row["p1"]) < 1e-4
 
 
+def test_the_onnx_runtime_reads_a_page_row_by_row(run_dir, tmp_path):
+    from PIL import ImageDraw
+
+    from glyphkit.runtime_onnx import OnnxGlyphReader
+
+    model = export.export_run(run_dir, "onnx", tmp_path / "m.onnx", log=lambda *_: None).path
+    page = Image.new("L", (300, 260), 240)
+    for x, y in ((20, 20), (110, 20), (200, 20), (40, 150), (160, 150)):  # three bars above two
+        ImageDraw.Draw(page).rectangle((x, y, x + 20, y + 80), fill=10)
+    page.save(tmp_path / "page.png")
+    answer = OnnxGlyphReader(model).read([tmp_path / "page.png"], segment=True)[0]
+    assert [g["line"] for g in answer["glyphs"]] == [0, 0, 0, 1, 1]
+    chars = [g["prediction"] for g in answer["glyphs"]]
+    assert answer["text"] == "".join(chars[:3]) + "\n" + "".join(chars[3:])
+
+
 def test_the_onnx_runtime_refuses_a_model_glyphkit_did_not_write(tmp_path):
     from glyphkit.runtime_onnx import main
 

@@ -164,6 +164,37 @@ def test_predict_segment_writes_one_row_per_character(trained_run, tmp_path, cap
     assert saved["files"][0]["text"] == "".join(r["prediction"] for r in saved["predictions"])
 
 
+def test_predict_segment_reads_a_page_row_by_row_in_csv_and_json(trained_run, tmp_path, capsys):
+    """Two rows of bars, the top one of three and the bottom one of two: the CSV gains a `line` column, the JSON
+    text has one line per row."""
+    image = Image.new("L", (300, 260), 240)
+    draw = ImageDraw.Draw(image)
+    for x, y in ((20, 20), (110, 20), (200, 20), (40, 150), (160, 150)):
+        draw.rectangle((x, y, x + 20, y + 80), fill=10)
+    image.save(tmp_path / "page.png")
+    for output in ("p.csv", "p.json"):
+        args = [
+            "predict",
+            str(trained_run),
+            str(tmp_path / "page.png"),
+            "--segment",
+            "--output",
+            str(tmp_path / output),
+        ]
+        assert cli.main([*args, "--no-progress"]) == 0
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [(r["line"], r["index"], r["x"]) for r in rows] == [
+        ("0", "0", "20"),
+        ("0", "1", "110"),
+        ("0", "2", "200"),
+        ("1", "3", "40"),
+        ("1", "4", "160"),
+    ]
+    saved = json.loads((tmp_path / "p.json").read_text())
+    chars = [r["prediction"] for r in saved["predictions"]]
+    assert saved["files"][0]["text"] == "".join(chars[:3]) + "\n" + "".join(chars[3:])
+
+
 def test_predict_without_images_or_with_a_bad_output_name_is_one_error_line(trained_run, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli.main(["predict", str(trained_run), str(tmp_path / "empty"), "--no-progress"]) == 2

@@ -1,0 +1,184 @@
+"""Reading a page: rows of writing, ruled and squared paper, shadows, a turned photo, and blank paper.
+
+The pages are drawn here with Pillow's own font (not handwriting), so where each character is and which row it is on
+is known from the drawing, not from the code under test.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageDraw, ImageFont
+
+from glyphkit.layout import segment_line, text_of
+from glyphkit.preprocess import ImageError, glyphs_from_image, glyphs_of_files
+
+CHAR = 64  # the font size the pages are written in
+PAPER, INK = (245, 245, 238), (25, 25, 70)
+LETTERS = "ACEFHKLMNRSTUVWXYZ"  # one stroke each in Pillow's font (no dot, no separate accent)
+
+
+def page(
+    rows: list[str],
+    size: tuple[int, int] = (900, 560),
+    ruled: int = 0,
+    squared: int = 0,
+    margin: bool = False,
+    shadow: bool = False,
+    line_colour: tuple[int, int, int] = (150, 180, 230),
+    line_width: int = 2,
+) -> tuple[Image.Image, list[tuple[int, tuple[int, int, int, int]]]]:
+    """A page with `rows` written on it, and (row, box x0, y0, x1, y1) of each character as drawn."""
+    image = Image.new("RGB", size, PAPER)
+    draw = ImageDraw.Draw(image)
+    top, left, spacing = 50, 100, int(1.8 * CHAR)
+    for y in range(top + CHAR, size[1], ruled) if ruled else ():  # the characters sit on these lines
+        draw.line((0, y, size[0], y), fill=line_colour, width=line_width)
+    for step in (squared,) if squared else ():
+        for y in range(step // 2, size[1], step):
+            draw.line((0, y, size[0], y), fill=line_colour, width=line_width)
+        for x in range(step // 2, size[0], step):
+            draw.line((x, 0, x, size[1]), fill=line_colour, width=line_width)
+    if margin:
+        draw.line((70, 0, 70, size[1]), fill=(225, 90, 90), width=2)
+    font = ImageFont.load_default(size=CHAR)
+    drawn = []
+    for number, text in enumerate(rows):
+        x, y = left, top + number * spacing
+        for char in text:
+            draw.text((x, y), char, fill=INK, font=font)
+            alone = Image.new("L", size, 0)  # the character's own ink, for its box
+            ImageDraw.Draw(alone).text((x, y), char, fill=255, font=font)
+            box = alone.point(lambda v: 255 if v >= 128 else 0).getbbox()
+            drawn.append((number, box))
+            x = box[2] + (box[2] - box[0]) // 2
+    if shadow:  # a soft-edged shadow over the right part of the page, half the light there
+        pixels = np.asarray(image, dtype=np.float32)
+        ys, xs = np.mgrid[: size[1], : size[0]]
+        shade = 1 / (1 + np.exp(-(xs - 0.55 * size[0] - 0.3 * (ys - size[1] / 2)) / 6))
+        image = Image.fromarray((pixels * (1 - 0.5 * shade[..., None])).astype(np.uint8))
+    return image, drawn
+
+
+def read(image: Image.Image) -> list:
+    return glyphs_from_image(image, segment=True)
+
+
+def test_a_page_of_two_rows_is_read_row_by_row_each_left_to_right():
+    image, drawn = page(["HELLO", "WORLD"])
+    glyphs = read(image)
+    assert [g.line for g in glyphs] == [row for row, _ in drawn] == [0] * 5 + [1] * 5
+    for glyph, (_, (x0, y0, x1, y1)) in zip(glyphs, drawn):  # each box is the character drawn there
+        x, y, w, h = glyph.box
+        assert abs(x - x0) <= 3 and abs(y - y0) <= 3 and abs(x + w - x1) <= 3 and abs(y + h - y1) <= 3
+
+
+def test_stacked_letters_of_two_rows_stay_in_their_rows():
+    """Letters straight above each other on two rows are two characters, not one (the old rule joined
+    components that overlap horizontally, so a page read as one line of stacked pairs)."""
+    glyphs = read(page(["TXT", "TXT"])[0])
+    assert [g.line for g in glyphs] == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "paper",
+    [dict(ruled=115, margin=True), dict(squared=40), dict(squared=32, line_width=1), dict(shadow=True)],
+    ids=["ruled with a margin", "squared", "fine squares", "a shadow"],
+)
+def test_paper_lines_and_shadows_are_not_ink(paper):
+    """On ruled or squared paper, or under a shadow, the characters are found and look as they do on plain paper."""
+    plain = read(page(["HELLO", "WORLD"])[0])
+    glyphs = read(page(["HELLO", "WORLD"], **paper)[0])
+    assert [g.line for g in glyphs] == [g.line for g in plain]
+    for glyph, reference in zip(glyphs, plain):  # (two different letters correlate about 0.3)
+        assert np.corrcoef(glyph.image.ravel(), reference.image.ravel())[0, 1] > 0.9
+
+
+@pytest.mark.parametrize(
+    "paper",
+    [dict(), dict(ruled=60, margin=True), dict(squared=40), dict(shadow=True), dict(ruled=60, shadow=True)],
+    ids=["plain", "ruled", "squared", "shadowed", "ruled and shadowed"],
+)
+def test_blank_paper_is_no_handwriting_and_never_a_character(paper):
+    image, _ = page([], **paper)
+    for segment in (True, False):
+        with pytest.raises(ImageError, match="no handwriting found|the image is blank"):
+            glyphs_from_image(image, segment=segment, source="blank.png")
+
+
+def test_textured_paper_is_no_handwriting():
+    rng = np.random.default_rng(0)
+    texture = 232 + rng.normal(0, 6, (500, 700))  # paper grain
+    for y, x in rng.integers(0, (500, 700), size=(40, 2)):  # and a few specks of dust
+        texture[y : y + 2, x : x + 2] = 120
+    with pytest.raises(ImageError, match="no handwriting found"):
+        read(Image.fromarray(np.clip(texture, 0, 255).astype(np.uint8)))
+
+
+def test_a_blank_page_in_a_batch_is_its_own_error_and_the_others_are_read(tmp_path):
+    page([], ruled=60)[0].save(tmp_path / "blank.png")
+    page(["HELLO"])[0].save(tmp_path / "note.png")
+    answers = {
+        f.name: (len(found), error) for f, found, error in glyphs_of_files(sorted(tmp_path.iterdir()), segment=True)
+    }
+    assert answers["note.png"] == (5, None)
+    assert answers["blank.png"][0] == 0 and "blank.png: no handwriting found" in answers["blank.png"][1]
+
+
+@pytest.mark.parametrize("angle", [-7, 5, 9])
+def test_a_turned_photo_of_a_page_is_levelled_and_boxes_stay_in_its_pixels(angle):
+    image, drawn = page(["HELLO", "WORLD", "AGAIN"], size=(900, 640))
+    turned = image.rotate(angle, expand=True, fillcolor=PAPER, resample=Image.Resampling.BICUBIC)
+    glyphs = read(turned)
+    assert [g.line for g in glyphs] == [row for row, _ in drawn]
+    ink = np.asarray(turned.convert("L")) < 128
+    for glyph in glyphs:  # every box holds ink of the turned photo, and its middle is near some ink
+        x, y, w, h = glyph.box
+        assert 0 <= x and 0 <= y and x + w <= turned.width and y + h <= turned.height
+        assert ink[y : y + h, x : x + w].mean() > 0.05
+
+
+def test_a_large_photo_is_read_and_its_boxes_are_in_its_own_pixels():
+    image, drawn = page(["HELLO", "WORLD"])
+    large = image.resize((image.width * 3, image.height * 3), Image.Resampling.BICUBIC)  # 4.5 megapixels
+    glyphs = read(large)
+    assert len(glyphs) == len(drawn)
+    for glyph, (_, (x0, y0, x1, _)) in zip(glyphs, drawn):
+        x, y, w, h = glyph.box
+        assert abs(x - 3 * x0) <= 9 and abs(y - 3 * y0) <= 9 and abs(x + w - 3 * x1) <= 9
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    text=st.text(alphabet=LETTERS, min_size=1, max_size=6),
+    spacing=st.integers(90, 140),
+    width=st.integers(1, 3),
+    colour=st.sampled_from([(150, 180, 230), (120, 120, 120), (200, 200, 200), (230, 150, 150)]),
+)
+def test_any_ruling_leaves_every_character(text, spacing, width, colour):
+    image, drawn = page([text], size=(700, 300), ruled=spacing, line_colour=colour, line_width=width)
+    assert len(read(image)) == len(drawn) == len(text)
+
+
+def test_segmenting_many_specks_assigns_each_to_one_character():
+    """A row with thousands of small fragments: each lands in exactly one character, the nearest."""
+
+    class Region:  # the two fields segment_line reads from skimage's regionprops
+        def __init__(self, y0, x0, y1, x1):
+            self.bbox = (y0, x0, y1, x1)
+
+    characters = [Region(0, 100 * i, 50, 100 * i + 40) for i in range(50)]
+    specks = [Region(20, x, 22, x + 2) for x in range(0, 5000, 3)]
+    found = segment_line(characters + specks)
+    assert len(found) == 50
+    assert sum(len(c) for c in found) == 50 + len(specks)
+    gap = lambda speck, k: max(0, 100 * k - speck.bbox[3], speck.bbox[1] - (100 * k + 40))  # noqa: E731
+    for i, character in enumerate(found):  # a speck joins a character nearest to it (no other is closer)
+        assert characters[i] in character
+        for speck in (r for r in character if r is not characters[i]):
+            assert gap(speck, i) == min(gap(speck, k) for k in range(50))
+
+
+def test_text_has_one_line_per_row_of_writing():
+    assert text_of([(0, "H"), (0, "i"), (1, "y"), (1, "o"), (2, "u")]) == "Hi\nyo\nu"
+    assert text_of([]) == ""
