@@ -347,27 +347,38 @@ def sample_images(
     log: Log = print,
 ) -> Path:
     """Sample images made from the run's test glyphs (real handwriting the model never trained on), for
-    06_predict to read when it runs headless: `count` single glyphs in samples/glyphs and a line of five in
-    samples/lines, drawn as dark ink on light paper at four times EMNIST's size. Each file's name ends with the
-    characters it shows. Returns the samples folder."""
+    06_predict to read when it runs headless: `count` single glyphs in samples/glyphs, a line of five in
+    samples/lines and a ruled page of two lines of five in samples/pages, drawn as dark ink on light paper at four
+    times EMNIST's size. Each file's name ends with the characters it shows (a page's rows joined by "_").
+    Returns the samples folder."""
     folder = resolve_run_dir(run_dir) / "samples"
-    for part in ("glyphs", "lines"):
+    for part in ("glyphs", "lines", "pages"):
         (folder / part).mkdir(parents=True, exist_ok=True)
-    run = load_trained_run(resolve_run_dir(run_dir), **evaluation_args(run_dir, split, data_dir, count + 5, log=log))
+    run = load_trained_run(resolve_run_dir(run_dir), **evaluation_args(run_dir, split, data_dir, count + 15, log=log))
     classes = run.config.classes
+    side = 112
 
-    def paper(glyphs: torch.Tensor) -> Image.Image:  # glyphs side by side, half a glyph apart, as ink on paper
-        side, tiles = 112, [np.asarray(Image.fromarray(g.numpy()).resize((112, 112), Image.BICUBIC)) for g in glyphs]
+    def ink(glyphs: torch.Tensor) -> np.ndarray:  # glyphs side by side, half a glyph apart
+        tiles = [np.asarray(Image.fromarray(g.numpy()).resize((side, side), Image.BICUBIC)) for g in glyphs]
         strip = np.zeros((side + 32, len(tiles) * side * 3 // 2 + 32), np.uint8)
         for n, tile in enumerate(tiles):
             strip[16 : 16 + side, 16 + n * side * 3 // 2 : 16 + n * side * 3 // 2 + side] = tile
-        return Image.fromarray((255 - strip.astype(np.int32) * 3 // 4).astype(np.uint8))  # grey ink on paper
+        return strip
+
+    def paper(strip: np.ndarray) -> Image.Image:  # grey ink on white paper
+        return Image.fromarray((255 - strip.astype(np.int32) * 3 // 4).astype(np.uint8))
 
     for i in range(count):
-        paper(run.images[i : i + 1]).save(folder / "glyphs" / f"sample{i}_{classes[run.labels[i]]}.png")
+        paper(ink(run.images[i : i + 1])).save(folder / "glyphs" / f"sample{i}_{classes[run.labels[i]]}.png")
     line = "".join(classes[c] for c in run.labels[count : count + 5])
-    paper(run.images[count : count + 5]).save(folder / "lines" / f"line_{line}.png")
-    log(f"{count + 1} sample images from the {run.split} test split in {folder}")
+    paper(ink(run.images[count : count + 5])).save(folder / "lines" / f"line_{line}.png")
+    rows = [run.images[count + 5 : count + 10], run.images[count + 10 : count + 15]]
+    page = np.asarray(paper(np.concatenate([ink(r) for r in rows])).convert("RGB")).copy()
+    for y in range(16 + side - 12, page.shape[0], side + 32):  # blue ruling under each row, as in a notebook
+        page[y : y + 2] = (150, 180, 230)
+    text = "_".join("".join(classes[c] for c in run.labels[count + k : count + k + 5]) for k in (5, 10))
+    Image.fromarray(page).save(folder / "pages" / f"page_{text}.png")
+    log(f"{count + 2} sample images from the {run.split} test split in {folder}")
     return folder
 
 

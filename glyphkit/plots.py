@@ -21,6 +21,7 @@ import seaborn as sns
 from matplotlib import colors
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from glyphkit.rundir import atomic_write
@@ -426,6 +427,29 @@ def plot_glyph_grid(
             ax.set_title(titles[i], fontsize=8, color=color, fontfamily="monospace")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_page(result, image=None) -> Figure:
+    """A page as `predict(..., segment=True)` read it: each character's box, coloured by its row of writing, with
+    the character read above it, and the text in the title. `result`: a predict.FileResult; `image`: the page
+    (default: read from result.file)."""
+    from glyphkit.preprocess import read_image  # (scikit-image: only when a page is drawn)
+
+    image = read_image(result.file) if image is None else image
+    scale = 8 / max(image.size)
+    fig = _figure(image.width * scale, image.height * scale + 0.6)
+    ax = fig.subplots()
+    ax.imshow(np.asarray(image.convert("RGB")))
+    ax.set_axis_off()
+    palette = sns.color_palette("tab10")
+    for g in result.glyphs:
+        x, y, w, h = g.box
+        colour = palette[g.line % len(palette)]
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=1.5))
+        ax.text(x + w / 2, y - 2, g.prediction, color=colour, ha="center", va="bottom", fontsize=10, weight="bold")
+    text = result.text.replace("\n", " / ") if result.error is None else result.error
+    ax.set_title(f"{Path(result.file).name}: {text}", fontsize=9, fontfamily="monospace")
     return fig
 
 

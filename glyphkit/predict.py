@@ -92,7 +92,7 @@ def predict(
     files = image_files(list(inputs))
     results, glyphs = [], []
     for file, found, error in tqdm(
-        glyphs_of_files(files, segment=segment, polarity=polarity),
+        glyphs_of_files(files, segment=segment, polarity=polarity, score=best_log_probability(predictor)),
         total=len(files),
         desc="read images",
         disable=not progress or len(files) < 2,
@@ -105,6 +105,15 @@ def predict(
     if glyphs:
         _read(predictor, glyphs, top_k, min_confidence)
     return results
+
+
+def best_log_probability(predictor: Predictor):
+    """The scorer touching letters are split with (preprocess.split_touching): each glyph's best log-probability."""
+
+    def score(glyphs: np.ndarray) -> np.ndarray:
+        return predictor.probabilities(torch.from_numpy(glyphs)).max(1).values.clamp_min(1e-12).log().numpy()
+
+    return score
 
 
 def _read(predictor: Predictor, glyphs: list[GlyphPrediction], top_k: int, min_confidence: float) -> None:

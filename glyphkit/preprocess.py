@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,14 @@ from skimage.filters import gaussian, threshold_otsu
 from skimage.morphology import dilation, footprint_rectangle
 from skimage.transform import resize, rotate
 
-from glyphkit.layout import find_lines, ink_components, segment_line, skew_angle, without_paper_lines
+from glyphkit.layout import (
+    find_lines,
+    ink_components,
+    segment_line,
+    skew_angle,
+    typical_height,
+    without_paper_lines,
+)
 
 MAX_PIXELS = 50_000_000  # larger images are refused before they are decoded (a 12 MP phone photo is 12M)
 POLARITIES = ("auto", "dark-on-light", "light-on-dark")
@@ -43,7 +50,16 @@ MIN_CONTRAST = 0.2  # ink takes at least this share of its paper's light (pen, p
 STROKE_PIXELS = 3.0  # the paper's light is estimated on the image shrunk until strokes are about this wide ...
 MAX_STROKE = 0.25  # (a stroke is never wider than this share of the image: a longer dark run is a shadow)
 PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several strokes, so none survives it
+# Touching letters (split_touching): ink wider than WIDE letter heights may hold several letters; a letter is
+# MIN_CHARACTER to MAX_CHARACTER of a height wide; CUTS_PER_LETTER cuts per height of width are tried; an extra
+# piece costs CUT_COST in log-probability (0: the sum of the pieces' log-probabilities already asks each piece
+# to be read with confidence; 0.3 and 1.0 kept more touching letters together, -0.5 cut gapped ones apart, on
+# paper-test lines with the fast preset's model).
+WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER, CUT_COST = 0.7, 0.15, 1.4, 3, 0.0
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
+
+
+Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 glyphs [N, 28, 28] -> each one's best log-probability [N]
 
 
 class ImageError(ValueError):
@@ -235,10 +251,18 @@ def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray, span: float
     long on their long side (benchmarks/experiments/glyph_span.py measures other spans)."""
     y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
     y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
-    h, w = y1 - y0, x1 - x0
-    # This character's strokes with their soft edges; other characters' strokes and specks in its box are dropped.
+    # This character's strokes; other characters' strokes and specks in its box are dropped.
     mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
-    mine = dilation(mine, _square(2 * max(1, round(max(h, w) / 24)) + 1))
+    return _glyph_of(ink[y0:y1, x0:x1], mine, (x0, y0), span)
+
+
+def _glyph_of(ink: np.ndarray, mine: np.ndarray, origin: tuple[int, int], span: float = GLYPH_SPAN) -> Glyph:
+    """EMNIST's conversion of the strokes `mine` (bool, over `ink`, whose top-left pixel is at `origin` in the
+    image): cropped to them, brought to NIST's scale, blurred, framed, downsampled to 28x28."""
+    rows, cols = np.nonzero(mine.any(1))[0], np.nonzero(mine.any(0))[0]
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    h, w = y1 - y0, x1 - x0
+    mine = dilation(mine[y0:y1, x0:x1], _square(2 * max(1, round(max(h, w) / 24)) + 1))  # with their soft edges
     crop = ink[y0:y1, x0:x1] * mine
     scale = NIST_SIDE / max(h, w)
     crop = np.clip(
@@ -251,17 +275,88 @@ def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray, span: float
     frame[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
     small = np.clip(resize(frame, (28, 28), order=3, anti_aliasing=True), 0, None)
     glyph = np.round(255 * small / max(small.max(), 1e-6)).astype(np.uint8)
-    return Glyph(glyph, (int(x0), int(y0), int(w), int(h)))
+    return Glyph(glyph, (int(origin[0] + x0), int(origin[1] + y0), int(w), int(h)))
+
+
+def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: float, score: Scorer) -> list[Glyph]:
+    """The characters in one piece of ink that may hold several touching letters, found by reading them.
+
+    Recognition-driven segmentation (as in Casey and Lecolinet's survey of character segmentation): the candidate
+    cuts are the columns where the ink is thinnest (local minima of its column sums), every piece between two cuts
+    is made a glyph and scored by the classifier (`score`: the log-probability of its best class), and dynamic
+    programming picks the cuts whose pieces read best together (the largest sum of log-probabilities, less CUT_COST
+    per extra piece): a letter read with confidence (an m, a W) stays whole, since two pieces must each be read
+    with confidence to beat it; letters that merge into something unreadable come apart."""
+    y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
+    y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
+    mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
+    local = ink[y0:y1, x0:x1]
+    cuts = _thin_columns((local * mine).sum(0), height)
+    positions = [0, *cuts, x1 - x0]
+    # A piece is a letter's width; the whole ink is a candidate too when it could be one letter, or when no cuts
+    # were found.
+    whole = (0, len(positions) - 1)
+    pieces = [
+        (i, j)
+        for i in range(len(positions))
+        for j in range(i + 1, len(positions))
+        if positions[j] - positions[i] <= MAX_CHARACTER * height or (i, j) == whole and len(positions) == 2
+    ]
+    if not pieces:
+        return [emnist_glyph(ink, regions, labels)]
+    glyphs, kept = [], []
+    for i, j in pieces:
+        part = np.zeros_like(mine)
+        part[:, positions[i] : positions[j]] = mine[:, positions[i] : positions[j]]
+        if part.any():
+            glyphs.append(_glyph_of(local, part, (x0, y0)))
+            kept.append((i, j))
+    scores = dict(zip(kept, score(np.stack([g.image for g in glyphs]))))
+    found = dict(zip(kept, glyphs))
+    # best[j]: the best total score of reading the ink left of positions[j]; came[j]: where its last piece starts.
+    best, came = [0.0] + [-np.inf] * (len(positions) - 1), [0] * len(positions)
+    for j in range(1, len(positions)):
+        for i in range(j):
+            if (i, j) in scores and best[i] + scores[(i, j)] - (CUT_COST if i else 0) > best[j]:
+                best[j], came[j] = best[i] + scores[(i, j)] - (CUT_COST if i else 0), i
+    if best[-1] == -np.inf:  # no way through in letter-wide pieces: read it whole
+        return [emnist_glyph(ink, regions, labels)]
+    path, j = [], len(positions) - 1
+    while j > 0:
+        path.append(found[(came[j], j)])
+        j = came[j]
+    return path[::-1]
+
+
+def _thin_columns(profile: np.ndarray, height: float) -> list[int]:
+    """The columns where a piece of ink is thinnest (a local minimum of its column sums over a window a tenth of a
+    letter wide), at least MIN_CHARACTER of a letter's height from either end and from each other, thinnest first,
+    CUTS_PER_LETTER per letter's height of width at most."""
+    reach, margin = max(1, round(height / 10)), round(MIN_CHARACTER * height)
+    padded = np.pad(profile, reach, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1)
+    minima = [c for c in range(margin, len(profile) - margin) if profile[c] <= windows[c].min()]
+    chosen: list[int] = []
+    for c in sorted(minima, key=lambda c: profile[c]):
+        if len(chosen) < CUTS_PER_LETTER * len(profile) / height and all(abs(c - other) >= margin for other in chosen):
+            chosen.append(c)
+    return sorted(chosen)
 
 
 def glyphs_from_image(
-    image: Image.Image, *, segment: bool = False, polarity: str = "auto", source: str = "image"
+    image: Image.Image,
+    *,
+    segment: bool = False,
+    polarity: str = "auto",
+    source: str = "image",
+    score: Scorer | None = None,
 ) -> list[Glyph]:
     """One glyph for the whole image, or (segment=True) one per character of a page of handwriting: its rows of
     writing top to bottom (each Glyph's `line`, 0 for the top one), the characters of each left to right.
 
     A photo larger than WORK_PIXELS is read shrunk to that size; a page turned by a few degrees is levelled
-    before its rows are found. Boxes are always in the image's own pixels."""
+    before its rows are found. With a classifier's `score`, ink too wide for one letter is split where its pieces
+    read best (split_touching); without, touching letters stay one glyph. Boxes are in the image's own pixels."""
     image, scale = _working_size(image)
     contrast, drawn = paper_contrast(image, polarity, source)
     angle = skew_angle(contrast >= max(float(threshold_otsu(contrast)), MIN_CONTRAST)) if segment and not drawn else 0.0
@@ -277,11 +372,14 @@ def glyphs_from_image(
         lines = [segment_line(row) for row in find_lines(regions)]
     glyphs = []
     for number, characters in enumerate(lines):
+        height = typical_height([region for group in characters for region in group])
         for group in characters:
-            glyph = emnist_glyph(ink, group, labels)
-            glyph.line = number
-            glyph.box = _original_box(glyph.box, angle, contrast.shape, image.size, scale)
-            glyphs.append(glyph)
+            wide = max(r.bbox[3] for r in group) - min(r.bbox[1] for r in group) > WIDE * height
+            found = split_touching(ink, group, labels, height, score) if segment and score and wide else None
+            for glyph in found or [emnist_glyph(ink, group, labels)]:
+                glyph.line = number
+                glyph.box = _original_box(glyph.box, angle, contrast.shape, image.size, scale)
+                glyphs.append(glyph)
     return glyphs
 
 
@@ -317,18 +415,21 @@ def _original_box(
     return tuple(int(round(v / scale)) for v in (x, y, w, h))
 
 
-def glyphs_from_file(path: str | os.PathLike, *, segment: bool = False, polarity: str = "auto") -> list[Glyph]:
-    return glyphs_from_image(read_image(path), segment=segment, polarity=polarity, source=str(path))
+def glyphs_from_file(
+    path: str | os.PathLike, *, segment: bool = False, polarity: str = "auto", score: Scorer | None = None
+) -> list[Glyph]:
+    return glyphs_from_image(read_image(path), segment=segment, polarity=polarity, source=str(path), score=score)
 
 
 def glyphs_of_files(
-    files: list[Path], *, segment: bool = False, polarity: str = "auto"
+    files: list[Path], *, segment: bool = False, polarity: str = "auto", score: Scorer | None = None
 ) -> Iterator[tuple[Path, list[Glyph], str | None]]:
     """(file, its glyphs, None), or (file, [], why it cannot be read) for a bad file: one bad file never stops the
-    others. What `glyphkit predict` and the ONNX runtime read a batch of files with."""
+    others. What `glyphkit predict` and the ONNX runtime read a batch of files with (`score`: see
+    glyphs_from_image)."""
     for file in files:
         try:
-            yield file, glyphs_from_file(file, segment=segment, polarity=polarity), None
+            yield file, glyphs_from_file(file, segment=segment, polarity=polarity, score=score), None
         except ImageError as exc:
             yield file, [], str(exc)
 

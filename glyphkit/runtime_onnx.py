@@ -99,7 +99,9 @@ class OnnxGlyphReader:
         """One answer per image file (folders are read recursively): its glyphs' top characters, or its error.
         All glyphs of all files go through the model in one batched pass."""
         results, glyphs = [], []
-        for file, found, error in glyphs_of_files(image_files(list(inputs)), segment=segment, polarity=polarity):
+        score = lambda glyphs: np.log(np.maximum(self.probabilities(glyphs).max(1), 1e-12))  # noqa: E731
+        files = image_files(list(inputs))
+        for file, found, error in glyphs_of_files(files, segment=segment, polarity=polarity, score=score):
             results.append(
                 {
                     "file": str(file),

@@ -182,3 +182,38 @@ def test_segmenting_many_specks_assigns_each_to_one_character():
 def test_text_has_one_line_per_row_of_writing():
     assert text_of([(0, "H"), (0, "i"), (1, "y"), (1, "o"), (2, "u")]) == "Hi\nyo\nu"
     assert text_of([]) == ""
+
+
+def two_bars_touching() -> Image.Image:
+    """Two bars (say an l and a 1) joined by a thin bridge: one piece of ink holding two letters."""
+    image = Image.new("L", (200, 140), 240)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((40, 30, 60, 110), fill=20)
+    draw.rectangle((96, 30, 116, 110), fill=20)
+    draw.rectangle((60, 68, 96, 71), fill=20)  # the bridge where they touch
+    return image
+
+
+def narrow(glyphs: np.ndarray) -> np.ndarray:
+    """Ink columns of each 28x28 glyph: a bar alone is narrow, the two bars together are wide."""
+    return (glyphs > 64).any(1).sum(1) <= 12
+
+
+def test_touching_letters_come_apart_where_the_pieces_read_best():
+    """A scorer (standing in for the model) sure of single bars and unsure of anything wider: the piece is cut in
+    two, at the bridge, and each half is one bar."""
+    image = two_bars_touching()
+    assert len(glyphs_from_image(image, segment=True)) == 1  # without a model to ask, touching letters are one
+    confident_of_bars = lambda glyphs: np.where(narrow(glyphs), np.log(0.95), np.log(0.2))  # noqa: E731
+    glyphs = glyphs_from_image(image, segment=True, score=confident_of_bars)
+    assert len(glyphs) == 2
+    (xa, _, wa, _), (xb, _, wb, _) = glyphs[0].box, glyphs[1].box
+    assert 38 <= xa <= 42 and 60 <= xa + wa <= xb <= 97  # the left bar, then the right, cut on the bridge
+    assert 115 <= xb + wb <= 119
+
+
+def test_a_wide_letter_read_with_confidence_stays_whole():
+    """The same ink, but the scorer reads it whole with confidence (a W, an m) and its halves only fairly: two
+    halves at 0.8 each (log 0.64 in all) lose to the whole at 0.9."""
+    sure_of_the_whole = lambda glyphs: np.where(narrow(glyphs), np.log(0.8), np.log(0.9))  # noqa: E731
+    assert len(glyphs_from_image(two_bars_touching(), segment=True, score=sure_of_the_whole)) == 1

@@ -153,3 +153,27 @@ def test_runs_history_overlays_one_line_per_run(tmp_path):
     assert [line.get_label() for line in acc.lines] == ["runs/a", "runs/b"]
     assert list(acc.lines[1].get_xdata()) == [1, 2] and list(acc.lines[1].get_ydata()) == [0.6, 0.65]
     assert_png(fig, tmp_path / "runs.png")
+
+
+def test_page_figure_draws_a_box_per_character_coloured_by_row(tmp_path):
+    from PIL import ImageDraw
+
+    from glyphkit.predict import FileResult, GlyphPrediction
+
+    page = Image.new("RGB", (300, 200), "white")
+    boxes = [((20, 20, 30, 60), 0), ((80, 20, 30, 60), 0), ((40, 120, 30, 60), 1)]
+    for (x, y, w, h), _ in boxes:
+        ImageDraw.Draw(page).rectangle((x, y, x + w, y + h), fill="black")
+    glyphs = [
+        GlyphPrediction(i, box, np.zeros((28, 28), np.uint8), line, top=[(char, 0.9)])
+        for i, ((box, line), char) in enumerate(zip(boxes, "ABC"))
+    ]
+    fig = plots.plot_page(FileResult("page.png", glyphs), page)
+    ax = fig.axes[0]
+    drawn = [(p.get_x(), p.get_y(), p.get_width(), p.get_height()) for p in ax.patches]
+    assert drawn == [box for box, _ in boxes]
+    colours = [p.get_edgecolor() for p in ax.patches]
+    assert colours[0] == colours[1] != colours[2]  # one colour per row of writing
+    assert [t.get_text() for t in ax.texts] == ["A", "B", "C"]
+    assert "page.png: AB / C" in ax.get_title()
+    assert_png(fig, tmp_path / "page_figure.png")
