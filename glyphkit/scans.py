@@ -59,6 +59,7 @@ TINY_MARGIN = (3, 16)  # paper around a tiny glyph, pixels
 TINY_BLUR = (0.0, 0.6)  # less blur: at 14 pixels a blur of 1.2 leaves nothing to read
 TINY_JPEG = 30  # the JPEG quality of tiny glyphs
 # -- A coloured sticky note -------------------------------------------------------------------------------------
+# Sticky notes: yellow, pink, green, blue, orange (RGB); inks: blue, black, red, green, purple.
 NOTE_RGB = ((1.0, 0.93, 0.45), (1.0, 0.70, 0.80), (0.75, 0.95, 0.60), (0.65, 0.85, 0.98), (1.0, 0.75, 0.45))
 INK_RGB = ((0.10, 0.20, 0.65), (0.08, 0.08, 0.10), (0.75, 0.10, 0.12), (0.05, 0.45, 0.15), (0.40, 0.10, 0.55))
 NOTE_LIGHT = (0.85, 1.0)  # the note's colour times this (the light on it)
