@@ -1,37 +1,87 @@
-"""The paper test: real test glyphs rendered as scans and lines of handwriting, read back with `glyphkit predict`.
+"""The paper test: real test glyphs rendered as scans, photos, lines and pages of handwriting, read back with
+`glyphkit predict`.
 
-Each 28x28 test glyph (real EMNIST handwriting) is drawn as dark ink on light paper at 40-200 px, at a random
-place with random margins, under uneven light, with noise, blur and JPEG compression. `glyphkit predict` must
-then read them about as well as `glyphkit evaluate` reads the same glyphs as 28x28 arrays. Lines of 4-9 glyphs
-(gaps of 0.2-0.8 glyph widths) test `--segment`: how often the number of characters found is right, and the
-accuracy on the characters of those lines against the same glyphs at 28x28.
+Each 28x28 test glyph (real EMNIST handwriting) is drawn as dark ink on light paper (glyphkit.scans). `glyphkit
+predict` must then read them about as well as `glyphkit evaluate` reads the same glyphs as 28x28 arrays. The parts
+(`--parts`, all by default):
+
+- scans: single glyphs at 40-200 px at random places, under uneven light, with noise, blur and JPEG; and lines of
+  4-9 glyphs (gaps of 0.2-0.8 glyph widths) read with `--segment`: how often the number of characters found is
+  right, and the accuracy on the characters of those lines against the same glyphs at 28x28.
+- conditions: the same glyphs under each condition of issue 30 (ruled and squared paper, chalk, a shadow, a
+  tilted photo, small writing in a photo, tiny glyphs in a bad JPEG, a sticky note), beside plain paper.
+- lines: lines with gaps of 0.02-0.15 glyph widths and lines whose letters touch (overlap 0 to 0.08 widths), read
+  with `--segment`: the share of lines whose character count is right, and the character error rate (CER: the
+  Levenshtein distance to the truth over the truth's length, summed over lines), beside the CER of the same
+  glyphs read as 28x28 arrays and the CER against that 28x28 reading.
+- pages: pages of 3-5 lines (plain, ruled, squared paper in turn): the share of pages whose lines were found
+  right (as many rows of text as lines, each with its line's number of characters) and the page CER (rows
+  separated by a newline, which counts as a character).
+- blank: blank paper of each kind (plain, ruled, squared, textured, shadowed) read with `--segment`: the share of
+  pages where no character is read (an error such as "no ink found", or no glyph).
+- speed: `predict --segment` on a 12-megapixel photo of a page: the median wall time of 5 calls of
+  glyphkit.predict.predict on it, after one call to warm up (each call loads the run, as the command does).
 
     python benchmarks/paper_test.py RUN_DIR --data-dir ../shared/emnist [--split proxy47] [--out runs/paper_test]
-        [--results PATH] [--quick]
+        [--parts scans,conditions,lines,pages,blank,speed] [--results PATH] [--quick]
 
 The renderings are written under --out (git-ignored `runs/` by default): they are derived from EMNIST and must
-never be committed. Results: OUT/paper_test.json, a Markdown summary on the terminal, and the results record
-benchmarks/results/paper_test-RUN.json (RUN: the run folder's name; `--results` to choose; `--quick`: 20 scans and
-3 lines, a smoke test that writes a record only where --results is given).
+never be committed. Results: OUT/paper_test.json (scans) and OUT/paper_test-PART.json, a Markdown table per part on
+the terminal, and one results record per part: benchmarks/results/paper_test-RUN.json for scans and
+paper_test-RUN-PART.json for the others (RUN: the run folder's name; `--results PATH` puts the scans record at PATH
+and the others beside it as PATH's name plus `-PART`; `--quick`: a few images per part, a smoke test that writes
+records only where --results is given).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from rapidfuzz.distance import Levenshtein
 
 from glyphkit.config import Config
 from glyphkit.data import load_config_split
 from glyphkit.inference import Predictor
-from glyphkit.predict import predict
-from glyphkit.results import command_line, result_path, write_result
+from glyphkit.predict import FileResult, predict
+from glyphkit.results import command_line, format_value, result_path, write_result
 from glyphkit.rundir import BEST, checkpoint_config, load_checkpoint
-from glyphkit.scans import half_intensity_span, render_line, render_scan
+from glyphkit.scans import (
+    BLANK_KINDS,
+    CONDITION_NAMES,
+    CONDITIONS,
+    LARGE_PAGE,
+    PAGE_PAPERS,
+    half_intensity_span,
+    render_blank,
+    render_condition,
+    render_large_page,
+    render_line,
+    render_page,
+    render_scan,
+)
+
+PARTS = ("scans", "conditions", "lines", "pages", "blank", "speed")
+LINE_GLYPHS = (4, 10)  # glyphs per line (numpy's half-open range: 4-9)
+PAGE_LINES = (3, 6)  # lines per page: 3-5
+LINE_KINDS = {  # the lines part: name -> (gap range in glyph widths, how the table says it)
+    "gapped": ((0.02, 0.15), "gaps of 0.02-0.15 glyph widths"),
+    "touching": ((-0.08, 0.0), "touching: overlap of 0-0.08 glyph widths"),
+}
+QUICK_LARGE_PAGE = (1200, 900)  # --quick's "large" page: a smoke test need not wait for 12 megapixels
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The scans part (the paper test as it was first written)
+# ---------------------------------------------------------------------------------------------------------------
 
 
 def render_all(
@@ -39,9 +89,8 @@ def render_all(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Write `count` scans of single glyphs and `lines` lines; return which test glyphs each one shows."""
     singles = rng.choice(len(images), size=count, replace=False)
-    line_glyphs = [rng.choice(len(images), size=int(rng.integers(4, 10)), replace=False) for _ in range(lines)]
-    (out / "scans").mkdir(parents=True, exist_ok=True)
-    (out / "lines").mkdir(parents=True, exist_ok=True)
+    line_glyphs = [rng.choice(len(images), size=int(rng.integers(*LINE_GLYPHS)), replace=False) for _ in range(lines)]
+    fresh(out / "scans"), fresh(out / "lines")
     for n, i in enumerate(singles):
         render_scan(images[i], rng).save(out / "scans" / f"{n:05d}.jpg", quality=95)
     for n, ids in enumerate(line_glyphs):
@@ -65,94 +114,6 @@ def score_lines(results: list, line_glyphs: list[np.ndarray], truth: list[str], 
         "line_char_accuracy": read / max(chars, 1),
         "line_char_accuracy_28x28": reference / max(chars, 1),
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", help="the trained run folder to read with")
-    parser.add_argument("--data-dir", required=True, help="folder with the split's EMNIST files")
-    parser.add_argument("--split", default="proxy47", help="whose test glyphs are rendered (default: proxy47)")
-    parser.add_argument("--count", type=int, default=2000, help="single glyphs rendered as scans (default: 2000)")
-    parser.add_argument("--lines", type=int, default=120, help="lines of 4-9 glyphs (default: 120)")
-    parser.add_argument("--out", default="runs/paper_test", help="where the renderings and paper_test.json go")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the renderings (default: 0)")
-    parser.add_argument(
-        "--results",
-        metavar="PATH",
-        help="the results record (default: "
-        "benchmarks/results/paper_test-RUN.json, RUN the run folder's name; with --quick: none)",
-    )
-    parser.add_argument("--quick", action="store_true", help="20 scans and 3 lines: a smoke test, not a measurement")
-    args = parser.parse_args()
-    count, lines = (20, 3) if args.quick else (args.count, args.lines)
-    out, rng, best = Path(args.out), np.random.default_rng(args.seed), Path(args.run_dir) / BEST
-    state = load_checkpoint(best)
-    data = load_config_split(Config(split=args.split, data_dir=args.data_dir, seed=checkpoint_config(state).seed))
-    images, classes = data.test_images.numpy(), checkpoint_config(state).classes
-    truth = [classes[label] for label in data.test_labels.tolist()]
-    singles, line_glyphs = render_all(images, out, count, lines, rng)
-    # The reference: the same glyphs as 28x28 arrays, read the way `glyphkit evaluate` reads them.
-    every = np.concatenate([singles, *line_glyphs])
-    probabilities = Predictor.from_checkpoint(state, best).probabilities(torch.from_numpy(images[every]))
-    as_28 = {i: classes[c] for i, c in zip(every.tolist(), probabilities.argmax(1).tolist())}
-
-    start = time.perf_counter()
-    scans = sorted(predict(args.run_dir, [out / "scans"], progress=False), key=lambda r: r.file)
-    result = {
-        "run": str(args.run_dir),
-        "split": args.split,
-        "scans": count,
-        "lines": lines,
-        "scan_read_s": time.perf_counter() - start,
-        "scan_errors": sum(r.error is not None for r in scans),
-        "scan_accuracy": float(
-            np.mean([r.error is None and r.glyphs[0].prediction == truth[i] for r, i in zip(scans, singles)])
-        ),
-        "scan_accuracy_28x28": float(np.mean([as_28[i] == truth[i] for i in singles])),
-        "span_28x28": half_intensity_span(images[singles]),
-        "span_scans": half_intensity_span(np.stack([r.glyphs[0].glyph for r in scans if r.error is None])),
-        **score_lines(predict(args.run_dir, [out / "lines"], segment=True, progress=False), line_glyphs, truth, as_28),
-    }
-    (out / "paper_test.json").write_text(json.dumps(result, indent=2) + "\n")
-    rows = table_rows(result)
-    pct = lambda value: f"{100 * value:.2f}%"  # noqa: E731
-    print(
-        "| test glyphs | read as | accuracy |\n|---|---|---|\n"
-        + "\n".join(f"| {r['glyphs']} | {r['read_as']} | {pct(r['accuracy'])} |" for r in rows)
-        + "\n\n"
-        f"strokes span (median, half intensity): {result['span_28x28']:g} of 28 pixels in the arrays, "
-        f"{result['span_scans']:g} in the glyphs read from the scans\n"
-        f"lines with the right number of characters: {pct(result['lines_counted_right'])} of {lines}; "
-        f"{count} scans read in {result['scan_read_s']:.1f} s"
-    )
-    path = result_path(args.results, args.quick, "paper_test", Path(args.run_dir).name)
-    if path is not None:
-        write_result(
-            path,
-            what="Real test glyphs rendered as scans and lines of handwriting, read back with "
-            "`glyphkit predict`, against the same glyphs read as 28x28 arrays.",
-            command=command_line(),
-            columns=COLUMNS,
-            rows=rows,
-            data=f"{args.split} test, {count:,} glyphs as scans and {lines} lines "
-            f"({result['line_chars']:,} glyphs in lines segmented right)",
-            summary={
-                k: result[k]
-                for k in (
-                    "run",
-                    "scans",
-                    "lines",
-                    "scan_errors",
-                    "lines_counted_right",
-                    "line_chars",
-                    "span_28x28",
-                    "span_scans",
-                    "scan_read_s",
-                )
-            },
-            notes="a --quick smoke run: not a measurement" if args.quick else None,
-        )
-        print(f"results record: {path}")
 
 
 COLUMNS = [
@@ -192,6 +153,500 @@ def table_rows(result: dict) -> list[dict]:
             "accuracy": result["line_char_accuracy"],
         },
     ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What every part shares
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    """The run, its test glyphs and their truth, where renderings go and the 28x28 reference reader."""
+
+    run_dir: Path
+    out: Path
+    split: str
+    seed: int
+    images: np.ndarray  # uint8 [N, 28, 28], the split's test glyphs
+    truth: list[str]  # each test glyph's character
+    classes: str
+    reader: Predictor
+
+    def rng(self, part: str) -> np.random.Generator:
+        """A part's own random numbers: a part run alone renders what it renders among all the parts."""
+        return np.random.default_rng([self.seed, PARTS.index(part)])
+
+    def pick(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """`size` distinct test glyphs."""
+        return rng.choice(len(self.images), size=size, replace=False)
+
+    def line(self, rng: np.random.Generator) -> np.ndarray:
+        return self.pick(rng, int(rng.integers(*LINE_GLYPHS)))
+
+    def as_28(self, ids: np.ndarray) -> list[str]:
+        """The characters read from these glyphs as 28x28 arrays, the way `glyphkit evaluate` reads them."""
+        if len(ids) == 0:
+            return []
+        probabilities = self.reader.probabilities(torch.from_numpy(self.images[np.asarray(ids)]))
+        return [self.classes[c] for c in probabilities.argmax(1).tolist()]
+
+    def text(self, ids) -> str:
+        return "".join(self.truth[i] for i in ids)
+
+    def read(self, inputs: list[Path], segment: bool) -> list[FileResult]:
+        """`glyphkit predict` on files or folders, the results in file-name order (the order of rendering)."""
+        return sorted(predict(self.run_dir, inputs, segment=segment, progress=False), key=lambda r: r.file)
+
+
+@dataclass
+class Part:
+    """One part's measurement: its numbers for OUT/paper_test-PART.json, and its results record."""
+
+    result: dict
+    what: str
+    columns: list[dict]
+    rows: list[dict]
+    data: str
+    summary: dict
+
+
+def fresh(folder: Path) -> Path:
+    """An empty folder for a part's renderings (a former run's files would be read along with the new ones)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def cer(read: list[str], truth: list[str]) -> float:
+    """Character error rate: Levenshtein distances summed over the texts, over the truth's characters."""
+    return sum(Levenshtein.distance(r, t) for r, t in zip(read, truth)) / max(1, sum(map(len, truth)))
+
+
+def nothing_read(result: FileResult) -> bool:
+    """No character came out of the file: an error (no ink, no handwriting) or no glyph."""
+    return result.error is not None or not result.glyphs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The parts of issue 30
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def part_conditions(bench: Bench, count: int) -> Part:
+    """The same `count` glyphs under each condition, each as its own image, read one glyph per image."""
+    rng = bench.rng("conditions")
+    ids = bench.pick(rng, count)
+    reference = float(np.mean([a == bench.truth[i] for a, i in zip(bench.as_28(ids), ids)]))
+    rows = [
+        {
+            "condition": "28x28 arrays",
+            "description": "the same glyphs, read as `glyphkit evaluate` reads them",
+            "glyphs": count,
+            "accuracy": reference,
+        }
+    ]
+    for condition in CONDITIONS:
+        folder = fresh(bench.out / "conditions" / condition)
+        for n, i in enumerate(ids):
+            render_condition(bench.images[i], condition, rng).save(folder / f"{n:05d}.png")
+        start = time.perf_counter()
+        results = bench.read([folder], segment=False)
+        seconds = time.perf_counter() - start
+        right = [not nothing_read(r) and r.glyphs[0].prediction == bench.truth[i] for r, i in zip(results, ids)]
+        rows.append(
+            {
+                "condition": condition,
+                "description": CONDITION_NAMES[condition],
+                "glyphs": count,
+                "accuracy": float(np.mean(right)),
+                "refused": sum(r.error is not None for r in results),
+                "ms_per_image": 1000 * seconds / count,
+            }
+        )
+    plain = next(r["accuracy"] for r in rows if r["condition"] == "plain")
+    for row in rows[1:]:
+        row["vs_plain"] = row["accuracy"] - plain
+    return Part(
+        result={"conditions": {r["condition"]: r for r in rows}},
+        what="The same test glyphs drawn under the conditions of a user's notes (ruled and squared paper, chalk, "
+        "a shadow, a tilted photo, small writing, a bad JPEG, a sticky note), each as its own image, read with "
+        "`glyphkit predict`, beside plain paper and the glyphs as 28x28 arrays.",
+        columns=[
+            {"key": "condition", "header": "condition"},
+            {"key": "description", "header": "drawn as"},
+            {"key": "glyphs", "header": "glyphs", "format": "int"},
+            {"key": "accuracy", "header": "accuracy", "format": "percent1"},
+            {"key": "vs_plain", "header": "against plain paper (points)", "format": "percent1"},
+            {"key": "refused", "header": "images refused", "format": "int"},
+            {"key": "ms_per_image", "header": "time per image", "format": "ms"},
+        ],
+        rows=rows,
+        data=f"{bench.split} test, {count:,} glyphs, each drawn under {len(CONDITIONS)} conditions",
+        summary={"glyphs": count, "accuracy_28x28": reference, "accuracy_plain": plain},
+    )
+
+
+def part_lines(bench: Bench, count: int) -> Part:
+    """`count` lines of each kind (gapped, touching) read with --segment: count right, CER."""
+    rng = bench.rng("lines")
+    rows = []
+    for kind, (gap, description) in LINE_KINDS.items():
+        folder = fresh(bench.out / f"lines_{kind}")
+        lines = [bench.line(rng) for _ in range(count)]
+        for n, ids in enumerate(lines):
+            render_line(bench.images[ids], rng, gap=gap).save(folder / f"{n:04d}.png")
+        results = bench.read([folder], segment=True)
+        truth = [bench.text(ids) for ids in lines]
+        as_28 = ["".join(bench.as_28(ids)) for ids in lines]
+        read = [r.text.replace("\n", "") for r in results]  # a line read as two rows: its characters still count
+        rows.append(
+            {
+                "lines": kind,
+                "description": description,
+                "count": count,
+                "chars": sum(map(len, truth)),
+                "counted_right": float(np.mean([len(r.glyphs) == len(ids) for r, ids in zip(results, lines)])),
+                "cer": cer(read, truth),
+                "cer_28x28": cer(as_28, truth),
+                "cer_vs_28x28": cer(read, as_28),
+            }
+        )
+    return Part(
+        result={"lines": {r["lines"]: r for r in rows}},
+        what="Lines of 4-9 test glyphs with small gaps, and with touching letters, read with `glyphkit predict "
+        "--segment`: lines whose character count is right and the character error rate (CER), beside the CER of "
+        "the same glyphs read as 28x28 arrays.",
+        columns=[
+            {"key": "lines", "header": "lines"},
+            {"key": "description", "header": "letters"},
+            {"key": "count", "header": "lines read", "format": "int"},
+            {"key": "chars", "header": "characters", "format": "int"},
+            {"key": "counted_right", "header": "character count right", "format": "percent1"},
+            {"key": "cer", "header": "CER", "format": "percent1"},
+            {"key": "cer_28x28", "header": "CER as 28x28 arrays", "format": "percent1"},
+            {"key": "cer_vs_28x28", "header": "CER against the 28x28 reading", "format": "percent1"},
+        ],
+        rows=rows,
+        data=f"{bench.split} test, {count} lines of each kind, 4-9 glyphs each, glyphs 40-120 px",
+        summary={"lines_per_kind": count},
+    )
+
+
+def page_rows_right(result: FileResult, lines: list[np.ndarray]) -> bool:
+    """The page's lines found right: a row of text per line (rows split on newlines), each as long as its line."""
+    rows = result.text.split("\n") if not nothing_read(result) else []
+    return len(rows) == len(lines) and all(len(row) == len(ids) for row, ids in zip(rows, lines))
+
+
+def part_pages(bench: Bench, count: int) -> Part:
+    """`count` pages of 3-5 lines on plain, ruled and squared paper in turn, read with --segment."""
+    rng = bench.rng("pages")
+    folder = fresh(bench.out / "pages")
+    pages, papers = [], []
+    for n in range(count):
+        paper = PAGE_PAPERS[n % len(PAGE_PAPERS)]
+        lines = [bench.line(rng) for _ in range(int(rng.integers(*PAGE_LINES)))]
+        render_page([bench.images[ids] for ids in lines], rng, paper).save(folder / f"{n:04d}-{paper}.png")
+        pages.append(lines)
+        papers.append(paper)
+    results = bench.read([folder], segment=True)
+    truth = ["\n".join(bench.text(ids) for ids in lines) for lines in pages]
+    as_28 = ["\n".join("".join(bench.as_28(ids)) for ids in lines) for lines in pages]
+    right = [page_rows_right(r, lines) for r, lines in zip(results, pages)]
+    rows = []
+    for paper in (*PAGE_PAPERS, "all"):
+        mine = [n for n in range(count) if paper in ("all", papers[n])]
+        if not mine:
+            continue
+        rows.append(
+            {
+                "paper": paper,
+                "pages": len(mine),
+                "lines": sum(len(pages[n]) for n in mine),
+                "lines_right": float(np.mean([right[n] for n in mine])),
+                "cer": cer([results[n].text for n in mine], [truth[n] for n in mine]),
+                "cer_28x28": cer([as_28[n] for n in mine], [truth[n] for n in mine]),
+            }
+        )
+    examples = {Path(r.file).name: r.text for r in results[:3]}
+    return Part(
+        result={"pages": {r["paper"]: r for r in rows}, "examples": examples},
+        what="Pages of 3-5 lines of 4-9 test glyphs on plain, ruled and squared paper, read with `glyphkit predict "
+        "--segment`: pages whose lines were found right (one row of text per line, each with its line's number of "
+        "characters) and the page's character error rate, beside the same glyphs read as 28x28 arrays.",
+        columns=[
+            {"key": "paper", "header": "paper"},
+            {"key": "pages", "header": "pages", "format": "int"},
+            {"key": "lines", "header": "lines", "format": "int"},
+            {"key": "lines_right", "header": "lines found right", "format": "percent1"},
+            {"key": "cer", "header": "CER", "format": "percent1"},
+            {"key": "cer_28x28", "header": "CER as 28x28 arrays", "format": "percent1"},
+        ],
+        rows=rows,
+        data=f"{bench.split} test, {count} pages of 3-5 lines, glyphs 40-100 px, lines 1.3-2 glyph heights apart",
+        summary={"pages": count},
+    )
+
+
+def part_blank(bench: Bench, count: int) -> Part:
+    """`count` blank pages of each kind, read with --segment: how many give no character."""
+    rng = bench.rng("blank")
+    rows = []
+    for kind in BLANK_KINDS:
+        folder = fresh(bench.out / "blank" / kind)
+        for n in range(count):
+            render_blank(kind, rng).save(folder / f"{n:03d}.png")
+        start = time.perf_counter()
+        results = bench.read([folder], segment=True)
+        seconds = time.perf_counter() - start
+        read = [r.text for r in results if not nothing_read(r)]
+        rows.append(
+            {
+                "paper": kind,
+                "pages": count,
+                "nothing_read": float(np.mean([nothing_read(r) for r in results])),
+                "read_as": ", ".join(f"`{t}`" for t in list(dict.fromkeys(read))[:4]) or None,
+                "s_per_page": seconds / count,
+            }
+        )
+    return Part(
+        result={"blank": {r["paper"]: r for r in rows}},
+        what="Blank paper of each kind, photographed, read with `glyphkit predict --segment`: the pages where no "
+        "character is read (an error such as no ink or no handwriting found, or no glyph).",
+        columns=[
+            {"key": "paper", "header": "blank paper"},
+            {"key": "pages", "header": "pages", "format": "int"},
+            {"key": "nothing_read", "header": "no character read", "format": "percent1"},
+            {"key": "read_as", "header": "read as (some)"},
+            {"key": "s_per_page", "header": "time per page", "format": "seconds"},
+        ],
+        rows=rows,
+        data=f"{count} pages of each kind, 600-1200 px wide",
+        summary={"pages_per_kind": count},
+    )
+
+
+def part_speed(bench: Bench, repeats: int, size: tuple[int, int]) -> Part:
+    """Wall time of predict --segment on one large photo of a page: the median of `repeats` calls after a warm-up."""
+    rng = bench.rng("speed")
+    lines = [bench.line(rng) for _ in range(int(rng.integers(*PAGE_LINES)))]
+    folder = fresh(bench.out / "speed")
+    file = folder / "page.jpg"
+    render_large_page([bench.images[ids] for ids in lines], rng, size=size).save(file, quality=90)
+    bench.read([file], segment=True)  # warm-up: imports, caches, the first allocation of the big arrays
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        (result,) = bench.read([file], segment=True)
+        times.append(time.perf_counter() - start)
+    row = {
+        "image": f"{size[0]}x{size[1]} photo, {len(lines)} lines, {sum(map(len, lines))} characters",
+        "calls": repeats,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "glyphs_read": len(result.glyphs),
+        "lines_right": "yes" if page_rows_right(result, lines) else "no",
+    }
+    return Part(
+        result={"speed": row, "times_s": times, "error": result.error},
+        what="Wall time of `glyphkit predict --segment` (glyphkit.predict.predict, loading the run each call, as "
+        "the command does) on a 12-megapixel photo of a page with a few lines of writing: the median of the timed "
+        "calls after one warm-up call.",
+        columns=[
+            {"key": "image", "header": "image"},
+            {"key": "calls", "header": "timed calls", "format": "int"},
+            {"key": "median_s", "header": "median", "format": "float2"},
+            {"key": "min_s", "header": "fastest", "format": "float2"},
+            {"key": "max_s", "header": "slowest", "format": "float2"},
+            {"key": "glyphs_read", "header": "characters read", "format": "int"},
+            {"key": "lines_right", "header": "lines found right"},
+        ],
+        rows=[row],
+        data=f"one page of {bench.split} test glyphs, 90-160 px, JPEG quality 90; times in seconds",
+        summary={"median_s": row["median_s"], "torch_threads": torch.get_num_threads()},
+    )
+
+
+def part_scans(bench: Bench, count: int, lines: int) -> Part:
+    """The paper test as it was first written: `count` single scans and `lines` lines (gaps 0.2-0.8 widths)."""
+    images, truth = bench.images, bench.truth
+    # The same random numbers as before the parts existed (the seed itself), so the same glyphs are drawn.
+    singles, line_glyphs = render_all(images, bench.out, count, lines, np.random.default_rng(bench.seed))
+    every = np.concatenate([singles, *line_glyphs])
+    as_28 = dict(zip(every.tolist(), bench.as_28(every)))
+    start = time.perf_counter()
+    scans = bench.read([bench.out / "scans"], segment=False)
+    result = {
+        "run": str(bench.run_dir),
+        "split": bench.split,
+        "scans": count,
+        "lines": lines,
+        "scan_read_s": time.perf_counter() - start,
+        "scan_errors": sum(r.error is not None for r in scans),
+        "scan_accuracy": float(
+            np.mean([r.error is None and r.glyphs[0].prediction == truth[i] for r, i in zip(scans, singles)])
+        ),
+        "scan_accuracy_28x28": float(np.mean([as_28[i] == truth[i] for i in singles])),
+        "span_28x28": half_intensity_span(images[singles]),
+        "span_scans": half_intensity_span(np.stack([r.glyphs[0].glyph for r in scans if r.error is None])),
+        **score_lines(bench.read([bench.out / "lines"], segment=True), line_glyphs, truth, as_28),
+    }
+    summary_keys = (
+        "run",
+        "scans",
+        "lines",
+        "scan_errors",
+        "lines_counted_right",
+        "line_chars",
+        "span_28x28",
+        "span_scans",
+        "scan_read_s",
+    )
+    return Part(
+        result=result,
+        what="Real test glyphs rendered as scans and lines of handwriting, read back with `glyphkit predict`, "
+        "against the same glyphs read as 28x28 arrays.",
+        columns=COLUMNS,
+        rows=table_rows(result),
+        data=f"{bench.split} test, {count:,} glyphs as scans and {lines} lines "
+        f"({result['line_chars']:,} glyphs in lines segmented right)",
+        summary={k: result[k] for k in summary_keys},
+    )
+
+
+def print_scans(result: dict) -> None:
+    pct = lambda value: f"{100 * value:.2f}%"  # noqa: E731
+    print(
+        f"strokes span (median, half intensity): {result['span_28x28']:g} of 28 pixels in the arrays, "
+        f"{result['span_scans']:g} in the glyphs read from the scans\n"
+        f"lines with the right number of characters: {pct(result['lines_counted_right'])} of {result['lines']}; "
+        f"{result['scans']} scans read in {result['scan_read_s']:.1f} s"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def markdown(columns: list[dict], rows: list[dict]) -> str:
+    """A part's table as the docs show it (glyphkit.results.format_value)."""
+    lines = ["| " + " | ".join(c["header"] for c in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append(
+            "| " + " | ".join(format_value(row.get(c["key"]), c.get("format", "text")) for c in columns) + " |"
+        )
+    return "\n".join(lines)
+
+
+def part_record_path(results: str | None, quick: bool, part: str, run_name: str) -> Path | None:
+    """Where a part's record goes: the scans part's at `results` (default benchmarks/results/paper_test-RUN.json),
+    every other part's beside it with `-PART` added to the name; none for a --quick run without `results`."""
+    path = result_path(results, quick, "paper_test", run_name)
+    if path is None or part == "scans":
+        return path
+    return path.with_name(f"{path.stem}-{part}{path.suffix}")
+
+
+def parse_parts(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if unknown := [p for p in parts if p not in PARTS]:
+        raise argparse.ArgumentTypeError(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    return parts or list(PARTS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="the trained run folder to read with")
+    parser.add_argument("--data-dir", required=True, help="folder with the split's EMNIST files")
+    parser.add_argument("--split", default="proxy47", help="whose test glyphs are rendered (default: proxy47)")
+    parser.add_argument(
+        "--parts",
+        type=parse_parts,
+        default=list(PARTS),
+        help=f"comma-separated parts to run (default: all): {', '.join(PARTS)}",
+    )
+    parser.add_argument("--count", type=int, default=2000, help="scans: single glyphs rendered (default: 2000)")
+    parser.add_argument("--lines", type=int, default=120, help="scans: lines of 4-9 glyphs (default: 120)")
+    parser.add_argument(
+        "--condition-count", type=int, default=300, help="conditions: glyphs drawn under each (default: 300)"
+    )
+    parser.add_argument(
+        "--line-count", type=int, default=120, help="lines: gapped lines, and as many touching (default: 120)"
+    )
+    parser.add_argument("--pages", type=int, default=60, help="pages: pages of 3-5 lines (default: 60)")
+    parser.add_argument("--blank", type=int, default=12, help="blank: blank pages of each kind (default: 12)")
+    parser.add_argument("--repeats", type=int, default=5, help="speed: timed calls after the warm-up (default: 5)")
+    parser.add_argument("--out", default="runs/paper_test", help="where the renderings and the JSON summaries go")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the renderings (default: 0)")
+    parser.add_argument(
+        "--results",
+        metavar="PATH",
+        help="the scans part's results record, the other parts' beside it as PATH's name plus -PART (default: "
+        "benchmarks/results/paper_test-RUN.json, RUN the run folder's name; with --quick: none)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test, not a measurement: 20 scans and 3 lines, 2 glyphs per condition, 3 lines of each kind, "
+        f"3 pages, 1 blank page of each kind, 1 timed call on a {QUICK_LARGE_PAGE[0]}x{QUICK_LARGE_PAGE[1]} page",
+    )
+    return parser
+
+
+def load_bench(args: argparse.Namespace) -> Bench:
+    best = Path(args.run_dir) / BEST
+    state = load_checkpoint(best)
+    config = checkpoint_config(state)
+    data = load_config_split(Config(split=args.split, data_dir=args.data_dir, seed=config.seed))
+    return Bench(
+        run_dir=Path(args.run_dir),
+        out=Path(args.out),
+        split=args.split,
+        seed=args.seed,
+        images=data.test_images.numpy(),
+        truth=[config.classes[label] for label in data.test_labels.tolist()],
+        classes=config.classes,
+        reader=Predictor.from_checkpoint(state, best),
+    )
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    if args.quick:
+        args.count, args.lines, args.condition_count, args.line_count = 20, 3, 2, 3
+        args.pages, args.blank, args.repeats = 3, 1, 1
+    bench = load_bench(args)
+    runs: dict[str, Callable[[], Part]] = {
+        "scans": lambda: part_scans(bench, args.count, args.lines),
+        "conditions": lambda: part_conditions(bench, args.condition_count),
+        "lines": lambda: part_lines(bench, args.line_count),
+        "pages": lambda: part_pages(bench, args.pages),
+        "blank": lambda: part_blank(bench, args.blank),
+        "speed": lambda: part_speed(bench, args.repeats, QUICK_LARGE_PAGE if args.quick else LARGE_PAGE),
+    }
+    for name in dict.fromkeys(args.parts):
+        part = runs[name]()
+        summary_file = bench.out / ("paper_test.json" if name == "scans" else f"paper_test-{name}.json")
+        summary_file.write_text(json.dumps(part.result, indent=2, default=str) + "\n")
+        print(f"\n## {name}\n\n{markdown(part.columns, part.rows)}\n")
+        if name == "scans":
+            print_scans(part.result)
+        path = part_record_path(args.results, args.quick, name, bench.run_dir.name)
+        if path is not None:
+            write_result(
+                path,
+                what=part.what,
+                command=command_line(),
+                columns=part.columns,
+                rows=part.rows,
+                data=part.data,
+                summary=part.summary,
+                notes="a --quick smoke run: not a measurement" if args.quick else None,
+            )
+            print(f"results record: {path}")
 
 
 if __name__ == "__main__":

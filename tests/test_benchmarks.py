@@ -88,6 +88,51 @@ def test_paper_test(tiny_run, tiny_data_dir, tmp_path):
     assert result["summary"]["scans"] == 20 and result["summary"]["lines"] == 3
     assert 0 <= result["summary"]["lines_counted_right"] <= 1 and result["data"].startswith("tiny test")
 
+    # Issue 30's parts, each in its own record beside the scans part's (--results PATH: PATH's name plus -PART).
+    part = lambda name: load_result(tmp_path / f"paper_test.py-{name}.json")  # noqa: E731
+    conditions = part("conditions")
+    assert column(conditions, "condition") == [
+        "28x28 arrays",
+        "plain",
+        "ruled",
+        "squared",
+        "chalk",
+        "shadow",
+        "tilted",
+        "small",
+        "jpeg",
+        "sticky",
+    ]
+    assert set(column(conditions, "glyphs")) == {2} and conditions["rows"][1]["vs_plain"] == 0  # --quick: 2 each
+    assert_fractions(column(conditions, "accuracy"))
+    lines = part("lines")
+    assert column(lines, "lines") == ["gapped", "touching"] and set(column(lines, "count")) == {3}
+    assert_fractions(column(lines, "counted_right"))
+    assert all(v >= 0 for key in ("cer", "cer_28x28", "cer_vs_28x28") for v in column(lines, key))
+    pages = part("pages")
+    assert column(pages, "paper") == ["plain", "ruled", "squared", "all"] and column(pages, "pages") == [1, 1, 1, 3]
+    assert_fractions(column(pages, "lines_right"))
+    assert 9 <= pages["rows"][-1]["lines"] <= 15  # 3 pages of 3-5 lines
+    blank = part("blank")
+    assert column(blank, "paper") == ["plain", "ruled", "squared", "textured", "shadowed"]
+    assert_fractions(column(blank, "nothing_read"))
+    (speed,) = part("speed")["rows"]
+    assert speed["image"].startswith("1200x900 photo") and speed["calls"] == 1  # --quick: a smaller page, once
+    assert 0 < speed["min_s"] <= speed["median_s"] <= speed["max_s"]
+
+
+def test_paper_test_refuses_an_unknown_part(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "paper_test.py"), "RUN", "--data-dir", ".", "--parts", "lines,ink"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "unknown part(s) ink" in done.stderr
+
 
 def test_export_parity(tiny_run, tiny_data_dir, tmp_path):
     result = run_tool(
