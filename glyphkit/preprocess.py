@@ -50,12 +50,12 @@ MIN_CONTRAST = 0.2  # ink takes at least this share of its paper's light (pen, p
 STROKE_PIXELS = 3.0  # the paper's light is estimated on the image shrunk until strokes are about this wide ...
 MAX_STROKE = 0.25  # (a stroke is never wider than this share of the image: a longer dark run is a shadow)
 PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several strokes, so none survives it
-# Touching letters (split_touching): ink wider than WIDE letter heights may hold several letters; a letter is
-# MIN_CHARACTER to MAX_CHARACTER of a height wide; CUTS_PER_LETTER cuts per height of width are tried; an extra
-# piece costs CUT_COST in log-probability (0: the sum of the pieces' log-probabilities already asks each piece
-# to be read with confidence; 0.3 and 1.0 kept more touching letters together, -0.5 cut gapped ones apart, on
-# paper-test lines with the fast preset's model).
-WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER, CUT_COST = 0.7, 0.15, 1.4, 3, 0.0
+# Touching letters (split_touching): ink wider than WIDE letter heights may hold several letters, unless the model
+# reads it whole with a probability of KEEP or more (a W, an m); a letter is MIN_CHARACTER to MAX_CHARACTER of a
+# height wide; CUTS_PER_LETTER cuts per height of width are tried; an extra piece costs CUT_COST in log-probability.
+# KEEP 0.8 and up split wide letters of well-spaced lines; CUT_COST below 0 split gapped lines apart, above 0 kept
+# touching letters together (paper-test lines, the fast preset's model: benchmarks/paper_test.py --parts lines).
+WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER, CUT_COST, KEEP = 0.7, 0.15, 1.4, 3, 0.0, 0.5
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 
 
@@ -291,6 +291,9 @@ def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: f
     y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
     mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
     local = ink[y0:y1, x0:x1]
+    whole = _glyph_of(local, mine, (x0, y0))
+    if np.exp(score(whole.image[None])[0]) >= KEEP:  # read whole with confidence: one letter (a W, an m)
+        return [whole]
     cuts = _thin_columns((local * mine).sum(0), height)
     positions = [0, *cuts, x1 - x0]
     # A piece is a letter's width; the whole ink is a candidate too when it could be one letter, or when no cuts
