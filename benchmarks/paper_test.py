@@ -1,5 +1,4 @@
-"""The paper test: real test glyphs rendered as scans, photos, lines and pages of handwriting, read back with
-`glyphkit predict`.
+"""The paper test: real test glyphs drawn as scans, photos, lines and pages, read back with `glyphkit predict`.
 
 Each 28x28 test glyph (real EMNIST handwriting) is drawn as dark ink on light paper (glyphkit.scans). `glyphkit
 predict` must then read them about as well as `glyphkit evaluate` reads the same glyphs as 28x28 arrays. The parts
@@ -8,7 +7,7 @@ predict` must then read them about as well as `glyphkit evaluate` reads the same
 - scans: single glyphs at 40-200 px at random places, under uneven light, with noise, blur and JPEG; and lines of
   4-9 glyphs (gaps of 0.2-0.8 glyph widths) read with `--segment`: how often the number of characters found is
   right, and the accuracy on the characters of those lines against the same glyphs at 28x28.
-- conditions: the same glyphs under each condition of issue 30 (ruled and squared paper, chalk, a shadow, a
+- conditions: the same glyphs under each condition of a real note (ruled and squared paper, chalk, a shadow, a
   tilted photo, small writing in a photo, tiny glyphs in a bad JPEG, a sticky note), beside plain paper.
 - lines: lines with gaps of 0.02-0.15 glyph widths and lines whose letters touch (overlap 0 to 0.08 widths), read
   with `--segment`: the share of lines whose character count is right, and the character error rate (CER: the
@@ -229,7 +228,7 @@ def nothing_read(result: FileResult) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The parts of issue 30
+# The parts beyond the scans: a real note's conditions, lines, pages, blank paper, speed
 # ---------------------------------------------------------------------------------------------------------------
 
 

@@ -53,9 +53,9 @@ PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several s
 # Touching letters (split_touching): ink wider than WIDE letter heights may hold several letters, unless the model
 # reads it whole with a probability of KEEP or more (a W, an m); a letter is MIN_CHARACTER to MAX_CHARACTER of a
 # height wide; CUTS_PER_LETTER cuts per height of width are tried; an extra piece costs CUT_COST in log-probability.
-# KEEP 0.8 and up split wide letters of well-spaced lines; CUT_COST below 0 split gapped lines apart, above 0 kept
-# touching letters together (paper-test lines, the fast preset's model: benchmarks/paper_test.py --parts lines).
-WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER, CUT_COST, KEEP = 0.7, 0.15, 1.4, 3, 0.0, 0.5
+# KEEP 0.8 and up, or WIDE under 1.2, cut wide letters of well-spaced lines the model was unsure of; CUT_COST below
+# 0 cut gapped lines apart, above 0 kept touching letters together (paper-test lines, the fast preset's model).
+WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER, CUT_COST, KEEP = 1.2, 0.15, 1.4, 3, 0.0, 0.5
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 
 

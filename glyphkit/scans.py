@@ -3,7 +3,7 @@ user's images.
 
 A 28x28 glyph (EMNIST's upright uint8 array, ink bright) is drawn as dark ink on light paper, at a chosen size and
 place, under uneven light, with noise, blur and JPEG compression: what a phone photo or a scanner gives. The
-conditions of issue 30 (`CONDITIONS`, `render_condition`) draw it on ruled and squared paper, in chalk on a board,
+conditions of a real note (`CONDITIONS`, `render_condition`) draw it on ruled and squared paper, in chalk on a board,
 under a shadow, tilted, small in a large photo, tiny and badly compressed, and on a coloured sticky note; lines
 (`render_line`) have gaps or touching letters; pages (`render_page`) hold several lines of writing; blank pages
 (`render_blank`) hold none. `glyphkit predict` must read these about as well as `glyphkit evaluate` reads the
@@ -210,7 +210,7 @@ def _shadow(shape: tuple[int, int], rng: np.random.Generator, through: tuple[flo
     return (1 - rng.uniform(*SHADOW_DEPTH) * inside).astype(np.float32)
 
 
-# -- Single glyphs under the conditions of issue 30 ------------------------------------------------------------------
+# -- Single glyphs under the conditions of a real note ---------------------------------------------------------------
 
 
 def render_ruled(glyph: np.ndarray, rng: np.random.Generator) -> Image.Image:

@@ -1,4 +1,4 @@
-"""The paper test's renders (glyphkit.scans): each of issue 30's conditions draws what it says, at the size it says,
+"""The paper test's renders (glyphkit.scans): each condition of a real note draws what it says, at the size it says,
 the same for a seed; touching letters touch and gapped ones do not; pages hold their lines; blank pages hold no
 writing. No model: glyphs are drawn by the tests (a ring, a bar, a block), not taken from EMNIST."""
 
