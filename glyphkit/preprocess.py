@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy.ndimage import maximum_filter, minimum_filter
-from skimage.filters import gaussian, threshold_otsu
+from skimage.filters import gaussian, threshold_multiotsu, threshold_otsu
 from skimage.morphology import dilation, footprint_rectangle
 from skimage.transform import resize, rotate
 
@@ -215,9 +215,13 @@ def _paper_tone(tone: np.ndarray) -> np.ndarray:
 
 
 def _stroke_width(tone: np.ndarray) -> float:
-    """About how many pixels wide the strokes are: the median length of the dark runs along the rows (each a
-    stroke crossed), leaving out runs longer than MAX_STROKE of the image (a shadow, a dark border: not strokes)."""
-    dark = tone < threshold_otsu(tone)
+    """About how many pixels wide the strokes are: the median length of the darkest runs along the rows (each a
+    stroke crossed), leaving out runs longer than MAX_STROKE of the image. The darkest: below the lowest of three
+    Otsu classes (ink, shade, paper), so that a shadow, darker than paper but lighter than ink, is no stroke."""
+    try:
+        dark = tone < threshold_multiotsu(tone, classes=3)[0]
+    except ValueError:  # too few distinct tones for three classes
+        dark = tone < threshold_otsu(tone)
     edges = np.diff(np.pad(dark, ((0, 0), (1, 1))).view(np.int8), axis=1)
     runs = np.nonzero(edges == -1)[1] - np.nonzero(edges == 1)[1]
     runs = runs[runs <= MAX_STROKE * max(tone.shape)]
