@@ -57,7 +57,10 @@ def paper_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
     found, thickest = np.zeros_like(mask), 0
     for axis in (1, 0):  # horizontal lines (along the rows), then vertical ones
         span = mask.shape[axis]
-        runs = _opening(mask, max(15, int(RUN * span)), axis)
+        # A printed line broken by noise or faint spots is still one line: gaps of up to 1% of the page are closed
+        # along it first, and only its own ink pixels are kept.
+        closed = _closing(mask, max(3, int(0.01 * span)), axis)
+        runs = _opening(closed, max(15, int(RUN * span)), axis) & mask
         if not runs.any():
             continue
         labels = label(runs, connectivity=2)

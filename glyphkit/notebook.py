@@ -372,12 +372,17 @@ def sample_images(
         paper(ink(run.images[i : i + 1])).save(folder / "glyphs" / f"sample{i}_{classes[run.labels[i]]}.png")
     line = "".join(classes[c] for c in run.labels[count : count + 5])
     paper(ink(run.images[count : count + 5])).save(folder / "lines" / f"line_{line}.png")
-    rows = [run.images[count + 5 : count + 10], run.images[count + 10 : count + 15]]
-    page = np.asarray(paper(np.concatenate([ink(r) for r in rows])).convert("RGB")).copy()
-    for y in range(16 + side - 12, page.shape[0], side + 32):  # blue ruling under each row, as in a notebook
-        page[y : y + 2] = (150, 180, 230)
-    text = "_".join("".join(classes[c] for c in run.labels[count + k : count + k + 5]) for k in (5, 10))
-    Image.fromarray(page).save(folder / "pages" / f"page_{text}.png")
+    rows = [(count + 5, count + 10), (count + 10, count + 15)]  # two rows of five (fewer on a small test set)
+    rows = [(a, min(b, len(run.images))) for a, b in rows if a < len(run.images)]
+    if rows:
+        strips = [ink(run.images[a:b]) for a, b in rows]
+        width = max(strip.shape[1] for strip in strips)
+        page = np.concatenate([np.pad(strip, ((0, 0), (0, width - strip.shape[1]))) for strip in strips])
+        page = np.asarray(paper(page).convert("RGB")).copy()
+        for y in range(16 + side - 12, page.shape[0], side + 32):  # blue ruling under each row, as in a notebook
+            page[y : y + 2] = (150, 180, 230)
+        text = "_".join("".join(classes[c] for c in run.labels[a:b]) for a, b in rows)
+        Image.fromarray(page).save(folder / "pages" / f"page_{text}.png")
     log(f"{count + 2} sample images from the {run.split} test split in {folder}")
     return folder
 

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy.ndimage import maximum_filter, minimum_filter
 from skimage.filters import gaussian, threshold_multiotsu, threshold_otsu
+from skimage.measure import label
 from skimage.morphology import dilation, footprint_rectangle
 from skimage.transform import resize, rotate
 
@@ -46,6 +47,8 @@ NIST_SIDE = 96  # the long side a glyph is brought to before the blur: NIST's gl
 # half intensity): the median over proxy47's test glyphs is 22 (benchmarks/experiments/glyph_span.py prints it and
 # compares).
 GLYPH_SPAN = 22
+NOISE_SIGMA, NOISE_SIDE = 1.5, 800  # pixels: the blur that takes sensor noise and paper grain out before the ink is
+# measured, 1 pixel per NOISE_SIDE pixels of the image's long side (a page photo), at most NOISE_SIGMA
 MIN_CONTRAST = 0.2  # ink takes at least this share of its paper's light (pen, pencil, chalk); texture and JPEG less
 STROKE_PIXELS = 3.0  # the paper's light is estimated on the image shrunk until strokes are about this wide ...
 MAX_STROKE = 0.25  # (a stroke is never wider than this share of the image: a longer dark run is a shadow)
@@ -194,6 +197,11 @@ def paper_contrast(image: Image.Image, polarity: str = "auto", source: str = "im
         darker, lighter = np.clip(paper - grey - 0.1, 0, None).mean(), np.clip(grey - paper - 0.1, 0, None).mean()
         polarity = "light-on-dark" if lighter > darker else "dark-on-light"
     tone = grey if polarity == "dark-on-light" else 1 - grey  # paper light, ink dark
+    # Sensor noise and paper grain, a pixel wide, are smoothed out first: the paper's tone is then not the brightest
+    # noise, and grain is not ink. Not in small images, whose strokes may be a pixel or two wide themselves.
+    sigma = min(NOISE_SIGMA, max(tone.shape) / NOISE_SIDE)
+    if sigma >= 0.3:
+        tone = gaussian(tone, sigma=sigma)
     return np.clip(1 - tone / _paper_tone(tone), 0, 1), False
 
 
@@ -238,7 +246,13 @@ def _ink(contrast: np.ndarray, drawn: bool, source: str) -> tuple[np.ndarray, fl
     if not drawn:
         writing, lines = without_paper_lines(contrast >= threshold)
         if lines.any():  # a line's soft edges go with it, but not the writing that crosses it
-            ink[dilation(lines, _square(3)) & ~writing] = 0
+            near = dilation(lines, _square(5))
+            ink[near & ~writing] = 0
+            # What is left of a line (its rough edge, a speck on it) is not writing: writing reaches off the line.
+            parts = label(writing, connectivity=2)
+            on_line = np.bincount(parts[near], minlength=parts.max() + 1) >= 0.9 * np.bincount(parts.ravel())
+            on_line[0] = False
+            ink[on_line[parts]] = 0
     strokes = ink[ink >= threshold]
     if strokes.size == 0:
         raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
