@@ -288,7 +288,9 @@ def format_value(value: Any, fmt: str = "text") -> str:
     if value is None:
         return ""
     if fmt == "text" or isinstance(value, (str, bool)):
-        return str(value)
+        # A table row is one line: text of several lines (a page read) shows its line breaks as " / ", and a "|"
+        # would end the cell.
+        return str(value).replace("\r\n", "\n").replace("\n", " / ").replace("|", "\\|")
     shown = {
         "int": lambda v: f"{v:,.0f}",
         "percent": lambda v: f"{100 * v:.2f}%",

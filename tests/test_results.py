@@ -154,6 +154,8 @@ def test_default_result_path_is_under_benchmarks_results():
         ("final", "int", "final"),
         (12.34, "seconds", "12.3 s"),
         (0.12345, "float4", "0.1235"),
+        ("AB\nCD", "text", "AB / CD"),  # a page read: one table row still
+        ("a|b", "text", "a\\|b"),
     ],
 )
 def test_format_value_shows_each_format(value, fmt, shown):
