@@ -9,8 +9,10 @@ the blur means the same at any resolution.
 
 A user's image is a phone photo, a scan or a drawing, so before that: the EXIF orientation is applied, colour
 becomes grey, an alpha channel (a drawing on a transparent canvas) is the ink itself, the polarity (dark ink on
-light paper, or the reverse) is read from the image's border, uneven light is flattened, and specks are ignored.
-`segment_line` splits a line of handwriting into characters. All image processing is scikit-image's.
+light paper, or the reverse) is read from the paper's tone, the paper's light is divided out (a shadow is no ink),
+printed paper lines and specks are taken out, and blank paper is refused. With `segment`, glyphkit.layout finds the
+rows of writing of a page and the characters of each, and `split_touching` cuts touching letters where the model
+reads the pieces best. The image processing is scikit-image's and scipy's.
 """
 
 from __future__ import annotations

@@ -262,7 +262,7 @@ class DrawingPad:
 
 
 class ImageReader:
-    """Upload photos or scans (one glyph each, or lines of handwriting with `segment`) and read them at once."""
+    """Upload photos or scans (one glyph each, or pages of handwriting with `segment`) and read them at once."""
 
     def __init__(self, run_dir: str | os.PathLike, segment: bool = True, class_prior: str = "train"):
         self.run_dir, self.segment, self.class_prior = run_dir, segment, class_prior
