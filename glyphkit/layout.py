@@ -28,6 +28,8 @@ FRAGMENT = 0.4  # in a line, components less tall than this share of the typical
 PAPER_LINE = 0.6  # a straight run of ink at least this share of the page's width (or height) is printed paper
 EDGE = 0.15  # ... and runs from this close to one edge of the page to as close to the other (a turned page's corners)
 RUN = 0.125  # ... found from straight runs this share of the page long, which a tilt of under a degree keeps
+MIN_PAPER_SPAN = 200  # pixels: an image less wide (or high) than this holds a character or two, not a ruled page,
+# and a straight stroke across it (an l, a 1) is writing
 LINE_GAP = 0.6  # rows of writing: centres further apart than this share of the typical height start a new row
 SKEW_RANGE, SKEW_STEP = 12.0, 0.25  # degrees searched either way for a page's tilt, and how finely
 MIN_SKEW = 0.75  # a page turned less than this many degrees is read as it is (no resampling)
@@ -53,10 +55,13 @@ def paper_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
     A ruled or squared page's lines (and a margin line) are straight and cross the page: runs of ink at least RUN
     of the page long, joined into lines that reach PAPER_LINE of it from edge to edge and are no thicker than a
     printed line. Handwriting has no such runs: even a character drawn edge to edge in its own image (the bar of a
-    T) is thicker than 2% of the image and rarely reaches both edges."""
+    T) is thicker than 2% of the image and rarely reaches both edges. In an image under MIN_PAPER_SPAN pixels (one
+    character, as in a glyph folder) nothing is a paper line."""
     found, thickest = np.zeros_like(mask), 0
     for axis in (1, 0):  # horizontal lines (along the rows), then vertical ones
         span = mask.shape[axis]
+        if span < MIN_PAPER_SPAN:
+            continue
         # A printed line broken by noise or faint spots is still one line: gaps of up to 1% of the page are closed
         # along it first, and only its own ink pixels are kept.
         closed = _closing(mask, max(3, int(0.01 * span)), axis)

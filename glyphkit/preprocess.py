@@ -334,6 +334,8 @@ def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: f
         if part.any():
             glyphs.append(_glyph_of(local, part, (x0, y0)))
             kept.append((i, j))
+    if not glyphs:  # no piece holds ink of its own (the ink lies between the cut columns' pixel rounding)
+        return [emnist_glyph(ink, regions, labels)]
     scores = dict(zip(kept, score(np.stack([g.image for g in glyphs]))))
     found = dict(zip(kept, glyphs))
     # best[j]: the best total score of reading the ink left of positions[j]; came[j]: where its last piece starts.

@@ -217,3 +217,17 @@ def test_a_wide_letter_read_with_confidence_stays_whole():
     halves at 0.8 each (log 0.64 in all) lose to the whole at 0.9."""
     sure_of_the_whole = lambda glyphs: np.where(narrow(glyphs), np.log(0.8), np.log(0.9))  # noqa: E731
     assert len(glyphs_from_image(two_bars_touching(), segment=True, score=sure_of_the_whole)) == 1
+
+
+@pytest.mark.parametrize("side", [28, 56, 128])
+@pytest.mark.parametrize("width", [2, 4])
+@pytest.mark.parametrize("polarity", ["dark ink on white", "white ink on black"])
+def test_a_thin_letter_filling_its_own_image_is_a_character_not_a_paper_line(side, width, polarity):
+    """A glyph folder's image of an l or a 1 is one straight stroke from edge to edge, as a printed line is; in an
+    image that small it is the character (a training folder once stopped on such an l as "no handwriting")."""
+    paper, ink = (255, 0) if polarity == "dark ink on white" else (0, 255)
+    image = Image.new("L", (side, side), paper)
+    ImageDraw.Draw(image).line((0.46 * side, 0.08 * side, 0.54 * side, 0.92 * side), fill=ink, width=width)
+    for segment in (True, False):
+        (glyph,) = glyphs_from_image(image, segment=segment, source="l.png")
+        assert glyph.image.max() > 0.5
