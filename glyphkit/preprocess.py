@@ -52,6 +52,14 @@ GLYPH_SPAN = 22
 NOISE_SIGMA, NOISE_SIDE = 1.5, 800  # pixels: the blur that takes sensor noise and paper grain out before the ink is
 # measured, 1 pixel per NOISE_SIDE pixels of the image's long side (a page photo), at most NOISE_SIGMA
 MIN_CONTRAST = 0.2  # ink takes at least this share of its paper's light (pen, pencil, chalk); texture and JPEG less
+# ... and stands out from the paper's own noise: at least INK_PIXELS pixels lie INK_Z robust standard deviations
+# (1.4826 MAD) above the paper's median contrast (a blank photo on the paper test has at most 4 such pixels, its
+# least legible glyph 8), and a stroke's pixels lie at least STROKE_Z above it.
+INK_Z, INK_PIXELS, STROKE_Z = 8.0, 6, 4.0
+NOISE_TILES = 16  # the paper's noise is measured in tiles of 1/16 of the image's short side (at least 16 pixels)
+MIXED_BAND, BETWEEN = 0.2, 0.08  # the outer band's tones span more than this (10th to 90th percentile), and under
+# BETWEEN of them lie in the middle third of that span: a shadow's edge crosses the band (a shadow on the paper test
+# leaves 2-10% there, a gradient of the light more than 10%)
 STROKE_PIXELS = 3.0  # the paper's light is estimated on the image shrunk until strokes are about this wide ...
 MAX_STROKE = 0.25  # (a stroke is never wider than this share of the image: a longer dark run is a shadow)
 PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several strokes, so none survives it
@@ -190,14 +198,7 @@ def paper_contrast(image: Image.Image, polarity: str = "auto", source: str = "im
     if grey.max() - grey.min() < 0.05:
         raise ImageError(f"{source}: the image is blank (one flat tone); nothing to read")
     if polarity == "auto":
-        # The paper's tone: the median of the image's outer band (3% wide, so a printed line along an edge does
-        # not decide). The ink is whatever departs from it most, darker or lighter; a blank page is dark-on-light.
-        band = max(1, round(0.03 * min(grey.shape)))
-        paper = np.median(
-            np.concatenate([a.ravel() for a in (grey[:band], grey[-band:], grey[:, :band], grey[:, -band:])])
-        )
-        darker, lighter = np.clip(paper - grey - 0.1, 0, None).mean(), np.clip(grey - paper - 0.1, 0, None).mean()
-        polarity = "light-on-dark" if lighter > darker else "dark-on-light"
+        polarity = _polarity(grey)
     tone = grey if polarity == "dark-on-light" else 1 - grey  # paper light, ink dark
     # Sensor noise and paper grain, a pixel wide, are smoothed out first: the paper's tone is then not the brightest
     # noise, and grain is not ink. Not in small images, whose strokes may be a pixel or two wide themselves.
@@ -205,6 +206,29 @@ def paper_contrast(image: Image.Image, polarity: str = "auto", source: str = "im
     if sigma >= 0.3:
         tone = gaussian(tone, sigma=sigma)
     return np.clip(1 - tone / _paper_tone(tone), 0, 1), False
+
+
+def _polarity(grey: np.ndarray) -> str:
+    """Dark ink on light paper, or light on dark (chalk on a board): the ink is whatever departs most from the
+    paper's tone, darker or lighter; a blank page is dark-on-light. The paper's tone is the median of the image's
+    outer band (3% wide, so a printed line along an edge does not decide), unless a shadow's edge crosses that band
+    (its tones spread over more than MIXED_BAND, under BETWEEN of them in the middle third): then each pixel is
+    compared with the median of its own tile, 1/6 of the image's short side, which lies in the shadow or in the
+    light as the pixel does."""
+    band = max(1, round(0.03 * min(grey.shape)))
+    outer = np.concatenate([a.ravel() for a in (grey[:band], grey[-band:], grey[:, :band], grey[:, -band:])])
+    low, high = np.percentile(outer, [10, 90])
+    paper: np.ndarray | float = float(np.median(outer))
+    side = max(8, min(grey.shape) // 6)
+    # A shadow's edge: two tones far apart with few between (a gradient of the light has as many between).
+    between = np.mean((outer > low + (high - low) / 3) & (outer < high - (high - low) / 3))
+    if high - low > MIXED_BAND and between < BETWEEN and min(grey.shape) >= 2 * side:
+        h, w = grey.shape[0] // side * side, grey.shape[1] // side * side
+        tiles = grey[:h, :w].reshape(h // side, side, w // side, side)
+        paper = np.median(tiles, axis=(1, 3), keepdims=True)
+        grey = tiles
+    darker, lighter = np.clip(paper - grey - 0.1, 0, None).mean(), np.clip(grey - paper - 0.1, 0, None).mean()
+    return "light-on-dark" if lighter > darker else "dark-on-light"
 
 
 def _paper_tone(tone: np.ndarray) -> np.ndarray:
@@ -238,15 +262,35 @@ def _stroke_width(tone: np.ndarray) -> float:
     return max(1.0, float(np.median(runs))) if runs.size else 1.0
 
 
+def _paper_noise(contrast: np.ndarray) -> tuple[float, float]:
+    """(the paper's median contrast, the spread of its noise): the median of the pixels under MIN_CONTRAST, and
+    the median over the image's tiles of paper (a median contrast under MIN_CONTRAST) of each tile's robust
+    standard deviation. Measured tile by tile, a shadow's or a gradient's slow change is no noise."""
+    paper = contrast[contrast < MIN_CONTRAST]
+    if paper.size == 0:
+        return 0.0, 0.0
+    side = max(16, min(contrast.shape) // NOISE_TILES)
+    h, w = contrast.shape[0] // side * side, contrast.shape[1] // side * side
+    if h == 0 or w == 0:
+        return float(np.median(paper)), 0.0
+    tiles = contrast[:h, :w].reshape(h // side, side, w // side, side).transpose(0, 2, 1, 3).reshape(-1, side * side)
+    medians = np.median(tiles, axis=1)
+    spread = 1.4826 * np.median(np.abs(tiles - medians[:, None]), axis=1)
+    of_paper = medians < MIN_CONTRAST
+    return float(np.median(paper)), float(np.median(spread[of_paper])) if of_paper.any() else 0.0
+
+
 def _ink(contrast: np.ndarray, drawn: bool, source: str) -> tuple[np.ndarray, float]:
     """(ink, threshold): the contrast with paper texture dropped, printed paper lines taken out (not from a
     drawing), scaled so a stroke reaches 1; and the ink level above which a pixel is part of a stroke."""
-    if contrast.max() < MIN_CONTRAST:
+    paper, noise = _paper_noise(contrast)
+    if np.count_nonzero(contrast >= max(MIN_CONTRAST, paper + INK_Z * noise)) < min(INK_PIXELS, contrast.size // 100):
         raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
-    threshold = max(float(threshold_otsu(contrast)), MIN_CONTRAST / 2)
+    floor = paper + STROKE_Z * noise  # the paper's noise reaches this far
+    threshold = max(float(threshold_otsu(contrast)), MIN_CONTRAST / 2, floor)
     ink = np.where(contrast >= MIN_CONTRAST / 2, contrast, 0)
     if not drawn:
-        writing, lines = without_paper_lines(contrast >= threshold)
+        writing, lines = without_paper_lines(contrast >= threshold, contrast >= max(MIN_CONTRAST / 4, floor))
         if lines.any():  # a line's soft edges go with it, but not the writing that crosses it
             near = dilation(lines, _square(5))
             ink[near & ~writing] = 0

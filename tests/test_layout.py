@@ -4,11 +4,13 @@ The pages are drawn here with Pillow's own font (not handwriting), so where each
 is known from the drawing, not from the code under test.
 """
 
+import io
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from glyphkit.layout import segment_line, text_of
 from glyphkit.preprocess import ImageError, glyphs_from_image, glyphs_of_files
@@ -113,6 +115,46 @@ def test_textured_paper_is_no_handwriting():
         texture[y : y + 2, x : x + 2] = 120
     with pytest.raises(ImageError, match="no handwriting found"):
         read(Image.fromarray(np.clip(texture, 0, 255).astype(np.uint8)))
+
+
+@pytest.mark.parametrize("shaded", [0.3, 0.45, 0.6])
+def test_writing_beside_a_shadow_that_holds_most_of_the_border_is_dark_ink(shaded):
+    """A shadow across the right half of a wide photo holds more than half of its border: the border's median tone
+    is the shadow's, and the lit paper departs from it most. The ink is still the dark writing in the light (it
+    was read as light ink on dark paper, the lit paper as one character)."""
+    size = (1000, 300)
+    plain = read(page(["HELLO"], size=size)[0])
+    image = np.asarray(page(["HELLO"], size=size)[0], dtype=np.float32)
+    xs = np.arange(size[0])[None, :]
+    shade = shaded / (1 + np.exp(-(xs - 480) / 6))  # a soft straight edge, right of the writing
+    border = np.concatenate([shade[0].repeat(2), np.full(2 * size[1], shade[0, -1]), np.full(2 * size[1], 0)])
+    assert np.mean(border > shaded / 2) > 0.5  # the shadow holds most of the border
+    image *= 1 - shade[..., None]
+    glyphs = read(Image.fromarray(image.astype(np.uint8)))
+    assert len(glyphs) == len(plain) == 5
+    for glyph, reference in zip(glyphs, plain):
+        assert np.corrcoef(glyph.image.ravel(), reference.image.ravel())[0, 1] > 0.9
+
+
+def noisy_photo(image: Image.Image, seed: int) -> Image.Image:
+    """`image` as a cheap camera takes it in dim light: grey, darker to one side, grainy (3% noise), a little soft,
+    JPEG-compressed."""
+    rng = np.random.default_rng(seed)
+    grey = 0.85 * np.asarray(image.convert("L"), dtype=np.float32) / 255
+    grey = grey * np.linspace(0.85, 1.0, grey.shape[1])[None, :] + rng.normal(0, 0.03, grey.shape)
+    soft = Image.fromarray(np.clip(grey * 255, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.3))
+    buffer = io.BytesIO()
+    soft.save(buffer, format="JPEG", quality=70)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_grainy_photo_of_blank_paper_is_no_handwriting_but_writing_on_it_is_read(seed):
+    """The grain of a noisy photo reaches the ink level in a few pixels; read as ink it became dozens of
+    characters. Writing on the same photo stands far out of the grain and is read."""
+    with pytest.raises(ImageError, match="no handwriting found"):
+        read(noisy_photo(page([])[0], seed))
+    assert [g.line for g in read(noisy_photo(page(["HELLO"])[0], seed))] == [0] * 5
 
 
 def test_a_blank_page_in_a_batch_is_its_own_error_and_the_others_are_read(tmp_path):
