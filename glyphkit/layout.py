@@ -30,7 +30,6 @@ EDGE = 0.15  # ... and runs from this close to one edge of the page to as close 
 RUN = 0.125  # ... found from straight runs this share of the page long, which a tilt of under a degree keeps
 MIN_PAPER_SPAN = 200  # pixels: an image less wide (or high) than this holds a character or two, not a ruled page,
 # and a straight stroke across it (an l, a 1) is writing
-PIECES = 0.05  # a printed line fainter than the writing is taken out when this share of it reaches the writing's level
 LINE_GAP = 0.6  # rows of writing: centres further apart than this share of the typical height start a new row
 SKEW_RANGE, SKEW_STEP = 12.0, 0.25  # degrees searched either way for a page's tilt, and how finely
 MIN_SKEW = 0.75  # a page turned less than this many degrees is read as it is (no resampling)
@@ -82,20 +81,10 @@ def paper_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return found, thickest
 
 
-def without_paper_lines(mask: np.ndarray, faint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def without_paper_lines(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the writing, the paper lines' pixels): `mask` with its paper lines taken out, and the strokes that
-    crossed a line joined again across it (a closing across the line, kept only where the line was). The lines are
-    looked for in `faint` when given (a lower ink level than `mask`'s): a printed line fainter than the writing
-    breaks into pieces at the writing's level, and its pieces are too short to be known as a line."""
-    lines, thickness = paper_lines(mask if faint is None else faint)
-    if faint is not None:
-        # A faint line's pixels at the writing's level are its pieces that reach that level, and the writing that
-        # crosses it or runs along it. A line that reaches it in under PIECES of its pixels is below the writing's
-        # level (its pieces there are writing): it is left alone.
-        parts = label(lines, connectivity=2)
-        reached = np.bincount(parts[mask], minlength=parts.max() + 1) >= PIECES * np.bincount(parts.ravel())
-        reached[0] = False
-        lines = reached[parts] & mask
+    crossed a line joined again across it (a closing across the line, kept only where the line was)."""
+    lines, thickness = paper_lines(mask)
     if not lines.any():
         return mask, lines
     writing = mask & ~lines

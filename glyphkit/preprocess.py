@@ -286,11 +286,10 @@ def _ink(contrast: np.ndarray, drawn: bool, source: str) -> tuple[np.ndarray, fl
     paper, noise = _paper_noise(contrast)
     if np.count_nonzero(contrast >= max(MIN_CONTRAST, paper + INK_Z * noise)) < min(INK_PIXELS, contrast.size // 100):
         raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
-    floor = paper + STROKE_Z * noise  # the paper's noise reaches this far
-    threshold = max(float(threshold_otsu(contrast)), MIN_CONTRAST / 2, floor)
+    threshold = max(float(threshold_otsu(contrast)), MIN_CONTRAST / 2, paper + STROKE_Z * noise)
     ink = np.where(contrast >= MIN_CONTRAST / 2, contrast, 0)
     if not drawn:
-        writing, lines = without_paper_lines(contrast >= threshold, contrast >= max(MIN_CONTRAST / 4, floor))
+        writing, lines = without_paper_lines(contrast >= threshold)
         if lines.any():  # a line's soft edges go with it, but not the writing that crosses it
             near = dilation(lines, _square(5))
             ink[near & ~writing] = 0
