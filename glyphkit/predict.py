@@ -188,14 +188,17 @@ def write_predictions(results: list[FileResult], path: str | os.PathLike, segmen
 
 def save_crops(results: list[FileResult], folder: str | os.PathLike) -> int:
     """The 28x28 glyphs the model saw, as PNGs named after their file (and index), to check the preprocessing.
-    Returns how many were written."""
-    folder, used = Path(folder), set()
+    A file already in `folder` is never replaced: a crop whose name is taken gets `~1`, `~2`, ... Returns how many
+    were written."""
+    folder = Path(folder)
+    taken = {p.stem for p in folder.iterdir()} if folder.is_dir() else set()
+    used: set[str] = set()
     for result in results:
         stem = Path(result.file).stem
         for g in result.glyphs:
             name = f"{stem}_{g.index}" if len(result.glyphs) > 1 else stem
             unique, n = name, 1
-            while unique in used:  # two files of the same name in different folders
+            while unique in used or unique in taken:  # two files of one name in two folders, or a file there
                 unique, n = f"{name}~{n}", n + 1
             used.add(unique)
             atomic_write(folder / f"{unique}.png", lambda tmp, image=g.glyph: Image.fromarray(image).save(tmp, "PNG"))

@@ -100,6 +100,18 @@ def trained_run(tmp_path_factory):
 from glyphkit.config import Config  # noqa: E402 - after the helpers above, for the fixture
 
 
+def test_save_crops_never_replaces_a_file_already_in_the_folder(trained_run, tmp_path):
+    """A crop named like a file the user keeps in the crops folder is written beside it, not over it."""
+    bar_image().save(tmp_path / "one.png")
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    (crops / "one.png").write_bytes(b"the user's own picture")
+    args = ["predict", str(trained_run), str(tmp_path / "one.png"), "--save-crops", str(crops), "--no-progress"]
+    assert cli.main(args) == 0
+    assert (crops / "one.png").read_bytes() == b"the user's own picture"
+    assert np.asarray(Image.open(crops / "one~1.png")).shape == (28, 28)
+
+
 def test_predict_reads_a_folder_and_keeps_going_past_bad_files(trained_run, tmp_path, capsys):
     folder = tmp_path / "mine"
     (folder / "sub").mkdir(parents=True)
