@@ -218,6 +218,7 @@ def glyph_set(root: Path, per_class: int = 2) -> Path:
     return root
 
 
+@pytest.mark.slow
 @fuzz(40)
 @given(case=image_bytes())
 def test_any_image_bytes_in_a_glyph_set_folder(monkeypatch, case):

@@ -37,6 +37,7 @@ def _subcommands() -> list[str]:
     return re.findall(r"^    ([a-z][\w-]*)\s{2,}\S", _help(), flags=re.M)
 
 
+@pytest.mark.slow
 def test_cli_reference_lists_every_subcommand_and_flag_of_the_help():
     reference = runpy.run_path(str(ROOT / "docs" / "gen_cli_reference.py"))["cli_reference"]()
     commands = _subcommands()

@@ -195,6 +195,7 @@ def test_the_onnx_runtime_reads_images_like_predict_and_never_imports_torch(run_
         assert top[0] == row["top1"] and abs(top[1] - row["p1"]) < 1e-4
 
 
+@pytest.mark.slow
 def test_the_onnx_runtime_reads_a_page_row_by_row(run_dir, tmp_path):
     from PIL import ImageDraw
 

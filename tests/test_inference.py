@@ -94,6 +94,7 @@ def test_inference_without_folding_runs_the_batch_norms_as_layers_and_gives_the_
     assert calls
 
 
+@pytest.mark.slow
 def test_a_network_no_longer_used_is_freed_despite_its_cached_inference_copies():
     """A notebook that trains or loads one network after another must not keep every one of them in memory."""
     with_norms = _model()

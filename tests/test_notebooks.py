@@ -288,6 +288,7 @@ def test_evaluation_notebooks_need_a_model_outside_quick_mode(isolated_env):
         nb.ensure_trained_run(isolated_env / "empty-run", log=lambda _: None)
 
 
+@pytest.mark.slow
 def test_a_synthetic_run_finds_its_data_again(isolated_env):
     """04/05 evaluate a run trained on the synthetic fallback even when its temporary folder is gone."""
     said = []

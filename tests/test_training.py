@@ -242,6 +242,7 @@ def test_early_stopping_stops_and_restores_best(tiny_config, tiny_data, tmp_path
         assert torch.equal(best["model"][k], v), k
 
 
+@pytest.mark.slow
 def test_monitor_val_acc_keeps_the_most_accurate_epoch(tiny_config, tiny_data, tmp_path, monkeypatch):
     # The validation loss rises while accuracy still improves (as with label smoothing): by loss the best epoch
     # is 1, by accuracy it is 3, and best_model.pth must hold that one.
