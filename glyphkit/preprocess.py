@@ -287,7 +287,9 @@ def _ink(contrast: np.ndarray, drawn: bool, source: str) -> tuple[np.ndarray, fl
     """(ink, threshold): the contrast with paper texture dropped, printed paper lines taken out (not from a
     drawing), scaled so a stroke reaches 1; and the ink level above which a pixel is part of a stroke."""
     paper, noise = _paper_noise(contrast)
-    if np.count_nonzero(contrast >= max(MIN_CONTRAST, paper + INK_Z * noise)) < min(INK_PIXELS, contrast.size // 100):
+    # (an image of under 600 pixels needs fewer: 1 per 100 of them, and at least 1)
+    least = max(1, min(INK_PIXELS, contrast.size // 100))
+    if np.count_nonzero(contrast >= max(MIN_CONTRAST, paper + INK_Z * noise)) < least:
         raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
     threshold = max(float(threshold_otsu(contrast)), MIN_CONTRAST / 2, paper + STROKE_Z * noise)
     ink = np.where(contrast >= MIN_CONTRAST / 2, contrast, 0)

@@ -273,3 +273,11 @@ def test_a_thin_letter_filling_its_own_image_is_a_character_not_a_paper_line(sid
     for segment in (True, False):
         (glyph,) = glyphs_from_image(image, segment=segment, source="l.png")
         assert glyph.image.max() > 0.5
+
+
+def test_a_tiny_image_with_only_a_faint_mark_is_no_handwriting():
+    """Under 100 pixels the ink-pixel count asked for rounds down; a mark fainter than any ink is still none."""
+    image = Image.new("L", (9, 9), 240)
+    ImageDraw.Draw(image).line((4, 1, 4, 7), fill=204)  # takes 15% of the paper's light: under MIN_CONTRAST
+    with pytest.raises(ImageError, match="no handwriting found"):
+        glyphs_from_image(image, source="tiny.png")
