@@ -30,6 +30,7 @@ from skimage.filters import gaussian, threshold_multiotsu, threshold_otsu
 from skimage.measure import label
 from skimage.morphology import dilation, footprint_rectangle
 from skimage.transform import resize, rotate
+from skimage.util import view_as_blocks
 
 from glyphkit.layout import (
     find_lines,
@@ -224,12 +225,16 @@ def _polarity(grey: np.ndarray) -> str:
     # A shadow's edge: two tones far apart with few between (a gradient of the light has as many between).
     between = np.mean((outer > low + (high - low) / 3) & (outer < high - (high - low) / 3))
     if high - low > MIXED_BAND and between < BETWEEN and min(grey.shape) >= 2 * side:
-        h, w = grey.shape[0] // side * side, grey.shape[1] // side * side
-        tiles = grey[:h, :w].reshape(h // side, side, w // side, side)
-        paper = np.median(tiles, axis=(1, 3), keepdims=True)
-        grey = tiles
+        grey = _tiles(grey, side)
+        paper = np.median(grey, axis=(2, 3), keepdims=True)
     darker, lighter = np.clip(paper - grey - 0.1, 0, None).mean(), np.clip(grey - paper - 0.1, 0, None).mean()
     return "light-on-dark" if lighter > darker else "dark-on-light"
+
+
+def _tiles(image: np.ndarray, side: int) -> np.ndarray:
+    """The image as [rows, columns, side, side] square tiles (a view); a remainder at the bottom or right is left
+    out."""
+    return view_as_blocks(image[: image.shape[0] // side * side, : image.shape[1] // side * side], (side, side))
 
 
 def _paper_tone(tone: np.ndarray) -> np.ndarray:
@@ -273,10 +278,9 @@ def _paper_noise(contrast: np.ndarray) -> tuple[float, float]:
     if paper.size == 0:
         return 0.0, 0.0
     side = max(16, min(contrast.shape) // NOISE_TILES)
-    h, w = contrast.shape[0] // side * side, contrast.shape[1] // side * side
-    if h == 0 or w == 0:
+    if min(contrast.shape) < side:
         return float(np.median(paper)), 0.0
-    tiles = contrast[:h, :w].reshape(h // side, side, w // side, side).transpose(0, 2, 1, 3).reshape(-1, side * side)
+    tiles = _tiles(contrast, side).reshape(-1, side * side)
     medians = np.median(tiles, axis=1)
     spread = 1.4826 * np.median(np.abs(tiles - medians[:, None]), axis=1)
     of_paper = medians < MIN_CONTRAST
@@ -373,8 +377,6 @@ def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: f
         for j in range(i + 1, len(positions))
         if positions[j] - positions[i] <= MAX_CHARACTER * height or (i, j) == whole and len(positions) == 2
     ]
-    if not pieces:
-        return [emnist_glyph(ink, regions, labels)]
     glyphs, kept = [], []
     for i, j in pieces:
         part = np.zeros_like(mine)
@@ -382,7 +384,7 @@ def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: f
         if part.any():
             glyphs.append(_glyph_of(local, part, (x0, y0)))
             kept.append((i, j))
-    if not glyphs:  # no piece holds ink of its own (the ink lies between the cut columns' pixel rounding)
+    if not glyphs:  # no piece, or none holds ink of its own (the ink lies between the cut columns' pixel rounding)
         return [emnist_glyph(ink, regions, labels)]
     scores = dict(zip(kept, score(np.stack([g.image for g in glyphs]))))
     found = dict(zip(kept, glyphs))
