@@ -65,12 +65,16 @@ MIXED_BAND, BETWEEN = 0.2, 0.08  # the outer band's tones span more than this (1
 STROKE_PIXELS = 3.0  # the paper's light is estimated on the image shrunk until strokes are about this wide ...
 MAX_STROKE = 0.25  # (a stroke is never wider than this share of the image: a longer dark run is a shadow)
 PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several strokes, so none survives it
-# Touching letters (split_touching): ink wider than WIDE letter heights may hold several letters, unless the model
-# reads it whole with a probability of KEEP or more (a W, an m); a letter is MIN_CHARACTER to MAX_CHARACTER of a
-# height wide; CUTS_PER_LETTER cuts per height of width are tried; an extra piece costs CUT_COST in log-probability.
-# KEEP 0.8 and up, or WIDE under 1.2, cut wide letters of well-spaced lines the model was unsure of; CUT_COST below
-# 0 cut gapped lines apart, above 0 kept touching letters together (paper-test lines, the fast preset's model).
-WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER, CUT_COST, KEEP = 1.2, 0.15, 1.4, 3, 0.0, 0.5
+# Touching letters (split_touching): ink wider than WIDE letter heights may hold several letters. It is cut at its
+# thinnest columns (CUTS_PER_LETTER per height of width, MIN_CHARACTER of a height from each other and the ends)
+# into pieces of at most MAX_CHARACTER heights (the whole ink is always a candidate too). A piece scores the model's
+# log-probability plus a log-normal prior on a character's width: CHARACTER_WIDTH of the line's letter height, give
+# or take WIDTH_SPREAD in log. Both are what EMNIST's own training glyphs show (proxy47: the width of a glyph's ink
+# is 0.77 of its long side as a geometric mean, with a standard deviation of 0.34 in log;
+# benchmarks/experiments/glyph_width.py measures them). Without the prior, the model reads two touching letters as
+# one wide one (a W, an M, a B) with as much confidence as it reads either alone.
+WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER = 1.2, 0.15, 1.4, 3
+CHARACTER_WIDTH, WIDTH_SPREAD = 0.77, 0.34
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 
 
@@ -355,52 +359,50 @@ def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: f
 
     Recognition-driven segmentation (as in Casey and Lecolinet's survey of character segmentation): the candidate
     cuts are the columns where the ink is thinnest (local minima of its column sums), every piece between two cuts
-    is made a glyph and scored by the classifier (`score`: the log-probability of its best class), and dynamic
-    programming picks the cuts whose pieces read best together (the largest sum of log-probabilities, less CUT_COST
-    per extra piece): a letter read with confidence (an m, a W) stays whole, since two pieces must each be read
-    with confidence to beat it; letters that merge into something unreadable come apart."""
+    is made a glyph and scored by the classifier (`score`: the log-probability of its best class) plus the width
+    prior (`width_prior`), and dynamic programming picks the cuts whose pieces score best together (the largest
+    sum). The whole ink is one candidate: a wide letter read with confidence (a W, an m) stays whole, while three
+    letters read as one W pay for a width no letter has."""
     y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
     y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
     mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
     local = ink[y0:y1, x0:x1]
-    whole = _glyph_of(local, mine, (x0, y0))
-    if np.exp(score(whole.image[None])[0]) >= KEEP:  # read whole with confidence: one letter (a W, an m)
-        return [whole]
-    cuts = _thin_columns((local * mine).sum(0), height)
-    positions = [0, *cuts, x1 - x0]
-    # A piece is a letter's width; the whole ink is a candidate too when it could be one letter, or when no cuts
-    # were found.
-    whole = (0, len(positions) - 1)
-    pieces = [
+    positions = [0, *_thin_columns((local * mine).sum(0), height), x1 - x0]
+    last = len(positions) - 1
+    spans = [
         (i, j)
-        for i in range(len(positions))
-        for j in range(i + 1, len(positions))
-        if positions[j] - positions[i] <= MAX_CHARACTER * height or (i, j) == whole and len(positions) == 2
+        for i in range(last)
+        for j in range(i + 1, last + 1)
+        if positions[j] - positions[i] <= MAX_CHARACTER * height or (i, j) == (0, last)
     ]
-    glyphs, kept = [], []
-    for i, j in pieces:
+    pieces, glyphs, widths = [], [], []
+    for i, j in spans:
         part = np.zeros_like(mine)
         part[:, positions[i] : positions[j]] = mine[:, positions[i] : positions[j]]
-        if part.any():
+        columns = np.flatnonzero(part.any(0))
+        if len(columns):  # a piece between two cuts may hold no ink of its own (the cut columns' pixel rounding)
+            pieces.append((i, j))
             glyphs.append(_glyph_of(local, part, (x0, y0)))
-            kept.append((i, j))
-    if not glyphs:  # no piece, or none holds ink of its own (the ink lies between the cut columns' pixel rounding)
-        return [emnist_glyph(ink, regions, labels)]
-    scores = dict(zip(kept, score(np.stack([g.image for g in glyphs]))))
-    found = dict(zip(kept, glyphs))
+            widths.append(columns[-1] - columns[0] + 1)
+    scores = dict(zip(pieces, score(np.stack([g.image for g in glyphs])) + width_prior(np.array(widths) / height)))
+    found = dict(zip(pieces, glyphs))
     # best[j]: the best total score of reading the ink left of positions[j]; came[j]: where its last piece starts.
-    best, came = [0.0] + [-np.inf] * (len(positions) - 1), [0] * len(positions)
-    for j in range(1, len(positions)):
+    best, came = [0.0] + [-np.inf] * last, [0] * (last + 1)
+    for j in range(1, last + 1):
         for i in range(j):
-            if (i, j) in scores and best[i] + scores[(i, j)] - (CUT_COST if i else 0) > best[j]:
-                best[j], came[j] = best[i] + scores[(i, j)] - (CUT_COST if i else 0), i
-    if best[-1] == -np.inf:  # no way through in letter-wide pieces: read it whole
-        return [emnist_glyph(ink, regions, labels)]
-    path, j = [], len(positions) - 1
+            if (i, j) in scores and best[i] + scores[(i, j)] > best[j]:
+                best[j], came[j] = best[i] + scores[(i, j)], i
+    path, j = [], last
     while j > 0:
         path.append(found[(came[j], j)])
         j = came[j]
     return path[::-1]
+
+
+def width_prior(widths: np.ndarray) -> np.ndarray:
+    """The log-prior of a character being this wide (in letter heights), up to a constant: log-normal about
+    CHARACTER_WIDTH with spread WIDTH_SPREAD (0 at the most likely width)."""
+    return -0.5 * (np.log(np.maximum(widths, 1e-6) / CHARACTER_WIDTH) / WIDTH_SPREAD) ** 2
 
 
 def _thin_columns(profile: np.ndarray, height: float) -> list[int]:

@@ -226,13 +226,14 @@ def test_text_has_one_line_per_row_of_writing():
     assert text_of([]) == ""
 
 
-def two_bars_touching() -> Image.Image:
-    """Two bars (say an l and a 1) joined by a thin bridge: one piece of ink holding two letters."""
+def two_bars_touching(right: int = 110) -> Image.Image:
+    """Two bars (say an l and a 1) joined by a thin bridge: one piece of ink holding two letters. The bars are 61
+    pixels tall; the right one starts at `right`."""
     image = Image.new("L", (200, 140), 240)
     draw = ImageDraw.Draw(image)
     draw.rectangle((40, 40, 60, 100), fill=20)
-    draw.rectangle((110, 40, 130, 100), fill=20)
-    draw.rectangle((60, 68, 110, 71), fill=20)  # the bridge where they touch: wider than a letter in all
+    draw.rectangle((right, 40, right + 20, 100), fill=20)
+    draw.rectangle((60, 68, right, 71), fill=20)  # the bridge where they touch
     return image
 
 
@@ -255,10 +256,35 @@ def test_touching_letters_come_apart_where_the_pieces_read_best():
 
 
 def test_a_wide_letter_read_with_confidence_stays_whole():
-    """The same ink, but the scorer reads it whole with confidence (a W, an m) and its halves only fairly: two
-    halves at 0.8 each (log 0.64 in all) lose to the whole at 0.9."""
+    """Ink as wide as it is tall (a W, an m), which the scorer reads whole with confidence and its pieces only
+    fairly: halves at 0.8 each (log 0.64 in all) lose to the whole at 0.9, and a letter's height of width is a
+    likely width for one letter."""
     sure_of_the_whole = lambda glyphs: np.where(narrow(glyphs), np.log(0.8), np.log(0.9))  # noqa: E731
-    assert len(glyphs_from_image(two_bars_touching(), segment=True, score=sure_of_the_whole)) == 1
+    assert len(glyphs_from_image(two_bars_touching(right=80), segment=True, score=sure_of_the_whole)) == 1
+
+
+def three_rings_touching() -> Image.Image:
+    """Three rings (say o, o, o), each as wide as most letters are (about three quarters of their height), each
+    touching the next by a short bridge: one piece of ink, two and a half letter heights wide."""
+    image = Image.new("L", (260, 140), 240)
+    draw = ImageDraw.Draw(image)
+    for left in (40, 100, 160):
+        draw.rectangle((left, 40, left + 45, 100), outline=20, width=6)
+    for left in (85, 145):
+        draw.rectangle((left, 66, left + 15, 72), fill=20)
+    return image
+
+
+def test_touching_letters_are_split_even_when_the_model_reads_them_whole_with_confidence():
+    """The model reads two or three touching letters as one wide letter (a W, an M) about as confidently as it
+    reads each alone. A scorer sure of everything (0.9 for any piece): the width decides, and ink two and a half
+    letter heights wide is no one letter, so it comes apart into three letter-wide pieces."""
+    sure_of_anything = lambda glyphs: np.full(len(glyphs), np.log(0.9))  # noqa: E731
+    glyphs = glyphs_from_image(three_rings_touching(), segment=True, score=sure_of_anything)
+    assert len(glyphs) == 3
+    for glyph, left in zip(glyphs, (40, 100, 160)):
+        x, _, w, _ = glyph.box
+        assert left - 15 <= x <= left and left + 45 <= x + w <= left + 60  # its ring whole, and bridge, no more
 
 
 @pytest.mark.parametrize("side", [28, 56, 128])
