@@ -2,7 +2,8 @@
 
 The strokes of each glyph are traced from a real test glyph's skeleton (proxy47 handwriting, scaled to the pad),
 then the pad's pen-up handler runs as the browser's event would trigger it: the strokes drawn with PIL, the EMNIST
-conversion, the model, the top-5 and the views updated. Median and 90th percentile over the runs.
+conversion, the model, the top-5 and the views updated. Median and 90th percentile over the runs, and how many of
+the traced glyphs the pad read right (its top answer is the glyph's class).
 
     python benchmarks/drawing_latency.py RUN_DIR --data-dir ../shared/emnist [--runs 200] [--results PATH] [--quick]
 
@@ -53,15 +54,16 @@ def main() -> None:
     predictor = load_predictor(args.run_dir)
     data = load_config_split(Config(split=args.split, data_dir=args.data_dir, limit_test=runs))
     pad = DrawingPad(predictor)
-    times = []
-    for glyph in data.test_images.numpy():
+    times, right = [], []
+    for glyph, label in zip(data.test_images.numpy(), data.test_labels.tolist()):
         pad.clear()
         pad.strokes = strokes_of(glyph, pad.size)
         pad.drawing = True
         start = time.perf_counter()
         pad.pen_up(0, 0)
         times.append(1000 * (time.perf_counter() - start))
-    times = times[5:]  # the first calls warm up allocators and oneDNN
+        right.append(pad.answer[0][0] == data.classes[label])
+    times, right = times[5:], right[5:]  # the first calls warm up allocators and oneDNN
     row = {
         "run": Path(args.run_dir).name,
         "model": predictor.config.model,
@@ -70,17 +72,19 @@ def main() -> None:
         "median_ms": statistics.median(times),
         "mean_ms": statistics.fmean(times),
         "p90_ms": float(np.percentile(times, 90)),
+        "accuracy": float(np.mean(right)),
     }
     print(
         f"pen-up to top-5 on {machine_info('cpu')['cpu']} ({row['threads']} threads): median "
-        f"{row['median_ms']:.1f} ms, 90th percentile {row['p90_ms']:.1f} ms over {len(times)} glyphs"
+        f"{row['median_ms']:.1f} ms, 90th percentile {row['p90_ms']:.1f} ms over {len(times)} glyphs; "
+        f"read right {100 * row['accuracy']:.1f}%"
     )
     path = result_path(args.results, args.quick, "drawing_latency", Path(args.run_dir).name)
     if path is not None:
         write_result(
             path,
             what="The drawing pad's latency from pen-up to the top-5 answer (strokes traced from real "
-            "test glyphs), on the CPU.",
+            "test glyphs), on the CPU, and how many of the traced glyphs it read right.",
             command=command_line(),
             columns=COLUMNS,
             rows=[row],
@@ -99,6 +103,7 @@ COLUMNS = [
     {"key": "median_ms", "header": "median", "format": "ms"},
     {"key": "mean_ms", "header": "mean", "format": "ms"},
     {"key": "p90_ms", "header": "90th percentile", "format": "ms"},
+    {"key": "accuracy", "header": "read right (top 1)", "format": "percent1"},
 ]
 
 

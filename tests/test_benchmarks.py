@@ -158,6 +158,7 @@ def test_drawing_latency(tiny_run, tiny_data_dir, tmp_path):
     (row,) = result["rows"]
     assert row["glyphs"] == 5 and row["model"] == "glyphnet"  # --quick: 10 glyphs, 5 of them warm-up
     assert 0 < row["median_ms"] <= row["p90_ms"] < 60_000 and row["mean_ms"] > 0
+    assert row["accuracy"] in {k / 5 for k in range(6)}  # a share of the 5 glyphs read right
 
 
 def test_calibration(tiny_run, tiny_data_dir, tmp_path):
