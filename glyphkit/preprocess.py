@@ -70,11 +70,11 @@ PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several s
 # into pieces of at most MAX_CHARACTER heights (the whole ink is always a candidate too). A piece scores the model's
 # log-probability plus a log-normal prior on a character's width: CHARACTER_WIDTH of the line's letter height, give
 # or take WIDTH_SPREAD in log. Both are what EMNIST's own training glyphs show (proxy47: the width of a glyph's ink
-# is 0.77 of its long side as a geometric mean, with a standard deviation of 0.34 in log;
+# is 0.77 of its long side as a geometric mean, with a standard deviation of 0.33 in log;
 # benchmarks/experiments/glyph_width.py measures them). Without the prior, the model reads two touching letters as
 # one wide one (a W, an M, a B) with as much confidence as it reads either alone.
 WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER = 1.2, 0.15, 1.4, 3
-CHARACTER_WIDTH, WIDTH_SPREAD = 0.77, 0.34
+CHARACTER_WIDTH, WIDTH_SPREAD = 0.77, 0.33
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 
 
