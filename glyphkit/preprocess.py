@@ -68,13 +68,16 @@ PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several s
 # Touching letters (split_touching): ink wider than WIDE letter heights may hold several letters. It is cut at its
 # thinnest columns (CUTS_PER_LETTER per height of width, MIN_CHARACTER of a height from each other and the ends)
 # into pieces of at most MAX_CHARACTER heights (the whole ink is always a candidate too). A piece scores the model's
-# log-probability plus a log-normal prior on a character's width: CHARACTER_WIDTH of the line's letter height, give
-# or take WIDTH_SPREAD in log. Both are what EMNIST's own training glyphs show (proxy47: the width of a glyph's ink
-# is 0.77 of its long side as a geometric mean, with a standard deviation of 0.33 in log;
-# benchmarks/experiments/glyph_width.py measures them). Without the prior, the model reads two touching letters as
-# one wide one (a W, an M, a B) with as much confidence as it reads either alone.
+# log-probability plus a log-normal prior on a character's width, less CUT_COST:
+# - the prior: CHARACTER_WIDTH of the line's letter height, give or take WIDTH_SPREAD in log, what EMNIST's own
+#   training glyphs show (proxy47: the width of a glyph's ink is 0.77 of its long side as a geometric mean, with a
+#   standard deviation of 0.33 in log; benchmarks/experiments/glyph_width.py measures them). Without it the model
+#   reads two touching letters as one wide one (a W, an M, a B) about as confidently as it reads either alone.
+# - CUT_COST: each character must earn its place, or a wide single letter (an e 1.3 heights wide) is read as two
+#   narrower ones (C3). Chosen on the paper test's renders: at 0, 3 of 60 pages had a row with a letter too many;
+#   at 0.75 none, with gapped lines read as well and touching lines a little worse (docs: Reading handwriting).
 WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER = 1.2, 0.15, 1.4, 3
-CHARACTER_WIDTH, WIDTH_SPREAD = 0.77, 0.33
+CHARACTER_WIDTH, WIDTH_SPREAD, CUT_COST = 0.77, 0.33, 0.75
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 
 
@@ -360,9 +363,9 @@ def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: f
     Recognition-driven segmentation (as in Casey and Lecolinet's survey of character segmentation): the candidate
     cuts are the columns where the ink is thinnest (local minima of its column sums), every piece between two cuts
     is made a glyph and scored by the classifier (`score`: the log-probability of its best class) plus the width
-    prior (`width_prior`), and dynamic programming picks the cuts whose pieces score best together (the largest
-    sum). The whole ink is one candidate: a wide letter read with confidence (a W, an m) stays whole, while three
-    letters read as one W pay for a width no letter has."""
+    prior (`width_prior`) less CUT_COST, and dynamic programming picks the cuts whose pieces score best together
+    (the largest sum). The whole ink is one candidate: a wide letter read with confidence (a W, an m) stays whole,
+    while three letters read as one W pay for a width no letter has."""
     y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
     y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
     mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
@@ -384,7 +387,8 @@ def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: f
             pieces.append((i, j))
             glyphs.append(_glyph_of(local, part, (x0, y0)))
             widths.append(columns[-1] - columns[0] + 1)
-    scores = dict(zip(pieces, score(np.stack([g.image for g in glyphs])) + width_prior(np.array(widths) / height)))
+    read = score(np.stack([g.image for g in glyphs])) + width_prior(np.array(widths) / height) - CUT_COST
+    scores = dict(zip(pieces, read))
     found = dict(zip(pieces, glyphs))
     # best[j]: the best total score of reading the ink left of positions[j]; came[j]: where its last piece starts.
     best, came = [0.0] + [-np.inf] * last, [0] * (last + 1)

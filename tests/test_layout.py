@@ -263,6 +263,13 @@ def test_a_wide_letter_read_with_confidence_stays_whole():
     assert len(glyphs_from_image(two_bars_touching(right=80), segment=True, score=sure_of_the_whole)) == 1
 
 
+def test_a_letter_wider_than_most_is_not_read_as_two_narrower_ones():
+    """A letter 1.3 heights wide (a wide e), read whole at 0.95 and as two halves at 0.7 each: each extra
+    character has to earn its place, so it stays one (on the paper test's pages such an e was read as C3)."""
+    sure_of_the_whole = lambda glyphs: np.where((glyphs > 64).any(1).sum(1) >= 20, np.log(0.95), np.log(0.7))  # noqa: E731
+    assert len(glyphs_from_image(two_bars_touching(right=99), segment=True, score=sure_of_the_whole)) == 1
+
+
 def three_rings_touching() -> Image.Image:
     """Three rings (say o, o, o), each as wide as most letters are (about three quarters of their height), each
     touching the next by a short bridge: one piece of ink, two and a half letter heights wide."""
