@@ -21,7 +21,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from glyphkit.lr_finder import save_lr_choice
 from glyphkit.predict import predict
@@ -240,11 +240,19 @@ class DrawingPad:
                 draw.ellipse((x - self.pen / 2, y - self.pen / 2, x + self.pen / 2, y + self.pen / 2), fill=0)
         return image
 
+    def ink_image(self) -> Image.Image:
+        """The strokes on a transparent canvas (RGBA, the ink in the alpha channel): what the pad reads. A drawing
+        has no paper, so the steps that find a photo's paper (its light, its printed lines) are skipped; they cost
+        more than the model does."""
+        drawing = Image.new("RGBA", (self.size, self.size), (0, 0, 0, 0))
+        drawing.putalpha(ImageOps.invert(self.image()))
+        return drawing
+
     def read(self) -> list[tuple[str, float]]:
         """The model's top characters for what is drawn (empty while nothing is)."""
         if not self.strokes:
             return []
-        glyph = glyphs_from_image(self.image(), polarity="dark-on-light")[0].image
+        glyph = glyphs_from_image(self.ink_image())[0].image
         probabilities = self.predictor.probabilities(torch.from_numpy(glyph[None]))[0]
         values, indices = probabilities.topk(min(self.top_k, len(probabilities)))
         self.answer = [(self.predictor.config.classes[i], p) for i, p in zip(indices.tolist(), values.tolist())]

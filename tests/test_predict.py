@@ -293,6 +293,8 @@ def test_drawing_pad_reads_on_pen_up_and_clears(trained_run):
     same_bar = glyphs_from_image(bar_image(size=(280, 280), box=(131, 31, 149, 249)))[0].image
     seen = glyphs_from_image(pad.image())[0].image
     assert np.corrcoef(seen.ravel(), same_bar.ravel())[0, 1] > 0.9  # the pad draws what the user drew
+    read = glyphs_from_image(pad.ink_image())[0].image  # what the pad reads: the same strokes, no paper under them
+    assert np.corrcoef(read.ravel(), same_bar.ravel())[0, 1] > 0.9
     pad.clear()
     assert pad.strokes == [] and pad.answer == [] and pad.chart.value == ""
 
