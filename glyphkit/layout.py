@@ -28,6 +28,7 @@ FRAGMENT = 0.4  # in a line, components less tall than this share of the typical
 PAPER_LINE = 0.6  # a straight run of ink at least this share of the page's width (or height) is printed paper
 EDGE = 0.15  # ... and runs from this close to one edge of the page to as close to the other (a turned page's corners)
 RUN = 0.125  # ... found from straight runs this share of the page long, which a tilt of under a degree keeps
+LINE_BREAK = 0.1  # ... and joined across breaks this share of the page long (a faint line breaks up in the noise)
 MIN_PAPER_SPAN = 200  # pixels: an image less wide (or high) than this holds a character or two, not a ruled page,
 # and a straight stroke across it (an l, a 1) is writing
 LINE_GAP = 0.6  # rows of writing: centres further apart than this share of the typical height start a new row
@@ -53,10 +54,10 @@ def paper_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
     thick the thickest of them is).
 
     A ruled or squared page's lines (and a margin line) are straight and cross the page: runs of ink at least RUN
-    of the page long, joined into lines that reach PAPER_LINE of it from edge to edge and are no thicker than a
-    printed line. Handwriting has no such runs: even a character drawn edge to edge in its own image (the bar of a
-    T) is thicker than 2% of the image and rarely reaches both edges. In an image under MIN_PAPER_SPAN pixels (one
-    character, as in a glyph folder) nothing is a paper line."""
+    of the page long, joined (across breaks of up to LINE_BREAK of it) into lines that reach PAPER_LINE of it from
+    edge to edge and are no thicker than a printed line. Handwriting has no such runs: even a character drawn edge
+    to edge in its own image (the bar of a T) is thicker than 2% of the image and rarely reaches both edges. In an
+    image under MIN_PAPER_SPAN pixels (one character, as in a glyph folder) nothing is a paper line."""
     found, thickest = np.zeros_like(mask), 0
     for axis in (1, 0):  # horizontal lines (along the rows), then vertical ones
         span = mask.shape[axis]
@@ -68,15 +69,17 @@ def paper_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
         runs = _opening(closed, max(15, int(RUN * span)), axis) & mask
         if not runs.any():
             continue
-        labels = label(runs, connectivity=2)
+        # Runs in line with each other, LINE_BREAK of the page apart or less, are pieces of one line.
+        labels = label(_closing(runs, max(3, int(LINE_BREAK * span)), axis), connectivity=2)
         for region in regionprops(labels):
+            rows, cols = region.slice
+            line = (labels[rows, cols] == region.label) & runs[rows, cols]  # its ink, not the breaks
             extent = region.bbox[2 + axis] - region.bbox[axis]  # along the line's own direction
-            thickness = region.area / max(extent, 1)
+            thickness = np.count_nonzero(line) / max(extent, 1)
             start, end = region.bbox[axis], region.bbox[2 + axis]
             crosses = start <= EDGE * span and end >= (1 - EDGE) * span  # from near one edge to near the other
             if extent >= PAPER_LINE * span and crosses and thickness <= 0.02 * span + 2:
-                rows, cols = region.slice
-                found[rows, cols] |= labels[rows, cols] == region.label
+                found[rows, cols] |= line
                 thickest = max(thickest, int(np.ceil(thickness)))
     return found, thickest
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy.ndimage import maximum_filter, minimum_filter
+from scipy.ndimage import find_objects, maximum_filter, minimum_filter
 from skimage.filters import gaussian, threshold_multiotsu, threshold_otsu
 from skimage.measure import label
 from skimage.morphology import dilation, footprint_rectangle
@@ -35,6 +35,7 @@ from skimage.util import view_as_blocks
 from glyphkit.layout import (
     find_lines,
     ink_components,
+    paper_lines,
     segment_line,
     skew_angle,
     typical_height,
@@ -53,6 +54,7 @@ GLYPH_SPAN = 22
 NOISE_SIGMA, NOISE_SIDE = 1.5, 800  # pixels: the blur that takes sensor noise and paper grain out before the ink is
 # measured, 1 pixel per NOISE_SIDE pixels of the image's long side (a page photo), at most NOISE_SIGMA
 MIN_CONTRAST = 0.2  # ink takes at least this share of its paper's light (pen, pencil, chalk); texture and JPEG less
+FAINT_LINES = 0.05  # printed lines are looked for again at this contrast, to take out what is left of faint ones
 # ... and stands out from the paper's own noise: at least INK_PIXELS pixels lie INK_Z robust standard deviations
 # (1.4826 MAD) above the paper's median contrast (a blank photo on the paper test has at most 4 such pixels, its
 # least legible glyph 8), and a stroke's pixels lie at least STROKE_Z above it.
@@ -307,18 +309,39 @@ def _ink(contrast: np.ndarray, drawn: bool, source: str) -> tuple[np.ndarray, fl
     if not drawn:
         writing, lines = without_paper_lines(contrast >= threshold)
         if lines.any():  # a line's soft edges go with it, but not the writing that crosses it
-            near = dilation(lines, _square(5))
-            ink[near & ~writing] = 0
-            # What is left of a line (its rough edge, a speck on it) is not writing: writing reaches off the line.
-            parts = label(writing, connectivity=2)
-            on_line = np.bincount(parts[near], minlength=parts.max() + 1) >= 0.9 * np.bincount(parts.ravel())
-            on_line[0] = False
-            ink[on_line[parts]] = 0
+            ink[dilation(lines, _square(5)) & ~writing] = 0
+            _clear_line_remnants(ink, writing, lines)
+        # A faint printed line is broken up by the noise at the ink's level: at a fainter level it is whole again,
+        # and what is left of it (dashes along it, crosses where a grid's lines meet, no more than a pixel thicker
+        # than the line is at that level; a pen's stroke along a line is thicker) is taken out. Only taken out,
+        # never cut: writing crossing it, seen at this level, might be cut where no line is.
+        faint, thickness = paper_lines(contrast >= max(FAINT_LINES, paper + STROKE_Z * noise))
+        if faint.any():
+            _clear_line_remnants(ink, ink >= threshold, faint, thickness + 1)
     strokes = ink[ink >= threshold]
     if strokes.size == 0:
         raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
     level = float(np.percentile(strokes, 90))
     return np.clip(ink / level, 0, 1).astype(np.float32), threshold / level
+
+
+def _clear_line_remnants(ink: np.ndarray, writing: np.ndarray, lines: np.ndarray, thickness: int | None = None):
+    """Zero in `ink` the parts of `writing` (bool) that lie on the printed `lines`: what is left of a line (its
+    rough edge, a speck on it) is not writing, since writing reaches off the line. A part is on the lines when
+    90% of it lies within 2 pixels of them; with `thickness`, it must also be no thicker than that (its area at
+    most `thickness` times its box's height plus width: a dash, or a cross of two lines), so a stroke drawn along a
+    line stays."""
+    parts = label(writing, connectivity=2)
+    near = dilation(lines, _square(5))
+    on_line = np.bincount(parts[near], minlength=parts.max() + 1) >= 0.9 * np.bincount(parts.ravel())
+    if thickness is not None:
+        areas = np.bincount(parts.ravel())
+        for index, box in enumerate(find_objects(parts), start=1):
+            if on_line[index] and box is not None:
+                rows, cols = box
+                on_line[index] = areas[index] <= thickness * (rows.stop - rows.start + cols.stop - cols.start)
+    on_line[0] = False
+    ink[on_line[parts]] = 0
 
 
 def _square(side: int):

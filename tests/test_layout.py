@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from glyphkit.layout import segment_line, text_of
+from glyphkit.layout import paper_lines, segment_line, text_of
 from glyphkit.preprocess import ImageError, glyphs_from_image, glyphs_of_files
 
 CHAR = 64  # the font size the pages are written in
@@ -106,6 +106,37 @@ def test_blank_paper_is_no_handwriting_and_never_a_character(paper):
     for segment in (True, False):
         with pytest.raises(ImageError, match="no handwriting found|the image is blank"):
             glyphs_from_image(image, segment=segment, source="blank.png")
+
+
+def test_a_printed_line_broken_into_pieces_is_still_one_paper_line():
+    """A faint printed line breaks up in a photo's noise: its pieces (here 17% of the page each, 3% apart), none
+    long enough to be a line alone, are one line."""
+    mask = np.zeros((400, 1000), dtype=bool)
+    for start in range(0, 1000, 200):
+        mask[200:202, start : start + 170] = True
+    found, thickness = paper_lines(mask)
+    assert found[mask].mean() > 0.95 and not found[~mask].any() and thickness == 2
+
+
+def faint_grid(rows: list[str], weak: float = 0.12) -> Image.Image:
+    """Squared paper whose printed lines fade in and out along their length (uneven printing, uneven light): dark
+    for a fifth of every 150 pixels, faint (taking `weak` of the paper's light) for the rest."""
+    image, _ = page(rows, size=(1000, 800))
+    grey = np.asarray(image.convert("L"), dtype=np.float32)
+    fade = lambda n: np.where(np.arange(n) % 150 < 30, 0.3, weak)  # noqa: E731
+    for y in range(20, 800, 40):
+        grey[y : y + 2] *= 1 - fade(1000)[None, :]
+    for x in range(20, 1000, 40):
+        grey[:, x : x + 2] *= 1 - fade(800)[:, None]
+    return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8))
+
+
+def test_a_blank_grid_whose_lines_fade_in_and_out_is_no_handwriting_but_writing_on_it_is_read():
+    """At the ink's level such a grid is a crowd of dashes and crosses, none of them a line (it was read as 150
+    characters); at a fainter level its lines are whole, and what is left of them is taken out."""
+    with pytest.raises(ImageError, match="no handwriting found"):
+        read(faint_grid([]))
+    assert [g.line for g in read(faint_grid(["HELLO", "WORLD"]))] == [0] * 5 + [1] * 5
 
 
 def test_textured_paper_is_no_handwriting():
