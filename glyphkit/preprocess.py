@@ -54,11 +54,11 @@ GLYPH_SPAN = 22
 NOISE_SIGMA, NOISE_SIDE = 1.5, 800  # pixels: the blur that takes sensor noise and paper grain out before the ink is
 # measured, 1 pixel per NOISE_SIDE pixels of the image's long side (a page photo), at most NOISE_SIGMA
 MIN_CONTRAST = 0.2  # ink takes at least this share of its paper's light (pen, pencil, chalk); texture and JPEG less
-FAINT_LINES = 0.05  # printed lines are looked for again at this contrast, to take out what is left of faint ones
 # ... and stands out from the paper's own noise: at least INK_PIXELS pixels lie INK_Z robust standard deviations
 # (1.4826 MAD) above the paper's median contrast (a blank photo on the paper test has at most 4 such pixels, its
 # least legible glyph 8), and a stroke's pixels lie at least STROKE_Z above it.
 INK_Z, INK_PIXELS, STROKE_Z = 8.0, 6, 4.0
+FAINT_LINES = 0.05  # printed lines are looked for again at this contrast, to take out what is left of faint ones
 NOISE_TILES = 16  # the paper's noise is measured in tiles of 1/16 of the image's short side (at least 16 pixels),
 NOISE_SAMPLE = 250_000  # on every n-th pixel of each n-th row, n chosen so that about this many pixels are left
 MIXED_BAND, BETWEEN = 0.2, 0.08  # the outer band's tones span more than this (10th to 90th percentile), and under
@@ -76,8 +76,8 @@ PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several s
 #   standard deviation of 0.33 in log; benchmarks/experiments/glyph_width.py measures them). Without it the model
 #   reads two touching letters as one wide one (a W, an M, a B) about as confidently as it reads either alone.
 # - CUT_COST: each character must earn its place, or a wide single letter (an e 1.3 heights wide) is read as two
-#   narrower ones (C3). Chosen on the paper test's renders: at 0, 3 of 60 pages had a row with a letter too many;
-#   at 0.75 none, with gapped lines read as well and touching lines a little worse (docs: Reading handwriting).
+#   narrower ones (C3). Chosen on the paper test's pages and lines: without it some pages had a row with a letter
+#   too many; 0.75 (a piece must read about twice as likely) left none, at some cost to touching lines.
 WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER = 1.2, 0.15, 1.4, 3
 CHARACTER_WIDTH, WIDTH_SPREAD, CUT_COST = 0.77, 0.33, 0.75
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
