@@ -309,15 +309,16 @@ def _ink(contrast: np.ndarray, drawn: bool, source: str) -> tuple[np.ndarray, fl
     if not drawn:
         writing, lines = without_paper_lines(contrast >= threshold)
         if lines.any():  # a line's soft edges go with it, but not the writing that crosses it
-            ink[dilation(lines, _square(5)) & ~writing] = 0
-            _clear_line_remnants(ink, writing, lines)
+            near = dilation(lines, _square(5))
+            ink[near & ~writing] = 0
+            _clear_line_remnants(ink, writing, near)
         # A faint printed line is broken up by the noise at the ink's level: at a fainter level it is whole again,
         # and what is left of it (dashes along it, crosses where a grid's lines meet, no more than a pixel thicker
         # than the line is at that level; a pen's stroke along a line is thicker) is taken out. Only taken out,
         # never cut: writing crossing it, seen at this level, might be cut where no line is.
         faint, thickness = paper_lines(contrast >= max(FAINT_LINES, paper + STROKE_Z * noise))
         if faint.any():
-            _clear_line_remnants(ink, ink >= threshold, faint, thickness + 1)
+            _clear_line_remnants(ink, ink >= threshold, dilation(faint, _square(5)), thickness + 1)
     strokes = ink[ink >= threshold]
     if strokes.size == 0:
         raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
@@ -325,17 +326,16 @@ def _ink(contrast: np.ndarray, drawn: bool, source: str) -> tuple[np.ndarray, fl
     return np.clip(ink / level, 0, 1).astype(np.float32), threshold / level
 
 
-def _clear_line_remnants(ink: np.ndarray, writing: np.ndarray, lines: np.ndarray, thickness: int | None = None):
-    """Zero in `ink` the parts of `writing` (bool) that lie on the printed `lines`: what is left of a line (its
-    rough edge, a speck on it) is not writing, since writing reaches off the line. A part is on the lines when
-    90% of it lies within 2 pixels of them; with `thickness`, it must also be no thicker than that (its area at
-    most `thickness` times its box's height plus width: a dash, or a cross of two lines), so a stroke drawn along a
-    line stays."""
+def _clear_line_remnants(ink: np.ndarray, writing: np.ndarray, near: np.ndarray, thickness: int | None = None):
+    """Zero in `ink` the parts of `writing` (bool) that lie on printed lines (`near`: the pixels within 2 of them):
+    what is left of a line (its rough edge, a speck on it) is not writing, since writing reaches off the line. A
+    part is on the lines when 90% of it lies near them; with `thickness`, it must also be no thicker than that (its
+    area at most `thickness` times its box's height plus width: a dash, or a cross of two lines), so a stroke drawn
+    along a line stays."""
     parts = label(writing, connectivity=2)
-    near = dilation(lines, _square(5))
-    on_line = np.bincount(parts[near], minlength=parts.max() + 1) >= 0.9 * np.bincount(parts.ravel())
+    areas = np.bincount(parts.ravel())
+    on_line = np.bincount(parts[near], minlength=len(areas)) >= 0.9 * areas
     if thickness is not None:
-        areas = np.bincount(parts.ravel())
         for index, box in enumerate(find_objects(parts), start=1):
             if on_line[index] and box is not None:
                 rows, cols = box
