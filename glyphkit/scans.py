@@ -481,10 +481,19 @@ def render_blank(kind: str, rng: np.random.Generator) -> Image.Image:
     return photograph(page, rng)
 
 
+def ink_extents(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(heights, widths) in pixels of the box around each glyph's ink (`ink`: bool [N, H, W]); 0 for a glyph with
+    none."""
+
+    def extent(inked: np.ndarray) -> np.ndarray:  # [N, L]: which rows (or columns) hold ink
+        first, last = inked.argmax(1), inked.shape[1] - 1 - inked[:, ::-1].argmax(1)
+        return np.where(inked.any(1), last - first + 1, 0)
+
+    return extent(ink.any(2)), extent(ink.any(1))
+
+
 def half_intensity_span(glyphs: np.ndarray) -> float:
     """Median long side, in pixels, of the box around each glyph's pixels of at least half its brightest: how
     large the strokes are drawn in the 28x28 frame (glyphkit.preprocess.GLYPH_SPAN aims at EMNIST's)."""
-    ink = glyphs >= glyphs.max(axis=(1, 2), keepdims=True) / 2
-    rows, cols = ink.any(2), ink.any(1)
-    extent = lambda mask: mask.shape[1] - mask[:, ::-1].argmax(1) - mask.argmax(1)  # noqa: E731
-    return float(np.median(np.maximum(extent(rows), extent(cols))))
+    heights, widths = ink_extents(glyphs >= glyphs.max(axis=(1, 2), keepdims=True) / 2)
+    return float(np.median(np.maximum(heights, widths)))

@@ -19,14 +19,7 @@ import numpy as np
 from glyphkit.config import Config
 from glyphkit.data import load_config_split
 from glyphkit.results import command_line, default_result_path, write_result
-
-
-def ink_extent(mask: np.ndarray, axis: int) -> np.ndarray:
-    """How many pixels each glyph's ink spans along `axis` of [N, 28, 28] (first to last inked row or column)."""
-    inked = mask.any(axis)  # [N, 28]: which columns (axis=1) or rows (axis=2) hold ink
-    first = inked.argmax(1)
-    last = inked.shape[1] - 1 - inked[:, ::-1].argmax(1)
-    return np.where(inked.any(1), last - first + 1, 0)
+from glyphkit.scans import ink_extents
 
 
 def main() -> None:
@@ -37,8 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     data = load_config_split(Config(split=args.split, data_dir=args.data_dir))
     images, labels = data.train_images.numpy(), data.train_labels.numpy()
-    mask = images >= 128
-    width, height = ink_extent(mask, 1), ink_extent(mask, 2)
+    height, width = ink_extents(images >= 128)
     keep = (width > 0) & (height > 0)
     log_width = np.log(width[keep] / np.maximum(width, height)[keep])
     labels = labels[keep]
