@@ -30,7 +30,7 @@ EDGE = 0.15  # ... and runs from this close to one edge of the page to as close 
 RUN = 0.125  # ... found from straight runs this share of the page long, which a tilt of under a degree keeps
 LINE_BREAK = 0.1  # ... and joined across breaks this share of the page long (a faint line breaks up in the noise)
 MIN_PAPER_SPAN = 200  # pixels: an image less wide (or high) than this holds a character or two, not a ruled page,
-# and a straight stroke across it (an l, a 1) is writing
+# and a straight stroke across it (an l, a 1) is writing; unless printed lines run the other way, the long way
 LINE_GAP = 0.6  # rows of writing: centres further apart than this share of the typical height start a new row
 SKEW_RANGE, SKEW_STEP = 12.0, 0.25  # degrees searched either way for a page's tilt, and how finely
 MIN_SKEW = 0.75  # a page turned less than this many degrees is read as it is (no resampling)
@@ -56,12 +56,19 @@ def paper_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
     A ruled or squared page's lines (and a margin line) are straight and cross the page: runs of ink at least RUN
     of the page long, joined (across breaks of up to LINE_BREAK of it) into lines that reach PAPER_LINE of it from
     edge to edge and are no thicker than a printed line. Handwriting has no such runs: even a character drawn edge
-    to edge in its own image (the bar of a T) is thicker than 2% of the image and rarely reaches both edges. In an
-    image under MIN_PAPER_SPAN pixels (one character, as in a glyph folder) nothing is a paper line."""
+    to edge in its own image (the bar of a T) is thicker than 2% of the image and rarely reaches both edges.
+
+    A line's thickness is the lowest quarter of its thickness along its length, so writing that lies along it (up
+    to three quarters of it) does not make it too thick to be a line; and where the ink across it is thicker than
+    the line (a stroke drawn along it), that ink stays writing. (A stroke across a line is cut by it and joined
+    again by without_paper_lines.) An image under MIN_PAPER_SPAN pixels across (one character, as in a glyph
+    folder) has no lines that way, unless lines were found the other way: then it is a piece of ruled or squared
+    paper."""
     found, thickest = np.zeros_like(mask), 0
-    for axis in (1, 0):  # horizontal lines (along the rows), then vertical ones
+    axes = sorted((1, 0), key=lambda axis: -mask.shape[axis])  # the long way first: it decides a short way's search
+    for axis in axes:  # 1: horizontal lines (along the rows); 0: vertical ones
         span = mask.shape[axis]
-        if span < MIN_PAPER_SPAN:
+        if span < MIN_PAPER_SPAN and not found.any():
             continue
         # A printed line broken by noise or faint spots is still one line: gaps of up to 1% of the page are closed
         # along it first, and only its own ink pixels are kept.
@@ -69,19 +76,36 @@ def paper_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
         runs = _opening(closed, max(15, int(RUN * span)), axis) & mask
         if not runs.any():
             continue
+        across = _run_lengths(runs, 1 - axis)  # how thick the ink is across the line's direction, at each pixel
         # Runs in line with each other, LINE_BREAK of the page apart or less, are pieces of one line.
         labels = label(_closing(runs, max(3, int(LINE_BREAK * span)), axis), connectivity=2)
         for region in regionprops(labels):
             rows, cols = region.slice
             line = (labels[rows, cols] == region.label) & runs[rows, cols]  # its ink, not the breaks
             extent = region.bbox[2 + axis] - region.bbox[axis]  # along the line's own direction
-            thickness = np.count_nonzero(line) / max(extent, 1)
+            counts = np.count_nonzero(line, axis=1 - axis)  # the line's thickness at each point along it
+            thickness = float(np.percentile(counts[counts > 0], 25)) if counts.any() else 0.0
             start, end = region.bbox[axis], region.bbox[2 + axis]
             crosses = start <= EDGE * span and end >= (1 - EDGE) * span  # from near one edge to near the other
             if extent >= PAPER_LINE * span and crosses and thickness <= 0.02 * span + 2:
-                found[rows, cols] |= line
+                found[rows, cols] |= line & (across[rows, cols] <= thickness + 2)
                 thickest = max(thickest, int(np.ceil(thickness)))
     return found, thickest
+
+
+def _run_lengths(mask: np.ndarray, axis: int) -> np.ndarray:
+    """int [H, W]: for each pixel of `mask`, the length of the run of `mask` it lies in along `axis` (0 off it).
+    Written out with numpy: no library gives run lengths per pixel, and it is a few lines, linear in the pixels."""
+    lines = np.moveaxis(mask, axis, -1)
+    padded = np.pad(lines, ((0, 0), (1, 1)))  # a False at each end of each row: runs never join across rows
+    flat = padded.ravel()
+    edges = np.diff(flat.view(np.int8))
+    starts, ends = np.nonzero(edges == 1)[0] + 1, np.nonzero(edges == -1)[0] + 1
+    first = np.zeros(flat.size, np.int64)
+    first[starts] = 1
+    run = np.cumsum(first) - 1  # each pixel's run, counted from 0 (-1 before the first)
+    lengths = np.where(flat, (ends - starts)[np.maximum(run, 0)] if starts.size else 0, 0)
+    return np.moveaxis(lengths.reshape(padded.shape)[:, 1:-1], -1, axis)
 
 
 def without_paper_lines(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from glyphkit.layout import paper_lines, segment_line, text_of
+from glyphkit.layout import paper_lines, segment_line, text_of, without_paper_lines
 from glyphkit.preprocess import ImageError, glyphs_from_image, glyphs_of_files
 
 CHAR = 64  # the font size the pages are written in
@@ -345,3 +345,35 @@ def test_a_tiny_image_with_only_a_faint_mark_is_no_handwriting():
     ImageDraw.Draw(image).line((4, 1, 4, 7), fill=204)  # takes 15% of the paper's light: under MIN_CONTRAST
     with pytest.raises(ImageError, match="no handwriting found"):
         glyphs_from_image(image, source="tiny.png")
+
+
+def test_writing_on_a_printed_line_stays_and_does_not_hide_the_line():
+    """A thick stroke lying along a grid line for half its length (a 1 drawn on the line) neither makes the line
+    too thick to be one (the rest of the line stayed as ink), nor goes with the line (the stroke was cut out)."""
+    mask = np.zeros((300, 300), dtype=bool)
+    mask[:, 150:152] = True  # the printed line, 2 px
+    mask[100:102, :] = True  # another, across it
+    mask[60:240, 144:158] = True  # the stroke on it, 14 px wide
+    stroke = np.zeros_like(mask)
+    stroke[60:240, 144:158] = True
+    writing, lines = without_paper_lines(mask)
+    assert (writing == stroke).all()  # the whole stroke, and nothing of either line
+    assert lines[:55, 150:152].all() and lines[245:, 150:152].all()
+
+
+def test_a_piece_of_squared_paper_narrower_than_a_page_loses_its_grid_both_ways():
+    """One character photographed on squared paper, 170 px wide: the grid's vertical lines show it is paper, so its
+    horizontal lines, shorter than a page is wide, are printed lines too (they were read as the letter's strokes)."""
+    plain = glyphs_from_image(page(["A"], size=(170, 300))[0])
+    squared = glyphs_from_image(page(["A"], size=(170, 300), squared=40)[0])
+    assert len(squared) == 1
+    assert np.corrcoef(squared[0].image.ravel(), plain[0].image.ravel())[0, 1] > 0.9
+
+
+def test_a_narrow_image_of_one_straight_stroke_is_writing_not_a_paper_line():
+    """An image under a page's size with no printed line the long way (a tightly cropped 1 in a glyph folder): its
+    stroke is writing, though it runs from edge to edge."""
+    mask = np.zeros((120, 40), dtype=bool)
+    mask[:, 18:21] = True
+    found, _ = paper_lines(mask)
+    assert not found.any()
