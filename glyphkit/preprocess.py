@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy.ndimage import find_objects, maximum_filter, minimum_filter
+from scipy.ndimage import distance_transform_edt, find_objects, maximum_filter, minimum_filter
 from skimage.filters import gaussian, threshold_multiotsu, threshold_otsu
 from skimage.measure import label
 from skimage.morphology import dilation, footprint_rectangle
@@ -67,6 +67,12 @@ MIXED_BAND, BETWEEN = 0.2, 0.08  # the outer band's tones span more than this (1
 STROKE_PIXELS = 3.0  # the paper's light is estimated on the image shrunk until strokes are about this wide ...
 MAX_STROKE = 0.25  # (a stroke is never wider than this share of the image: a longer dark run is a shadow)
 PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several strokes, so none survives it
+# Where a shadow's edge turns sharply (a wedge of shade into a corner) that window cannot follow it, and the shade
+# is left as ink. Such a part reaches the image's edge (the shadow comes from outside the picture), is solid (its
+# convex hull SHADE_SOLIDITY full or more) and thicker than a stroke (a disc of more than SHADE_RADIUS stroke widths
+# fits in it); it is dropped, unless it is all the ink there is (a glyph cropped tight to its ink touches the edges
+# too). On the paper test's shadow condition 0.6 read best of 0.6, 1.0 and 1.5 (a stroke's own is 0.5).
+SHADE_SOLIDITY, SHADE_RADIUS = 0.85, 0.6
 # Touching letters (split_touching): ink wider than WIDE letter heights may hold several letters. It is cut at its
 # thinnest columns (CUTS_PER_LETTER per height of width, MIN_CHARACTER of a height from each other and the ends)
 # into pieces of at most MAX_CHARACTER heights (the whole ink is always a candidate too). A piece scores the model's
@@ -344,6 +350,28 @@ def _clear_line_remnants(ink: np.ndarray, writing: np.ndarray, near: np.ndarray,
     ink[on_line[parts]] = 0
 
 
+def _without_shade(ink: np.ndarray, regions: list) -> list:
+    """`regions` without the parts of a shadow left as ink: parts that reach the image's edge, are solid and
+    thicker than a stroke (SHADE_SOLIDITY, SHADE_RADIUS); all of them when nothing else is left."""
+    height, width = ink.shape
+    at_edge = [r for r in regions if min(r.bbox[:2]) == 0 or r.bbox[2] == height or r.bbox[3] == width]
+    solid = [r for r in at_edge if r.solidity >= SHADE_SOLIDITY]
+    if not solid:
+        return regions
+    stroke = _stroke_width(1 - ink)
+    shade = {r.label for r in solid if _inscribed_radius(r, ink.shape) > SHADE_RADIUS * stroke}
+    kept = [r for r in regions if r.label not in shade]
+    return kept or regions
+
+
+def _inscribed_radius(region, shape: tuple[int, int]) -> float:
+    """The radius of the largest disc inside a part of the ink. Beyond the image's edge the part is taken to go on
+    (a shadow does), so only its other sides are bounded by paper."""
+    (y0, x0, y1, x1), (height, width) = region.bbox, shape
+    pad = ((int(y0 > 0), int(y1 < height)), (int(x0 > 0), int(x1 < width)))
+    return float(distance_transform_edt(np.pad(region.image, pad)).max())
+
+
 def _square(side: int):
     return footprint_rectangle((side, side), decomposition="separable")
 
@@ -468,6 +496,7 @@ def glyphs_from_image(
         contrast = rotate(contrast, -angle, resize=True, order=1, cval=0.0).astype(np.float32)  # levelled
     ink, threshold = _ink(contrast, drawn, source)
     labels, regions = ink_components(ink, threshold)
+    regions = _without_shade(ink, regions)
     if not regions:
         raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
     if not segment:

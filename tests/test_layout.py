@@ -377,3 +377,30 @@ def test_a_narrow_image_of_one_straight_stroke_is_writing_not_a_paper_line():
     mask[:, 18:21] = True
     found, _ = paper_lines(mask)
     assert not found.any()
+
+
+@pytest.mark.parametrize(
+    "corner", [(0, 0), (0, 1), (1, 0), (1, 1)], ids=["top left", "top right", "bottom left", "bottom right"]
+)
+def test_a_wedge_of_shadow_in_a_corner_is_not_part_of_the_letter(corner):
+    """A shadow's edge that turns into a corner of a small photo is too sharp for the paper's light to follow, and
+    was left as a solid wedge of ink that the letter's box took in. The letter now reads as on plain paper."""
+    image, _ = page(["A"], size=(300, 260))
+    plain = glyphs_from_image(image)
+    grey = np.asarray(image.convert("L"), dtype=np.float32)
+    ys, xs = np.mgrid[:260, :300]
+    ys, xs = (259 - ys if corner[0] else ys), (299 - xs if corner[1] else xs)
+    wedge = Image.fromarray((255 * (xs / 90 + ys / 70 < 1)).astype(np.uint8)).filter(ImageFilter.GaussianBlur(2))
+    shaded = grey * (1 - 0.45 * np.asarray(wedge, dtype=np.float32) / 255)
+    glyphs = glyphs_from_image(Image.fromarray(shaded.astype(np.uint8)))
+    assert len(glyphs) == 1
+    assert np.corrcoef(glyphs[0].image.ravel(), plain[0].image.ravel())[0, 1] > 0.9
+
+
+def test_a_solid_mark_cropped_to_its_ink_is_read_though_it_looks_like_shade():
+    """A thick bar (a dash) cropped to its width reaches two edges and is solid and thicker than a stroke, as a
+    shadow's wedge is; it is all the ink there is, so it is read, not refused."""
+    bar = np.full((40, 60), 240, dtype=np.uint8)
+    bar[16:24] = 30
+    assert len(glyphs_from_image(Image.fromarray(bar))) == 1
+
