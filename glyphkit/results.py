@@ -62,6 +62,7 @@ COLUMN_FORMATS = {
 RECORD_KEYS = ("schema", "what", "command", "commit", "date", "machine", "data", "notes", "columns", "rows", "summary")
 MACHINE_KEYS = ("cpu", "cores", "native_bf16", "cpu_flags", "torch", "device", "gpu")
 REPOSITORY = Path(__file__).resolve().parent.parent  # the checkout glyphkit is imported from, when it is one
+RESULTS_PATH = "benchmarks/results"  # where committed records live, relative to the checkout
 
 
 class ResultError(ValueError):
@@ -102,7 +103,8 @@ def _cpuinfo() -> dict[str, str]:
 
 def git_commit(folder: str | os.PathLike | None = None) -> str | None:
     """The short HEAD sha of the git checkout glyphkit runs from (or `folder`'s), with "+dirty" when its tracked
-    files have uncommitted changes; None outside a git checkout or without git."""
+    files have uncommitted changes; None outside a git checkout or without git. Records under RESULTS_PATH do not
+    count: a script that writes several records would otherwise call all but its first dirty."""
     folder = Path(folder) if folder is not None else REPOSITORY
 
     def git(*args: str) -> str:
@@ -112,7 +114,7 @@ def git_commit(folder: str | os.PathLike | None = None) -> str | None:
 
     try:
         sha = git("rev-parse", "--short", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){RESULTS_PATH}"))
     except (OSError, subprocess.SubprocessError):
         return None
     return sha + ("+dirty" if dirty else "")
@@ -126,7 +128,7 @@ def command_line(argv: Sequence[str] | None = None) -> str:
 def results_dir() -> Path | None:
     """The repository's `benchmarks/results/` folder, where committed records live; None when glyphkit is not run
     from a checkout that has one (an installed package)."""
-    folder = REPOSITORY / "benchmarks" / "results"
+    folder = REPOSITORY / RESULTS_PATH
     return folder if folder.parent.is_dir() else None
 
 
@@ -134,7 +136,7 @@ def default_result_path(tool: str, label: str) -> Path:
     """`benchmarks/results/<tool>-<label>.json` (the label's characters outside letters, digits, '.', '_' and '-'
     become '_'), in the checkout when there is one, else relative to the current folder."""
     label = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "default"
-    return (results_dir() or Path("benchmarks") / "results") / f"{tool}-{label}.json"
+    return (results_dir() or Path(RESULTS_PATH)) / f"{tool}-{label}.json"
 
 
 def result_path(results: str | os.PathLike | None, quick: bool, tool: str, label: str) -> Path | None:

@@ -130,6 +130,16 @@ def test_git_commit_is_the_checkouts_head_and_says_dirty(tmp_path):
         ["git", "-C", str(tmp_path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     assert results.git_commit(tmp_path) == head
+    record = tmp_path / "benchmarks" / "results" / "tool-run.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "b")
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    record.write_text('{"rows": []}')  # a record the same measuring run wrote a moment ago
+    assert results.git_commit(tmp_path) == head
     (tmp_path / "a.txt").write_text("changed")
     assert results.git_commit(tmp_path) == head + "+dirty"
 
