@@ -64,6 +64,8 @@ NOISE_SAMPLE = 250_000  # on every n-th pixel of each n-th row, n chosen so that
 MIXED_BAND, BETWEEN = 0.2, 0.08  # the outer band's tones span more than this (10th to 90th percentile), and under
 # BETWEEN of them lie in the middle third of that span: a shadow's edge crosses the band (a shadow on the paper test
 # leaves 2-10% there, a gradient of the light more than 10%)
+TIGHT_EDGE = 0.2  # ... unless the dark tone meets the image's edge only in pieces, two or more, none longer than
+# this share of the way round: the strokes of a glyph cropped tight to its ink (a shadow meets it in one long stretch)
 STROKE_PIXELS = 3.0  # the paper's light is estimated on the image shrunk until strokes are about this wide ...
 MAX_STROKE = 0.25  # (a stroke is never wider than this share of the image: a longer dark run is a shadow)
 PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several strokes, so none survives it
@@ -236,7 +238,8 @@ def _polarity(grey: np.ndarray) -> str:
     outer band (3% wide, so a printed line along an edge does not decide), unless a shadow's edge crosses that band
     (its tones spread over more than MIXED_BAND, under BETWEEN of them in the middle third): then each pixel is
     compared with the median of its own tile, 1/6 of the image's short side, which lies in the shadow or in the
-    light as the pixel does."""
+    light as the pixel does. A glyph cropped tight to its ink has two tones in that band too, but its dark tone
+    meets the edge in short pieces (TIGHT_EDGE): that is ink, dark on light paper."""
     band = max(1, round(0.03 * min(grey.shape)))
     outer = np.concatenate([a.ravel() for a in (grey[:band], grey[-band:], grey[:, :band], grey[:, -band:])])
     low, high = np.percentile(outer, [10, 90])
@@ -244,11 +247,27 @@ def _polarity(grey: np.ndarray) -> str:
     side = max(8, min(grey.shape) // 6)
     # A shadow's edge: two tones far apart with few between (a gradient of the light has as many between).
     between = np.mean((outer > low + (high - low) / 3) & (outer < high - (high - low) / 3))
-    if high - low > MIXED_BAND and between < BETWEEN and min(grey.shape) >= 2 * side:
-        grey = _tiles(grey, side)
-        paper = np.median(grey, axis=(2, 3), keepdims=True)
+    if high - low > MIXED_BAND and between < BETWEEN:
+        if _strokes_at_edge(grey, (low + high) / 2):
+            return "dark-on-light"
+        if min(grey.shape) >= 2 * side:
+            grey = _tiles(grey, side)
+            paper = np.median(grey, axis=(2, 3), keepdims=True)
     darker, lighter = np.clip(paper - grey - 0.1, 0, None).mean(), np.clip(grey - paper - 0.1, 0, None).mean()
     return "light-on-dark" if lighter > darker else "dark-on-light"
+
+
+def _strokes_at_edge(grey: np.ndarray, middle: float) -> bool:
+    """Whether the tone darker than `middle` meets the image's edge only in pieces, two or more and none longer than
+    TIGHT_EDGE of the way round: the strokes of a glyph cropped tight to its ink, not a shadow."""
+    edge = np.concatenate([grey[0, :], grey[1:, -1], grey[-1, -2::-1], grey[-2:0:-1, 0]])  # once round, clockwise
+    dark = edge < middle
+    if dark.all():
+        return False
+    dark = np.roll(dark, -int(np.argmin(dark)))  # start on a light pixel: no dark piece is split at the ends
+    steps = np.diff(np.concatenate([[0], dark.view(np.int8), [0]]))
+    lengths = np.flatnonzero(steps == -1) - np.flatnonzero(steps == 1)
+    return len(lengths) >= 2 and lengths.max() < TIGHT_EDGE * dark.size
 
 
 def _tiles(image: np.ndarray, side: int) -> np.ndarray:

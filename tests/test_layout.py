@@ -413,3 +413,17 @@ def test_a_small_blurred_letter_is_no_bolder_than_the_same_letter_drawn_large():
     ink_large = glyphs_from_image(large)[0].image.astype(float).mean()
     ink_small = glyphs_from_image(small)[0].image.astype(float).mean()
     assert ink_small <= 1.1 * ink_large
+
+
+@pytest.mark.parametrize("letter", ["O", "A", "H", "W", "X", "0", "8", "4"])
+def test_a_bold_letter_cropped_tight_to_its_ink_is_read_as_dark_ink(letter):
+    """A glyph folder's images are often cropped to the ink: bold strokes then take much of the image's edge, which
+    looked like a shadow across it, and most such letters were read as light ink on dark paper (or refused)."""
+    image, _ = page([letter], size=(260, 200))
+    bold = np.asarray(image.convert("L").filter(ImageFilter.MinFilter(3)))
+    ys, xs = np.nonzero(bold < 128)
+    tight = Image.fromarray(bold[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
+    with_margin = glyphs_from_image(Image.fromarray(bold))[0].image
+    glyphs = glyphs_from_image(tight)
+    assert len(glyphs) == 1
+    assert np.corrcoef(glyphs[0].image.ravel(), with_margin.ravel())[0, 1] > 0.9
