@@ -8,7 +8,8 @@ predict` must then read them about as well as `glyphkit evaluate` reads the same
   4-9 glyphs (gaps of 0.2-0.8 glyph widths) read with `--segment`: how often the number of characters found is
   right, and the accuracy on the characters of those lines against the same glyphs at 28x28.
 - conditions: the same glyphs under each condition of a real note (ruled and squared paper, chalk, a shadow, a
-  tilted photo, small writing in a photo, tiny glyphs in a bad JPEG, a sticky note), beside plain paper.
+  tilted photo, small writing in a photo, tiny glyphs in a bad JPEG, a sticky note, a glyph cropped to its ink),
+  beside plain paper.
 - lines: lines with gaps of 0.02-0.15 glyph widths and lines whose letters touch (overlap 0 to 0.08 widths), read
   with `--segment`: the share of lines whose character count is right, and the character error rate (CER: the
   Levenshtein distance to the truth over the truth's length, summed over lines), beside the CER of the same
@@ -269,8 +270,8 @@ def part_conditions(bench: Bench, count: int) -> Part:
     return Part(
         result={"conditions": {r["condition"]: r for r in rows}},
         what="The same test glyphs drawn under the conditions of a user's notes (ruled and squared paper, chalk, "
-        "a shadow, a tilted photo, small writing, a bad JPEG, a sticky note), each as its own image, read with "
-        "`glyphkit predict`, beside plain paper and the glyphs as 28x28 arrays.",
+        "a shadow, a tilted photo, small writing, a bad JPEG, a sticky note, a glyph cropped to its ink), each as its "
+        "own image, read with `glyphkit predict`, beside plain paper and the glyphs as 28x28 arrays.",
         columns=[
             {"key": "condition", "header": "condition"},
             {"key": "description", "header": "drawn as"},

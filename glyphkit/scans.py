@@ -288,6 +288,14 @@ def render_sticky(glyph: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return photograph(_ink_on(page, ink, pen), rng)
 
 
+def render_cropped(glyph: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """The glyph as render_scan draws it, cropped to its ink (a glyph folder cut out of a scanned form): its strokes
+    reach the image's edges."""
+    ink = _placed(glyph, rng)[0]
+    top, left, bottom, right = ink_box(ink)
+    return degrade(ink[top:bottom, left:right], rng)
+
+
 RENDERS = {
     "plain": render_scan,
     "ruled": render_ruled,
@@ -298,6 +306,7 @@ RENDERS = {
     "small": render_small,
     "jpeg": render_tiny_jpeg,
     "sticky": render_sticky,
+    "cropped": render_cropped,
 }
 CONDITIONS = tuple(RENDERS)
 # What each condition is, for tables.
@@ -311,6 +320,7 @@ CONDITION_NAMES = {
     "small": "small writing (24-40 px) in a 640x480 photo",
     "jpeg": "14-20 px glyphs, JPEG quality 30",
     "sticky": "coloured sticky note, coloured ink",
+    "cropped": "a scan cropped to the glyph's ink",
 }
 
 
