@@ -102,6 +102,7 @@ def test_paper_test(tiny_run, tiny_data_dir, tmp_path):
         "small",
         "jpeg",
         "sticky",
+        "cropped",
     ]
     assert set(column(conditions, "glyphs")) == {2} and conditions["rows"][1]["vs_plain"] == 0  # --quick: 2 each
     assert_fractions(column(conditions, "accuracy"))
