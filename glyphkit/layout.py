@@ -93,19 +93,22 @@ def paper_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return found, thickest
 
 
+def runs_along_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, start, length) of each run of True along the rows of a 2-d bool array, in reading order. Written out
+    with numpy: no library gives the runs of a mask, and it is a few lines, linear in the pixels."""
+    steps = np.diff(np.pad(mask, ((0, 0), (1, 1))).view(np.int8), axis=1)  # 1 where a run starts, -1 past its end
+    rows, starts = np.nonzero(steps == 1)
+    ends = np.nonzero(steps == -1)[1]
+    return rows, starts, ends - starts
+
+
 def _run_lengths(mask: np.ndarray, axis: int) -> np.ndarray:
-    """int [H, W]: for each pixel of `mask`, the length of the run of `mask` it lies in along `axis` (0 off it).
-    Written out with numpy: no library gives run lengths per pixel, and it is a few lines, linear in the pixels."""
+    """int [H, W]: for each pixel of `mask`, the length of the run of `mask` it lies in along `axis` (0 off it)."""
     lines = np.moveaxis(mask, axis, -1)
-    padded = np.pad(lines, ((0, 0), (1, 1)))  # a False at each end of each row: runs never join across rows
-    flat = padded.ravel()
-    edges = np.diff(flat.view(np.int8))
-    starts, ends = np.nonzero(edges == 1)[0] + 1, np.nonzero(edges == -1)[0] + 1
-    first = np.zeros(flat.size, np.int64)
-    first[starts] = 1
-    run = np.cumsum(first) - 1  # each pixel's run, counted from 0 (-1 before the first)
-    lengths = np.where(flat, (ends - starts)[np.maximum(run, 0)] if starts.size else 0, 0)
-    return np.moveaxis(lengths.reshape(padded.shape)[:, 1:-1], -1, axis)
+    lengths = np.zeros(lines.shape, np.int64)
+    runs = runs_along_rows(lines)[2]
+    lengths[lines] = np.repeat(runs, runs)  # the runs' pixels, in reading order, are the mask's pixels in order
+    return np.moveaxis(lengths, -1, axis)
 
 
 def without_paper_lines(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ from glyphkit.layout import (
     find_lines,
     ink_components,
     paper_lines,
+    runs_along_rows,
     segment_line,
     skew_angle,
     typical_height,
@@ -265,8 +266,7 @@ def _strokes_at_edge(grey: np.ndarray, middle: float) -> bool:
     if dark.all():
         return False
     dark = np.roll(dark, -int(np.argmin(dark)))  # start on a light pixel: no dark piece is split at the ends
-    steps = np.diff(np.concatenate([[0], dark.view(np.int8), [0]]))
-    lengths = np.flatnonzero(steps == -1) - np.flatnonzero(steps == 1)
+    lengths = runs_along_rows(dark[None])[2]
     return len(lengths) >= 2 and lengths.max() < TIGHT_EDGE * dark.size
 
 
@@ -301,8 +301,7 @@ def _stroke_width(tone: np.ndarray) -> float:
         dark = tone < threshold_multiotsu(tone, classes=3)[0]
     except ValueError:  # too few distinct tones for three classes
         dark = tone < threshold_otsu(tone)
-    edges = np.diff(np.pad(dark, ((0, 0), (1, 1))).view(np.int8), axis=1)
-    runs = np.nonzero(edges == -1)[1] - np.nonzero(edges == 1)[1]
+    runs = runs_along_rows(dark)[2]
     runs = runs[runs <= MAX_STROKE * max(tone.shape)]
     return max(1.0, float(np.median(runs))) if runs.size else 1.0
 

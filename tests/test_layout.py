@@ -5,14 +5,16 @@ is known from the drawing, not from the code under test.
 """
 
 import io
+import itertools
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from glyphkit.layout import paper_lines, segment_line, text_of, without_paper_lines
+from glyphkit.layout import paper_lines, runs_along_rows, segment_line, text_of, without_paper_lines
 from glyphkit.preprocess import ImageError, glyphs_from_image, glyphs_of_files
 
 CHAR = 64  # the font size the pages are written in
@@ -427,3 +429,19 @@ def test_a_bold_letter_cropped_tight_to_its_ink_is_read_as_dark_ink(letter):
     glyphs = glyphs_from_image(tight)
     assert len(glyphs) == 1
     assert np.corrcoef(glyphs[0].image.ravel(), with_margin.ravel())[0, 1] > 0.9
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(bool, array_shapes(min_dims=2, max_dims=2, max_side=30)))
+def test_runs_along_rows_are_the_runs_counted_by_hand(mask):
+    """The stroke width, the printed lines' thickness and a tight crop's edge are all measured from these runs."""
+    expected = []
+    for number, row in enumerate(mask.tolist()):
+        column = 0
+        for value, group in itertools.groupby(row):
+            length = len(list(group))
+            if value:
+                expected.append((number, column, length))
+            column += length
+    found = runs_along_rows(mask)
+    assert [tuple(int(v) for v in run) for run in zip(*found)] == expected
