@@ -76,7 +76,6 @@ def paper_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
         runs = _opening(closed, max(15, int(RUN * span)), axis) & mask
         if not runs.any():
             continue
-        across = _run_lengths(runs, 1 - axis)  # how thick the ink is across the line's direction, at each pixel
         # Runs in line with each other, LINE_BREAK of the page apart or less, are pieces of one line.
         labels = label(_closing(runs, max(3, int(LINE_BREAK * span)), axis), connectivity=2)
         for region in regionprops(labels):
@@ -88,7 +87,10 @@ def paper_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
             start, end = region.bbox[axis], region.bbox[2 + axis]
             crosses = start <= EDGE * span and end >= (1 - EDGE) * span  # from near one edge to near the other
             if extent >= PAPER_LINE * span and crosses and thickness <= 0.02 * span + 2:
-                found[rows, cols] |= line & (across[rows, cols] <= thickness + 2)
+                # How thick the ink is across the line at each pixel (a run across it is connected, so it lies
+                # within the line's box).
+                across = _run_lengths(runs[rows, cols], 1 - axis)
+                found[rows, cols] |= line & (across <= thickness + 2)
                 thickest = max(thickest, int(np.ceil(thickness)))
     return found, thickest
 
