@@ -381,6 +381,8 @@ def _without_shade(ink: np.ndarray, regions: list) -> list:
     solid = [r for r in at_edge if r.solidity >= SHADE_SOLIDITY]
     if not solid:
         return regions
+    # Measured on the ink, not taken from the paper's tone (_paper_tone): there, before the light is divided out,
+    # the shade's own dark runs sway the width, and fewer of the shadow condition's glyphs were read.
     stroke = _stroke_width(1 - ink)
     shade = {r.label for r in solid if _inscribed_radius(r, ink.shape) > SHADE_RADIUS * stroke}
     kept = [r for r in regions if r.label not in shade]
