@@ -308,8 +308,10 @@ def _stroke_width(tone: np.ndarray) -> float:
 
 def _paper_noise(contrast: np.ndarray) -> tuple[float, float]:
     """(the paper's median contrast, the spread of its noise): the median of the pixels under MIN_CONTRAST, and
-    the median over the image's tiles of paper (a median contrast under MIN_CONTRAST) of each tile's robust
-    standard deviation. Measured tile by tile, a shadow's or a gradient's slow change is no noise."""
+    the median over the image's tiles of paper (a median contrast under MIN_CONTRAST) of the robust standard
+    deviation of each tile's paper pixels (under MIN_CONTRAST). Measured tile by tile, a shadow's or a gradient's
+    slow change is no noise; and the strokes in a tile are not either (a glyph cropped to its ink is a tile or two,
+    half of each one strokes: counted as noise, they made the ink look no darker than the paper)."""
     step = int(np.ceil(np.sqrt(contrast.size / NOISE_SAMPLE)))
     contrast = contrast[::step, ::step]  # a sample of a large image: its noise is the same, its median faster
     paper = contrast[contrast < MIN_CONTRAST]
@@ -319,10 +321,12 @@ def _paper_noise(contrast: np.ndarray) -> tuple[float, float]:
     if min(contrast.shape) < side:
         return float(np.median(paper)), 0.0
     tiles = _tiles(contrast, side).reshape(-1, side * side)
-    medians = np.median(tiles, axis=1)
-    spread = 1.4826 * np.median(np.abs(tiles - medians[:, None]), axis=1)
-    of_paper = medians < MIN_CONTRAST
-    return float(np.median(paper)), float(np.median(spread[of_paper])) if of_paper.any() else 0.0
+    tiles = tiles[np.median(tiles, axis=1) < MIN_CONTRAST]  # tiles of paper: at least half of each is paper
+    if tiles.size == 0:
+        return float(np.median(paper)), 0.0
+    own = np.where(tiles < MIN_CONTRAST, tiles, np.nan)  # each tile's paper pixels
+    spread = 1.4826 * np.nanmedian(np.abs(own - np.nanmedian(own, axis=1, keepdims=True)), axis=1)
+    return float(np.median(paper)), float(np.median(spread))
 
 
 def _ink(contrast: np.ndarray, drawn: bool, source: str) -> tuple[np.ndarray, float]:
