@@ -33,6 +33,7 @@ from skimage.transform import resize, rotate
 from skimage.util import view_as_blocks
 
 from glyphkit.layout import (
+    MIN_PAPER_SPAN,
     find_lines,
     ink_components,
     paper_lines,
@@ -237,24 +238,23 @@ def _polarity(grey: np.ndarray) -> str:
     """Dark ink on light paper, or light on dark (chalk on a board): the ink is whatever departs most from the
     paper's tone, darker or lighter; a blank page is dark-on-light. The paper's tone is the median of the image's
     outer band (3% wide, so a printed line along an edge does not decide), unless a shadow's edge crosses that band
-    (its tones spread over more than MIXED_BAND, under BETWEEN of them in the middle third): then each pixel is
-    compared with the median of its own tile, 1/6 of the image's short side, which lies in the shadow or in the
-    light as the pixel does. A glyph cropped tight to its ink has two tones in that band too, but its dark tone
+    (its tones spread over more than MIXED_BAND, under BETWEEN of them in the middle third): then the paper has two
+    tones, the band's 10th and 90th percentiles, and ink is darker than the darker one or lighter than the lighter
+    one. The shadow's soft edge lies between the two and counts as neither (compared with one tone, or with the
+    median of its own part of the image, it looked like ink of either kind, and most blank pages with a shadow were
+    read as light on dark). A glyph cropped tight to its ink has two tones in that band too, but its dark tone
     meets the edge in short pieces (TIGHT_EDGE): that is ink, dark on light paper."""
     band = max(1, round(0.03 * min(grey.shape)))
     outer = np.concatenate([a.ravel() for a in (grey[:band], grey[-band:], grey[:, :band], grey[:, -band:])])
     low, high = np.percentile(outer, [10, 90])
-    paper: np.ndarray | float = float(np.median(outer))
-    side = max(8, min(grey.shape) // 6)
+    darkest = lightest = float(np.median(outer))  # the paper's tone, or its darker and lighter tones
     # A shadow's edge: two tones far apart with few between (a gradient of the light has as many between).
     between = np.mean((outer > low + (high - low) / 3) & (outer < high - (high - low) / 3))
     if high - low > MIXED_BAND and between < BETWEEN:
         if _strokes_at_edge(grey, (low + high) / 2):
             return "dark-on-light"
-        if min(grey.shape) >= 2 * side:
-            grey = _tiles(grey, side)
-            paper = np.median(grey, axis=(2, 3), keepdims=True)
-    darker, lighter = np.clip(paper - grey - 0.1, 0, None).mean(), np.clip(grey - paper - 0.1, 0, None).mean()
+        darkest, lightest = float(low), float(high)
+    darker, lighter = np.clip(darkest - grey - 0.1, 0, None).mean(), np.clip(grey - lightest - 0.1, 0, None).mean()
     return "light-on-dark" if lighter > darker else "dark-on-light"
 
 
@@ -295,13 +295,20 @@ def _paper_tone(tone: np.ndarray) -> np.ndarray:
 
 def _stroke_width(tone: np.ndarray) -> float:
     """About how many pixels wide the strokes are: the median length of the darkest runs along the rows (each a
-    stroke crossed), leaving out runs longer than MAX_STROKE of the image. The darkest: below the lowest of three
-    Otsu classes (ink, shade, paper), so that a shadow, darker than paper but lighter than ink, is no stroke."""
+    stroke crossed), leaving out runs longer than MAX_STROKE of the image and runs cut by its left or right edge (a
+    stroke crossed has paper on both sides; a shadow reaching the edge does not, and on blank pages with a shadow
+    its runs, the darkest there, made the width a hundred pixels or more). An image under MIN_PAPER_SPAN wide with
+    no other runs is a glyph cropped to its ink (an H's strokes are all at its edges): its runs are strokes.
+    The darkest: below the lowest of three Otsu classes (ink, shade, paper), so that a shadow, darker than paper
+    but lighter than ink, is no stroke."""
     try:
         dark = tone < threshold_multiotsu(tone, classes=3)[0]
     except ValueError:  # too few distinct tones for three classes
         dark = tone < threshold_otsu(tone)
-    runs = runs_along_rows(dark)[2]
+    _, starts, runs = runs_along_rows(dark)
+    crossed = (starts > 0) & (starts + runs < tone.shape[1])
+    if crossed.any() or tone.shape[1] >= MIN_PAPER_SPAN:
+        runs = runs[crossed]
     runs = runs[runs <= MAX_STROKE * max(tone.shape)]
     return max(1.0, float(np.median(runs))) if runs.size else 1.0
 

@@ -200,6 +200,15 @@ def test_blank_ruled_photos_with_a_margin_line_are_no_handwriting():
             glyphs_from_image(scans.render_blank("ruled", np.random.default_rng(seed)), segment=True)
 
 
+def test_blank_photos_with_a_soft_shadow_are_no_handwriting():
+    """A soft shadow across blank paper: its edge is neither dark ink nor light (it was read as chalk on a board,
+    light on dark, in 2 of these 24), and where the shadow reaches the image's edge its runs are no strokes (taken
+    as strokes a hundred pixels wide, the paper's light was estimated too coarsely, and the shade became ink)."""
+    for seed in range(24):
+        with pytest.raises(ImageError, match="no handwriting found"):
+            glyphs_from_image(scans.render_blank("shadowed", np.random.default_rng(seed)), segment=True)
+
+
 def test_a_blank_page_in_a_batch_is_its_own_error_and_the_others_are_read(tmp_path):
     page([], ruled=60)[0].save(tmp_path / "blank.png")
     page(["HELLO"])[0].save(tmp_path / "note.png")
