@@ -77,6 +77,8 @@ PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several s
 # fits in it); it is dropped, unless it is all the ink there is (a glyph cropped tight to its ink touches the edges
 # too). On the paper test's shadow condition 0.6 read best of 0.6, 1.0 and 1.5 (a stroke's own is 0.5).
 SHADE_SOLIDITY, SHADE_RADIUS = 0.85, 0.6
+EDGE_REMNANT = 0.5  # in an image of one character, parts on its edge with under this share of the largest part clear
+# of the edge are remnants of the paper's edge or a shadow's, not strokes (_without_edge_remnants)
 # Touching letters (split_touching): ink wider than WIDE letter heights may hold several letters. It is cut at its
 # thinnest columns (CUTS_PER_LETTER per height of width, MIN_CHARACTER of a height from each other and the ends)
 # into pieces of at most MAX_CHARACTER heights (the whole ink is always a candidate too). A piece scores the model's
@@ -400,6 +402,20 @@ def _without_shade(ink: np.ndarray, regions: list) -> list:
     return kept or regions
 
 
+def _without_edge_remnants(regions: list, shape: tuple[int, int]) -> list:
+    """One character's parts, without the small ones on the image's edge: where some part lies clear of the edge,
+    parts that touch it with under EDGE_REMNANT of the largest clear part's area are dropped. The character is in
+    the picture; what is left of a shadow's edge where it meets the image's clings to the edge, and taken into the
+    character's box it shrank the glyph. (A glyph cropped to its ink touches the edge with all its parts: kept. A
+    drawing has no paper and no shade: not called for it.)"""
+    height, width = shape
+    at_edge = {r.label for r in regions if min(r.bbox[:2]) == 0 or r.bbox[2] == height or r.bbox[3] == width}
+    clear = [r.area for r in regions if r.label not in at_edge]
+    if not clear:
+        return regions
+    return [r for r in regions if r.label not in at_edge or r.area >= EDGE_REMNANT * max(clear)]
+
+
 def _inscribed_radius(region, shape: tuple[int, int]) -> float:
     """The radius of the largest disc inside a part of the ink. Beyond the image's edge the part is taken to go on
     (a shadow does), so only its other sides are bounded by paper."""
@@ -538,7 +554,7 @@ def glyphs_from_image(
     if not regions:
         raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
     if not segment:
-        lines = [[regions]]
+        lines = [[regions if drawn else _without_edge_remnants(regions, ink.shape)]]
     else:
         lines = [segment_line(row) for row in find_lines(regions)]
     glyphs = []

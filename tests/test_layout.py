@@ -418,6 +418,21 @@ def test_a_wedge_of_shadow_in_a_corner_is_not_part_of_the_letter(corner):
     assert np.corrcoef(glyphs[0].image.ravel(), plain[0].image.ravel())[0, 1] > 0.9
 
 
+@pytest.mark.parametrize("letter", ["A", "S", "7"])
+def test_a_speck_on_the_image_edge_is_no_part_of_one_letter(letter):
+    """A shadow's edge leaves slivers of shade where it meets the image's edge; taken into the letter's box they
+    shrank the glyph. A letter alone in its image reads the same with such a sliver on an edge or in a corner."""
+    image, _ = page([letter], size=(260, 200))
+    grey = np.asarray(image.convert("L")).copy()
+    alone = glyphs_from_image(Image.fromarray(grey))[0].image
+    for rows, cols in [(slice(80, 100), slice(257, 260)), (slice(197, 200), slice(0, 16))]:  # slivers, as a shadow's
+        specked = grey.copy()
+        specked[rows, cols] = 40
+        glyphs = glyphs_from_image(Image.fromarray(specked))
+        assert len(glyphs) == 1
+        assert np.corrcoef(glyphs[0].image.ravel(), alone.ravel())[0, 1] > 0.95
+
+
 def test_a_solid_mark_cropped_to_its_ink_is_read_though_it_looks_like_shade():
     """A thick bar (a dash) cropped to its width reaches two edges and is solid and thicker than a stroke, as a
     shadow's wedge is; it is all the ink there is, so it is read, not refused."""
