@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from glyphkit import scans
 from glyphkit.layout import paper_lines, runs_along_rows, segment_line, text_of, without_paper_lines
-from glyphkit.preprocess import ImageError, glyphs_from_image, glyphs_of_files
+from glyphkit.preprocess import ImageError, glyphs_from_image, glyphs_of_files, row_medians
 
 CHAR = 64  # the font size the pages are written in
 PAPER, INK = (245, 245, 238), (25, 25, 70)
@@ -497,3 +497,22 @@ def test_runs_along_rows_are_the_runs_counted_by_hand(mask):
             column += length
     found = runs_along_rows(mask)
     assert [tuple(int(v) for v in run) for run in zip(*found)] == expected
+
+
+@st.composite
+def rows_and_kept(draw):
+    """A float32 array of a few rows and a mask of the values each row keeps, one at least."""
+    shape = (draw(st.integers(1, 6)), draw(st.integers(1, 40)))
+    values = draw(arrays(np.float32, shape, elements=st.floats(0, 1, width=32)))
+    keep = draw(arrays(bool, shape))
+    keep[:, draw(st.integers(0, shape[1] - 1))] = True
+    return values, keep
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows_and_kept())
+def test_row_medians_are_each_rows_median_of_the_kept_values(case):
+    """The paper's noise is the median spread of each tile's paper pixels, found for all tiles at once."""
+    values, keep = case
+    expected = [np.median(row[kept]) for row, kept in zip(values, keep)]
+    np.testing.assert_allclose(row_medians(values, keep), expected, rtol=1e-6)
