@@ -399,9 +399,7 @@ def _clear_line_remnants(ink: np.ndarray, writing: np.ndarray, near: np.ndarray,
 def _without_shade(ink: np.ndarray, regions: list) -> list:
     """`regions` without the parts of a shadow left as ink: parts that reach the image's edge, are solid and
     thicker than a stroke (SHADE_SOLIDITY, SHADE_RADIUS); all of them when nothing else is left."""
-    height, width = ink.shape
-    at_edge = [r for r in regions if min(r.bbox[:2]) == 0 or r.bbox[2] == height or r.bbox[3] == width]
-    solid = [r for r in at_edge if r.solidity >= SHADE_SOLIDITY]
+    solid = [r for r in regions if _at_edge(r, ink.shape) and r.solidity >= SHADE_SOLIDITY]
     if not solid:
         return regions
     # Measured on the ink, not taken from the paper's tone (_paper_tone): there, before the light is divided out,
@@ -418,12 +416,16 @@ def _without_edge_remnants(regions: list, shape: tuple[int, int]) -> list:
     the picture; what is left of a shadow's edge where it meets the image's clings to the edge, and taken into the
     character's box it shrank the glyph. (A glyph cropped to its ink touches the edge with all its parts: kept. A
     drawing has no paper and no shade: not called for it.)"""
-    height, width = shape
-    at_edge = {r.label for r in regions if min(r.bbox[:2]) == 0 or r.bbox[2] == height or r.bbox[3] == width}
-    clear = [r.area for r in regions if r.label not in at_edge]
+    clear = [r.area for r in regions if not _at_edge(r, shape)]
     if not clear:
         return regions
-    return [r for r in regions if r.label not in at_edge or r.area >= EDGE_REMNANT * max(clear)]
+    return [r for r in regions if not _at_edge(r, shape) or r.area >= EDGE_REMNANT * max(clear)]
+
+
+def _at_edge(region, shape: tuple[int, int]) -> bool:
+    """Whether a part of the ink reaches the edge of an image of `shape`."""
+    y0, x0, y1, x1 = region.bbox
+    return y0 == 0 or x0 == 0 or y1 == shape[0] or x1 == shape[1]
 
 
 def _inscribed_radius(region, shape: tuple[int, int]) -> float:
