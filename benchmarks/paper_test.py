@@ -51,9 +51,10 @@ from rapidfuzz.distance import Levenshtein
 from glyphkit.config import Config
 from glyphkit.data import load_config_split
 from glyphkit.inference import Predictor
+from glyphkit.pieces import PIECE_MODEL
 from glyphkit.predict import FileResult, predict
 from glyphkit.results import command_line, format_value, result_path, write_result
-from glyphkit.rundir import BEST, checkpoint_config, load_checkpoint
+from glyphkit.rundir import BEST, checkpoint_config, load_checkpoint, safe_load
 from glyphkit.scans import (
     BLANK_KINDS,
     CONDITION_NAMES,
@@ -194,9 +195,15 @@ class Bench:
     def text(self, ids) -> str:
         return "".join(self.truth[i] for i in ids)
 
-    def read(self, inputs: list[Path], segment: bool) -> list[FileResult]:
+    def read(self, inputs: list[Path], segment: bool, piece_model: bool = True) -> list[FileResult]:
         """`glyphkit predict` on files or folders, the results in file-name order (the order of rendering)."""
-        return sorted(predict(self.run_dir, inputs, segment=segment, progress=False), key=lambda r: r.file)
+        found = predict(self.run_dir, inputs, segment=segment, progress=False, piece_model=piece_model)
+        return sorted(found, key=lambda r: r.file)
+
+    def piece_model(self) -> dict | None:
+        """How the run's piece model was trained (glyphkit.pieces), or None when it has none."""
+        path = self.run_dir / PIECE_MODEL
+        return safe_load(path).get("trained", {}) if path.exists() else None
 
 
 @dataclass
@@ -288,38 +295,45 @@ def part_conditions(bench: Bench, count: int) -> Part:
 
 
 def part_lines(bench: Bench, count: int) -> Part:
-    """`count` lines of each kind (gapped, touching) read with --segment: count right, CER."""
+    """`count` lines of each kind (gapped, touching) read with --segment: count right, CER. With the run's piece
+    model, and (the same lines again) with the classifier alone."""
     rng = bench.rng("lines")
+    trained = bench.piece_model()
+    readers = {"classifier and piece model": True, "classifier alone": False} if trained else {"classifier": False}
     rows = []
     for kind, (gap, description) in LINE_KINDS.items():
         folder = fresh(bench.out / f"lines_{kind}")
         lines = [bench.line(rng) for _ in range(count)]
         for n, ids in enumerate(lines):
             render_line(bench.images[ids], rng, gap=gap).save(folder / f"{n:04d}.png")
-        results = bench.read([folder], segment=True)
         truth = [bench.text(ids) for ids in lines]
         as_28 = ["".join(bench.as_28(ids)) for ids in lines]
-        read = [r.text.replace("\n", "") for r in results]  # a line read as two rows: its characters still count
-        rows.append(
-            {
-                "lines": kind,
-                "description": description,
-                "count": count,
-                "chars": sum(map(len, truth)),
-                "counted_right": float(np.mean([len(r.glyphs) == len(ids) for r, ids in zip(results, lines)])),
-                "cer": cer(read, truth),
-                "cer_28x28": cer(as_28, truth),
-                "cer_vs_28x28": cer(read, as_28),
-            }
-        )
+        for cuts, piece_model in readers.items():
+            results = bench.read([folder], segment=True, piece_model=piece_model)
+            read = [r.text.replace("\n", "") for r in results]  # a line read as two rows: its characters still count
+            rows.append(
+                {
+                    "lines": kind,
+                    "description": description,
+                    "cuts": cuts,
+                    "count": count,
+                    "chars": sum(map(len, truth)),
+                    "counted_right": float(np.mean([len(r.glyphs) == len(ids) for r, ids in zip(results, lines)])),
+                    "cer": cer(read, truth),
+                    "cer_28x28": cer(as_28, truth),
+                    "cer_vs_28x28": cer(read, as_28),
+                }
+            )
     return Part(
-        result={"lines": {r["lines"]: r for r in rows}},
+        result={"lines": {f"{r['lines']}, {r['cuts']}": r for r in rows}, "piece_model": trained},
         what="Lines of 4-9 test glyphs with small gaps, and with touching letters, read with `glyphkit predict "
         "--segment`: lines whose character count is right and the character error rate (CER), beside the CER of "
-        "the same glyphs read as 28x28 arrays.",
+        "the same glyphs read as 28x28 arrays; with the run's piece model, and the same lines with the classifier "
+        "alone judging the cuts.",
         columns=[
             {"key": "lines", "header": "lines"},
             {"key": "description", "header": "letters"},
+            {"key": "cuts", "header": "cuts judged by"},
             {"key": "count", "header": "lines read", "format": "int"},
             {"key": "chars", "header": "characters", "format": "int"},
             {"key": "counted_right", "header": "character count right", "format": "percent1"},
@@ -329,7 +343,7 @@ def part_lines(bench: Bench, count: int) -> Part:
         ],
         rows=rows,
         data=f"{bench.split} test, {count} lines of each kind, 4-9 glyphs each, glyphs 40-120 px",
-        summary={"lines_per_kind": count},
+        summary={"lines_per_kind": count, **{f"piece_model_{k}": v for k, v in (trained or {}).items()}},
     )
 
 

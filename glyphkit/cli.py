@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from glyphkit import distributed, runs, workflows
+from glyphkit import distributed, pieces, runs, workflows
 from glyphkit.bench import run_benchmark
 from glyphkit.config import BALANCES, PRECISIONS, PRESETS, SCHEDULERS, SHRUNK_SIDES, Config, ConfigError, apply_preset
 from glyphkit.data import DataError
@@ -389,6 +389,34 @@ def build_parser() -> argparse.ArgumentParser:
         "better calibrated on EMNIST-like glyphs but less accurate on scans (docs/evaluation.md#vector-scaling)",
     )
 
+    t = _add_run_command(
+        sub,
+        "train-pieces",
+        help="train a run's piece model, which tells `predict` where touching letters part on a page",
+        description="Train the run's piece model (docs/handwriting.md#touching-letters): lines of the run's "
+        "training glyphs drawn with touching letters, and a small network that learns which pieces of them are one "
+        "character. Writes RUN_DIR/piece_model.pth; `predict` uses it from then on to read pages.",
+    )
+    t.add_argument(
+        "--lines",
+        type=_positive_int,
+        default=pieces.PIECE_LINES,
+        help=f"lines of training glyphs to learn from (default: {pieces.PIECE_LINES:,}, about 50,000 pieces)",
+    )
+    t.add_argument(
+        "--epochs", type=_positive_int, default=pieces.PIECE_EPOCHS, help=f"(default: {pieces.PIECE_EPOCHS})"
+    )
+    t.add_argument("--seed", type=int, default=0, help="seed of the lines and the training (default: 0)")
+    t.add_argument("--data-dir", default=argparse.SUPPRESS, help="folder with the run's split (default: the run's)")
+    t.add_argument(
+        "--device",
+        default=argparse.SUPPRESS,
+        choices=["auto", "cpu", "cuda"],
+        help="where to train (default: the run's device setting)",
+    )
+    t.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     x = _add_run_command(
         sub,
         "export",
@@ -731,6 +759,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_pieces(args: argparse.Namespace) -> int:
+    pieces.train_piece_model(
+        args.run_dir,
+        lines=args.lines,
+        epochs=args.epochs,
+        seed=args.seed,
+        data_dir=getattr(args, "data_dir", None),
+        device=getattr(args, "device", None),
+        progress=not args.no_progress,
+        log=_log,
+    )
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     result = export_run(
         args.run_dir,
@@ -782,6 +824,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "predict": cmd_predict,
     "calibrate": cmd_calibrate,
+    "train-pieces": cmd_train_pieces,
     "export": cmd_export,
     "runs": cmd_runs,
 }

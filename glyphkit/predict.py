@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from glyphkit.config import ConfigError
 from glyphkit.inference import Predictor, load_predictor
 from glyphkit.layout import text_of
-from glyphkit.preprocess import ImageError, glyphs_of_files, image_files
+from glyphkit.pieces import PieceModel
+from glyphkit.preprocess import ImageError, Splitter, glyphs_of_files, image_files, stacked
 from glyphkit.rundir import BEST, atomic_write, atomic_write_text, why_not_writable
 
 TOP_K = 5  # characters listed per glyph
@@ -80,19 +81,23 @@ def predict(
     device: str | None = None,
     progress: bool = True,
     class_prior: str = "train",
+    piece_model: bool = True,
 ) -> list[FileResult]:
     """Read every image in `inputs` (files, and folders recursively) with the run's model.
 
     segment=False: each image is one glyph. segment=True: each image is a page of handwriting of one or more
-    lines, read row by row, each row's characters left to right (blank paper is an error, not a character). A
-    glyph whose best probability (calibrated, when the run is) is below `min_confidence` is answered "unsure".
+    lines, read row by row, each row's characters left to right (blank paper is an error, not a character; touching
+    letters are cut with the run's piece model when it has one: glyphkit.pieces). A glyph whose best probability
+    (calibrated, when the run is) is below `min_confidence` is answered "unsure".
     class_prior "uniform" takes the training class prior out of the answers (for class-balanced use;
-    inference.ClassPrior), "train" answers as the training images were mixed."""
+    inference.ClassPrior), "train" answers as the training images were mixed. piece_model=False cuts touching
+    letters with the classifier alone, as if the run had no piece model."""
     predictor = load_predictor(run_dir, checkpoint, device=device, class_prior=class_prior)
+    split = splitter(predictor, PieceModel.of_run(run_dir, predictor.device) if segment and piece_model else None)
     files = image_files(list(inputs))
     results, glyphs = [], []
     for file, found, error in tqdm(
-        glyphs_of_files(files, segment=segment, polarity=polarity, score=best_log_probability(predictor)),
+        glyphs_of_files(files, segment=segment, polarity=polarity, split=split),
         total=len(files),
         desc="read images",
         disable=not progress or len(files) < 2,
@@ -107,13 +112,15 @@ def predict(
     return results
 
 
-def best_log_probability(predictor: Predictor):
-    """The scorer touching letters are split with (preprocess.split_touching): each glyph's best log-probability."""
+def splitter(predictor: Predictor, pieces: PieceModel | None = None) -> Splitter:
+    """How touching letters are cut (preprocess.split_touching): by each piece's best log-probability under the
+    classifier, and with the run's piece model also by its log-probability of being one character
+    (glyphkit.pieces)."""
 
-    def score(glyphs: np.ndarray) -> np.ndarray:
+    def best(glyphs: np.ndarray) -> np.ndarray:
         return predictor.probabilities(torch.from_numpy(glyphs)).max(1).values.clamp_min(1e-12).log().numpy()
 
-    return score
+    return pieces.splitter(best) if pieces is not None else Splitter(lambda found: best(stacked(found)))
 
 
 def _read(predictor: Predictor, glyphs: list[GlyphPrediction], top_k: int, min_confidence: float) -> None:

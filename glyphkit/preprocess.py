@@ -100,7 +100,7 @@ SOFT_UPSCALE, SOFT_EDGE = 2.0, 0.2
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 
 
-Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 glyphs [N, 28, 28] -> each one's best log-probability [N]
+Scorer = Callable[[list["Glyph"]], np.ndarray]  # candidate pieces -> each one's log-score [N] (see Splitter)
 
 
 class ImageError(ValueError):
@@ -114,6 +114,22 @@ class Glyph:
     image: np.ndarray  # uint8 [28, 28], upright, ink bright on black (as glyphkit holds EMNIST)
     box: tuple[int, int, int, int]
     line: int = 0  # the row of writing it is on, 0 for the top one (with segment; else 0)
+
+
+def stacked(glyphs: list[Glyph]) -> np.ndarray:
+    """The glyphs' 28x28 images as one uint8 array [N, 28, 28], what a model reads in one batch."""
+    return np.stack([g.image for g in glyphs]) if glyphs else np.zeros((0, 28, 28), np.uint8)
+
+
+@dataclass(frozen=True)
+class Splitter:
+    """How split_touching reads touching letters: `score` gives each candidate piece its log-score (the classifier's
+    best log-probability, and with a piece model the log-probability that the piece is one character:
+    glyphkit.pieces); ink wider than `wide` letter heights is cut, and each character costs `cut_cost`."""
+
+    score: Scorer
+    wide: float = WIDE
+    cut_cost: float = CUT_COST
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -474,15 +490,16 @@ def _glyph_of(ink: np.ndarray, mine: np.ndarray, origin: tuple[int, int], span: 
     return Glyph(glyph, (int(origin[0] + x0), int(origin[1] + y0), int(w), int(h)))
 
 
-def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: float, score: Scorer) -> list[Glyph]:
+def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: float, split: Splitter) -> list[Glyph]:
     """The characters in one piece of ink that may hold several touching letters, found by reading them.
 
     Recognition-driven segmentation (as in Casey and Lecolinet's survey of character segmentation): the candidate
     cuts are the columns where the ink is thinnest (local minima of its column sums), every piece between two cuts
-    is made a glyph and scored by the classifier (`score`: the log-probability of its best class) plus the width
-    prior (`width_prior`) less CUT_COST, and dynamic programming picks the cuts whose pieces score best together
-    (the largest sum). The whole ink is one candidate: a wide letter read with confidence (a W, an m) stays whole,
-    while three letters read as one W pay for a width no letter has."""
+    is made a glyph and scored by `split.score` (the classifier's log-probability of its best class, and the piece
+    model's of its being one character) plus the width prior (`width_prior`) less `split.cut_cost`, and dynamic
+    programming picks the cuts whose pieces score best together (the largest sum). The whole ink is one candidate:
+    a wide letter read with confidence (a W, an m) stays whole, while three letters read as one W pay for a width no
+    letter has."""
     y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
     y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
     mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
@@ -504,7 +521,7 @@ def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: f
             pieces.append((i, j))
             glyphs.append(_glyph_of(local, part, (x0, y0)))
             widths.append(columns[-1] - columns[0] + 1)
-    read = score(np.stack([g.image for g in glyphs])) + width_prior(np.array(widths) / height) - CUT_COST
+    read = split.score(glyphs) + width_prior(np.array(widths) / height) - split.cut_cost
     scores = dict(zip(pieces, read))
     found = dict(zip(pieces, glyphs))
     # best[j]: the best total score of reading the ink left of positions[j]; came[j]: where its last piece starts.
@@ -547,14 +564,14 @@ def glyphs_from_image(
     segment: bool = False,
     polarity: str = "auto",
     source: str = "image",
-    score: Scorer | None = None,
+    split: Splitter | None = None,
 ) -> list[Glyph]:
     """One glyph for the whole image, or (segment=True) one per character of a page of handwriting: its rows of
     writing top to bottom (each Glyph's `line`, 0 for the top one), the characters of each left to right.
 
     A photo larger than WORK_PIXELS is read shrunk to that size; a page turned by a few degrees is levelled
-    before its rows are found. With a classifier's `score`, ink too wide for one letter is split where its pieces
-    read best (split_touching); without, touching letters stay one glyph. Boxes are in the image's own pixels."""
+    before its rows are found. With a `split` (a classifier's scores), ink too wide for one letter is cut where its
+    pieces read best (split_touching); without, touching letters stay one glyph. Boxes are in the image's own pixels."""
     image, scale = _working_size(image)
     contrast, drawn = paper_contrast(image, polarity, source)
     angle = skew_angle(contrast >= max(float(threshold_otsu(contrast)), MIN_CONTRAST)) if segment and not drawn else 0.0
@@ -573,8 +590,9 @@ def glyphs_from_image(
     for number, characters in enumerate(lines):
         height = typical_height([region for group in characters for region in group])
         for group in characters:
-            wide = max(r.bbox[3] for r in group) - min(r.bbox[1] for r in group) > WIDE * height
-            found = split_touching(ink, group, labels, height, score) if segment and score and wide else None
+            width = max(r.bbox[3] for r in group) - min(r.bbox[1] for r in group)
+            wide = split is not None and width > split.wide * height
+            found = split_touching(ink, group, labels, height, split) if segment and wide else None
             for glyph in found or [emnist_glyph(ink, group, labels)]:
                 glyph.line = number
                 glyph.box = _original_box(glyph.box, angle, contrast.shape, image.size, scale)
@@ -615,20 +633,20 @@ def _original_box(
 
 
 def glyphs_from_file(
-    path: str | os.PathLike, *, segment: bool = False, polarity: str = "auto", score: Scorer | None = None
+    path: str | os.PathLike, *, segment: bool = False, polarity: str = "auto", split: Splitter | None = None
 ) -> list[Glyph]:
-    return glyphs_from_image(read_image(path), segment=segment, polarity=polarity, source=str(path), score=score)
+    return glyphs_from_image(read_image(path), segment=segment, polarity=polarity, source=str(path), split=split)
 
 
 def glyphs_of_files(
-    files: list[Path], *, segment: bool = False, polarity: str = "auto", score: Scorer | None = None
+    files: list[Path], *, segment: bool = False, polarity: str = "auto", split: Splitter | None = None
 ) -> Iterator[tuple[Path, list[Glyph], str | None]]:
     """(file, its glyphs, None), or (file, [], why it cannot be read) for a bad file: one bad file never stops the
-    others. What `glyphkit predict` and the ONNX runtime read a batch of files with (`score`: see
+    others. What `glyphkit predict` and the ONNX runtime read a batch of files with (`split`: see
     glyphs_from_image)."""
     for file in files:
         try:
-            yield file, glyphs_from_file(file, segment=segment, polarity=polarity, score=score), None
+            yield file, glyphs_from_file(file, segment=segment, polarity=polarity, split=split), None
         except ImageError as exc:
             yield file, [], str(exc)
 

@@ -385,6 +385,24 @@ def _require_safe_torch(path: Path) -> None:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely (weights_only=True: tensors and plain values only, no code runs)."""
     path = Path(path)
+    state = safe_load(path, map_location)
+    if (
+        not isinstance(state, dict)
+        or "model" not in state
+        or "config" not in state
+        or not isinstance(state["config"], dict)
+    ):
+        raise CheckpointError(f"{path} is not a glyphkit checkpoint (no model weights and config inside)")
+    for key in ("model", "ema"):
+        if key == "model" or state.get(key):  # "ema" is None when the run kept no average
+            check_weights(state[key], key, path)
+    return state
+
+
+def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with weights_only=True (tensors and plain values only, no code runs), every failure a
+    CheckpointError that names the file."""
+    path = Path(path)
     if path.is_dir():
         raise CheckpointError(
             f"{path} is a folder, not a checkpoint; give a checkpoint file (.pth) such as {path / BEST}"
@@ -413,20 +431,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(
             f"{path} is truncated, corrupt or not a checkpoint ({first}); use another checkpoint or retrain"
         ) from exc
-    if (
-        not isinstance(state, dict)
-        or "model" not in state
-        or "config" not in state
-        or not isinstance(state["config"], dict)
-    ):
-        raise CheckpointError(f"{path} is not a glyphkit checkpoint (no model weights and config inside)")
-    for key in ("model", "ema"):
-        if key == "model" or state.get(key):  # "ema" is None when the run kept no average
-            _check_weights(state[key], key, path)
     return state
 
 
-def _check_weights(weights: Any, key: str, path: Path) -> None:
+def check_weights(weights: Any, key: str, path: Path) -> None:
     """Refuse a checkpoint entry that should be a state dict (names -> tensors) but is not: an edited or foreign
     file would otherwise fail deep inside torch with a TypeError."""
     if (

@@ -24,7 +24,15 @@ from typing import Any
 import numpy as np
 
 from glyphkit.layout import text_of
-from glyphkit.preprocess import IMAGE_SUFFIXES, POLARITIES, ImageError, glyphs_of_files, image_files
+from glyphkit.preprocess import (
+    IMAGE_SUFFIXES,
+    POLARITIES,
+    ImageError,
+    Splitter,
+    glyphs_of_files,
+    image_files,
+    stacked,
+)
 
 METADATA_KEY = "glyphkit"  # the metadata entry holding the export's description (glyphkit.export writes it)
 BATCH = 256  # glyphs per onnxruntime call
@@ -99,9 +107,9 @@ class OnnxGlyphReader:
         """One answer per image file (folders are read recursively): its glyphs' top characters, or its error.
         All glyphs of all files go through the model in one batched pass."""
         results, glyphs = [], []
-        score = lambda glyphs: np.log(np.maximum(self.probabilities(glyphs).max(1), 1e-12))  # noqa: E731
+        split = Splitter(lambda pieces: np.log(np.maximum(self.probabilities(stacked(pieces)).max(1), 1e-12)))
         files = image_files(list(inputs))
-        for file, found, error in glyphs_of_files(files, segment=segment, polarity=polarity, score=score):
+        for file, found, error in glyphs_of_files(files, segment=segment, polarity=polarity, split=split):
             results.append(
                 {
                     "file": str(file),

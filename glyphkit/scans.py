@@ -374,11 +374,20 @@ def render_line(glyphs: np.ndarray, rng: np.random.Generator, gap: tuple[float, 
     """Glyphs side by side at 40-120 px, on a common baseline with a little vertical jitter, as a scan. `gap`: the
     range of the gaps between neighbours' ink, in glyph widths (line_positions); (-0.08, 0) makes touching letters
     that overlap by up to 0.08 widths."""
+    return degrade(line_ink(glyphs, rng, gap)[0], rng)
+
+
+def line_ink(
+    glyphs: np.ndarray, rng: np.random.Generator, gap: tuple[float, float] = LINE_GAP
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """render_line's ink before it is photographed (float [H, W], 1 = full ink), and where each glyph's strokes
+    are along it: (left, right) columns, right exclusive. The truth the piece model learns from (glyphkit.pieces)."""
     side = int(rng.integers(*LINE_SIDE))
     inks = [scaled(glyph, side) for glyph in glyphs]
     xs, ys = line_positions(inks, rng, gap)
-    canvas, _, _ = _compose(inks, xs, ys, tuple(int(m) for m in rng.integers(*LINE_MARGIN, size=4)))
-    return degrade(canvas, rng)
+    canvas, _, dx = _compose(inks, xs, ys, tuple(int(m) for m in rng.integers(*LINE_MARGIN, size=4)))
+    boxes = [ink_box(ink) for ink in inks]
+    return canvas, [(int(x + dx + left), int(x + dx + right)) for x, (_, left, _, right) in zip(xs, boxes)]
 
 
 def _page_layout(lines: list[list[np.ndarray]], rng: np.random.Generator, gap, side: int):

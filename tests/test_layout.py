@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from glyphkit import scans
 from glyphkit.layout import paper_lines, runs_along_rows, segment_line, text_of, without_paper_lines
-from glyphkit.preprocess import ImageError, glyphs_from_image, glyphs_of_files, row_medians
+from glyphkit.preprocess import ImageError, Splitter, glyphs_from_image, glyphs_of_files, row_medians
 
 CHAR = 64  # the font size the pages are written in
 PAPER, INK = (245, 245, 238), (25, 25, 70)
@@ -289,6 +289,11 @@ def two_bars_touching(right: int = 110) -> Image.Image:
     return image
 
 
+def reading(score) -> Splitter:
+    """A Splitter whose scorer (standing in for the model) answers from the candidate pieces' 28x28 glyphs."""
+    return Splitter(lambda glyphs: score(np.stack([g.image for g in glyphs])))
+
+
 def narrow(glyphs: np.ndarray) -> np.ndarray:
     """Ink columns of each 28x28 glyph: a bar alone is narrow, the two bars together are wide."""
     return (glyphs > 64).any(1).sum(1) <= 12
@@ -300,7 +305,7 @@ def test_touching_letters_come_apart_where_the_pieces_read_best():
     image = two_bars_touching()
     assert len(glyphs_from_image(image, segment=True)) == 1  # without a model to ask, touching letters are one
     confident_of_bars = lambda glyphs: np.where(narrow(glyphs), np.log(0.95), np.log(0.2))  # noqa: E731
-    glyphs = glyphs_from_image(image, segment=True, score=confident_of_bars)
+    glyphs = glyphs_from_image(image, segment=True, split=reading(confident_of_bars))
     assert len(glyphs) == 2
     (xa, _, wa, _), (xb, _, wb, _) = glyphs[0].box, glyphs[1].box
     assert 38 <= xa <= 42 and 60 <= xa + wa <= xb <= 111  # the left bar, then the right, cut on the bridge
@@ -312,14 +317,14 @@ def test_a_wide_letter_read_with_confidence_stays_whole():
     fairly: halves at 0.8 each (log 0.64 in all) lose to the whole at 0.9, and a letter's height of width is a
     likely width for one letter."""
     sure_of_the_whole = lambda glyphs: np.where(narrow(glyphs), np.log(0.8), np.log(0.9))  # noqa: E731
-    assert len(glyphs_from_image(two_bars_touching(right=80), segment=True, score=sure_of_the_whole)) == 1
+    assert len(glyphs_from_image(two_bars_touching(right=80), segment=True, split=reading(sure_of_the_whole))) == 1
 
 
 def test_a_letter_wider_than_most_is_not_read_as_two_narrower_ones():
     """A letter 1.3 heights wide (a wide e), read whole at 0.95 and as two halves at 0.7 each: each extra
     character has to earn its place, so it stays one (on the paper test's pages such an e was read as C3)."""
     sure_of_the_whole = lambda glyphs: np.where((glyphs > 64).any(1).sum(1) >= 20, np.log(0.95), np.log(0.7))  # noqa: E731
-    assert len(glyphs_from_image(two_bars_touching(right=99), segment=True, score=sure_of_the_whole)) == 1
+    assert len(glyphs_from_image(two_bars_touching(right=99), segment=True, split=reading(sure_of_the_whole))) == 1
 
 
 def three_rings_touching() -> Image.Image:
@@ -339,7 +344,7 @@ def test_touching_letters_are_split_even_when_the_model_reads_them_whole_with_co
     reads each alone. A scorer sure of everything (0.9 for any piece): the width decides, and ink two and a half
     letter heights wide is no one letter, so it comes apart into three letter-wide pieces."""
     sure_of_anything = lambda glyphs: np.full(len(glyphs), np.log(0.9))  # noqa: E731
-    glyphs = glyphs_from_image(three_rings_touching(), segment=True, score=sure_of_anything)
+    glyphs = glyphs_from_image(three_rings_touching(), segment=True, split=reading(sure_of_anything))
     assert len(glyphs) == 3
     for glyph, left in zip(glyphs, (40, 100, 160)):
         x, _, w, _ = glyph.box
