@@ -490,8 +490,12 @@ def _glyph_of(ink: np.ndarray, mine: np.ndarray, origin: tuple[int, int], span: 
     return Glyph(glyph, (int(origin[0] + x0), int(origin[1] + y0), int(w), int(h)))
 
 
-def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: float, split: Splitter) -> list[Glyph]:
-    """The characters in one piece of ink that may hold several touching letters, found by reading them.
+def split_touching(
+    ink: np.ndarray, lines: list[list[list]], labels: np.ndarray, split: Splitter
+) -> dict[tuple[int, int], list[Glyph]]:
+    """The characters in each piece of ink of a page that may hold several touching letters, found by reading them:
+    {(line, character's index in it): its characters}, for the characters of `lines` (layout.segment_line's, row
+    by row) wider than `split.wide` of their line's letter height.
 
     Recognition-driven segmentation (as in Casey and Lecolinet's survey of character segmentation): the candidate
     cuts are the columns where the ink is thinnest (local minima of its column sums), every piece between two cuts
@@ -499,7 +503,38 @@ def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: f
     model's of its being one character) plus the width prior (`width_prior`) less `split.cut_cost`, and dynamic
     programming picks the cuts whose pieces score best together (the largest sum). The whole ink is one candidate:
     a wide letter read with confidence (a W, an m) stays whole, while three letters read as one W pay for a width no
-    letter has."""
+    letter has. The pieces of the whole page are scored in one batch: a network called once per piece of ink would
+    spend more on each call than on its glyphs."""
+    candidates: dict[tuple[int, int], Candidates] = {}
+    for number, characters in enumerate(lines):
+        height = typical_height([region for group in characters for region in group])
+        for k, group in enumerate(characters):
+            if max(r.bbox[3] for r in group) - min(r.bbox[1] for r in group) > split.wide * height:
+                candidates[(number, k)] = candidate_pieces(ink, group, labels, height)
+    if not candidates:
+        return {}
+    scores = split.score([glyph for c in candidates.values() for glyph in c.glyphs])
+    ends = np.cumsum([len(c.glyphs) for c in candidates.values()])[:-1]
+    return {
+        key: best_reading(c, read, split.cut_cost)
+        for (key, c), read in zip(candidates.items(), np.split(np.asarray(scores), ends))
+    }
+
+
+@dataclass
+class Candidates:
+    """The pieces one piece of ink may be cut into: piece n runs from cut spans[n][0] to cut spans[n][1] (cut 0 is
+    the ink's left end, cut `last` its right end)."""
+
+    spans: list[tuple[int, int]]
+    glyphs: list[Glyph]
+    widths: np.ndarray  # each piece's ink width, in letter heights
+    last: int
+
+
+def candidate_pieces(ink: np.ndarray, regions: list, labels: np.ndarray, height: float) -> Candidates:
+    """Every piece between two of the ink's thinnest columns (_thin_columns), at most MAX_CHARACTER letter heights
+    wide, and the whole ink, each as a glyph."""
     y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
     y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
     mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
@@ -512,24 +547,30 @@ def split_touching(ink: np.ndarray, regions: list, labels: np.ndarray, height: f
         for j in range(i + 1, last + 1)
         if positions[j] - positions[i] <= MAX_CHARACTER * height or (i, j) == (0, last)
     ]
-    pieces, glyphs, widths = [], [], []
+    kept, glyphs, widths = [], [], []
     for i, j in spans:
         part = np.zeros_like(mine)
         part[:, positions[i] : positions[j]] = mine[:, positions[i] : positions[j]]
         columns = np.flatnonzero(part.any(0))
         if len(columns):  # a piece between two cuts may hold no ink of its own (the cut columns' pixel rounding)
-            pieces.append((i, j))
+            kept.append((i, j))
             glyphs.append(_glyph_of(local, part, (x0, y0)))
-            widths.append(columns[-1] - columns[0] + 1)
-    read = split.score(glyphs) + width_prior(np.array(widths) / height) - split.cut_cost
-    scores = dict(zip(pieces, read))
-    found = dict(zip(pieces, glyphs))
-    # best[j]: the best total score of reading the ink left of positions[j]; came[j]: where its last piece starts.
+            widths.append((columns[-1] - columns[0] + 1) / height)
+    return Candidates(kept, glyphs, np.array(widths), last)
+
+
+def best_reading(candidates: Candidates, scores: np.ndarray, cut_cost: float) -> list[Glyph]:
+    """The pieces whose scores (plus the width prior, less `cut_cost` each) add up to the most, left to right:
+    dynamic programming over the cuts."""
+    read = dict(zip(candidates.spans, scores + width_prior(candidates.widths) - cut_cost))
+    found = dict(zip(candidates.spans, candidates.glyphs))
+    last = candidates.last
+    # best[j]: the best total score of reading the ink left of cut j; came[j]: the cut its last piece starts at.
     best, came = [0.0] + [-np.inf] * last, [0] * (last + 1)
     for j in range(1, last + 1):
         for i in range(j):
-            if (i, j) in scores and best[i] + scores[(i, j)] > best[j]:
-                best[j], came[j] = best[i] + scores[(i, j)], i
+            if (i, j) in read and best[i] + read[(i, j)] > best[j]:
+                best[j], came[j] = best[i] + read[(i, j)], i
     path, j = [], last
     while j > 0:
         path.append(found[(came[j], j)])
@@ -586,14 +627,11 @@ def glyphs_from_image(
         lines = [[regions if drawn else _without_edge_remnants(regions, ink.shape)]]
     else:
         lines = [segment_line(row) for row in find_lines(regions)]
+    cut = split_touching(ink, lines, labels, split) if segment and split is not None else {}
     glyphs = []
     for number, characters in enumerate(lines):
-        height = typical_height([region for group in characters for region in group])
-        for group in characters:
-            width = max(r.bbox[3] for r in group) - min(r.bbox[1] for r in group)
-            wide = split is not None and width > split.wide * height
-            found = split_touching(ink, group, labels, height, split) if segment and wide else None
-            for glyph in found or [emnist_glyph(ink, group, labels)]:
+        for k, group in enumerate(characters):
+            for glyph in cut.get((number, k)) or [emnist_glyph(ink, group, labels)]:
                 glyph.line = number
                 glyph.box = _original_box(glyph.box, angle, contrast.shape, image.size, scale)
                 glyphs.append(glyph)

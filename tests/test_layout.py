@@ -312,6 +312,22 @@ def test_touching_letters_come_apart_where_the_pieces_read_best():
     assert 129 <= xb + wb <= 133
 
 
+def test_the_pieces_of_a_page_are_read_in_one_batch():
+    """Two pairs of touching bars on one line: every candidate piece of both goes to the scorer in one call (a network
+    called once per piece of ink spends more on the calls than on the glyphs), and both pairs come apart."""
+    image = Image.new("L", (400, 140), 240)
+    image.paste(two_bars_touching(), (0, 0))
+    image.paste(two_bars_touching(), (200, 0))
+    calls = []
+
+    def confident_of_bars(glyphs):
+        calls.append(len(glyphs))
+        return np.where(narrow(glyphs), np.log(0.95), np.log(0.2))
+
+    glyphs = glyphs_from_image(image, segment=True, split=reading(confident_of_bars))
+    assert len(calls) == 1 and len(glyphs) == 4
+
+
 def test_a_wide_letter_read_with_confidence_stays_whole():
     """Ink as wide as it is tall (a W, an m), which the scorer reads whole with confidence and its pieces only
     fairly: halves at 0.8 each (log 0.64 in all) lose to the whole at 0.9, and a letter's height of width is a
