@@ -523,8 +523,8 @@ def split_touching(
 
 @dataclass
 class Candidates:
-    """The pieces one piece of ink may be cut into: piece n runs from cut spans[n][0] to cut spans[n][1] (cut 0 is
-    the ink's left end, cut `last` its right end)."""
+    """The pieces one piece of ink may be cut into: each span (i, j) is the piece from cut i to cut j (cut 0 is the
+    ink's left end, cut `last` its right end)."""
 
     spans: list[tuple[int, int]]
     glyphs: list[Glyph]
