@@ -39,11 +39,13 @@ import glyphkit
 from glyphkit.batches import pad_to_size
 from glyphkit.download import file_sha256
 from glyphkit.inference import INFERENCE_BATCH, Calibrator, Predictor, load_trained_run
+from glyphkit.pieces import PieceModel
 from glyphkit.rundir import BEST, atomic_write, checkpoint_path, why_not_writable, write_json
 from glyphkit.runtime_onnx import METADATA_KEY  # the ONNX metadata_props entry (and .pt2 extra file) of the JSON
 
 FORMATS = {"onnx": ".onnx", "torch": ".pt2"}  # --format -> file suffix
 INPUT_NAME, OUTPUT_NAME = "glyphs", "probabilities"
+PIECES_OUTPUT = "one_character"  # the second output of a run with a piece model (glyphkit.pieces)
 TRACE_BATCH = 4  # example batch the graph is traced with: >= 2, since torch.export fixes dimensions of size 1
 PARITY_IMAGES = 5000  # test images each export is checked on (0: the run's whole test split)
 MAX_PROBABILITY_DIFFERENCE = 1e-4  # largest |p_exported - p_pytorch| accepted (fp32 both: ~1e-6 is usual)
@@ -77,9 +79,11 @@ class GlyphClassifier(nn.Module):
         input_size: int,
         calibrator: Calibrator | None = None,
         logit_shift: torch.Tensor | None = None,
+        pieces: nn.Module | None = None,
     ):
         super().__init__()
         self.network = network.eval()
+        self.pieces = pieces.eval() if pieces is not None else None  # the run's piece model, when it has one
         self.mean, self.std, self.input_size = mean, std, input_size
         calibrator = calibrator or Calibrator.identity()
         # The class prior's logit adjustment (inference.prior_shift), a constant bias folded into the graph rather
@@ -91,7 +95,7 @@ class GlyphClassifier(nn.Module):
         self.register_buffer("bias", calibrator.bias.float().clone())
 
     @classmethod
-    def from_predictor(cls, predictor: Predictor) -> GlyphClassifier:
+    def from_predictor(cls, predictor: Predictor, pieces: PieceModel | None = None) -> GlyphClassifier:
         """fp32, on the CPU, in the default memory layout: what exporters and every runtime expect."""
         c = predictor.config
         network = predictor.model.float().cpu().to(memory_format=torch.contiguous_format)
@@ -102,12 +106,19 @@ class GlyphClassifier(nn.Module):
             input_size=c.input_size,
             calibrator=predictor.calibrator,
             logit_shift=predictor.logit_shift,
+            pieces=pieces.network.float().cpu() if pieces is not None else None,
         )
 
-    def forward(self, glyphs: torch.Tensor) -> torch.Tensor:
+    def forward(self, glyphs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities [N, classes]; with a piece model also each glyph's log-probability of being one
+        character [N] (it reads the 28x28 glyph itself, normalised as the network's input is)."""
         x = pad_to_size(glyphs / 255.0, self.input_size)
         logits = self.network((x - self.mean) / self.std) + self.logit_shift
-        return torch.softmax(logits * self.scale + self.bias, dim=1)
+        probabilities = torch.softmax(logits * self.scale + self.bias, dim=1)
+        if self.pieces is None:
+            return probabilities
+        one_character = torch.log_softmax(self.pieces((glyphs / 255.0 - self.mean) / self.std), dim=1)[:, 1]
+        return probabilities, one_character
 
 
 @dataclass
@@ -159,18 +170,23 @@ def export_run(
         limit_test=parity_images or None,
         class_prior=class_prior,
     )
-    classifier = GlyphClassifier.from_predictor(run.predictor)
+    pieces = PieceModel.of_run(run_dir)
+    classifier = GlyphClassifier.from_predictor(run.predictor, pieces)
     glyphs = run.images.unsqueeze(1).float()  # [N, 1, 28, 28], 0..255: what the exported graph takes
-    reference = classifier_probabilities(classifier, glyphs)
+    reference, reference_pieces = classifier_outputs(classifier, glyphs)
     with tempfile.TemporaryDirectory(prefix="glyphkit-export-") as tmp:
         draft = Path(tmp) / f"model{FORMATS[format]}"
         exporter = export_onnx(classifier, draft, log) if format == "onnx" else export_torch(classifier, draft)
-        exported = (
-            onnx_probabilities(draft, glyphs.numpy())
+        exported, exported_pieces = (
+            onnx_outputs(draft, glyphs.numpy())
             if format == "onnx"
-            else classifier_probabilities(torch.export.load(draft).module(), glyphs)
+            else classifier_outputs(torch.export.load(draft).module(), glyphs)
         )
         parity = compare(reference, exported, run.labels.numpy())
+        if pieces is not None:  # the piece model's probabilities of one character must agree as closely
+            difference = float(np.abs(np.exp(reference_pieces) - np.exp(exported_pieces)).max())
+            parity["max_piece_difference"] = difference
+            parity["passed"] = parity["passed"] and difference <= MAX_PROBABILITY_DIFFERENCE
         parity.update(images=len(glyphs), split=run.split, reference="PyTorch, fp32, eager")
         if not parity["passed"]:
             raise ExportError(
@@ -178,7 +194,7 @@ def export_run(
                 f"({describe_parity(parity)}); nothing was written. Try the other --format, or "
                 "another torch/onnx version"
             )
-        metadata = describe_export(run, source, format, exporter, parity)
+        metadata = describe_export(run, source, format, exporter, parity, pieces)
         save_with_metadata(draft, output, format, metadata)
     return ExportResult(output, format, metadata, exported)
 
@@ -203,11 +219,23 @@ def check_writable(output: Path) -> None:
 
 
 @torch.no_grad()
+def classifier_outputs(
+    module: Callable[[torch.Tensor], Any], glyphs: torch.Tensor, batch_size: int = INFERENCE_BATCH
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities [N, classes] of a GlyphClassifier (or its exported program) for float glyphs, in batches, and
+    its piece model's log-probabilities of one character [N] (None without one)."""
+    with torch.no_grad():
+        outputs = [module(glyphs[i : i + batch_size]) for i in range(0, len(glyphs), batch_size)]
+    if outputs and isinstance(outputs[0], (tuple, list)):
+        return torch.cat([o[0] for o in outputs]).numpy(), torch.cat([o[1] for o in outputs]).numpy()
+    return torch.cat(outputs).numpy(), None
+
+
 def classifier_probabilities(
-    module: Callable[[torch.Tensor], torch.Tensor], glyphs: torch.Tensor, batch_size: int = INFERENCE_BATCH
+    module: Callable[[torch.Tensor], Any], glyphs: torch.Tensor, batch_size: int = INFERENCE_BATCH
 ) -> np.ndarray:
     """Probabilities [N, classes] of a GlyphClassifier (or its exported program) for float glyphs, in batches."""
-    return torch.cat([module(glyphs[i : i + batch_size]) for i in range(0, len(glyphs), batch_size)]).numpy()
+    return classifier_outputs(module, glyphs, batch_size)[0]
 
 
 def onnx_session(path: str | os.PathLike):
@@ -217,11 +245,15 @@ def onnx_session(path: str | os.PathLike):
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def onnx_probabilities(path: str | os.PathLike, glyphs: np.ndarray, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
+def onnx_outputs(
+    path: str | os.PathLike, glyphs: np.ndarray, batch_size: int = INFERENCE_BATCH
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """What an exported ONNX file answers for float glyphs: probabilities, and its one-character
+    log-probabilities when it carries a piece model (else None)."""
     session = onnx_session(path)
-    return np.concatenate(
-        [session.run(None, {INPUT_NAME: glyphs[i : i + batch_size]})[0] for i in range(0, len(glyphs), batch_size)]
-    )
+    outputs = [session.run(None, {INPUT_NAME: glyphs[i : i + batch_size]}) for i in range(0, len(glyphs), batch_size)]
+    pieces = np.concatenate([o[1] for o in outputs]) if outputs and len(outputs[0]) > 1 else None
+    return np.concatenate([o[0] for o in outputs]), pieces
 
 
 def _dynamic_batch() -> dict:
@@ -230,6 +262,10 @@ def _dynamic_batch() -> dict:
 
 def example_glyphs() -> torch.Tensor:
     return torch.rand(TRACE_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 255
+
+
+def output_names(classifier: GlyphClassifier) -> list[str]:
+    return [OUTPUT_NAME] if classifier.pieces is None else [OUTPUT_NAME, PIECES_OUTPUT]
 
 
 def export_onnx(classifier: GlyphClassifier, path: Path, log: Callable[[str], None] = print) -> str:
@@ -243,7 +279,7 @@ def export_onnx(classifier: GlyphClassifier, path: Path, log: Callable[[str], No
                 (example_glyphs(),),
                 dynamo=True,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=output_names(classifier),
                 dynamic_shapes=_dynamic_batch(),
                 opset_version=ONNX_OPSET,
                 verbose=False,
@@ -264,9 +300,9 @@ def export_onnx(classifier: GlyphClassifier, path: Path, log: Callable[[str], No
             str(path),
             dynamo=False,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=output_names(classifier),
             opset_version=ONNX_OPSET,
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamic_axes={INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in output_names(classifier)}},
         )
     return "torch.onnx torchscript"
 
@@ -298,7 +334,9 @@ def describe_parity(parity: dict[str, Any]) -> str:
     )
 
 
-def describe_export(run, source: Path, format: str, exporter: str, parity: dict[str, Any]) -> dict[str, Any]:
+def describe_export(
+    run, source: Path, format: str, exporter: str, parity: dict[str, Any], pieces: PieceModel | None = None
+) -> dict[str, Any]:
     """The JSON that travels with the exported file: what goes in, what comes out, where it came from."""
     c = run.config
     return {
@@ -327,6 +365,8 @@ def describe_export(run, source: Path, format: str, exporter: str, parity: dict[
         # answers_for: the prior the probabilities are for (uniform: class-balanced); counts: the training images
         # per class; logits: the prior the network's raw logits carry (uniform when trained with --balance)
         "class_prior": {"answers_for": run.predictor.class_prior, **run.predictor.prior.to_state()},
+        # with a piece model: its output, and how runtime_onnx cuts touching letters with it (glyphkit.pieces)
+        "pieces": None if pieces is None else pieces.describe(PIECES_OUTPUT),
         "folded_in": {"scale": 1 / 255, "mean": c.norm_mean, "std": c.norm_std, "network_input_size": c.input_size},
         "checkpoint": run.checkpoint,
         "checkpoint_sha256": file_sha256(source),

@@ -125,11 +125,20 @@ class PieceModel:
     """A trained piece model: log_one_character(glyphs) is each 28x28 piece's log-probability of being one
     character."""
 
-    def __init__(self, network: nn.Module, mean: float, std: float, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        network: nn.Module,
+        mean: float,
+        std: float,
+        device: str | torch.device = "cpu",
+        trained: dict | None = None,
+        precision: str = "auto",
+    ):
         self.device = resolve_device(str(device))
         self.network = network.to(self.device).eval()
         self.mean, self.std = mean, std
-        self.amp_dtype = autocast_dtype(self.device)
+        self.amp_dtype = autocast_dtype(self.device, precision)
+        self.trained = trained or {}  # how it was trained (train_piece_model), as its file records it
 
     def inputs(self, glyphs: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 glyphs [N, 28, 28] as the network's normalised input [N, 1, 28, 28]."""
@@ -156,6 +165,18 @@ class PieceModel:
 
         return Splitter(both, PIECE_WIDE, PIECE_CUT_COST)
 
+    def describe(self, output: str) -> dict[str, Any]:
+        """An export's description of it (glyphkit.export): its output, and how to cut touching letters with it
+        (runtime_onnx reads these, so it needs neither torch nor this module)."""
+        return {
+            "output": output,
+            "meaning": "log-probability that the glyph is exactly one character (not part of one, or parts of two)",
+            "weight": PIECE_WEIGHT,
+            "wide": PIECE_WIDE,
+            "cut_cost": PIECE_CUT_COST,
+            "trained": self.trained,
+        }
+
     def state(self, **trained: Any) -> dict[str, Any]:
         """The checkpoint dict: weights, the input normalisation, and how it was trained."""
         return {
@@ -165,8 +186,9 @@ class PieceModel:
         }
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> PieceModel:
-        """A piece model file (loaded safely: weights_only)."""
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "auto") -> PieceModel:
+        """A piece model file (loaded safely: weights_only), run with autocast as `precision` says (the run's own, so
+        that it reads as its run does: inference.Predictor)."""
         state = safe_load(path)
         spec = state.get("piece_model") if isinstance(state, dict) else None
         if not isinstance(spec, dict) or "model" not in state:
@@ -177,13 +199,15 @@ class PieceModel:
             network.load_state_dict(state["model"])
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: the weights do not fit a piece model; the file is damaged") from exc
-        return cls(network, float(spec["mean"]), float(spec["std"]), device)
+        return cls(network, float(spec["mean"]), float(spec["std"]), device, state.get("trained"), precision)
 
     @classmethod
-    def of_run(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PieceModel | None:
+    def of_run(
+        cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "auto"
+    ) -> PieceModel | None:
         """The run's piece model, or None when it has none."""
         path = Path(run_dir) / PIECE_MODEL
-        return cls.load(path, device) if path.exists() else None
+        return cls.load(path, device, precision) if path.exists() else None
 
 
 def fit(model: PieceModel, pieces: Pieces, epochs: int, seed: int, progress: bool = True) -> None:
@@ -244,7 +268,9 @@ def train_piece_model(
     rendered = time.perf_counter()
     log(f"{len(pieces.images):,} pieces from {lines:,} lines, {pieces.one_character.mean():.0%} of them one character")
     network = GlyphNet(2, PIECE_DROPOUT, True, PIECE_WIDTH)
-    model = PieceModel(network, float(config.norm_mean), float(config.norm_std), device or config.device)
+    model = PieceModel(
+        network, float(config.norm_mean), float(config.norm_std), device or config.device, precision=config.precision
+    )
     fit(model, pieces, epochs, seed, progress)
     seconds = {"render_seconds": rendered - started, "train_seconds": time.perf_counter() - rendered}
     held_out = Pieces(np.zeros((0, 28, 28), np.uint8), np.zeros(0, bool))

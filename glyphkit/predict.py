@@ -93,7 +93,10 @@ def predict(
     inference.ClassPrior), "train" answers as the training images were mixed. piece_model=False cuts touching
     letters with the classifier alone, as if the run had no piece model."""
     predictor = load_predictor(run_dir, checkpoint, device=device, class_prior=class_prior)
-    split = splitter(predictor, PieceModel.of_run(run_dir, predictor.device) if segment and piece_model else None)
+    pieces = None
+    if segment and piece_model:  # read as the run reads: its device and precision
+        pieces = PieceModel.of_run(run_dir, predictor.device, predictor.config.precision)
+    split = splitter(predictor, pieces)
     files = image_files(list(inputs))
     results, glyphs = [], []
     for file, found, error in tqdm(

@@ -88,12 +88,28 @@ class OnnxGlyphReader:
 
     def probabilities(self, glyphs: np.ndarray) -> np.ndarray:
         """Probabilities [N, classes] for upright uint8 (or 0..255 float) glyphs [N, 28, 28]."""
+        return self.outputs(glyphs)[0]
+
+    def outputs(self, glyphs: np.ndarray) -> list[np.ndarray]:
+        """Every output of the graph for upright uint8 (or 0..255 float) glyphs [N, 28, 28]: the probabilities
+        [N, classes], and with a piece model each glyph's log-probability of being one character [N]."""
         x = np.asarray(glyphs, dtype=np.float32).reshape(-1, 1, 28, 28)
         if not len(x):
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return np.concatenate(
-            [self.session.run(None, {self.input_name: x[i : i + BATCH]})[0] for i in range(0, len(x), BATCH)]
-        )
+            return [np.zeros((0, len(self.classes)), dtype=np.float32), np.zeros(0, dtype=np.float32)]
+        batches = [self.session.run(None, {self.input_name: x[i : i + BATCH]}) for i in range(0, len(x), BATCH)]
+        return [np.concatenate(parts) for parts in zip(*batches)]
+
+    def splitter(self) -> Splitter:
+        """How touching letters are cut: as glyphkit.predict cuts them, with the piece model the file carries
+        (its weight, width and cost from the metadata) or with the classifier alone."""
+        pieces = self.metadata.get("pieces")
+
+        def score(found: list) -> np.ndarray:
+            outputs = self.outputs(stacked(found))
+            best = np.log(np.maximum(outputs[0].max(1), 1e-12))
+            return best if not pieces else best + pieces["weight"] * outputs[1]
+
+        return Splitter(score, pieces["wide"], pieces["cut_cost"]) if pieces else Splitter(score)
 
     def read(
         self,
@@ -107,9 +123,8 @@ class OnnxGlyphReader:
         """One answer per image file (folders are read recursively): its glyphs' top characters, or its error.
         All glyphs of all files go through the model in one batched pass."""
         results, glyphs = [], []
-        split = Splitter(lambda pieces: np.log(np.maximum(self.probabilities(stacked(pieces)).max(1), 1e-12)))
         files = image_files(list(inputs))
-        for file, found, error in glyphs_of_files(files, segment=segment, polarity=polarity, split=split):
+        for file, found, error in glyphs_of_files(files, segment=segment, polarity=polarity, split=self.splitter()):
             results.append(
                 {
                     "file": str(file),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -103,9 +104,9 @@ def test_an_export_that_computes_something_else_is_an_error_and_nothing_is_writt
     def subtly_wrong(path, glyphs, batch_size=256):  # what a buggy exporter does: most answers right, some not
         p = np.full((len(glyphs), len(TINY_CHARS)), 1 / len(TINY_CHARS), dtype=np.float32)
         p[:, 0] = 0.5
-        return p
+        return p, None
 
-    monkeypatch.setattr(export, "onnx_probabilities", subtly_wrong)
+    monkeypatch.setattr(export, "onnx_outputs", subtly_wrong)
     output = tmp_path / "m.onnx"
     assert cli.main(["export", str(run_dir), "--output", str(output)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -210,6 +211,40 @@ def test_the_onnx_runtime_reads_a_page_row_by_row(run_dir, tmp_path):
     assert [g["line"] for g in answer["glyphs"]] == [0, 0, 0, 1, 1]
     chars = [g["prediction"] for g in answer["glyphs"]]
     assert answer["text"] == "".join(chars[:3]) + "\n" + "".join(chars[3:])
+
+
+@pytest.mark.slow
+def test_an_export_carries_the_piece_model_and_the_onnx_runtime_cuts_as_predict_does(run_dir, tmp_path):
+    """A run with a piece model exports it as a second output, described in the metadata; the ONNX runtime then
+    reads pages as `predict --segment` does with the run itself."""
+    from glyphkit.pieces import PIECE_WEIGHT, PieceModel, train_piece_model
+    from glyphkit.predict import predict
+    from glyphkit.runtime_onnx import OnnxGlyphReader
+    from tests.test_layout import three_rings_touching, two_bars_touching
+    from tests.test_pieces import line_of_bars
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    train_piece_model(run, lines=8, epochs=1, progress=False, log=lambda *_: None)
+    model = export.export_run(run, "onnx", tmp_path / "m.onnx", log=lambda *_: None).path
+    reader = OnnxGlyphReader(model)
+    assert [o.name for o in reader.session.get_outputs()] == ["probabilities", "one_character"]
+    assert reader.metadata["pieces"]["weight"] == PIECE_WEIGHT
+    assert reader.metadata["parity"]["max_piece_difference"] <= export.MAX_PROBABILITY_DIFFERENCE
+
+    glyphs = np.random.default_rng(0).integers(0, 256, (5, 28, 28)).astype(np.uint8)
+    expected = PieceModel.of_run(run, precision="fp32").log_one_character(glyphs)  # the run is fp32
+    assert np.allclose(reader.outputs(glyphs)[1], expected, atol=1e-4)
+
+    pages = [line_of_bars(tmp_path / "bars.png")]
+    for n, image in enumerate((two_bars_touching(), two_bars_touching(right=80), three_rings_touching())):
+        image.save(tmp_path / f"touching{n}.png")
+        pages.append(tmp_path / f"touching{n}.png")
+    by_onnx = reader.read(pages, segment=True)
+    by_torch = predict(run, pages, segment=True, progress=False)
+    for onnx_answer, torch_answer in zip(by_onnx, by_torch):
+        assert [tuple(g["box"]) for g in onnx_answer["glyphs"]] == [g.box for g in torch_answer.glyphs]
+        assert onnx_answer["text"] == torch_answer.text
 
 
 def test_the_onnx_runtime_refuses_a_model_glyphkit_did_not_write(tmp_path):
