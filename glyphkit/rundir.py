@@ -418,6 +418,11 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not a pickle asking to run code: bytes that are no pickle at all
+            raise CheckpointError(
+                f"{path} is truncated, corrupt or not a checkpoint (not a PyTorch file); use another checkpoint "
+                "or retrain"
+            ) from exc
         # torch's message is a page of advice; keep the line that names what the file wanted to run.
         detail = next((line.strip() for line in str(exc).splitlines() if "WeightsUnpickler error" in line), "")
         detail = detail.replace("WeightsUnpickler error: ", "").split(" was not an allowed")[0] or "a pickled object"

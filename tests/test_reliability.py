@@ -550,6 +550,15 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
+def test_a_checkpoint_of_random_bytes_is_called_corrupt_not_unsafe(capsys, run_copy, tiny_data_dir):
+    """Bytes that are no pickle at all (a file overwritten by something else) are a damaged checkpoint; torch's
+    page of advice about weights_only (which says to file an issue) is not shown."""
+    (run_copy / ckpt.BEST).write_bytes(b"not a checkpoint at all")
+    code, _, err = run_cli(capsys, "evaluate", run_copy, "--data-dir", tiny_data_dir, "--no-progress")
+    assert_user_error(code, err, str(run_copy / ckpt.BEST), "truncated, corrupt")
+    assert "refused" not in err and "file an issue" not in err
+
+
 def test_pickled_payload_is_refused_and_never_runs(capsys, run_copy, tiny_data_dir, tmp_path):
     state = torch.load(run_copy / ckpt.LATEST, weights_only=True)
     # The payload is live: an unsafe load runs it (on a copy, with its own marker)...
