@@ -49,8 +49,8 @@ from glyphkit.scans import degrade, line_ink
 PIECE_MODEL = "piece_model.pth"  # in the run folder, beside best_model.pth
 
 # How the pieces are read (preprocess.Splitter) when a run has a piece model. Chosen on the paper test's gapped and
-# touching lines (benchmarks/paper_test.py --parts lines), with the fast preset's run: weights 1-4, widths 0.4-1.2,
-# costs 0-0.75 were tried.
+# touching lines (benchmarks/paper_test.py --parts lines) with the fast preset's run, weights 1-4, widths 0.4-1.2 and
+# costs 0-0.75 tried; checked on lines of validation glyphs by benchmarks/experiments/piece_tuning.py.
 PIECE_WEIGHT = 4.0  # its log-probability counts this many times the classifier's: it judges the cuts, not the class
 PIECE_WIDE = 0.7  # ink from 0.7 letter heights wide may be two letters (two touching 1s are narrower than 1.2)
 PIECE_CUT_COST = 0.0  # the piece model stops a wide letter being read as two, which CUT_COST did without it
