@@ -106,6 +106,9 @@ def line_pieces(image, extents: list[tuple[int, int]]) -> tuple[list[Glyph], lis
         return [], []
     scored = {id(g) for g in seen}
     pieces = seen + [g for g in read if id(g) not in scored]  # ink too narrow to cut is one character, read whole
+    # The candidates' boxes are on the levelled working image, the extents on the drawing. A line is drawn level and
+    # under WORK_PIXELS, so the two agree; a line levelled by a degree or so moves its columns by a pixel or two,
+    # within PIXEL_SLACK and the coverage shares' margins.
     return pieces, [is_one_character(g.box, extents) for g in pieces]
 
 
