@@ -79,10 +79,11 @@ PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several s
 SHADE_SOLIDITY, SHADE_RADIUS = 0.85, 0.6
 EDGE_REMNANT = 0.5  # in an image of one character, parts on its edge with under this share of the largest part clear
 # of the edge are remnants of the paper's edge or a shadow's, not strokes (_without_edge_remnants)
-# Touching letters (split_touching): ink wider than WIDE letter heights may hold several letters. It is cut at its
-# thinnest columns (CUTS_PER_LETTER per height of width, MIN_CHARACTER of a height from each other and the ends)
-# into pieces of at most MAX_CHARACTER heights (the whole ink is always a candidate too). A piece scores the model's
-# log-probability plus a log-normal prior on a character's width, less CUT_COST:
+# Touching letters (split_touching), as a run without a piece model reads them (with one, glyphkit.pieces sets
+# the width, the cost and the piece model's weight): ink wider than WIDE letter heights may hold several letters.
+# It is cut at its thinnest columns (CUTS_PER_LETTER per height of width, MIN_CHARACTER of a height from each
+# other and the ends) into pieces of at most MAX_CHARACTER heights (the whole ink is always a candidate too). A
+# piece scores the model's log-probability plus a log-normal prior on a character's width, less CUT_COST:
 # - the prior: CHARACTER_WIDTH of the line's letter height, give or take WIDTH_SPREAD in log, what EMNIST's own
 #   training glyphs show (proxy47: the width of a glyph's ink is 0.77 of its long side as a geometric mean, with a
 #   standard deviation of 0.33 in log; benchmarks/experiments/glyph_width.py measures them). Without it the model
