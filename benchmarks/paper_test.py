@@ -294,6 +294,35 @@ def part_conditions(bench: Bench, count: int) -> Part:
     )
 
 
+@dataclass
+class Lines:
+    """Rendered lines of one kind: the folder of their images, and which glyphs each line shows."""
+
+    kind: str
+    folder: Path
+    glyphs: list[np.ndarray]
+
+
+def draw_lines(bench: Bench, rng: np.random.Generator, kind: str, count: int) -> Lines:
+    """`count` lines of 4-9 of the bench's glyphs, spaced as LINE_KINDS[kind] says, drawn as scans."""
+    folder = fresh(bench.out / f"lines_{kind}")
+    lines = [bench.line(rng) for _ in range(count)]
+    for n, ids in enumerate(lines):
+        render_line(bench.images[ids], rng, gap=LINE_KINDS[kind][0]).save(folder / f"{n:04d}.png")
+    return Lines(kind, folder, lines)
+
+
+def read_lines(bench: Bench, lines: Lines, piece_model: bool) -> dict:
+    """The lines read with --segment: the share whose character count is right, and the CER."""
+    results = bench.read([lines.folder], segment=True, piece_model=piece_model)
+    read = [r.text.replace("\n", "") for r in results]  # a line read as two rows: its characters still count
+    return {
+        "counted_right": float(np.mean([len(r.glyphs) == len(ids) for r, ids in zip(results, lines.glyphs)])),
+        "cer": cer(read, [bench.text(ids) for ids in lines.glyphs]),
+        "read": read,
+    }
+
+
 def part_lines(bench: Bench, count: int) -> Part:
     """`count` lines of each kind (gapped, touching) read with --segment: count right, CER. With the run's piece
     model, and (the same lines again) with the classifier alone."""
@@ -301,16 +330,12 @@ def part_lines(bench: Bench, count: int) -> Part:
     trained = bench.piece_model()
     readers = {"classifier and piece model": True, "classifier alone": False} if trained else {"classifier": False}
     rows = []
-    for kind, (gap, description) in LINE_KINDS.items():
-        folder = fresh(bench.out / f"lines_{kind}")
-        lines = [bench.line(rng) for _ in range(count)]
-        for n, ids in enumerate(lines):
-            render_line(bench.images[ids], rng, gap=gap).save(folder / f"{n:04d}.png")
-        truth = [bench.text(ids) for ids in lines]
-        as_28 = ["".join(bench.as_28(ids)) for ids in lines]
+    for kind, (_, description) in LINE_KINDS.items():
+        lines = draw_lines(bench, rng, kind, count)
+        truth = [bench.text(ids) for ids in lines.glyphs]
+        as_28 = ["".join(bench.as_28(ids)) for ids in lines.glyphs]
         for cuts, piece_model in readers.items():
-            results = bench.read([folder], segment=True, piece_model=piece_model)
-            read = [r.text.replace("\n", "") for r in results]  # a line read as two rows: its characters still count
+            scores = read_lines(bench, lines, piece_model)
             rows.append(
                 {
                     "lines": kind,
@@ -318,10 +343,10 @@ def part_lines(bench: Bench, count: int) -> Part:
                     "cuts": cuts,
                     "count": count,
                     "chars": sum(map(len, truth)),
-                    "counted_right": float(np.mean([len(r.glyphs) == len(ids) for r, ids in zip(results, lines)])),
-                    "cer": cer(read, truth),
+                    "counted_right": scores["counted_right"],
+                    "cer": scores["cer"],
                     "cer_28x28": cer(as_28, truth),
-                    "cer_vs_28x28": cer(read, as_28),
+                    "cer_vs_28x28": cer(scores["read"], as_28),
                 }
             )
     return Part(
@@ -610,18 +635,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_bench(args: argparse.Namespace) -> Bench:
+def load_bench(args: argparse.Namespace, glyphs: str = "test") -> Bench:
+    """The bench of `args` (build_parser's), reading the split's test glyphs, or (glyphs="validation") its
+    validation glyphs, which settings may be chosen on."""
     best = Path(args.run_dir) / BEST
     state = load_checkpoint(best)
     config = checkpoint_config(state)
     data = load_config_split(Config(split=args.split, data_dir=args.data_dir, seed=config.seed))
+    images, labels = (data.test_images, data.test_labels) if glyphs == "test" else (data.val_images, data.val_labels)
     return Bench(
         run_dir=Path(args.run_dir),
         out=Path(args.out),
         split=args.split,
         seed=args.seed,
-        images=data.test_images.numpy(),
-        truth=[config.classes[label] for label in data.test_labels.tolist()],
+        images=images.numpy(),
+        truth=[config.classes[label] for label in labels.tolist()],
         classes=config.classes,
         reader=Predictor.from_checkpoint(state, best),
     )

@@ -5,8 +5,11 @@ paper test draws them, are read with `glyphkit predict --segment` under each set
 PIECE_CUT_COST) in glyphkit.pieces, and once with the classifier alone. The run needs a piece model
 (`glyphkit train-pieces RUN`).
 
-    python benchmarks/experiments/piece_tuning.py RUN --data-dir ../shared/emnist [--lines 120]
+    python benchmarks/experiments/piece_tuning.py RUN --data-dir ../shared/emnist [--split proxy47] [--lines 120]
         [--settings 4,0.7,0 2,0.7,0 ...] [--out runs/piece_tuning] [--results PATH]
+
+The lines are drawn and read by the paper test's own code (benchmarks/paper_test.py: draw_lines, read_lines), from
+the validation glyphs instead of the test glyphs.
 
 Writes benchmarks/results/piece_tuning-RUN.json (`--results` to choose). The renders go under --out (git-ignored
 `runs/` by default): they are derived from EMNIST and are never committed.
@@ -15,31 +18,23 @@ Writes benchmarks/results/piece_tuning-RUN.json (`--results` to choose). The ren
 from __future__ import annotations
 
 import argparse
-import shutil
+import sys
 from pathlib import Path
 
-import numpy as np
-from rapidfuzz.distance import Levenshtein
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the paper test draws and reads the lines
+import paper_test  # noqa: E402
 
-from glyphkit import pieces
-from glyphkit.data import load_config_split
-from glyphkit.predict import predict
-from glyphkit.results import command_line, default_result_path, write_result
-from glyphkit.rundir import BEST, checkpoint_config, load_checkpoint
-from glyphkit.scans import render_line
+from glyphkit import pieces  # noqa: E402
+from glyphkit.results import command_line, default_result_path, write_result  # noqa: E402
 
-KINDS = {"gapped": (0.02, 0.15), "touching": (-0.08, 0.0)}  # the paper test's lines (benchmarks/paper_test.py)
 SETTINGS = ("4,0.7,0", "2,0.7,0", "1,0.7,0", "4,1.2,0", "4,0.7,0.75", "4,0.4,0")  # weight, width, cost
-
-
-def cer(read: list[str], truth: list[str]) -> float:
-    return sum(Levenshtein.distance(r, t) for r, t in zip(read, truth)) / max(1, sum(map(len, truth)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--split", default="proxy47")
     parser.add_argument("--lines", type=int, default=120, help="lines of each kind (default: 120)")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), help="WEIGHT,WIDE,COST each")
     parser.add_argument("--seed", type=int, default=0)
@@ -49,18 +44,9 @@ def main() -> None:
     run = Path(args.run_dir)
     if not (run / pieces.PIECE_MODEL).exists():
         raise SystemExit(f"error: {run} has no piece model; train one with: glyphkit train-pieces {run}")
-    config = checkpoint_config(load_checkpoint(run / BEST))
-    data = load_config_split(config.replace(data_dir=args.data_dir))
-    images, truth = data.val_images.numpy(), [config.classes[c] for c in data.val_labels.tolist()]
-    rng = np.random.default_rng(args.seed)
-    lines = {}
-    for kind, gap in KINDS.items():
-        folder = Path(args.out) / kind
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        lines[kind] = [rng.choice(len(images), size=int(rng.integers(4, 10)), replace=False) for _ in range(args.lines)]
-        for n, ids in enumerate(lines[kind]):
-            render_line(images[ids], rng, gap=gap).save(folder / f"{n:04d}.png")
+    bench = paper_test.load_bench(args, glyphs="validation")
+    rng = bench.rng("lines")
+    lines = [paper_test.draw_lines(bench, rng, kind, args.lines) for kind in paper_test.LINE_KINDS]
     shipped = (pieces.PIECE_WEIGHT, pieces.PIECE_WIDE, pieces.PIECE_CUT_COST)
     rows = []
     for setting in [None, *args.settings]:
@@ -68,16 +54,12 @@ def main() -> None:
             pieces.PIECE_WEIGHT, pieces.PIECE_WIDE, pieces.PIECE_CUT_COST = map(float, setting.split(","))
         row = {"setting": "classifier alone" if setting is None else setting.replace(",", ", ")}
         row["shipped"] = "yes" if setting is not None and tuple(map(float, setting.split(","))) == shipped else ""
-        for kind in KINDS:
-            results = sorted(
-                predict(run, [Path(args.out) / kind], segment=True, progress=False, piece_model=setting is not None),
-                key=lambda r: r.file,
-            )
-            text = ["".join(truth[i] for i in ids) for ids in lines[kind]]
-            row[f"{kind}_right"] = float(np.mean([len(r.glyphs) == len(i) for r, i in zip(results, lines[kind])]))
-            row[f"{kind}_cer"] = cer([r.text.replace("\n", "") for r in results], text)
+        for drawn in lines:
+            scores = paper_test.read_lines(bench, drawn, piece_model=setting is not None)
+            row[f"{drawn.kind}_right"], row[f"{drawn.kind}_cer"] = scores["counted_right"], scores["cer"]
         print(row, flush=True)
         rows.append(row)
+    pieces.PIECE_WEIGHT, pieces.PIECE_WIDE, pieces.PIECE_CUT_COST = shipped
     path = args.results or default_result_path("piece_tuning", run.name)
     write_result(
         path,
@@ -94,7 +76,7 @@ def main() -> None:
             {"key": "touching_cer", "header": "touching: CER", "format": "percent1"},
         ],
         rows=rows,
-        data=f"{config.split} validation glyphs, {args.lines} lines of each kind, 4-9 glyphs each, glyphs 40-120 px",
+        data=f"{args.split} validation glyphs, {args.lines} lines of each kind, 4-9 glyphs each, glyphs 40-120 px",
         summary={"lines_per_kind": args.lines, "run": str(run)},
     )
     print(f"results record: {path}")
