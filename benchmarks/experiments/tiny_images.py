@@ -54,13 +54,23 @@ def main() -> None:
     def accuracy(images: np.ndarray) -> float:
         return float((predictor.probabilities(torch.from_numpy(images)).argmax(1).numpy() == labels).mean())
 
+    def glyph(image) -> np.ndarray:
+        """The image's glyph as predict reads it; a refused image (no handwriting found) is a blank glyph, which
+        counts as read wrong as the paper test counts it."""
+        try:
+            return preprocess.glyphs_from_image(image)[0].image
+        except preprocess.ImageError:
+            return np.zeros((28, 28), np.uint8)
+
     shipped = preprocess.TINY_IMAGE
     rows = [{"tiny_image": "28x28 arrays", "shipped": "", **{c: accuracy(glyphs) for c in CONDITIONS}}]
     for size in [int(s) for s in args.sizes.split(",")]:
         preprocess.TINY_IMAGE = size
         row = {"tiny_image": f"{size} px" if size else "never enlarged", "shipped": "yes" if size == shipped else ""}
         for condition, images in drawn.items():
-            row[condition] = accuracy(preprocess.stacked([preprocess.glyphs_from_image(i)[0] for i in images]))
+            read = np.stack([glyph(image) for image in images])
+            row[condition] = accuracy(read)
+            row[f"{condition}_refused"] = int((read.max((1, 2)) == 0).sum())
         print(row, flush=True)
         rows.append(row)
     preprocess.TINY_IMAGE = shipped
@@ -68,12 +78,14 @@ def main() -> None:
     write_result(
         path,
         what="Validation glyphs drawn tiny in a poor JPEG, on plain paper, and cropped to their ink, read with "
-        "images under TINY_IMAGE pixels on their long side enlarged to it first (or never): accuracy.",
+        "images under TINY_IMAGE pixels on their long side enlarged to it first (or never): accuracy (an image refused "
+        "as blank counts as read wrong), and how many were refused.",
         command=command_line(),
         columns=[
             {"key": "tiny_image", "header": "tiny images read at"},
             {"key": "shipped", "header": "glyphkit's"},
             *({"key": c, "header": CONDITION_NAMES[c], "format": "percent1"} for c in CONDITIONS),
+            *({"key": f"{c}_refused", "header": f"{c}: refused", "format": "int"} for c in CONDITIONS),
         ],
         rows=rows,
         data=f"{config.split} validation glyphs, {len(chosen):,}, each drawn under {len(CONDITIONS)} conditions",
