@@ -102,8 +102,8 @@ WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their wri
 # A tiny image (a glyph 14-20 px high) is read enlarged, bicubic, to TINY_IMAGE pixels on its long side: its ink's
 # threshold and crop then fall between its pixels, and a JPEG's 8x8 blocks are smoothed. Read at its own pixels, the
 # crop is a pixel off either way, a sixth of such a glyph's width (most of what the paper test's jpeg condition reads
-# wrong and plain paper right is a 0 read as O, a 1 as I, a 5 as S). 64 and 128 were tried on that condition drawn
-# from validation glyphs: they read alike; 64 costs less.
+# wrong and plain paper right is a 0 read as O, a 1 as I, a 5 as S). 64 read that condition, drawn from validation
+# glyphs, best of never, 64 and 128 (benchmarks/experiments/tiny_images.py).
 TINY_IMAGE = 64
 
 
