@@ -65,6 +65,7 @@ PIECE_WEIGHT_DECAY = 5e-4
 PIECE_WIDTH = 32  # GlyphNet's width: the fast preset's network with two outputs
 PIECE_DROPOUT = 0.2
 HELD_OUT_LINES = 300  # lines of the run's validation glyphs the finished model is checked on
+READ_BATCH = 4096  # pieces read per network call (a page's candidates are fewer; the held-out pieces many more)
 
 # A piece is one character when it covers at least ONE_CHARACTER of one glyph's width and at most NEIGHBOUR of any
 # other's (touching letters overlap, so a right cut still takes a sliver of the neighbour), and is at most
@@ -153,10 +154,14 @@ class PieceModel:
             return self.network(inputs).float()
 
     @torch.no_grad()
-    def log_one_character(self, glyphs: np.ndarray) -> np.ndarray:
-        if len(glyphs) == 0:
-            return np.zeros(0)
-        return self.logits(self.inputs(glyphs)).log_softmax(1)[:, 1].cpu().numpy()
+    def log_one_character(self, glyphs: np.ndarray, batch_size: int = READ_BATCH) -> np.ndarray:
+        """Each uint8 glyph's [N, 28, 28] log-probability of being one character, read `batch_size` at a time: a
+        page's candidates in one call, thousands of held-out pieces without holding them all on the device."""
+        parts = [
+            self.logits(self.inputs(glyphs[i : i + batch_size])).log_softmax(1)[:, 1].cpu().numpy()
+            for i in range(0, len(glyphs), batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def splitter(self, score: Callable[[np.ndarray], np.ndarray]) -> Splitter:
         """How touching letters are cut with this model beside the classifier's `score` (best log-probabilities of
@@ -238,9 +243,7 @@ def held_out_scores(model: PieceModel, pieces: Pieces) -> dict[str, float]:
     """How well the model tells one character from not on pieces it was not trained on: ROC AUC and accuracy."""
     if len(pieces.images) == 0 or pieces.one_character.all() or not pieces.one_character.any():
         return {}
-    p = np.concatenate(
-        [np.exp(model.log_one_character(pieces.images[i : i + 4096])) for i in range(0, len(pieces.images), 4096)]
-    )
+    p = np.exp(model.log_one_character(pieces.images))
     return {
         "held_out_pieces": int(len(p)),
         "held_out_auc": float(roc_auc_score(pieces.one_character, p)),

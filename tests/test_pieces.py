@@ -11,6 +11,7 @@ from PIL import Image
 from torch import nn
 
 from glyphkit import cli
+from glyphkit.models import GlyphNet
 from glyphkit.pieces import PIECE_MODEL, PieceModel, is_one_character, train_piece_model
 from glyphkit.predict import predict
 from glyphkit.preprocess import glyphs_from_image
@@ -133,3 +134,16 @@ def test_train_pieces_without_a_run_is_one_error_line(tmp_path, capsys):
     assert cli.main(["train-pieces", str(tmp_path / "nowhere"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nowhere" in err
+
+
+def test_the_piece_model_reads_many_pieces_a_batch_at_a_time():
+    """Thousands of held-out pieces are read in batches, never all at once, with the answers one call would give."""
+    torch.manual_seed(0)
+    model = PieceModel(GlyphNet(2, 0.0, True, 8), 0.2, 0.3)
+    sizes = []
+    model.network.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    glyphs = np.random.default_rng(0).integers(0, 256, (10, 28, 28), dtype=np.uint8)
+    in_batches = model.log_one_character(glyphs, batch_size=4)
+    assert sizes == [4, 4, 2]
+    assert np.allclose(in_batches, model.log_one_character(glyphs, batch_size=10), atol=1e-5)
+    assert model.log_one_character(glyphs[:0]).shape == (0,)
