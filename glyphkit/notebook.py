@@ -8,6 +8,8 @@ notebook_config     a Config from the notebooks' parameters, with quick mode app
 run folder          `run_dir=None` means `$GLYPHKIT_RUN_DIR`, else `runs/notebook` (relative to the kernel's
                     working folder): the notebooks chain through it.
 ensure_trained_run  04/05 need a model: the run folder's, or in quick mode one trained the way 03 trains.
+ensure_piece_model  06 reads pages with the run's piece model: the run folder's, or one trained now when asked (in
+                    quick mode a small one, always).
 compare_folder      07 compares the runs in the folder that holds the shared run folder (runs/).
 display             figures as cell results (enable_figure_display), PNGs and text files of the run folder.
 """
@@ -29,6 +31,7 @@ from glyphkit import workflows
 from glyphkit.config import Config
 from glyphkit.data import DataError, GlyphData, cache_dir, locate_split
 from glyphkit.inference import load_trained_run
+from glyphkit.pieces import PIECE_MODEL, train_piece_model
 from glyphkit.rundir import BEST, CheckpointError, checkpoint_config, load_checkpoint
 from glyphkit.synthetic import write_emnist_split
 from glyphkit.training import Trainer
@@ -39,6 +42,7 @@ DEFAULT_RUN_DIR = "runs/notebook"
 
 # What quick mode shrinks; every notebook still calls the same functions with these values.
 QUICK = {"limit_train": 3000, "limit_test": 2000, "epochs": 1, "lr_finder_steps": 20}
+QUICK_PIECES = {"lines": 40, "epochs": 1}  # quick mode's piece model: a smoke run of train-pieces, not a useful one
 LR_FINDER_STEPS = 100  # glyphkit.lr_finder.find_lr's default
 
 # Real-glyph stand-ins for the official splits (see the data folder's README): same label space.
@@ -296,6 +300,35 @@ def ensure_trained_run(
     config = workflows.choose_lr(config, log=log)
     workflows.train(Trainer(config, load_data(config, log=log), overwrite=True, log=log), log=log)
     return folder
+
+
+def ensure_piece_model(
+    run_dir: str | os.PathLike | None = None,
+    train: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    log: Log = print,
+) -> Path | None:
+    """The run's piece model (glyphkit.pieces), which cuts touching letters where each piece is one character.
+
+    When the run has none: with `train`, one is trained now (`glyphkit train-pieces`'s defaults; in quick mode
+    always, and small: QUICK_PIECES); else None, and the log says how to train one."""
+    folder = resolve_run_dir(run_dir)
+    path = folder / PIECE_MODEL
+    if path.is_file():
+        log(f"using {path.resolve()}: touching letters are cut where each piece reads as one character")
+        return path
+    if not (train or quick_mode()):
+        log(
+            f"{folder} has no {PIECE_MODEL}: touching letters are cut by the classifier alone. Train one with "
+            f"`glyphkit train-pieces {folder}` (or train_pieces = True here) to read them better"
+        )
+        return None
+    sizes = QUICK_PIECES if quick_mode() else {}
+    if quick_mode():
+        log("quick mode trains a small piece model: it shows the step, it does not read touching letters well")
+    data_dir = evaluation_args(folder, None, data_dir, log=log)["data_dir"]  # a synthetic run's files, rewritten
+    return train_piece_model(folder, data_dir=data_dir, progress=not quick_mode(), log=log, **sizes)
 
 
 def compare_folder(

@@ -147,3 +147,23 @@ def test_the_piece_model_reads_many_pieces_a_batch_at_a_time():
     assert sizes == [4, 4, 2]
     assert np.allclose(in_batches, model.log_one_character(glyphs, batch_size=10), atol=1e-5)
     assert model.log_one_character(glyphs[:0]).shape == (0,)
+
+
+def test_06_predict_uses_the_runs_piece_model_or_trains_one_when_asked(tiny_run, tmp_path, monkeypatch):  # noqa: F811
+    """Without a piece model the notebook says how to train one and trains nothing; in quick mode it trains a small
+    one; a run that has one keeps it (never trained again, never replaced)."""
+    from glyphkit import notebook as nb
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best_model.pth").write_bytes((tiny_run / "best_model.pth").read_bytes())
+    monkeypatch.delenv(nb.QUICK_ENV, raising=False)
+    said = []
+    assert nb.ensure_piece_model(run, log=said.append) is None
+    assert "glyphkit train-pieces" in said[-1] and not (run / PIECE_MODEL).exists()
+    monkeypatch.setenv(nb.QUICK_ENV, "1")
+    path = nb.ensure_piece_model(run, log=said.append)
+    assert path == run / PIECE_MODEL and PieceModel.load(path).trained["lines"] == nb.QUICK_PIECES["lines"]
+    written = path.read_bytes()
+    assert nb.ensure_piece_model(run, train=True, log=said.append) == path
+    assert path.read_bytes() == written
