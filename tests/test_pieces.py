@@ -167,3 +167,21 @@ def test_06_predict_uses_the_runs_piece_model_or_trains_one_when_asked(tiny_run,
     written = path.read_bytes()
     assert nb.ensure_piece_model(run, train=True, log=said.append) == path
     assert path.read_bytes() == written
+
+
+def test_train_pieces_finds_the_data_as_training_did_when_the_run_names_no_folder(
+    tiny_run,  # noqa: F811
+    tiny_data_dir,
+    tmp_path,
+    monkeypatch,
+):
+    """A run trained with its data found through $GLYPHKIT_DATA_DIR records no data folder; train-pieces then finds
+    the data the same way (it looked for a folder named "None")."""
+    run = tmp_path / "run"
+    run.mkdir()
+    state = torch.load(tiny_run / "best_model.pth", weights_only=True)
+    state["config"]["data_dir"] = None
+    torch.save(state, run / "best_model.pth")
+    monkeypatch.setenv("GLYPHKIT_DATA_DIR", str(tiny_data_dir))
+    assert cli.main(["train-pieces", str(run), "--lines", "4", "--epochs", "1", "--no-progress"]) == 0
+    assert (run / PIECE_MODEL).is_file()
