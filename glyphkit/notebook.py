@@ -318,17 +318,17 @@ def ensure_piece_model(
     if path.is_file():
         log(f"using {path.resolve()}: touching letters are cut where each piece reads as one character")
         return path
-    if not (train or quick_mode()):
+    quick = quick_mode()
+    if not (train or quick):
         log(
             f"{folder} has no {PIECE_MODEL}: touching letters are cut by the classifier alone. Train one with "
             f"`glyphkit train-pieces {folder}` (or train_pieces = True here) to read them better"
         )
         return None
-    sizes = QUICK_PIECES if quick_mode() else {}
-    if quick_mode():
+    if quick:
         log("quick mode trains a small piece model: it shows the step, it does not read touching letters well")
     data_dir = evaluation_args(folder, None, data_dir, log=log)["data_dir"]  # a synthetic run's files, rewritten
-    return train_piece_model(folder, data_dir=data_dir, progress=not quick_mode(), log=log, **sizes)
+    return train_piece_model(folder, data_dir=data_dir, progress=not quick, log=log, **(QUICK_PIECES if quick else {}))
 
 
 def compare_folder(
