@@ -621,18 +621,10 @@ def glyphs_from_image(
     by a few degrees is levelled before its rows are found. With a `split` (a classifier's scores), ink too wide for
     one letter is cut where its pieces read best (split_touching); without, touching letters stay one glyph. Boxes
     are in the image's own pixels."""
-    image, scale = _working_size(image)
-    contrast, drawn = paper_contrast(image, polarity, source)
-    angle = skew_angle(contrast >= max(float(threshold_otsu(contrast)), MIN_CONTRAST)) if segment and not drawn else 0.0
-    if angle:
-        contrast = rotate(contrast, -angle, resize=True, order=1, cval=0.0).astype(np.float32)  # levelled
-    ink, threshold = _ink(contrast, drawn, source)
-    labels, regions = ink_components(ink, threshold)
-    regions = _without_shade(ink, regions)
-    if not regions:
-        raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
+    found = find_ink(image, level=segment, polarity=polarity, source=source)
+    ink, labels, regions = found.ink, found.labels, found.regions
     if not segment:
-        lines = [[regions if drawn else _without_edge_remnants(regions, ink.shape)]]
+        lines = [[regions if found.drawn else _without_edge_remnants(regions, ink.shape)]]
     else:
         lines = [segment_line(row) for row in find_lines(regions)]
     cut = split_touching(ink, lines, labels, split) if segment and split is not None else {}
@@ -641,9 +633,38 @@ def glyphs_from_image(
         for k, group in enumerate(characters):
             for glyph in cut.get((number, k)) or [emnist_glyph(ink, group, labels)]:
                 glyph.line = number
-                glyph.box = _original_box(glyph.box, angle, contrast.shape, image.size, scale)
+                glyph.box = _original_box(glyph.box, found.angle, ink.shape, found.size, found.scale)
                 glyphs.append(glyph)
     return glyphs
+
+
+@dataclass
+class Ink:
+    """An image's handwriting, before it is cut into characters (find_ink)."""
+
+    ink: np.ndarray  # float32 [H, W]: how much ink each pixel of the working image holds, levelled (see `angle`)
+    labels: np.ndarray  # int [H, W]: each pixel's ink component (0: none)
+    regions: list  # the components that are writing (skimage regionprops), shadows and specks left out
+    drawn: bool  # a drawing on a transparent canvas: its alpha is the ink
+    angle: float  # degrees the working image was turned to level its rows (0: not turned)
+    size: tuple[int, int]  # the working image's (width, height) before it was turned
+    scale: float  # the working image's size over the user's
+
+
+def find_ink(image: Image.Image, *, level: bool = True, polarity: str = "auto", source: str = "image") -> Ink:
+    """The writing of an image at the size it is read at (_working_size): its paper's light and printed lines taken
+    out, turned level when `level` (a page of rows), its ink components found. Blank paper is an ImageError."""
+    image, scale = _working_size(image)
+    contrast, drawn = paper_contrast(image, polarity, source)
+    angle = skew_angle(contrast >= max(float(threshold_otsu(contrast)), MIN_CONTRAST)) if level and not drawn else 0.0
+    if angle:
+        contrast = rotate(contrast, -angle, resize=True, order=1, cval=0.0).astype(np.float32)  # levelled
+    ink, threshold = _ink(contrast, drawn, source)
+    labels, regions = ink_components(ink, threshold)
+    regions = _without_shade(ink, regions)
+    if not regions:
+        raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
+    return Ink(ink, labels, regions, drawn, angle, image.size, scale)
 
 
 def _working_size(image: Image.Image) -> tuple[Image.Image, float]:
