@@ -16,14 +16,15 @@ paper test's lines beside the piece model, on the same images.
   log-probabilities of the 47 characters and CTC's blank. Decoding is CTC's best path: the likeliest class of each
   column, repeats merged, blanks dropped.
 - Training lines: lines of 4-9 of the split's **training** glyphs, drawn as scans by the code the piece model learns
-  from (glyphkit.scans.line_ink, degrade), spaced as glyphkit.pieces.PIECE_GAPS (touching and gapped in turn).
+  from (glyphkit.scans.line_ink, degrade), touching (overlap 0-0.08 glyph widths), gapped (0.02-0.15) and spaced
+  (0.2-0.8) in turn.
 - Measured: lines of **validation** glyphs (settings may be chosen there) and the paper test's own lines of **test**
   glyphs (benchmarks/paper_test.py draw_lines: the images of its lines record), gapped and touching, each read by
   `glyphkit predict --segment` with the run's piece model and by the line model: lines whose character count is
   right, and the character error rate.
 
     python benchmarks/experiments/line_ctc.py RUN --data-dir ../shared/emnist [--split proxy47] [--lines 120]
-        [--train-lines 12000] [--epochs 6] [--out runs/line_ctc] [--results PATH]
+        [--train-lines 24000] [--epochs 8] [--out runs/line_ctc] [--results PATH]
 
 Writes benchmarks/results/line_ctc-RUN.json (`--results` to choose) and OUT/line_reader.pth. The renders and the
 model go under --out (git-ignored `runs/` by default): they are derived from EMNIST and are never committed.
@@ -51,7 +52,6 @@ from glyphkit.config import Config  # noqa: E402
 from glyphkit.data import load_config_split  # noqa: E402
 from glyphkit.layout import typical_height  # noqa: E402
 from glyphkit.models import GlyphNet, build_model  # noqa: E402
-from glyphkit.pieces import PIECE_GAPS  # noqa: E402
 from glyphkit.preprocess import GLYPH_SPAN, ImageError, find_ink, read_image  # noqa: E402
 from glyphkit.results import command_line, default_result_path, write_result  # noqa: E402
 from glyphkit.rundir import BEST, atomic_write, checkpoint_config, eval_state_dict, load_checkpoint  # noqa: E402
@@ -67,6 +67,7 @@ BATCH = 32  # lines per step
 LR = 1e-3  # OneCycle's peak for the new layers ...
 TRUNK_LR = 3e-4  # ... and for the classifier's convolutions, which already read glyphs
 WEIGHT_DECAY = 1e-4
+LINE_GAPS = ((-0.08, 0.0), (0.02, 0.15), (0.2, 0.8))  # training lines in turn: touching, gapped, spaced (glyph widths)
 
 
 def line_strip(image: Image.Image, source: str = "line") -> np.ndarray:
@@ -127,12 +128,12 @@ def batch_of(strips: list[np.ndarray], mean: float, std: float) -> tuple[torch.T
 
 
 def render_training_lines(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tuple[list, list]:
-    """`count` lines of 4-9 training glyphs drawn as scans, spaced as PIECE_GAPS in turn: (uint8 strips, labels)."""
+    """`count` lines of 4-9 training glyphs drawn as scans, spaced as LINE_GAPS in turn: (uint8 strips, labels)."""
     rng = np.random.default_rng(seed)
     strips, texts = [], []
     for n in tqdm(range(count), desc="draw training lines", mininterval=10):
         chosen = rng.choice(len(images), size=int(rng.integers(4, 10)), replace=False)
-        ink, _ = line_ink(images[chosen], rng, PIECE_GAPS[n % len(PIECE_GAPS)])
+        ink, _ = line_ink(images[chosen], rng, LINE_GAPS[n % len(LINE_GAPS)])
         try:
             strip = line_strip(degrade(ink, rng))
         except ImageError:  # a line too faint to find: nothing to learn from it
@@ -230,8 +231,8 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--split", default="proxy47")
     parser.add_argument("--lines", type=int, default=120, help="lines of each kind measured (default: 120)")
-    parser.add_argument("--train-lines", type=int, default=12000, help="training lines drawn (default: 12000)")
-    parser.add_argument("--epochs", type=int, default=6, help="passes over the training lines (default: 6)")
+    parser.add_argument("--train-lines", type=int, default=24000, help="training lines drawn (default: 24000)")
+    parser.add_argument("--epochs", type=int, default=8, help="passes over the training lines (default: 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/line_ctc", help="where the rendered lines and the model go")
     parser.add_argument("--results", default=None, help="the record's path (default: line_ctc-RUN.json)")
@@ -293,7 +294,7 @@ def main() -> None:
         summary={
             "train_lines": len(strips),
             "epochs": args.epochs,
-            "ctc_loss_by_epoch": [round(v, 4) for v in losses],
+            "ctc_loss_by_epoch": ", ".join(f"{v:.3f}" for v in losses),
             "draw_minutes": round(draw_minutes, 1),
             "train_minutes": round(train_minutes, 1),
             "run": str(run),
