@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 from glyphkit import cli
@@ -19,6 +20,7 @@ from glyphkit.results import command_line, write_result
 
 COLUMNS = [
     {"key": "run", "header": "run"},
+    {"key": "seed", "header": "seed"},
     {"key": "balance", "header": "trained with --balance"},
     {"key": "class_prior", "header": "--class-prior"},
     {"key": "accuracy", "header": "accuracy", "format": "percent"},
@@ -33,6 +35,32 @@ def evaluate(run: Path, split: str, data_dir: str, prior: str) -> dict:
     return json.loads((run / "metrics.json").read_text())
 
 
+def line_of(row: dict) -> str:
+    return (
+        f"{row['run']} ({row['balance']}), {row['class_prior']}: accuracy {row['accuracy']:.2%}, "
+        f"balanced accuracy {row['balanced_accuracy']:.2%}"
+    )
+
+
+def median_rows(rows: list[dict]) -> list[dict]:
+    """For each (--balance, --class-prior) measured on two or more runs (seeds): the median of each measure."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["balance"], row["class_prior"]), []).append(row)
+    return [
+        {
+            "run": f"median of {len(group)}",
+            "seed": ", ".join(str(r["seed"]) for r in group),
+            "balance": balance,
+            "class_prior": prior,
+            "accuracy": statistics.median(r["accuracy"] for r in group),
+            "balanced_accuracy": statistics.median(r["balanced_accuracy"] for r in group),
+        }
+        for (balance, prior), group in groups.items()
+        if len(group) > 1
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="trained run folders")
@@ -42,22 +70,25 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for run in map(Path, args.runs):
-        balance = json.loads((run / "config.json").read_text()).get("balance", "none")
+        config = json.loads((run / "config.json").read_text())
+        balance = config.get("balance", "none")
         for prior in ("train", "uniform"):
             metrics = evaluate(run, args.split, args.data_dir, prior)
             rows.append(
                 {
                     "run": run.name,
+                    "seed": str(config.get("seed")),
                     "balance": balance,
                     "class_prior": prior,
                     "accuracy": metrics["accuracy"],
                     "balanced_accuracy": metrics["balanced_accuracy"],
                 }
             )
-            print(
-                f"{run.name} ({balance}), {prior}: accuracy {metrics['accuracy']:.2%}, "
-                f"balanced accuracy {metrics['balanced_accuracy']:.2%}"
-            )
+            print(line_of(rows[-1]))
+    medians = median_rows(rows)
+    for row in medians:
+        print(line_of(row))
+    rows += medians
     if args.results:
         test_images = metrics["num_test_images"]
         write_result(
