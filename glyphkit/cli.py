@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from glyphkit import distributed, pieces, runs, workflows
+from glyphkit import distributed, lines, pieces, runs, workflows
 from glyphkit.bench import run_benchmark
 from glyphkit.config import BALANCES, PRECISIONS, PRESETS, SCHEDULERS, SHRUNK_SIDES, Config, ConfigError, apply_preset
 from glyphkit.data import DataError
@@ -273,6 +273,32 @@ def _add_lr_find_args(f: argparse.ArgumentParser) -> None:
     f.add_argument("--num-threads", type=_positive_int, default=S, help="torch CPU threads (default: the cores)")
 
 
+def _add_trainer(
+    sub, name: str, *, help: str, description: str, default_lines: tuple[int, str], epochs: int
+) -> argparse.ArgumentParser:
+    """A command that trains one of a run's reading models on lines drawn from its training glyphs (train-pieces,
+    train-lines): the same flags for both."""
+    t = _add_run_command(sub, name, help=help, description=description)
+    t.add_argument(
+        "--lines",
+        type=_positive_int,
+        default=default_lines[0],
+        help=f"lines of training glyphs to learn from (default: {default_lines[0]:,}, {default_lines[1]})",
+    )
+    t.add_argument("--epochs", type=_positive_int, default=epochs, help=f"(default: {epochs})")
+    t.add_argument("--seed", type=int, default=0, help="seed of the lines and the training (default: 0)")
+    t.add_argument("--data-dir", default=argparse.SUPPRESS, help="folder with the run's split (default: the run's)")
+    t.add_argument(
+        "--device",
+        default=argparse.SUPPRESS,
+        choices=["auto", "cpu", "cuda"],
+        help="where to train (default: the run's device setting)",
+    )
+    t.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return t
+
+
 def _add_run_command(sub, name: str, **texts: str) -> argparse.ArgumentParser:
     """A command that works on a run folder: its first argument is the folder."""
     p = sub.add_parser(name, **texts)
@@ -389,33 +415,26 @@ def build_parser() -> argparse.ArgumentParser:
         "better calibrated on EMNIST-like glyphs but less accurate on scans (docs/evaluation.md#vector-scaling)",
     )
 
-    t = _add_run_command(
+    _add_trainer(
         sub,
         "train-pieces",
         help="train a run's piece model, which tells `predict` where touching letters part on a page",
         description="Train the run's piece model (docs/handwriting.md#touching-letters): lines of the run's "
         "training glyphs drawn with touching letters, and a small network that learns which pieces of them are one "
         "character. Writes RUN_DIR/piece_model.pth; `predict` uses it from then on to read pages.",
+        default_lines=(pieces.PIECE_LINES, "about 50,000 pieces"),
+        epochs=pieces.PIECE_EPOCHS,
     )
-    t.add_argument(
-        "--lines",
-        type=_positive_int,
-        default=pieces.PIECE_LINES,
-        help=f"lines of training glyphs to learn from (default: {pieces.PIECE_LINES:,}, about 50,000 pieces)",
+    _add_trainer(
+        sub,
+        "train-lines",
+        help="train a run's line model, which reads each row of a page whole (touching letters need no cut)",
+        description="Train the run's line model (docs/handwriting.md#the-line-model): lines of the run's training "
+        "glyphs drawn touching, gapped and spaced, and a network built on the run's classifier that reads a whole "
+        "row with CTC. Writes RUN_DIR/line_model.pth; `predict --segment` reads rows with it from then on.",
+        default_lines=(lines.LINE_LINES, "touching, gapped and spaced in turn"),
+        epochs=lines.LINE_EPOCHS,
     )
-    t.add_argument(
-        "--epochs", type=_positive_int, default=pieces.PIECE_EPOCHS, help=f"(default: {pieces.PIECE_EPOCHS})"
-    )
-    t.add_argument("--seed", type=int, default=0, help="seed of the lines and the training (default: 0)")
-    t.add_argument("--data-dir", default=argparse.SUPPRESS, help="folder with the run's split (default: the run's)")
-    t.add_argument(
-        "--device",
-        default=argparse.SUPPRESS,
-        choices=["auto", "cpu", "cuda"],
-        help="where to train (default: the run's device setting)",
-    )
-    t.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     x = _add_run_command(
         sub,
@@ -760,7 +779,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_train_pieces(args: argparse.Namespace) -> int:
-    pieces.train_piece_model(
+    return _train_reading_model(pieces.train_piece_model, args)
+
+
+def cmd_train_lines(args: argparse.Namespace) -> int:
+    return _train_reading_model(lines.train_line_model, args)
+
+
+def _train_reading_model(train, args: argparse.Namespace) -> int:
+    train(
         args.run_dir,
         lines=args.lines,
         epochs=args.epochs,
@@ -825,6 +852,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "calibrate": cmd_calibrate,
     "train-pieces": cmd_train_pieces,
+    "train-lines": cmd_train_lines,
     "export": cmd_export,
     "runs": cmd_runs,
 }

@@ -24,8 +24,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from glyphkit.config import ConfigError
-from glyphkit.inference import Predictor, load_predictor
+from glyphkit.inference import Predictor, load_predictor, prior_shift
 from glyphkit.layout import text_of
+from glyphkit.lines import LineModel
 from glyphkit.pieces import PieceModel
 from glyphkit.preprocess import ImageError, Splitter, glyphs_of_files, image_files, stacked
 from glyphkit.rundir import BEST, atomic_write, atomic_write_text, why_not_writable
@@ -44,6 +45,7 @@ class GlyphPrediction:
     line: int = 0  # the row of writing, 0 for the top one (with segment)
     top: list[tuple[str, float]] = field(default_factory=list)  # calibrated probabilities, most likely first
     unsure: bool = False  # the best guess's probability is below the min_confidence asked for
+    read: np.ndarray | None = None  # the line model's probabilities, when it read this character (glyphkit.lines)
 
     @property
     def prediction(self) -> str:
@@ -82,32 +84,42 @@ def predict(
     progress: bool = True,
     class_prior: str = "train",
     piece_model: bool = True,
+    line_model: bool = True,
 ) -> list[FileResult]:
     """Read every image in `inputs` (files, and folders recursively) with the run's model.
 
     segment=False: each image is one glyph. segment=True: each image is a page of handwriting of one or more
-    lines, read row by row, each row's characters left to right (blank paper is an error, not a character; touching
-    letters are cut with the run's piece model when it has one: glyphkit.pieces). A glyph whose best probability
+    lines, read row by row, each row's characters left to right (blank paper is an error, not a character). A run's
+    line model, when it has one, reads each row whole (glyphkit.lines); without, touching letters are cut, with the
+    run's piece model when it has one (glyphkit.pieces). A glyph whose best probability
     (calibrated, when the run is) is below `min_confidence` is answered "unsure".
     class_prior "uniform" takes the training class prior out of the answers (for class-balanced use;
-    inference.ClassPrior), "train" answers as the training images were mixed. piece_model=False cuts touching
-    letters with the classifier alone, as if the run had no piece model."""
+    inference.ClassPrior), "train" answers as the training images were mixed. line_model=False and
+    piece_model=False read as if the run had no line model, or no piece model."""
     predictor = load_predictor(run_dir, checkpoint, device=device, class_prior=class_prior)
     pieces = None
     if segment and piece_model:  # read as the run reads: its device and precision
         pieces = PieceModel.of_run(run_dir, predictor.device, predictor.config.precision)
     split = splitter(predictor, pieces)
+    rows = None
+    if segment and line_model:
+        found_model = LineModel.of_run(run_dir, predictor.device, predictor.config.precision)
+        rows = found_model.read_rows if found_model is not None else None
     files = image_files(list(inputs))
     results, glyphs = [], []
     for file, found, error in tqdm(
-        glyphs_of_files(files, segment=segment, polarity=polarity, split=split),
+        glyphs_of_files(files, segment=segment, polarity=polarity, split=split, rows=rows),
         total=len(files),
         desc="read images",
         disable=not progress or len(files) < 2,
         leave=False,
     ):
         results.append(
-            FileResult(str(file), [GlyphPrediction(i, g.box, g.image, g.line) for i, g in enumerate(found)], error)
+            FileResult(
+                str(file),
+                [GlyphPrediction(i, g.box, g.image, g.line, read=g.probabilities) for i, g in enumerate(found)],
+                error,
+            )
         )
         glyphs += results[-1].glyphs
     if glyphs:
@@ -127,8 +139,22 @@ def splitter(predictor: Predictor, pieces: PieceModel | None = None) -> Splitter
 
 
 def _read(predictor: Predictor, glyphs: list[GlyphPrediction], top_k: int, min_confidence: float) -> None:
-    """Fill in each glyph's top-k characters and probabilities (one batched pass over all of them)."""
-    probabilities = predictor.probabilities(torch.from_numpy(np.stack([g.glyph for g in glyphs])))
+    """Fill in each glyph's top-k characters and probabilities: the classifier's (one batched pass over all the
+    glyphs it reads), or the line model's, its training prior taken out as the classifier's is under
+    `--class-prior uniform`."""
+    by_classifier = [g for g in glyphs if g.read is None]
+    probabilities = torch.zeros(len(glyphs), len(predictor.config.classes))
+    if by_classifier:
+        found = predictor.probabilities(torch.from_numpy(np.stack([g.glyph for g in by_classifier])))
+        probabilities[[k for k, g in enumerate(glyphs) if g.read is None]] = found.float().cpu()
+    # The line model learnt from lines of training glyphs as they come: its answers carry the training prior.
+    shift = None
+    if predictor.prior is not None:
+        shift = prior_shift(predictor.prior.log_prior(), "train", predictor.class_prior).double()
+    for k, g in enumerate(glyphs):
+        if g.read is not None:
+            log_p = torch.from_numpy(g.read).double().clamp_min(1e-12).log()
+            probabilities[k] = (log_p if shift is None else log_p + shift).softmax(0).float()
     values, indices = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     classes = predictor.config.classes
     for g, p, i in zip(glyphs, values.tolist(), indices.tolist()):

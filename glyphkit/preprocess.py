@@ -108,6 +108,8 @@ TINY_IMAGE = 64
 
 
 Scorer = Callable[[list["Glyph"]], np.ndarray]  # candidate pieces -> each one's log-score [N] (see Splitter)
+# A page's ink and its rows of writing (each row's ink components) -> each row's characters (glyphkit.lines)
+RowReader = Callable[["Ink", list[list]], list[list["Glyph"]]]
 
 
 class ImageError(ValueError):
@@ -121,6 +123,7 @@ class Glyph:
     image: np.ndarray  # uint8 [28, 28], upright, ink bright on black (as glyphkit holds EMNIST)
     box: tuple[int, int, int, int]
     line: int = 0  # the row of writing it is on, 0 for the top one (with segment; else 0)
+    probabilities: np.ndarray | None = None  # its classes' probabilities when a line model read it (glyphkit.lines)
 
 
 def stacked(glyphs: list[Glyph]) -> np.ndarray:
@@ -470,10 +473,10 @@ def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray, span: float
     y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
     # This character's strokes; other characters' strokes and specks in its box are dropped.
     mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
-    return _glyph_of(ink[y0:y1, x0:x1], mine, (x0, y0), span)
+    return glyph_of(ink[y0:y1, x0:x1], mine, (x0, y0), span)
 
 
-def _glyph_of(ink: np.ndarray, mine: np.ndarray, origin: tuple[int, int], span: float = GLYPH_SPAN) -> Glyph:
+def glyph_of(ink: np.ndarray, mine: np.ndarray, origin: tuple[int, int], span: float = GLYPH_SPAN) -> Glyph:
     """EMNIST's conversion of the strokes `mine` (bool, over `ink`, whose top-left pixel is at `origin` in the
     image): cropped to them, brought to NIST's scale, blurred, framed, downsampled to 28x28."""
     rows, cols = np.nonzero(mine.any(1))[0], np.nonzero(mine.any(0))[0]
@@ -561,7 +564,7 @@ def candidate_pieces(ink: np.ndarray, regions: list, labels: np.ndarray, height:
         columns = np.flatnonzero(part.any(0))
         if len(columns):  # a piece between two cuts may hold no ink of its own (the cut columns' pixel rounding)
             kept.append((i, j))
-            glyphs.append(_glyph_of(local, part, (x0, y0)))
+            glyphs.append(glyph_of(local, part, (x0, y0)))
             widths.append((columns[-1] - columns[0] + 1) / height)
     return Candidates(kept, glyphs, np.array(widths), last)
 
@@ -613,28 +616,40 @@ def glyphs_from_image(
     polarity: str = "auto",
     source: str = "image",
     split: Splitter | None = None,
+    rows: RowReader | None = None,
 ) -> list[Glyph]:
     """One glyph for the whole image, or (segment=True) one per character of a page of handwriting: its rows of
     writing top to bottom (each Glyph's `line`, 0 for the top one), the characters of each left to right.
 
     A photo larger than WORK_PIXELS is read shrunk to that size, a tiny image enlarged (TINY_IMAGE); a page turned
     by a few degrees is levelled before its rows are found. With a `split` (a classifier's scores), ink too wide for
-    one letter is cut where its pieces read best (split_touching); without, touching letters stay one glyph. Boxes
-    are in the image's own pixels."""
+    one letter is cut where its pieces read best (split_touching); without, touching letters stay one glyph. With a
+    `rows` reader (a run's line model: glyphkit.lines), each row of writing is read whole instead, and each Glyph
+    carries the reader's `probabilities`. Boxes are in the image's own pixels."""
     found = find_ink(image, level=segment, polarity=polarity, source=source)
     ink, labels, regions = found.ink, found.labels, found.regions
-    if not segment:
-        lines = [[regions if found.drawn else _without_edge_remnants(regions, ink.shape)]]
+    if segment and rows is not None:  # each row of writing read whole: the reader finds its characters
+        rows_read = rows(found, find_lines(regions))
     else:
-        lines = [segment_line(row) for row in find_lines(regions)]
-    cut = split_touching(ink, lines, labels, split) if segment and split is not None else {}
+        if not segment:
+            lines = [[regions if found.drawn else _without_edge_remnants(regions, ink.shape)]]
+        else:
+            lines = [segment_line(row) for row in find_lines(regions)]
+        cut = split_touching(ink, lines, labels, split) if segment and split is not None else {}
+        rows_read = [
+            [
+                glyph
+                for k, group in enumerate(characters)
+                for glyph in cut.get((n, k)) or [emnist_glyph(ink, group, labels)]
+            ]
+            for n, characters in enumerate(lines)
+        ]
     glyphs = []
-    for number, characters in enumerate(lines):
-        for k, group in enumerate(characters):
-            for glyph in cut.get((number, k)) or [emnist_glyph(ink, group, labels)]:
-                glyph.line = number
-                glyph.box = _original_box(glyph.box, found.angle, ink.shape, found.size, found.scale)
-                glyphs.append(glyph)
+    for number, characters in enumerate(rows_read):
+        for glyph in characters:
+            glyph.line = number
+            glyph.box = _original_box(glyph.box, found.angle, ink.shape, found.size, found.scale)
+            glyphs.append(glyph)
     return glyphs
 
 
@@ -702,20 +717,32 @@ def _original_box(
 
 
 def glyphs_from_file(
-    path: str | os.PathLike, *, segment: bool = False, polarity: str = "auto", split: Splitter | None = None
+    path: str | os.PathLike,
+    *,
+    segment: bool = False,
+    polarity: str = "auto",
+    split: Splitter | None = None,
+    rows: RowReader | None = None,
 ) -> list[Glyph]:
-    return glyphs_from_image(read_image(path), segment=segment, polarity=polarity, source=str(path), split=split)
+    return glyphs_from_image(
+        read_image(path), segment=segment, polarity=polarity, source=str(path), split=split, rows=rows
+    )
 
 
 def glyphs_of_files(
-    files: list[Path], *, segment: bool = False, polarity: str = "auto", split: Splitter | None = None
+    files: list[Path],
+    *,
+    segment: bool = False,
+    polarity: str = "auto",
+    split: Splitter | None = None,
+    rows: RowReader | None = None,
 ) -> Iterator[tuple[Path, list[Glyph], str | None]]:
     """(file, its glyphs, None), or (file, [], why it cannot be read) for a bad file: one bad file never stops the
-    others. What `glyphkit predict` and the ONNX runtime read a batch of files with (`split`: see
+    others. What `glyphkit predict` and the ONNX runtime read a batch of files with (`split`, `rows`: see
     glyphs_from_image)."""
     for file in files:
         try:
-            yield file, glyphs_from_file(file, segment=segment, polarity=polarity, split=split), None
+            yield file, glyphs_from_file(file, segment=segment, polarity=polarity, split=split, rows=rows), None
         except ImageError as exc:
             yield file, [], str(exc)
 

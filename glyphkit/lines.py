@@ -1,0 +1,364 @@
+"""The line model: reads a row of writing whole, so letters that touch need no cut.
+
+`predict --segment` without it cuts each piece of ink into characters and reads them one by one (preprocess.
+split_touching, with the piece model judging the cuts: glyphkit.pieces). Letters that overlap leave no column where
+a cut parts them, and some overlapping pairs make a shape that is itself a character (a 1 over an 8 reads as B). The
+line model does not cut: it reads the whole row as a sequence and is trained with CTC (connectionist temporal
+classification, Graves et al. 2006), which never needs to be told where one letter ends.
+
+- The row as the network sees it (`row_strip`): its ink, scaled so that a typical letter is GLYPH_SPAN pixels high
+  (EMNIST's strokes span 22 of a glyph's 28 pixels), in a strip STRIP_HEIGHT pixels high.
+- The network (`LineReader`): the run's classifier's convolutions (GlyphNet's stem and stages, trained weights to
+  start from) slide along the strip; a convolution collapses its height, another reads a few letters of context,
+  and each column (STRIDE pixels of the strip, a fifth of a letter) gives the log-probabilities of the classes and
+  CTC's blank. A row's characters are CTC's best path: each column's likeliest class, repeats merged, blanks dropped.
+- Each character's box is its ink between the thinnest columns that separate it from its neighbours, and its 28x28
+  glyph (what `--save-crops` writes) is made from that ink; its answer is the line model's, not the classifier's.
+- Training lines: lines of 4-9 of the run's training glyphs drawn as scans (glyphkit.scans.line_ink, degrade),
+  touching, gapped and spaced in turn. benchmarks/experiments/line_ctc.py measured it against the cuts.
+
+    glyphkit train-lines outputs      # -> outputs/line_model.pth; predict --segment reads rows with it from then on
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.transform import resize
+from torch import nn
+from tqdm.auto import tqdm
+
+from glyphkit.config import Config, ConfigError
+from glyphkit.data import load_config_split
+from glyphkit.layout import typical_height
+from glyphkit.models import GlyphNet, build_model
+from glyphkit.preprocess import GLYPH_SPAN, Glyph, ImageError, Ink, find_ink, glyph_of
+from glyphkit.rundir import (
+    BEST,
+    CheckpointError,
+    atomic_write,
+    check_weights,
+    checkpoint_config,
+    eval_state_dict,
+    load_checkpoint,
+    safe_load,
+)
+from glyphkit.runtime import autocast_dtype, resolve_device, seed_everything
+from glyphkit.scans import degrade, line_ink
+
+LINE_MODEL = "line_model.pth"  # in the run folder, beside best_model.pth
+
+# The strip and the network.
+STRIP_HEIGHT = 32  # pixels: a glyph's 28-pixel frame, and room for letters taller than typical
+STRIP_PAD = 8  # paper added at each end of a strip, pixels: the first and last letters get columns of context
+STRIDE = 4  # strip pixels per output column (GlyphNet's two 2x2 poolings)
+HIDDEN = 256  # channels of a column once the strip's height is collapsed
+DROPOUT = 0.2
+
+# Training: 24,000 lines drawn in about 7 minutes, 8 epochs in about 12 on 2 CPU cores with bf16.
+LINE_LINES = 24000  # lines of training glyphs drawn
+LINE_GAPS = ((-0.08, 0.0), (0.02, 0.15), (0.2, 0.8))  # in turn: touching, gapped, spaced (in glyph widths)
+LINE_EPOCHS = 8
+LINE_BATCH = 32  # lines per step, of similar widths
+LINE_LR = 1e-3  # OneCycle's peak for the new layers ...
+TRUNK_LR = 3e-4  # ... and for the classifier's convolutions, which already read glyphs
+LINE_WEIGHT_DECAY = 1e-4
+
+
+@dataclass
+class Strip:
+    """A row's ink as the network reads it, and how to find its columns again in the page's ink."""
+
+    image: np.ndarray  # float32 [STRIP_HEIGHT, W] in [0, 1]
+    left: int  # the page's ink column of the strip's first ink column (after STRIP_PAD)
+    scale: float  # strip pixels per page pixel
+
+
+def row_strip(ink: np.ndarray, labels: np.ndarray, regions: list) -> Strip:
+    """The strip of a row of writing (its ink components `regions`): a typical letter GLYPH_SPAN pixels high, the
+    row's ink centred in height, STRIP_PAD pixels of paper at either end, scaled to full intensity as EMNIST's
+    glyphs are."""
+    y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
+    y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
+    mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
+    scale = min(GLYPH_SPAN / typical_height(regions), STRIP_HEIGHT / (y1 - y0))  # a tall stroke still fits
+    shape = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
+    small = np.clip(resize(ink[y0:y1, x0:x1] * mine, shape, order=1, anti_aliasing=scale < 1), 0, None)
+    strip = np.zeros((STRIP_HEIGHT, shape[1] + 2 * STRIP_PAD), np.float32)
+    top = (STRIP_HEIGHT - shape[0]) // 2
+    strip[top : top + shape[0], STRIP_PAD : STRIP_PAD + shape[1]] = small
+    return Strip(strip / max(float(strip.max()), 1e-6), int(x0), float(scale))
+
+
+def image_strip(image, source: str = "image") -> Strip:
+    """The strip of an image of one line of writing (all its ink, levelled)."""
+    found = find_ink(image, level=True, source=source)
+    return row_strip(found.ink, found.labels, found.regions)
+
+
+class LineReader(nn.Module):
+    """Strips [B, 1, STRIP_HEIGHT, W] -> log-probabilities [B, classes + 1, W // STRIDE] (index 0: CTC's blank)."""
+
+    def __init__(self, trunk: GlyphNet, classes: int):
+        super().__init__()
+        self.stem, self.stages = trunk.stem, trunk.stages  # the classifier's convolutions
+        channels = trunk.classifier[-1].in_features
+        self.collapse = nn.Sequential(  # the strip's height (8 rows after the poolings) into one column
+            nn.Conv2d(channels, HIDDEN, (STRIP_HEIGHT // STRIDE, 1), bias=False), nn.BatchNorm2d(HIDDEN), nn.ReLU()
+        )
+        self.context = nn.Sequential(  # each column sees its neighbours: about three letters in all
+            nn.Conv1d(HIDDEN, HIDDEN, 5, padding=2, bias=False),
+            nn.BatchNorm1d(HIDDEN),
+            nn.ReLU(),
+            nn.Dropout(DROPOUT),
+            nn.Conv1d(HIDDEN, classes + 1, 1),
+        )
+
+    def forward(self, strips: torch.Tensor) -> torch.Tensor:
+        columns = self.collapse(self.stages(self.stem(strips))).squeeze(2)
+        return F.log_softmax(self.context(columns).float(), dim=1)
+
+
+def best_path(log_probs: np.ndarray | torch.Tensor) -> list[tuple[int, int]]:
+    """CTC's best-path decoding of one row's log-probabilities [classes + 1, T] (index 0 the blank): (class, the
+    column where it starts) of each character, left to right. Repeats of a class with no blank between are one
+    character."""
+    best = np.asarray(log_probs).argmax(0).tolist()
+    return [(c - 1, k) for k, c in enumerate(best) if c != 0 and (k == 0 or c != best[k - 1])]
+
+
+def padded(strips: list[np.ndarray], mean: float, std: float) -> tuple[torch.Tensor, list[int]]:
+    """Strips of different widths as one normalised batch (paper added on the right), and each one's columns."""
+    width = max(s.shape[1] for s in strips)
+    x = np.zeros((len(strips), 1, STRIP_HEIGHT, width), np.float32)
+    for k, s in enumerate(strips):
+        x[k, 0, :, : s.shape[1]] = s
+    return (torch.from_numpy(x) - mean) / std, [s.shape[1] // STRIDE for s in strips]
+
+
+class LineModel:
+    """A trained line model: `read_rows(found, rows)` reads each row of writing of a page whole."""
+
+    def __init__(
+        self,
+        network: LineReader,
+        mean: float,
+        std: float,
+        device: str | torch.device = "cpu",
+        trained: dict | None = None,
+        precision: str = "auto",
+    ):
+        self.device = resolve_device(str(device))
+        self.network = network.to(self.device).eval()
+        self.mean, self.std = mean, std
+        self.amp_dtype = autocast_dtype(self.device, precision)
+        self.trained = trained or {}  # how it was trained (train_line_model), as its file records it
+
+    def log_probs(self, strips: list[np.ndarray]) -> torch.Tensor:
+        x, _ = padded(strips, self.mean, self.std)
+        with torch.autocast(self.device.type, self.amp_dtype, enabled=self.amp_dtype is not None):
+            return self.network(x.to(self.device)).float()
+
+    @torch.no_grad()
+    def read_rows(self, found: Ink, rows: list[list]) -> list[list[Glyph]]:
+        """Each row's characters (rows: the ink components of each row of writing, top to bottom), left to right,
+        each a Glyph whose `probabilities` are the line model's answer. All rows in one network call."""
+        strips = [row_strip(found.ink, found.labels, row) for row in rows]
+        log_probs = self.log_probs([s.image for s in strips]).cpu().numpy()
+        return [
+            _characters(found, row, strip, log_probs[k][:, : strip.image.shape[1] // STRIDE])
+            for k, (row, strip) in enumerate(zip(rows, strips))
+        ]
+
+    def state(self, width: int, residual: bool, classes: int, **trained: Any) -> dict[str, Any]:
+        """The checkpoint dict: weights, the network's sizes, the input normalisation, and how it was trained."""
+        return {
+            "line_model": {
+                "width": width,
+                "residual": residual,
+                "classes": classes,
+                "mean": self.mean,
+                "std": self.std,
+            },
+            "model": {k: v.cpu() for k, v in self.network.state_dict().items()},
+            "trained": trained,
+        }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "auto") -> LineModel:
+        """A line model file (loaded safely: weights_only), run with autocast as `precision` says (its run's)."""
+        state = safe_load(path)
+        spec = state.get("line_model") if isinstance(state, dict) else None
+        if not isinstance(spec, dict) or "model" not in state:
+            raise CheckpointError(f"{path} is not a line model; write one with `glyphkit train-lines RUN`")
+        check_weights(state["model"], "model", Path(path))
+        trunk = GlyphNet(spec["classes"], 0.0, spec["residual"], spec["width"])
+        network = LineReader(trunk, spec["classes"])
+        try:
+            network.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: the weights do not fit a line model; the file is damaged") from exc
+        return cls(network, float(spec["mean"]), float(spec["std"]), device, state.get("trained"), precision)
+
+    @classmethod
+    def of_run(
+        cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "auto"
+    ) -> LineModel | None:
+        """The run's line model, or None when it has none."""
+        path = Path(run_dir) / LINE_MODEL
+        return cls.load(path, device, precision) if path.exists() else None
+
+
+def _characters(found: Ink, row: list, strip: Strip, log_probs: np.ndarray) -> list[Glyph]:
+    """A row's characters from its columns' log-probabilities [classes + 1, T]: each one's class probabilities
+    (the character classes at its first column, blank left out), and its ink between the thinnest columns that
+    separate it from its neighbours, as a Glyph."""
+    read = best_path(log_probs)
+    if not read:
+        return []
+    y0, x0 = min(r.bbox[0] for r in row), min(r.bbox[1] for r in row)
+    y1, x1 = max(r.bbox[2] for r in row), max(r.bbox[3] for r in row)
+    mine = np.isin(found.labels[y0:y1, x0:x1], [r.label for r in row])
+    local = found.ink[y0:y1, x0:x1]
+    profile = (local * mine).sum(0)
+    # Each character's centre in the row's ink columns: the middle of its first strip column.
+    centres = [((k + 0.5) * STRIDE - STRIP_PAD) / strip.scale + strip.left - x0 for _, k in read]
+    cuts = [0]
+    for a, b in zip(centres, centres[1:]):  # the thinnest column in the middle of the way to the next character
+        lo = max(int(a + 0.2 * (b - a)), cuts[-1] + 1)
+        hi = min(max(int(np.ceil(a + 0.8 * (b - a))), lo + 1), len(profile))
+        cuts.append(lo + int(np.argmin(profile[lo:hi])) if lo < len(profile) else len(profile))
+    cuts.append(len(profile))
+    glyphs = []
+    for (_, k), left, right in zip(read, cuts, cuts[1:]):
+        part = np.zeros_like(mine)
+        part[:, left:right] = mine[:, left:right]
+        if not part.any():  # read where its span holds no ink (a stray column): no box to give it
+            continue
+        probabilities = np.exp(log_probs[1:, k] - log_probs[1:, k].max())
+        glyph = glyph_of(local, part, (x0, y0))
+        glyph.probabilities = (probabilities / probabilities.sum()).astype(np.float32)
+        glyphs.append(glyph)
+    return glyphs
+
+
+def render_lines(
+    images: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator, progress: bool = True
+) -> tuple[list[np.ndarray], list[list[int]]]:
+    """`count` lines of 4-9 of `images` drawn as scans, spaced as LINE_GAPS in turn: their uint8 strips and labels."""
+    strips, texts = [], []
+    for n in tqdm(range(count), desc="draw lines", disable=not progress, leave=False):
+        chosen = rng.choice(len(images), size=int(rng.integers(4, 10)), replace=False)
+        ink, _ = line_ink(images[chosen], rng, LINE_GAPS[n % len(LINE_GAPS)])
+        try:
+            strip = image_strip(degrade(ink, rng))
+        except ImageError:  # a line too faint to find: nothing to learn from it
+            continue
+        strips.append(np.round(strip.image * 255).astype(np.uint8))
+        texts.append(labels[chosen].tolist())
+    return strips, texts
+
+
+def fit(
+    model: LineModel, strips: list[np.ndarray], texts: list[list[int]], epochs: int, seed: int, progress: bool = True
+) -> list[float]:
+    """CTC training, lines of similar widths batched together (less paper to pad): AdamW with a one-cycle learning
+    rate, bf16 autocast where the hardware has it. Returns each epoch's mean loss."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort([s.shape[1] for s in strips], kind="stable")
+    batches = [order[k : k + LINE_BATCH] for k in range(0, len(order), LINE_BATCH)]
+    net = model.network
+    trunk = [*net.stem.parameters(), *net.stages.parameters()]
+    head = [*net.collapse.parameters(), *net.context.parameters()]
+    optimizer = torch.optim.AdamW(
+        [{"params": trunk, "lr": TRUNK_LR}, {"params": head, "lr": LINE_LR}], weight_decay=LINE_WEIGHT_DECAY
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[TRUNK_LR, LINE_LR], total_steps=max(1, epochs * len(batches)), pct_start=0.15
+    )
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    losses = []
+    net.train()
+    for epoch in range(epochs):
+        total = 0.0
+        for b in tqdm(rng.permutation(len(batches)), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress):
+            chosen = batches[b]
+            log_probs = model.log_probs([strips[i].astype(np.float32) / 255 for i in chosen])
+            targets = [torch.tensor(texts[i]) + 1 for i in chosen]
+            loss = ctc(
+                log_probs.permute(2, 0, 1).cpu(),
+                torch.cat(targets),
+                torch.tensor([strips[i].shape[1] // STRIDE for i in chosen]),
+                torch.tensor([len(t) for t in targets]),
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item()
+        losses.append(total / max(1, len(batches)))
+    net.eval()
+    return losses
+
+
+def train_line_model(
+    run_dir: str | os.PathLike,
+    *,
+    lines: int = LINE_LINES,
+    epochs: int = LINE_EPOCHS,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train a run's line model on lines of its training glyphs, starting from its classifier's convolutions, and
+    write RUN_DIR/line_model.pth (atomically). Returns its path."""
+    state = load_checkpoint(Path(run_dir) / BEST)
+    config: Config = checkpoint_config(state)
+    trunk = build_model(config)
+    if not isinstance(trunk, GlyphNet):
+        raise ConfigError(
+            f"{run_dir} trained the {config.model} network; the line model is built on glyphnet's convolutions "
+            "(train with --preset fast or best)"
+        )
+    trunk.load_state_dict(eval_state_dict(state))
+    data = load_config_split(config.replace(data_dir=str(data_dir) if data_dir else config.data_dir))
+    seed_everything(seed)
+    started = time.perf_counter()
+    strips, texts = render_lines(
+        data.train_images.numpy(), data.train_labels.numpy(), lines, np.random.default_rng(seed), progress
+    )
+    drawn = time.perf_counter()
+    log(f"{len(strips):,} lines of training glyphs drawn; training the line model for {epochs} epoch(s)")
+    model = LineModel(
+        LineReader(trunk, config.num_classes),
+        float(config.norm_mean),
+        float(config.norm_std),
+        device or config.device,
+        precision=config.precision,
+    )
+    losses = fit(model, strips, texts, epochs, seed, progress)
+    trained = {
+        "lines": len(strips),
+        "epochs": epochs,
+        "seed": seed,
+        "draw_seconds": drawn - started,
+        "train_seconds": time.perf_counter() - drawn,
+        "last_loss": losses[-1] if losses else None,
+    }
+    path = Path(run_dir) / LINE_MODEL
+    width = trunk.classifier[-1].in_features // 4  # GlyphNet's last stage has 4 x width channels
+    atomic_write(
+        path, lambda tmp: torch.save(model.state(width, config.use_residual, config.num_classes, **trained), tmp)
+    )
+    log(f"wrote {path}: `glyphkit predict {run_dir} IMAGE --segment` now reads each row of writing with it")
+    return path

@@ -1,0 +1,153 @@
+"""The line model (glyphkit.lines): CTC's decoding, the strip a row becomes, how its reading becomes characters with
+boxes and answers in `predict --segment`, and `glyphkit train-lines` end to end on a tiny run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from glyphkit import cli
+from glyphkit.inference import ClassPrior, load_predictor
+from glyphkit.lines import (
+    LINE_MODEL,
+    STRIDE,
+    STRIP_HEIGHT,
+    STRIP_PAD,
+    LineModel,
+    best_path,
+    row_strip,
+    train_line_model,
+)
+from glyphkit.predict import GlyphPrediction, _read, predict
+from glyphkit.preprocess import GLYPH_SPAN, find_ink
+from tests.test_benchmarks import tiny_run  # noqa: F401 - the fixture
+
+BLANK = 0
+
+
+def columns(*best: int, classes: int = 4) -> np.ndarray:
+    """Log-probabilities [classes + 1, T] whose likeliest entry in column t is best[t] (0: CTC's blank)."""
+    log_probs = np.full((classes + 1, len(best)), np.log(0.05))
+    log_probs[list(best), range(len(best))] = np.log(0.8)
+    return log_probs
+
+
+def test_best_path_merges_repeats_and_a_blank_parts_two_alike_letters():
+    """CTC's rule: a class repeated over neighbouring columns is one character; the same class again after a blank
+    is a second one. Classes come out shifted down by one (the blank is index 0)."""
+    read = best_path(columns(BLANK, 1, 1, BLANK, 1, 2, 2, BLANK, 3))
+    assert read == [(0, 1), (0, 4), (1, 5), (2, 8)]
+    assert best_path(columns(BLANK, BLANK, BLANK)) == []
+
+
+def bars(*lefts: int, width: int = 14, top: int = 40, height: int = 44, touching: bool = False) -> Image.Image:
+    """Dark upright bars on light paper, one per left edge; `touching`: each joined to the next by a thin bridge."""
+    image = Image.new("L", (400, 140), 235)
+    draw = ImageDraw.Draw(image)
+    for left in lefts:
+        draw.rectangle((left, top, left + width - 1, top + height - 1), fill=20)
+    if touching:
+        draw.rectangle((lefts[0], top + height // 2, lefts[-1], top + height // 2 + 2), fill=20)
+    return image
+
+
+def test_a_row_becomes_a_strip_with_letters_glyph_span_high():
+    """Bars 44 pixels high (a row's typical letter) are GLYPH_SPAN pixels high in the strip, centred in its
+    STRIP_HEIGHT rows, with STRIP_PAD columns of paper before the first bar; the strip knows where it came from."""
+    found = find_ink(bars(50, 120, 190), level=False)
+    strip = row_strip(found.ink, found.labels, found.regions)
+    ink_rows = np.flatnonzero((strip.image > 0.5).any(1))
+    ink_cols = np.flatnonzero((strip.image > 0.5).any(0))
+    assert strip.image.shape[0] == STRIP_HEIGHT and strip.image.max() == pytest.approx(1.0)
+    assert abs(len(ink_rows) - GLYPH_SPAN) <= 1
+    assert abs(ink_rows[0] - (STRIP_HEIGHT - 1 - ink_rows[-1])) <= 1  # centred
+    assert abs(ink_cols[0] - STRIP_PAD) <= 1
+    assert abs(strip.left - 50) <= 1 and strip.scale == pytest.approx(GLYPH_SPAN / 44, rel=0.05)
+
+
+def copy_of(run, folder):
+    """A run folder holding only the tiny run's checkpoint (a line model written there stays there)."""
+    folder.mkdir()
+    (folder / "best_model.pth").write_bytes((run / "best_model.pth").read_bytes())
+    return folder
+
+
+def test_train_lines_writes_a_model_predict_reads_rows_with(tiny_run, tmp_path, capsys):  # noqa: F811
+    run = copy_of(tiny_run, tmp_path / "run")
+    assert cli.main(["train-lines", str(run), "--lines", "6", "--epochs", "1", "--no-progress"]) == 0
+    assert "lines of training glyphs drawn" in capsys.readouterr().out
+    model = LineModel.load(run / LINE_MODEL)
+    assert model.trained["lines"] <= 6 and model.trained["epochs"] == 1
+    page = tmp_path / "page.png"
+    bars(50, 120, 190).save(page)
+    forced = predict(run, [page], segment=True, progress=False, line_model=False)[0]
+    assert all(g.read is None for g in forced.glyphs)  # cut and read by the classifier
+    result = predict(run, [page], segment=True, progress=False)[0]
+    assert result.error is None and all(g.read is not None for g in result.glyphs)
+
+
+def test_train_lines_is_reproducible(tiny_run, tmp_path):  # noqa: F811
+    """The same seed gives the same line model."""
+    run = copy_of(tiny_run, tmp_path / "run")
+    weights = []
+    for _ in range(2):
+        path = train_line_model(run, lines=4, epochs=1, seed=3, progress=False, log=lambda *_: None)
+        weights.append(torch.load(path, weights_only=True)["model"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_each_character_the_line_model_reads_gets_its_own_ink_as_box(tiny_run, tmp_path, monkeypatch):  # noqa: F811
+    """Three touching bars (one piece of ink) and a line model that reads class 2 at the first bar's middle, 0 at the
+    second's and 1 at the third's (standing in for a trained one): predict answers those classes left to right,
+    each boxed around its own bar and none of its neighbours'."""
+    run = copy_of(tiny_run, tmp_path / "run")
+    train_line_model(run, lines=2, epochs=1, progress=False, log=lambda *_: None)
+    lefts, width = (50, 90, 130), 14
+    image = bars(*lefts, width=width, touching=True)
+    found = find_ink(image, level=False)
+    strip = row_strip(found.ink, found.labels, found.regions)
+    classes = load_predictor(run).config.classes
+
+    def reads_three(self, strips):
+        log_probs = torch.full((1, len(classes) + 1, strips[0].shape[1] // STRIDE), float(np.log(0.01)))
+        log_probs[0, 0] = float(np.log(0.9))  # blank everywhere ...
+        for c, left in zip((2, 0, 1), lefts):  # ... but at each bar's middle
+            column = int(((left + width / 2 - strip.left) * strip.scale + STRIP_PAD) // STRIDE)
+            log_probs[0, :, column] = float(np.log(0.01))
+            log_probs[0, c + 1, column] = float(np.log(0.9))
+        return log_probs
+
+    monkeypatch.setattr(LineModel, "log_probs", reads_three)
+    page = tmp_path / "page.png"
+    image.save(page)
+    result = predict(run, [page], segment=True, progress=False)[0]
+    assert [g.top[0][0] for g in result.glyphs] == [classes[2], classes[0], classes[1]]
+    edges = [0, *lefts, 400]  # a box may reach into the bridges, never into another bar
+    for k, glyph in enumerate(result.glyphs):
+        x, _, w, _ = glyph.box
+        assert edges[k] + width <= x <= lefts[k] and lefts[k] + width <= x + w <= edges[k + 2]
+
+
+def test_uniform_class_prior_takes_the_training_prior_out_of_the_line_models_answers(tiny_run):  # noqa: F811
+    """The line model read 0.6 for class 0 and 0.4 for class 1 where class 0 has 9 training images for class 1's
+    one: under the uniform prior p ~ 0.6 / 9 against 0.4 / 1, so class 1 wins, by 0.4 / (0.4 + 0.6 / 9)."""
+    predictor = load_predictor(tiny_run)
+    n = len(predictor.config.classes)
+    counts = torch.ones(n, dtype=torch.float64)
+    counts[0], counts[1] = 9.0, 1.0
+    read = np.zeros(n, np.float32)
+    read[0], read[1] = 0.6, 0.4
+    for wanted, best, p in (("train", 0, 0.6), ("uniform", 1, 0.4 / (0.4 + 0.6 / 9))):
+        predictor.use_class_prior(wanted, ClassPrior(counts, "train"))
+        glyph = GlyphPrediction(0, (0, 0, 1, 1), np.zeros((28, 28), np.uint8), read=read)
+        _read(predictor, [glyph], top_k=2, min_confidence=0.0)
+        assert glyph.top[0][0] == predictor.config.classes[best]
+        assert glyph.top[0][1] == pytest.approx(p, abs=1e-4)
+
+
+def test_train_lines_without_a_run_is_one_error_line(tmp_path, capsys):
+    assert cli.main(["train-lines", str(tmp_path / "nowhere"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
