@@ -13,7 +13,8 @@ predict` must then read them about as well as `glyphkit evaluate` reads the same
 - lines: lines with gaps of 0.02-0.15 glyph widths and lines whose letters touch (overlap 0 to 0.08 widths), read
   with `--segment`: the share of lines whose character count is right, and the character error rate (CER: the
   Levenshtein distance to the truth over the truth's length, summed over lines), beside the CER of the same
-  glyphs read as 28x28 arrays and the CER against that 28x28 reading.
+  glyphs read as 28x28 arrays and the CER against that 28x28 reading. Read whole by the run's line model when it
+  has one (glyphkit.lines), and cut into characters with its piece model and with the classifier alone.
 - pages: pages of 3-5 lines (plain, ruled, squared paper in turn): the share of pages whose lines were found
   right (as many rows of text as lines, each with its line's number of characters) and the page CER (rows
   separated by a newline, which counts as a character).
@@ -51,6 +52,7 @@ from rapidfuzz.distance import Levenshtein
 from glyphkit.config import Config
 from glyphkit.data import load_config_split
 from glyphkit.inference import Predictor
+from glyphkit.lines import LINE_MODEL
 from glyphkit.pieces import PIECE_MODEL
 from glyphkit.predict import FileResult, predict
 from glyphkit.results import command_line, format_value, result_path, write_result
@@ -195,14 +197,23 @@ class Bench:
     def text(self, ids) -> str:
         return "".join(self.truth[i] for i in ids)
 
-    def read(self, inputs: list[Path], segment: bool, piece_model: bool = True) -> list[FileResult]:
+    def read(
+        self, inputs: list[Path], segment: bool, piece_model: bool = True, line_model: bool = True
+    ) -> list[FileResult]:
         """`glyphkit predict` on files or folders, the results in file-name order (the order of rendering)."""
-        found = predict(self.run_dir, inputs, segment=segment, progress=False, piece_model=piece_model)
+        found = predict(
+            self.run_dir, inputs, segment=segment, progress=False, piece_model=piece_model, line_model=line_model
+        )
         return sorted(found, key=lambda r: r.file)
 
     def piece_model(self) -> dict | None:
         """How the run's piece model was trained (glyphkit.pieces), or None when it has none."""
         path = self.run_dir / PIECE_MODEL
+        return safe_load(path).get("trained", {}) if path.exists() else None
+
+    def line_model(self) -> dict | None:
+        """How the run's line model was trained (glyphkit.lines), or None when it has none."""
+        path = self.run_dir / LINE_MODEL
         return safe_load(path).get("trained", {}) if path.exists() else None
 
 
@@ -312,9 +323,10 @@ def draw_lines(bench: Bench, rng: np.random.Generator, kind: str, count: int) ->
     return Lines(kind, folder, lines)
 
 
-def read_lines(bench: Bench, lines: Lines, piece_model: bool) -> dict:
-    """The lines read with --segment: the share whose character count is right, and the CER."""
-    results = bench.read([lines.folder], segment=True, piece_model=piece_model)
+def read_lines(bench: Bench, lines: Lines, piece_model: bool, line_model: bool = False) -> dict:
+    """The lines read with --segment (as if the run had no piece model, or no line model, when told): the share
+    whose character count is right, and the CER."""
+    results = bench.read([lines.folder], segment=True, piece_model=piece_model, line_model=line_model)
     read = [r.text.replace("\n", "") for r in results]  # a line read as two rows: its characters still count
     return {
         "counted_right": float(np.mean([len(r.glyphs) == len(ids) for r, ids in zip(results, lines.glyphs)])),
@@ -324,18 +336,22 @@ def read_lines(bench: Bench, lines: Lines, piece_model: bool) -> dict:
 
 
 def part_lines(bench: Bench, count: int) -> Part:
-    """`count` lines of each kind (gapped, touching) read with --segment: count right, CER. With the run's piece
-    model, and (the same lines again) with the classifier alone."""
+    """`count` lines of each kind (gapped, touching) read with --segment: count right, CER. With the run's line
+    model when it has one, and (the same lines again) cut with its piece model and with the classifier alone."""
     rng = bench.rng("lines")
-    trained = bench.piece_model()
-    readers = {"classifier and piece model": True, "classifier alone": False} if trained else {"classifier": False}
+    trained, read_whole = bench.piece_model(), bench.line_model()
+    readers = {"classifier and piece model": (True, False), "classifier alone": (False, False)}
+    if not trained:
+        readers = {"classifier": (False, False)}
+    if read_whole:
+        readers = {"line model": (True, True), **readers}
     rows = []
     for kind, (_, description) in LINE_KINDS.items():
         lines = draw_lines(bench, rng, kind, count)
         truth = [bench.text(ids) for ids in lines.glyphs]
         as_28 = ["".join(bench.as_28(ids)) for ids in lines.glyphs]
-        for cuts, piece_model in readers.items():
-            scores = read_lines(bench, lines, piece_model)
+        for cuts, (piece_model, line_model) in readers.items():
+            scores = read_lines(bench, lines, piece_model, line_model)
             rows.append(
                 {
                     "lines": kind,
@@ -350,15 +366,19 @@ def part_lines(bench: Bench, count: int) -> Part:
                 }
             )
     return Part(
-        result={"lines": {f"{r['lines']}, {r['cuts']}": r for r in rows}, "piece_model": trained},
+        result={
+            "lines": {f"{r['lines']}, {r['cuts']}": r for r in rows},
+            "piece_model": trained,
+            "line_model": read_whole,
+        },
         what="Lines of 4-9 test glyphs with small gaps, and with touching letters, read with `glyphkit predict "
         "--segment`: lines whose character count is right and the character error rate (CER), beside the CER of "
-        "the same glyphs read as 28x28 arrays; with the run's piece model, and the same lines with the classifier "
-        "alone judging the cuts.",
+        "the same glyphs read as 28x28 arrays; read whole by the run's line model when it has one, and the same "
+        "lines cut into characters with the run's piece model and with the classifier alone judging the cuts.",
         columns=[
             {"key": "lines", "header": "lines"},
             {"key": "description", "header": "letters"},
-            {"key": "cuts", "header": "cuts judged by"},
+            {"key": "cuts", "header": "read by"},
             {"key": "count", "header": "lines read", "format": "int"},
             {"key": "chars", "header": "characters", "format": "int"},
             {"key": "counted_right", "header": "character count right", "format": "percent1"},
@@ -368,7 +388,11 @@ def part_lines(bench: Bench, count: int) -> Part:
         ],
         rows=rows,
         data=f"{bench.split} test, {count} lines of each kind, 4-9 glyphs each, glyphs 40-120 px",
-        summary={"lines_per_kind": count, **{f"piece_model_{k}": v for k, v in (trained or {}).items()}},
+        summary={
+            "lines_per_kind": count,
+            **{f"piece_model_{k}": v for k, v in (trained or {}).items()},
+            **{f"line_model_{k}": v for k, v in (read_whole or {}).items()},
+        },
     )
 
 

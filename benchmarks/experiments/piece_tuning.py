@@ -55,7 +55,7 @@ def main() -> None:
         row = {"setting": "classifier alone" if setting is None else setting.replace(",", ", ")}
         row["shipped"] = "yes" if setting is not None and tuple(map(float, setting.split(","))) == shipped else ""
         for drawn in lines:
-            scores = paper_test.read_lines(bench, drawn, piece_model=setting is not None)
+            scores = paper_test.read_lines(bench, drawn, piece_model=setting is not None, line_model=False)
             row[f"{drawn.kind}_right"], row[f"{drawn.kind}_cer"] = scores["counted_right"], scores["cer"]
         print(row, flush=True)
         rows.append(row)
