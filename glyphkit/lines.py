@@ -62,11 +62,6 @@ STRIP_PAD = 8  # paper added at each end of a strip, pixels: the first and last 
 STRIDE = 4  # strip pixels per output column (GlyphNet's two 2x2 poolings)
 HIDDEN = 256  # channels of a column once the strip's height is collapsed
 DROPOUT = 0.2
-# Ink from 0.7 of its row's letter height wide may hold several letters (two touching 1s are narrower than one
-# letter is high): such ink is read by the line model, narrower ink by the classifier. The piece model's cuts start
-# at the same width (pieces.PIECE_WIDE). Every row read whole instead miscounted gapped lines more often
-# (benchmarks/experiments/line_ctc.py's record).
-LINE_WIDE = 0.7
 
 # Training: 24,000 lines drawn in about 7 minutes, 8 epochs in about 12 on 2 CPU cores with bf16.
 LINE_LINES = 24000  # lines of training glyphs drawn
@@ -87,15 +82,14 @@ class Strip:
     scale: float  # strip pixels per page pixel
 
 
-def row_strip(ink: np.ndarray, labels: np.ndarray, regions: list, height: float | None = None) -> Strip:
-    """The strip of a row of writing, or of a piece of one (its ink components `regions`): a letter `height` pixels
-    high (default: the regions' typical height) GLYPH_SPAN pixels high, the ink centred in height, STRIP_PAD pixels
-    of paper at either end, scaled to full intensity as EMNIST's glyphs are."""
+def row_strip(ink: np.ndarray, labels: np.ndarray, regions: list) -> Strip:
+    """The strip of a row of writing (its ink components `regions`): a typical letter GLYPH_SPAN pixels high, the
+    row's ink centred in height, STRIP_PAD pixels of paper at either end, scaled to full intensity as EMNIST's
+    glyphs are."""
     y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
     y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
     mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
-    height = height or typical_height(regions)
-    scale = min(GLYPH_SPAN / height, STRIP_HEIGHT / (y1 - y0))  # a tall stroke still fits
+    scale = min(GLYPH_SPAN / typical_height(regions), STRIP_HEIGHT / (y1 - y0))  # a tall stroke still fits
     shape = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
     small = np.clip(resize(ink[y0:y1, x0:x1] * mine, shape, order=1, anti_aliasing=scale < 1), 0, None)
     strip = np.zeros((STRIP_HEIGHT, shape[1] + 2 * STRIP_PAD), np.float32)
@@ -151,7 +145,7 @@ def padded(strips: list[np.ndarray], mean: float, std: float) -> tuple[torch.Ten
 
 
 class LineModel:
-    """A trained line model: `read_wide(found, lines)` reads the ink of a page too wide for one letter, uncut."""
+    """A trained line model: `read_rows(found, rows)` reads each row of writing of a page whole."""
 
     def __init__(
         self,
@@ -174,24 +168,15 @@ class LineModel:
             return self.network(x.to(self.device)).float()
 
     @torch.no_grad()
-    def read_wide(self, found: Ink, lines: list[list[list]]) -> dict[tuple[int, int], list[Glyph]]:
-        """The characters in each group of ink components too wide for one letter (wider than LINE_WIDE of its row's
-        letter height; `lines`: layout.segment_line's groups, row by row), read whole: {(row, group): characters},
-        each a Glyph whose `probabilities` are the line model's answer. All such groups of a page in one call."""
-        wide, strips = [], []
-        for number, characters in enumerate(lines):
-            height = typical_height([region for group in characters for region in group])
-            for k, group in enumerate(characters):
-                if max(r.bbox[3] for r in group) - min(r.bbox[1] for r in group) > LINE_WIDE * height:
-                    wide.append((number, k))
-                    strips.append(row_strip(found.ink, found.labels, group, height))
-        if not wide:
-            return {}
+    def read_rows(self, found: Ink, rows: list[list]) -> list[list[Glyph]]:
+        """Each row's characters (rows: the ink components of each row of writing, top to bottom), left to right,
+        each a Glyph whose `probabilities` are the line model's answer. All rows in one network call."""
+        strips = [row_strip(found.ink, found.labels, row) for row in rows]
         log_probs = self.log_probs([s.image for s in strips]).cpu().numpy()
-        return {
-            key: _characters(found, lines[key[0]][key[1]], strip, log_probs[n][:, : strip.image.shape[1] // STRIDE])
-            for n, (key, strip) in enumerate(zip(wide, strips))
-        }
+        return [
+            _characters(found, row, strip, log_probs[k][:, : strip.image.shape[1] // STRIDE])
+            for k, (row, strip) in enumerate(zip(rows, strips))
+        ]
 
     def state(self, width: int, residual: bool, classes: int, **trained: Any) -> dict[str, Any]:
         """The checkpoint dict: weights, the network's sizes, the input normalisation, and how it was trained."""

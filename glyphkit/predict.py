@@ -89,9 +89,9 @@ def predict(
     """Read every image in `inputs` (files, and folders recursively) with the run's model.
 
     segment=False: each image is one glyph. segment=True: each image is a page of handwriting of one or more
-    lines, read row by row, each row's characters left to right (blank paper is an error, not a character). Ink too
-    wide for one letter is read uncut by the run's line model when it has one (glyphkit.lines); without, touching
-    letters are cut, with the run's piece model when it has one (glyphkit.pieces). A glyph whose best probability
+    lines, read row by row, each row's characters left to right (blank paper is an error, not a character). A run's
+    line model, when it has one, reads each row whole (glyphkit.lines); without, touching letters are cut, with the
+    run's piece model when it has one (glyphkit.pieces). A glyph whose best probability
     (calibrated, when the run is) is below `min_confidence` is answered "unsure".
     class_prior "uniform" takes the training class prior out of the answers (for class-balanced use;
     inference.ClassPrior), "train" answers as the training images were mixed. line_model=False and
@@ -101,14 +101,14 @@ def predict(
     if segment and piece_model:  # read as the run reads: its device and precision
         pieces = PieceModel.of_run(run_dir, predictor.device, predictor.config.precision)
     split = splitter(predictor, pieces)
-    read_wide = None
+    rows = None
     if segment and line_model:
-        whole = LineModel.of_run(run_dir, predictor.device, predictor.config.precision)
-        read_wide = whole.read_wide if whole is not None else None
+        found_model = LineModel.of_run(run_dir, predictor.device, predictor.config.precision)
+        rows = found_model.read_rows if found_model is not None else None
     files = image_files(list(inputs))
     results, glyphs = [], []
     for file, found, error in tqdm(
-        glyphs_of_files(files, segment=segment, polarity=polarity, split=split, read_wide=read_wide),
+        glyphs_of_files(files, segment=segment, polarity=polarity, split=split, rows=rows),
         total=len(files),
         desc="read images",
         disable=not progress or len(files) < 2,

@@ -108,9 +108,8 @@ TINY_IMAGE = 64
 
 
 Scorer = Callable[[list["Glyph"]], np.ndarray]  # candidate pieces -> each one's log-score [N] (see Splitter)
-# A page's ink and its rows' characters (layout.segment_line's groups of ink components, row by row) -> the
-# characters read in the groups too wide for one letter: {(row, group's index in it): its characters} (glyphkit.lines)
-WideReader = Callable[["Ink", list[list[list]]], dict[tuple[int, int], list["Glyph"]]]
+# A page's ink and its rows of writing (each row's ink components) -> each row's characters (glyphkit.lines)
+RowReader = Callable[["Ink", list[list]], list[list["Glyph"]]]
 
 
 class ImageError(ValueError):
@@ -617,7 +616,7 @@ def glyphs_from_image(
     polarity: str = "auto",
     source: str = "image",
     split: Splitter | None = None,
-    read_wide: WideReader | None = None,
+    rows: RowReader | None = None,
 ) -> list[Glyph]:
     """One glyph for the whole image, or (segment=True) one per character of a page of handwriting: its rows of
     writing top to bottom (each Glyph's `line`, 0 for the top one), the characters of each left to right.
@@ -625,25 +624,32 @@ def glyphs_from_image(
     A photo larger than WORK_PIXELS is read shrunk to that size, a tiny image enlarged (TINY_IMAGE); a page turned
     by a few degrees is levelled before its rows are found. With a `split` (a classifier's scores), ink too wide for
     one letter is cut where its pieces read best (split_touching); without, touching letters stay one glyph. With a
-    `read_wide` reader (a run's line model: glyphkit.lines), such ink is read whole instead, uncut, and each of its
-    characters carries the reader's `probabilities`. Boxes are in the image's own pixels."""
+    `rows` reader (a run's line model: glyphkit.lines), each row of writing is read whole instead, and each Glyph
+    carries the reader's `probabilities`. Boxes are in the image's own pixels."""
     found = find_ink(image, level=segment, polarity=polarity, source=source)
     ink, labels, regions = found.ink, found.labels, found.regions
-    if not segment:
-        lines = [[regions if found.drawn else _without_edge_remnants(regions, ink.shape)]]
+    if segment and rows is not None:  # each row of writing read whole: the reader finds its characters
+        rows_read = rows(found, find_lines(regions))
     else:
-        lines = [segment_line(row) for row in find_lines(regions)]
-    if segment and read_wide is not None:
-        cut = read_wide(found, lines)
-    else:
+        if not segment:
+            lines = [[regions if found.drawn else _without_edge_remnants(regions, ink.shape)]]
+        else:
+            lines = [segment_line(row) for row in find_lines(regions)]
         cut = split_touching(ink, lines, labels, split) if segment and split is not None else {}
+        rows_read = [
+            [
+                glyph
+                for k, group in enumerate(characters)
+                for glyph in cut.get((n, k)) or [emnist_glyph(ink, group, labels)]
+            ]
+            for n, characters in enumerate(lines)
+        ]
     glyphs = []
-    for number, characters in enumerate(lines):
-        for k, group in enumerate(characters):
-            for glyph in cut.get((number, k)) or [emnist_glyph(ink, group, labels)]:
-                glyph.line = number
-                glyph.box = _original_box(glyph.box, found.angle, ink.shape, found.size, found.scale)
-                glyphs.append(glyph)
+    for number, characters in enumerate(rows_read):
+        for glyph in characters:
+            glyph.line = number
+            glyph.box = _original_box(glyph.box, found.angle, ink.shape, found.size, found.scale)
+            glyphs.append(glyph)
     return glyphs
 
 
@@ -716,10 +722,10 @@ def glyphs_from_file(
     segment: bool = False,
     polarity: str = "auto",
     split: Splitter | None = None,
-    read_wide: WideReader | None = None,
+    rows: RowReader | None = None,
 ) -> list[Glyph]:
     return glyphs_from_image(
-        read_image(path), segment=segment, polarity=polarity, source=str(path), split=split, read_wide=read_wide
+        read_image(path), segment=segment, polarity=polarity, source=str(path), split=split, rows=rows
     )
 
 
@@ -729,18 +735,14 @@ def glyphs_of_files(
     segment: bool = False,
     polarity: str = "auto",
     split: Splitter | None = None,
-    read_wide: WideReader | None = None,
+    rows: RowReader | None = None,
 ) -> Iterator[tuple[Path, list[Glyph], str | None]]:
     """(file, its glyphs, None), or (file, [], why it cannot be read) for a bad file: one bad file never stops the
-    others. What `glyphkit predict` and the ONNX runtime read a batch of files with (`split`, `read_wide`: see
+    others. What `glyphkit predict` and the ONNX runtime read a batch of files with (`split`, `rows`: see
     glyphs_from_image)."""
     for file in files:
         try:
-            yield (
-                file,
-                glyphs_from_file(file, segment=segment, polarity=polarity, split=split, read_wide=read_wide),
-                None,
-            )
+            yield file, glyphs_from_file(file, segment=segment, polarity=polarity, split=split, rows=rows), None
         except ImageError as exc:
             yield file, [], str(exc)
 
