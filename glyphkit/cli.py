@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a run's line model, which reads each row of a page whole (touching letters need no cut)",
         description="Train the run's line model (docs/handwriting.md#the-line-model): lines of the run's training "
         "glyphs drawn touching, gapped and spaced, and a network built on the run's classifier that reads a whole "
-        "row with CTC. Writes RUN_DIR/line_model.pth; `predict --segment` reads rows with it from then on.",
+        "row with CTC. Writes RUN_DIR/line_model.pth; `predict` reads the rows of a page with it from then on.",
         default_lines=(lines.LINE_LINES, "touching, gapped and spaced in turn"),
         epochs=lines.LINE_EPOCHS,
     )
