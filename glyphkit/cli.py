@@ -316,6 +316,13 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
         "row left to right; the text has one line per row of writing",
     )
     p.add_argument(
+        "--no-line-model",
+        action="store_true",
+        help="with --segment: cut each row into characters (with the run's piece model) even when the run has a "
+        "line model, which reads rows whole; the cuts count letters with gaps between them best "
+        "(docs/handwriting.md#the-line-model)",
+    )
+    p.add_argument(
         "--polarity",
         choices=POLARITIES,
         default="auto",
@@ -735,6 +742,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         class_prior=args.class_prior,
         device=getattr(args, "device", None),
         progress=not args.no_progress,
+        line_model=not args.no_line_model,
     )
     for result in results:
         if result.error is None:

@@ -151,3 +151,19 @@ def test_train_lines_without_a_run_is_one_error_line(tmp_path, capsys):
     assert cli.main(["train-lines", str(tmp_path / "nowhere"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_predict_no_line_model_cuts_the_rows_even_when_the_run_has_one(tiny_run, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """`glyphkit predict --segment` reads rows with the run's line model; `--no-line-model` never asks it."""
+    run = copy_of(tiny_run, tmp_path / "run")
+    train_line_model(run, lines=2, epochs=1, progress=False, log=lambda *_: None)
+    asked = []
+    real = LineModel.log_probs
+    monkeypatch.setattr(LineModel, "log_probs", lambda self, strips: asked.append(len(strips)) or real(self, strips))
+    page = tmp_path / "page.png"
+    bars(50, 90, 130, touching=True).save(page)
+    assert cli.main(["predict", str(run), str(page), "--segment", "--no-progress"]) == 0
+    assert asked == [1]  # the page's one row, in one call
+    assert cli.main(["predict", str(run), str(page), "--segment", "--no-line-model", "--no-progress"]) == 0
+    assert asked == [1]
+    assert "Traceback" not in capsys.readouterr().err
