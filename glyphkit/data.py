@@ -604,3 +604,10 @@ def load_config_split(config: Config, download: bool = True) -> GlyphData:
         limit_test=config.limit_test,
         download=download,
     )
+
+
+def load_run_split(config: Config, data_dir: str | os.PathLike | None = None) -> GlyphData:
+    """A trained run's split (its config), read from `data_dir` when given, else from where the run read it: its
+    config's folder, or, when it named none, $GLYPHKIT_DATA_DIR and the cache as load_split looks (never the folder
+    "None"). What train-pieces and train-lines learn from."""
+    return load_config_split(config.replace(data_dir=str(data_dir) if data_dir else config.data_dir))

@@ -37,7 +37,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from glyphkit.config import Config, ConfigError
-from glyphkit.data import load_config_split
+from glyphkit.data import load_run_split
 from glyphkit.layout import typical_height
 from glyphkit.models import GlyphNet, build_model
 from glyphkit.preprocess import GLYPH_SPAN, Glyph, ImageError, Ink, find_ink, glyph_of
@@ -331,7 +331,7 @@ def train_line_model(
             "(train with --preset fast or best)"
         )
     trunk.load_state_dict(eval_state_dict(state))
-    data = load_config_split(config.replace(data_dir=str(data_dir) if data_dir else config.data_dir))
+    data = load_run_split(config, data_dir)
     seed_everything(seed)
     started = time.perf_counter()
     strips, texts = render_lines(

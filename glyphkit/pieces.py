@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from glyphkit.config import Config
-from glyphkit.data import load_config_split
+from glyphkit.data import load_run_split
 from glyphkit.models import GlyphNet
 from glyphkit.preprocess import Glyph, ImageError, Splitter, glyphs_from_image, stacked
 from glyphkit.rundir import (
@@ -266,7 +266,7 @@ def train_piece_model(
     write RUN_DIR/piece_model.pth (atomically). Returns its path."""
     state = load_checkpoint(Path(run_dir) / BEST)
     config: Config = checkpoint_config(state)
-    data = load_config_split(config.replace(data_dir=str(data_dir) if data_dir else config.data_dir))
+    data = load_run_split(config, data_dir)
     seed_everything(seed)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
