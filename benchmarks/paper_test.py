@@ -335,16 +335,24 @@ def read_lines(bench: Bench, lines: Lines, piece_model: bool, line_model: bool =
     }
 
 
+def line_readers(bench: Bench) -> dict[str, tuple[bool, bool]]:
+    """How --segment can read lines with this run, by name: (piece model, line model) for read_lines. Read whole by
+    the line model when the run has one, then cut with its piece model and with the classifier alone (without a
+    piece model: the classifier)."""
+    readers = {"classifier and piece model": (True, False), "classifier alone": (False, False)}
+    if not bench.piece_model():
+        readers = {"classifier": (False, False)}
+    if bench.line_model():
+        readers = {"line model": (True, True), **readers}
+    return readers
+
+
 def part_lines(bench: Bench, count: int) -> Part:
     """`count` lines of each kind (gapped, touching) read with --segment: count right, CER. With the run's line
     model when it has one, and (the same lines again) cut with its piece model and with the classifier alone."""
     rng = bench.rng("lines")
     trained, read_whole = bench.piece_model(), bench.line_model()
-    readers = {"classifier and piece model": (True, False), "classifier alone": (False, False)}
-    if not trained:
-        readers = {"classifier": (False, False)}
-    if read_whole:
-        readers = {"line model": (True, True), **readers}
+    readers = line_readers(bench)
     rows = []
     for kind, (_, description) in LINE_KINDS.items():
         lines = draw_lines(bench, rng, kind, count)

@@ -30,12 +30,6 @@ from glyphkit.lines import LINE_MODEL  # noqa: E402
 from glyphkit.pieces import PIECE_MODEL  # noqa: E402
 from glyphkit.results import command_line, default_result_path, write_result  # noqa: E402
 
-READERS = {  # how a row is read: (piece model, line model)
-    "line model": (True, True),
-    "classifier and piece model": (True, False),
-    "classifier alone": (False, False),
-}
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,7 +52,7 @@ def main() -> None:
         lines = paper_test.draw_lines(bench, rng, kind, args.lines)
         truth = [bench.text(ids) for ids in lines.glyphs]
         cer_28x28 = paper_test.cer(["".join(bench.as_28(ids)) for ids in lines.glyphs], truth)
-        for reader, (piece_model, line_model) in READERS.items():
+        for reader, (piece_model, line_model) in paper_test.line_readers(bench).items():
             start = time.perf_counter()
             scores = paper_test.read_lines(bench, lines, piece_model, line_model)
             seconds = time.perf_counter() - start
