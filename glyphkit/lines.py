@@ -6,8 +6,9 @@ a cut parts them, and some overlapping pairs make a shape that is itself a chara
 line model does not cut: it reads the whole row as a sequence and is trained with CTC (connectionist temporal
 classification, Graves et al. 2006), which never needs to be told where one letter ends.
 
-- The row as the network sees it (`row_strip`): its ink, scaled so that a typical letter is GLYPH_SPAN pixels high
-  (EMNIST's strokes span 22 of a glyph's 28 pixels), in a strip STRIP_HEIGHT pixels high.
+- The row as the network sees it (glyphkit.strips, which has no torch, so runtime_onnx shares it): its ink, scaled
+  so that a typical letter is GLYPH_SPAN pixels high (EMNIST's strokes span 22 of a glyph's 28 pixels), in a strip
+  STRIP_HEIGHT pixels high.
 - The network (`LineReader`): the run's classifier's convolutions (GlyphNet's stem and stages, trained weights to
   start from) slide along the strip; a convolution collapses its height, another reads a few letters of context,
   and each column (STRIDE pixels of the strip, a fifth of a letter) gives the log-probabilities of the classes and
@@ -25,22 +26,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage.transform import resize
 from torch import nn
 from tqdm.auto import tqdm
 
 from glyphkit.config import Config, ConfigError
 from glyphkit.data import load_run_split
-from glyphkit.layout import typical_height
 from glyphkit.models import GlyphNet, build_model
-from glyphkit.preprocess import GLYPH_SPAN, Glyph, ImageError, Ink, find_ink, glyph_of
+from glyphkit.preprocess import Glyph, ImageError, Ink
 from glyphkit.rundir import (
     BEST,
     CheckpointError,
@@ -53,13 +51,11 @@ from glyphkit.rundir import (
 )
 from glyphkit.runtime import autocast_dtype, resolve_device, seed_everything
 from glyphkit.scans import degrade, line_ink
+from glyphkit.strips import STRIDE, STRIP_HEIGHT, image_strip, row_characters, row_strip, stacked_strips
 
 LINE_MODEL = "line_model.pth"  # in the run folder, beside best_model.pth
 
-# The strip and the network.
-STRIP_HEIGHT = 32  # pixels: a glyph's 28-pixel frame, and room for letters taller than typical
-STRIP_PAD = 8  # paper added at each end of a strip, pixels: the first and last letters get columns of context
-STRIDE = 4  # strip pixels per output column (GlyphNet's two 2x2 poolings)
+# The network (the strip's geometry, STRIP_HEIGHT and STRIDE, is glyphkit.strips').
 HIDDEN = 256  # channels of a column once the strip's height is collapsed
 DROPOUT = 0.2
 
@@ -71,37 +67,6 @@ LINE_BATCH = 32  # lines per step, of similar widths
 LINE_LR = 1e-3  # OneCycle's peak for the new layers ...
 TRUNK_LR = 3e-4  # ... and for the classifier's convolutions, which already read glyphs
 LINE_WEIGHT_DECAY = 1e-4
-
-
-@dataclass
-class Strip:
-    """A row's ink as the network reads it, and how to find its columns again in the page's ink."""
-
-    image: np.ndarray  # float32 [STRIP_HEIGHT, W] in [0, 1]
-    left: int  # the page's ink column of the strip's first ink column (after STRIP_PAD)
-    scale: float  # strip pixels per page pixel
-
-
-def row_strip(ink: np.ndarray, labels: np.ndarray, regions: list) -> Strip:
-    """The strip of a row of writing (its ink components `regions`): a typical letter GLYPH_SPAN pixels high, the
-    row's ink centred in height, STRIP_PAD pixels of paper at either end, scaled to full intensity as EMNIST's
-    glyphs are."""
-    y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
-    y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
-    mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
-    scale = min(GLYPH_SPAN / typical_height(regions), STRIP_HEIGHT / (y1 - y0))  # a tall stroke still fits
-    shape = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
-    small = np.clip(resize(ink[y0:y1, x0:x1] * mine, shape, order=1, anti_aliasing=scale < 1), 0, None)
-    strip = np.zeros((STRIP_HEIGHT, shape[1] + 2 * STRIP_PAD), np.float32)
-    top = (STRIP_HEIGHT - shape[0]) // 2
-    strip[top : top + shape[0], STRIP_PAD : STRIP_PAD + shape[1]] = small
-    return Strip(strip / max(float(strip.max()), 1e-6), int(x0), float(scale))
-
-
-def image_strip(image, source: str = "image") -> Strip:
-    """The strip of an image of one line of writing (all its ink, levelled)."""
-    found = find_ink(image, level=True, source=source)
-    return row_strip(found.ink, found.labels, found.regions)
 
 
 class LineReader(nn.Module):
@@ -127,21 +92,9 @@ class LineReader(nn.Module):
         return F.log_softmax(self.context(columns).float(), dim=1)
 
 
-def best_path(log_probs: np.ndarray | torch.Tensor) -> list[tuple[int, int]]:
-    """CTC's best-path decoding of one row's log-probabilities [classes + 1, T] (index 0 the blank): (class, the
-    column where it starts) of each character, left to right. Repeats of a class with no blank between are one
-    character."""
-    best = np.asarray(log_probs).argmax(0).tolist()
-    return [(c - 1, k) for k, c in enumerate(best) if c != 0 and (k == 0 or c != best[k - 1])]
-
-
 def padded(strips: list[np.ndarray], mean: float, std: float) -> tuple[torch.Tensor, list[int]]:
     """Strips of different widths as one normalised batch (paper added on the right), and each one's columns."""
-    width = max(s.shape[1] for s in strips)
-    x = np.zeros((len(strips), 1, STRIP_HEIGHT, width), np.float32)
-    for k, s in enumerate(strips):
-        x[k, 0, :, : s.shape[1]] = s
-    return (torch.from_numpy(x) - mean) / std, [s.shape[1] // STRIDE for s in strips]
+    return (torch.from_numpy(stacked_strips(strips)) - mean) / std, [s.shape[1] // STRIDE for s in strips]
 
 
 class LineModel:
@@ -174,7 +127,7 @@ class LineModel:
         strips = [row_strip(found.ink, found.labels, row) for row in rows]
         log_probs = self.log_probs([s.image for s in strips]).cpu().numpy()
         return [
-            _characters(found, row, strip, log_probs[k][:, : strip.image.shape[1] // STRIDE])
+            row_characters(found, row, strip, log_probs[k][:, : strip.columns])
             for k, (row, strip) in enumerate(zip(rows, strips))
         ]
 
@@ -215,39 +168,6 @@ class LineModel:
         """The run's line model, or None when it has none."""
         path = Path(run_dir) / LINE_MODEL
         return cls.load(path, device, precision) if path.exists() else None
-
-
-def _characters(found: Ink, row: list, strip: Strip, log_probs: np.ndarray) -> list[Glyph]:
-    """A row's characters from its columns' log-probabilities [classes + 1, T]: each one's class probabilities
-    (the character classes at its first column, blank left out), and its ink between the thinnest columns that
-    separate it from its neighbours, as a Glyph."""
-    read = best_path(log_probs)
-    if not read:
-        return []
-    y0, x0 = min(r.bbox[0] for r in row), min(r.bbox[1] for r in row)
-    y1, x1 = max(r.bbox[2] for r in row), max(r.bbox[3] for r in row)
-    mine = np.isin(found.labels[y0:y1, x0:x1], [r.label for r in row])
-    local = found.ink[y0:y1, x0:x1]
-    profile = (local * mine).sum(0)
-    # Each character's centre in the row's ink columns: the middle of its first strip column.
-    centres = [((k + 0.5) * STRIDE - STRIP_PAD) / strip.scale + strip.left - x0 for _, k in read]
-    cuts = [0]
-    for a, b in zip(centres, centres[1:]):  # the thinnest column in the middle of the way to the next character
-        lo = max(int(a + 0.2 * (b - a)), cuts[-1] + 1)
-        hi = min(max(int(np.ceil(a + 0.8 * (b - a))), lo + 1), len(profile))
-        cuts.append(lo + int(np.argmin(profile[lo:hi])) if lo < len(profile) else len(profile))
-    cuts.append(len(profile))
-    glyphs = []
-    for (_, k), left, right in zip(read, cuts, cuts[1:]):
-        part = np.zeros_like(mine)
-        part[:, left:right] = mine[:, left:right]
-        if not part.any():  # read where its span holds no ink (a stray column): no box to give it
-            continue
-        probabilities = np.exp(log_probs[1:, k] - log_probs[1:, k].max())
-        glyph = glyph_of(local, part, (x0, y0))
-        glyph.probabilities = (probabilities / probabilities.sum()).astype(np.float32)
-        glyphs.append(glyph)
-    return glyphs
 
 
 def render_lines(

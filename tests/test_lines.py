@@ -10,18 +10,10 @@ from PIL import Image, ImageDraw
 
 from glyphkit import cli
 from glyphkit.inference import ClassPrior, load_predictor
-from glyphkit.lines import (
-    LINE_MODEL,
-    STRIDE,
-    STRIP_HEIGHT,
-    STRIP_PAD,
-    LineModel,
-    best_path,
-    row_strip,
-    train_line_model,
-)
+from glyphkit.lines import LINE_MODEL, LineModel, train_line_model
 from glyphkit.predict import GlyphPrediction, _read, predict
 from glyphkit.preprocess import GLYPH_SPAN, find_ink
+from glyphkit.strips import STRIDE, STRIP_HEIGHT, STRIP_PAD, best_path, row_strip
 from tests.test_benchmarks import tiny_run  # noqa: F401 - the fixture
 
 BLANK = 0

@@ -1,0 +1,125 @@
+"""A row of writing as the line model reads it (a strip), and its characters back from the model's columns.
+
+The geometry of glyphkit.lines without its network: no torch here, so `predict --segment` with a run's line model
+and `glyphkit.runtime_onnx` with its export (glyphkit.export) cut strips and decode them the same way.
+
+- `row_strip`: a row's ink, scaled so that a typical letter is GLYPH_SPAN pixels high (EMNIST's strokes span 22 of
+  a glyph's 28 pixels), centred in a strip STRIP_HEIGHT pixels high, with STRIP_PAD pixels of paper at either end.
+- The network gives one column of log-probabilities per STRIDE strip pixels (classes + CTC's blank, index 0).
+- `best_path`: CTC's best-path decoding, each column's likeliest class, repeats merged, blanks dropped.
+- `row_characters`: each character's ink between the thinnest columns that separate it from its neighbours, as a
+  Glyph with its 28x28 image and its answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from skimage.transform import resize
+
+from glyphkit.layout import typical_height
+from glyphkit.preprocess import GLYPH_SPAN, Glyph, Ink, find_ink, glyph_of
+
+STRIP_HEIGHT = 32  # pixels: a glyph's 28-pixel frame, and room for letters taller than typical
+STRIP_PAD = 8  # paper added at each end of a strip, pixels: the first and last letters get columns of context
+STRIDE = 4  # strip pixels per output column (GlyphNet's two 2x2 poolings)
+
+
+@dataclass
+class Strip:
+    """A row's ink as the network reads it, and how to find its columns again in the page's ink."""
+
+    image: np.ndarray  # float32 [STRIP_HEIGHT, W] in [0, 1]
+    left: int  # the page's ink column of the strip's first ink column (after STRIP_PAD)
+    scale: float  # strip pixels per page pixel
+
+    @property
+    def columns(self) -> int:
+        """How many of the network's output columns belong to this strip (the rest of a batch's is padding)."""
+        return self.image.shape[1] // STRIDE
+
+
+def row_strip(ink: np.ndarray, labels: np.ndarray, regions: list) -> Strip:
+    """The strip of a row of writing (its ink components `regions`): a typical letter GLYPH_SPAN pixels high, the
+    row's ink centred in height, STRIP_PAD pixels of paper at either end, scaled to full intensity as EMNIST's
+    glyphs are."""
+    y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
+    y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
+    mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
+    scale = min(GLYPH_SPAN / typical_height(regions), STRIP_HEIGHT / (y1 - y0))  # a tall stroke still fits
+    shape = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
+    small = np.clip(resize(ink[y0:y1, x0:x1] * mine, shape, order=1, anti_aliasing=scale < 1), 0, None)
+    strip = np.zeros((STRIP_HEIGHT, shape[1] + 2 * STRIP_PAD), np.float32)
+    top = (STRIP_HEIGHT - shape[0]) // 2
+    strip[top : top + shape[0], STRIP_PAD : STRIP_PAD + shape[1]] = small
+    return Strip(strip / max(float(strip.max()), 1e-6), int(x0), float(scale))
+
+
+def image_strip(image, source: str = "image") -> Strip:
+    """The strip of an image of one line of writing (all its ink, levelled)."""
+    found = find_ink(image, level=True, source=source)
+    return row_strip(found.ink, found.labels, found.regions)
+
+
+def stacked_strips(strips: list[np.ndarray]) -> np.ndarray:
+    """Strips of different widths as one float32 batch [B, 1, STRIP_HEIGHT, W] (paper added on the right)."""
+    width = max(s.shape[1] for s in strips)
+    x = np.zeros((len(strips), 1, STRIP_HEIGHT, width), np.float32)
+    for k, s in enumerate(strips):
+        x[k, 0, :, : s.shape[1]] = s
+    return x
+
+
+def best_path(log_probs: np.ndarray) -> list[tuple[int, int]]:
+    """CTC's best-path decoding of one row's log-probabilities [classes + 1, T] (index 0 the blank): (class, the
+    column where it starts) of each character, left to right. Repeats of a class with no blank between are one
+    character."""
+    best = np.asarray(log_probs).argmax(0).tolist()
+    return [(c - 1, k) for k, c in enumerate(best) if c != 0 and (k == 0 or c != best[k - 1])]
+
+
+def column_probabilities(log_probs: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
+    """Each column's probabilities of the character classes [classes, T], CTC's blank left out, from its
+    log-probabilities [classes + 1, T]; `shift` [classes] is added to the log-probabilities first (a class prior's
+    adjustment: inference.prior_shift)."""
+    log_p = np.asarray(log_probs, np.float64)[1:]
+    if shift is not None:
+        log_p = log_p + np.asarray(shift, np.float64)[:, None]
+    p = np.exp(log_p - log_p.max(0))
+    return (p / p.sum(0)).astype(np.float32)
+
+
+def row_characters(
+    found: Ink, row: list, strip: Strip, log_probs: np.ndarray, probabilities: np.ndarray | None = None
+) -> list[Glyph]:
+    """A row's characters from its columns' log-probabilities [classes + 1, T]: each one's ink between the thinnest
+    columns that separate it from its neighbours, as a Glyph whose `probabilities` are its column's (where its
+    character starts) in `probabilities` [classes, T] (default: column_probabilities of `log_probs`)."""
+    read = best_path(log_probs)
+    if not read:
+        return []
+    probabilities = column_probabilities(log_probs) if probabilities is None else probabilities
+    y0, x0 = min(r.bbox[0] for r in row), min(r.bbox[1] for r in row)
+    y1, x1 = max(r.bbox[2] for r in row), max(r.bbox[3] for r in row)
+    mine = np.isin(found.labels[y0:y1, x0:x1], [r.label for r in row])
+    local = found.ink[y0:y1, x0:x1]
+    profile = (local * mine).sum(0)
+    # Each character's centre in the row's ink columns: the middle of its first strip column.
+    centres = [((k + 0.5) * STRIDE - STRIP_PAD) / strip.scale + strip.left - x0 for _, k in read]
+    cuts = [0]
+    for a, b in zip(centres, centres[1:]):  # the thinnest column in the middle of the way to the next character
+        lo = max(int(a + 0.2 * (b - a)), cuts[-1] + 1)
+        hi = min(max(int(np.ceil(a + 0.8 * (b - a))), lo + 1), len(profile))
+        cuts.append(lo + int(np.argmin(profile[lo:hi])) if lo < len(profile) else len(profile))
+    cuts.append(len(profile))
+    glyphs = []
+    for (_, k), left, right in zip(read, cuts, cuts[1:]):
+        part = np.zeros_like(mine)
+        part[:, left:right] = mine[:, left:right]
+        if not part.any():  # read where its span holds no ink (a stray column): no box to give it
+            continue
+        glyph = glyph_of(local, part, (x0, y0))
+        glyph.probabilities = np.asarray(probabilities[:, k], np.float32)
+        glyphs.append(glyph)
+    return glyphs
