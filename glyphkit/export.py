@@ -38,16 +38,22 @@ from torch import nn
 import glyphkit
 from glyphkit.batches import pad_to_size
 from glyphkit.download import file_sha256
-from glyphkit.inference import INFERENCE_BATCH, Calibrator, Predictor, load_trained_run
+from glyphkit.inference import INFERENCE_BATCH, Calibrator, Predictor, load_trained_run, prior_shift
+from glyphkit.lines import LineModel, render_lines
 from glyphkit.pieces import PieceModel
 from glyphkit.rundir import BEST, atomic_write, checkpoint_path, why_not_writable, write_json
 from glyphkit.runtime_onnx import METADATA_KEY  # the ONNX metadata_props entry (and .pt2 extra file) of the JSON
+from glyphkit.strips import STRIDE, STRIP_HEIGHT, STRIP_PAD, stacked_strips
 
 FORMATS = {"onnx": ".onnx", "torch": ".pt2"}  # --format -> file suffix
 INPUT_NAME, OUTPUT_NAME = "glyphs", "probabilities"
 PIECES_OUTPUT = "one_character"  # the second output of a run with a piece model (glyphkit.pieces)
 TRACE_BATCH = 4  # example batch the graph is traced with: >= 2, since torch.export fixes dimensions of size 1
 PARITY_IMAGES = 5000  # test images each export is checked on (0: the run's whole test split)
+LINES_INPUT, LINES_OUTPUTS = "strips", ["columns", "characters"]  # the line model's graph (glyphkit.lines)
+LINES_SUFFIX = ".lines.onnx"  # model.onnx -> model.lines.onnx: the line model's file, beside the classifier's
+PARITY_LINES = 60  # lines of test glyphs an exported line model is checked on
+MAX_LOG_PROBABILITY_DIFFERENCE = 1e-3  # largest |log p_exported - log p_pytorch| of a line's columns
 MAX_PROBABILITY_DIFFERENCE = 1e-4  # largest |p_exported - p_pytorch| accepted (fp32 both: ~1e-6 is usual)
 MIN_TOP1_AGREEMENT = 0.999  # share of the checked images whose answer must be the same
 ONNX_OPSET = 18
@@ -119,6 +125,27 @@ class GlyphClassifier(nn.Module):
             return probabilities
         one_character = torch.log_softmax(self.pieces((glyphs / 255.0 - self.mean) / self.std), dim=1)[:, 1]
         return probabilities, one_character
+
+
+class LineGraph(nn.Module):
+    """A run's line model as exported (glyphkit.lines): strips in, its columns' answers out.
+
+    Input: float32 strips [B, 1, STRIP_HEIGHT, W], 0..1, ink bright (glyphkit.strips.row_strip makes them; W varies).
+    Outputs: each column's log-probabilities [B, classes + 1, W // STRIDE] (index 0 CTC's blank), which CTC's best
+    path is read from, and each column's probabilities of the classes [B, classes, W // STRIDE], the blank left out
+    and the class prior's adjustment folded in as GlyphClassifier folds it (predict's answers for the line model's
+    characters)."""
+
+    def __init__(self, line_model: LineModel, logit_shift: torch.Tensor | None = None):
+        super().__init__()
+        self.network = line_model.network.float().cpu().eval()
+        self.mean, self.std = line_model.mean, line_model.std
+        self.register_buffer("logit_shift", torch.zeros(1) if logit_shift is None else logit_shift.float().clone())
+
+    def forward(self, strips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_probs = self.network((strips - self.mean) / self.std)
+        shift = self.logit_shift.reshape(1, -1, 1)
+        return log_probs, torch.softmax(log_probs[:, 1:] + shift, dim=1)
 
 
 @dataclass
@@ -195,8 +222,82 @@ def export_run(
                 "another torch/onnx version"
             )
         metadata = describe_export(run, source, format, exporter, parity, pieces)
+        line_model = LineModel.of_run(run_dir, "cpu", precision="fp32")  # fp32, as the exported graph computes
+        if line_model is not None and format == "onnx":  # written first: the classifier's file names it
+            metadata["lines"] = export_line_model(line_model, run, lines_path(output), Path(tmp), log)
+        elif line_model is not None:
+            log(f"note: {output} does not carry the run's line model (a .pt2 holds one graph); --format onnx does")
         save_with_metadata(draft, output, format, metadata)
     return ExportResult(output, format, metadata, exported)
+
+
+def lines_path(output: Path) -> Path:
+    """Where an ONNX export's line model goes: model.onnx -> model.lines.onnx, beside it."""
+    return output.with_name(output.stem + LINES_SUFFIX)
+
+
+def export_line_model(line_model: LineModel, run, path: Path, tmp: Path, log: Callable[[str], None]) -> dict:
+    """The run's line model as its own ONNX file at `path` (a second graph: its input, strips of any width, is not
+    the classifier's), checked like the classifier on PARITY_LINES lines of the run's test glyphs and written only
+    if it agrees. Returns its description, for the classifier's metadata (runtime_onnx finds it there)."""
+    check_writable(path)
+    prior = run.predictor.prior
+    # The line model learnt from lines of training glyphs as they come: its answers carry the training prior.
+    shift = None if prior is None else prior_shift(prior.log_prior(), "train", run.predictor.class_prior)
+    graph = LineGraph(line_model, shift)
+    strips, _ = render_lines(
+        run.images.numpy(), run.labels.numpy(), PARITY_LINES, np.random.default_rng(0), progress=False
+    )
+    x = stacked_strips([s.astype(np.float32) / 255 for s in strips])
+    with torch.no_grad():
+        reference = [t.numpy() for t in graph(torch.from_numpy(x))]
+    draft = tmp / path.name
+    exporter = export_onnx(graph, draft, log, line_spec())
+    exported = onnx_session(draft).run(None, {LINES_INPUT: x})
+    parity = {
+        "lines": len(strips),
+        "max_log_probability_difference": float(np.abs(reference[0] - exported[0]).max()),
+        "max_probability_difference": float(np.abs(reference[1] - exported[1]).max()),
+        "column_agreement": float((reference[0].argmax(1) == exported[0].argmax(1)).mean()),
+        "reference": "PyTorch, fp32, eager",
+    }
+    parity["passed"] = (
+        parity["max_log_probability_difference"] <= MAX_LOG_PROBABILITY_DIFFERENCE
+        and parity["max_probability_difference"] <= MAX_PROBABILITY_DIFFERENCE
+        and parity["column_agreement"] >= MIN_TOP1_AGREEMENT
+    )
+    if not parity["passed"]:
+        raise ExportError(
+            f"the ONNX export of the run's line model does not compute what the PyTorch network does (on "
+            f"{len(strips)} lines of test glyphs: largest log-probability difference "
+            f"{parity['max_log_probability_difference']:.1e}, columns alike {parity['column_agreement']:.2%}); "
+            "nothing was written. Try another torch/onnx version"
+        )
+    description = {
+        "file": path.name,
+        "exporter": exporter,
+        "input": {
+            "name": LINES_INPUT,
+            "dtype": "float32",
+            "shape": ["batch", 1, STRIP_HEIGHT, "width"],
+            "range": [0, 1],
+            "strip": "glyphkit.strips.row_strip: a row of writing, a typical letter GLYPH_SPAN pixels high, "
+            f"centred in {STRIP_HEIGHT} rows, {STRIP_PAD} columns of paper at either end, ink bright",
+        },
+        "outputs": {
+            LINES_OUTPUTS[0]: "log-probabilities [batch, classes + 1, width // stride] of each column: CTC's blank "
+            "(index 0), then the classes in the order of 'classes'",
+            LINES_OUTPUTS[1]: "probabilities [batch, classes, width // stride] of the classes in each column, for "
+            "the class prior the classifier answers for",
+        },
+        "stride": STRIDE,
+        "trained": line_model.trained,
+        "parity": parity,
+    }
+    save_with_metadata(draft, path, "onnx", {"line_model": description})
+    description["sha256"] = file_sha256(path)
+    log(f"exported the run's line model to {path}: the classifier's file names it, keep the two together")
+    return description
 
 
 def check_suffix(output: Path, format: str) -> None:
@@ -256,8 +357,24 @@ def onnx_outputs(
     return np.concatenate([o[0] for o in outputs]), pieces
 
 
-def _dynamic_batch() -> dict:
-    return {INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=2**20)}}
+@dataclass(frozen=True)
+class GraphSpec:
+    """An exported graph's interface: its input, its outputs, and the axes whose size varies from call to call."""
+
+    input: str
+    outputs: tuple[str, ...]
+    example: torch.Tensor  # what it is traced with
+    input_axes: dict[int, str]  # axis -> the name of a size that varies
+    output_axes: dict[int, str]
+
+    def dynamo_shapes(self) -> dict:
+        return {self.input: {a: torch.export.Dim(n, min=DIM_MIN[n], max=2**20) for a, n in self.input_axes.items()}}
+
+    def torchscript_axes(self) -> dict:
+        return {self.input: self.input_axes, **{name: self.output_axes for name in self.outputs}}
+
+
+DIM_MIN = {"batch": 1, "width": 2 * STRIP_PAD + 1}  # the smallest size of each varying axis (a strip is never less)
 
 
 def example_glyphs() -> torch.Tensor:
@@ -268,19 +385,32 @@ def output_names(classifier: GlyphClassifier) -> list[str]:
     return [OUTPUT_NAME] if classifier.pieces is None else [OUTPUT_NAME, PIECES_OUTPUT]
 
 
-def export_onnx(classifier: GlyphClassifier, path: Path, log: Callable[[str], None] = print) -> str:
-    """ONNX through the dynamo exporter (torch.export), with a dynamic batch dimension; if that exporter fails,
-    the TorchScript-based one, with a warning. Returns which exporter made the file."""
+def classifier_spec(classifier: GlyphClassifier) -> GraphSpec:
+    return GraphSpec(INPUT_NAME, tuple(output_names(classifier)), example_glyphs(), {0: "batch"}, {0: "batch"})
+
+
+def line_spec() -> GraphSpec:
+    strips = torch.rand(TRACE_BATCH, 1, STRIP_HEIGHT, 203, generator=torch.Generator().manual_seed(0))
+    return GraphSpec(LINES_INPUT, tuple(LINES_OUTPUTS), strips, {0: "batch", 3: "width"}, {0: "batch", 2: "columns"})
+
+
+def export_onnx(
+    module: nn.Module, path: Path, log: Callable[[str], None] = print, spec: GraphSpec | None = None
+) -> str:
+    """ONNX through the dynamo exporter (torch.export), with dynamic sizes as `spec` says (a GlyphClassifier's by
+    default: its batch); if that exporter fails, the TorchScript-based one, with a warning. Returns which exporter
+    made the file."""
+    spec = spec or classifier_spec(module)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's own chatter; its failures raise
             program = torch.onnx.export(
-                classifier,
-                (example_glyphs(),),
+                module,
+                (spec.example,),
                 dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=output_names(classifier),
-                dynamic_shapes=_dynamic_batch(),
+                input_names=[spec.input],
+                output_names=list(spec.outputs),
+                dynamic_shapes=spec.dynamo_shapes(),
                 opset_version=ONNX_OPSET,
                 verbose=False,
             )
@@ -295,20 +425,21 @@ def export_onnx(classifier: GlyphClassifier, path: Path, log: Callable[[str], No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its deprecation notice and tracer warnings: the parity check decides
         torch.onnx.export(
-            classifier,
-            (example_glyphs(),),
+            module,
+            (spec.example,),
             str(path),
             dynamo=False,
-            input_names=[INPUT_NAME],
-            output_names=output_names(classifier),
+            input_names=[spec.input],
+            output_names=list(spec.outputs),
             opset_version=ONNX_OPSET,
-            dynamic_axes={INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in output_names(classifier)}},
+            dynamic_axes=spec.torchscript_axes(),
         )
     return "torch.onnx torchscript"
 
 
 def export_torch(classifier: GlyphClassifier, path: Path) -> str:
-    program = torch.export.export(classifier, (example_glyphs(),), dynamic_shapes=_dynamic_batch())
+    spec = classifier_spec(classifier)
+    program = torch.export.export(classifier, (spec.example,), dynamic_shapes=spec.dynamo_shapes())
     torch.export.save(program, path)
     return "torch.export"
 

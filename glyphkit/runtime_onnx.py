@@ -15,6 +15,7 @@ scikit-image` is enough.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -27,12 +28,15 @@ from glyphkit.layout import text_of
 from glyphkit.preprocess import (
     IMAGE_SUFFIXES,
     POLARITIES,
+    Glyph,
     ImageError,
+    Ink,
     Splitter,
     glyphs_of_files,
     image_files,
     stacked,
 )
+from glyphkit.strips import row_characters, row_strip, stacked_strips
 
 METADATA_KEY = "glyphkit"  # the metadata entry holding the export's description (glyphkit.export writes it)
 BATCH = 256  # glyphs per onnxruntime call
@@ -76,6 +80,11 @@ class OnnxGlyphReader:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"{path} cannot be opened as an ONNX model ({first}); export it again") from exc
         self.path = path
+        if "classes" not in self.metadata:
+            raise ModelError(
+                f"{path} is the line model of an export, not the classifier; read with the .onnx file beside it"
+            )
+        self.lines = self._line_session() if self.metadata.get("lines") else None
         self.class_prior = exported_class_prior(self.metadata)
         if class_prior is not None and class_prior != self.class_prior:
             raise ModelError(
@@ -85,6 +94,40 @@ class OnnxGlyphReader:
             )
         self.classes: list[str] = self.metadata["classes"]
         self.input_name = self.metadata["input"]["name"]
+
+    def _line_session(self):
+        """The session of the line model the export carries (glyphkit.export writes it beside the classifier)."""
+        import onnxruntime
+
+        lines = self.metadata["lines"]
+        path = self.path.with_name(lines["file"])
+        if not path.is_file():
+            raise ModelError(
+                f"{self.path} reads rows of writing with its line model {lines['file']}, which is not beside it: "
+                "copy both files together"
+            )
+        digest = hashlib.sha256()  # as glyphkit.download.file_sha256, which cannot be imported without torch
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(2**20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != lines["sha256"]:
+            raise ModelError(
+                f"{path} is not the line model {self.path.name} was exported with; copy both files from the same "
+                "export, or export again: glyphkit export RUN_DIR"
+            )
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def read_rows(self, found: Ink, rows: list[list]) -> list[list[Glyph]]:
+        """Each row of writing read whole by the export's line model, as glyphkit.lines.LineModel.read_rows reads
+        it: the rows' strips in one call, each row's characters from its columns (glyphkit.strips)."""
+        strips = [row_strip(found.ink, found.labels, row) for row in rows]
+        columns, characters = self.lines.run(
+            None, {self.metadata["lines"]["input"]["name"]: stacked_strips([s.image for s in strips])}
+        )
+        return [
+            row_characters(found, row, strip, columns[k][:, : strip.columns], characters[k][:, : strip.columns])
+            for k, (row, strip) in enumerate(zip(rows, strips))
+        ]
 
     def probabilities(self, glyphs: np.ndarray) -> np.ndarray:
         """Probabilities [N, classes] for upright uint8 (or 0..255 float) glyphs [N, 28, 28]."""
@@ -119,12 +162,18 @@ class OnnxGlyphReader:
         polarity: str = "auto",
         top_k: int = 5,
         min_confidence: float = 0.0,
+        line_model: bool = True,
     ) -> list[dict[str, Any]]:
         """One answer per image file (folders are read recursively): its glyphs' top characters, or its error.
-        All glyphs of all files go through the model in one batched pass."""
+        With `segment`, an export that carries a line model reads each row of writing whole with it (line_model=
+        False: cut into characters, as without one). The glyphs the classifier reads, of all files, go through it
+        in one batched pass."""
         results, glyphs = [], []
         files = image_files(list(inputs))
-        for file, found, error in glyphs_of_files(files, segment=segment, polarity=polarity, split=self.splitter()):
+        rows = self.read_rows if segment and line_model and self.lines is not None else None
+        for file, found, error in glyphs_of_files(
+            files, segment=segment, polarity=polarity, split=self.splitter(), rows=rows
+        ):
             results.append(
                 {
                     "file": str(file),
@@ -132,12 +181,13 @@ class OnnxGlyphReader:
                     "glyphs": [{"index": i, "line": g.line, "box": list(g.box)} for i, g in enumerate(found)],
                 }
             )
-            glyphs += [g.image for g in found]
-        probabilities = self.probabilities(np.stack(glyphs) if glyphs else np.zeros((0, 28, 28), np.uint8))
-        rows = iter(probabilities)
+            glyphs += found
+        by_classifier = [g.image for g in glyphs if g.probabilities is None]
+        found = iter(self.probabilities(np.stack(by_classifier) if by_classifier else np.zeros((0, 28, 28), np.uint8)))
+        answers = iter([next(found) if g.probabilities is None else g.probabilities for g in glyphs])
         for result in results:
             for glyph in result["glyphs"]:
-                p = next(rows)
+                p = next(answers)
                 best = np.argsort(-p)[:top_k]
                 glyph["top"] = [(self.classes[c], float(p[c])) for c in best]
                 glyph["prediction"] = self.classes[best[0]] if p[best[0]] >= min_confidence else "unsure"
@@ -170,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="each image is a page of one or more lines of handwriting: read it row by row, character by character",
     )
+    parser.add_argument(
+        "--no-line-model",
+        action="store_true",
+        help="with --segment, cut rows into characters even when the export carries a line model",
+    )
     parser.add_argument("--polarity", choices=POLARITIES, default="auto", help="ink darker or lighter than the paper")
     parser.add_argument("--top-k", type=int, default=5, help="characters listed per glyph (default: 5)")
     parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P", help="answer 'unsure' below P")
@@ -191,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             polarity=args.polarity,
             top_k=max(args.top_k, 1),
             min_confidence=args.min_confidence,
+            line_model=not args.no_line_model,
         )
     except (ModelError, ImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from glyphkit.inference import load_predictor
 from glyphkit.rundir import store_calibration
 from glyphkit.training import Trainer
 from tests.conftest import TINY_CHARS
+from tests.test_benchmarks import tiny_run  # noqa: F401 - the fixture
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -254,3 +255,65 @@ def test_the_onnx_runtime_refuses_a_model_glyphkit_did_not_write(tmp_path):
     Image.new("L", (40, 40), 255).save(tmp_path / "a.png")
     assert main([str(tmp_path / "junk.onnx"), str(tmp_path / "a.png")]) == 2
     assert main([str(tmp_path / "missing.onnx"), str(tmp_path / "a.png")]) == 2
+
+
+def reading_line_model(run) -> None:
+    """Give `run` a line model that reads characters: trained for a step (a real train-lines file), then CTC's
+    blank made unlikely, so every row reads as several characters (a step of training mostly reads blanks)."""
+    from glyphkit.lines import LINE_MODEL, train_line_model
+
+    train_line_model(run, lines=6, epochs=1, progress=False, log=lambda *_: None)
+    state = torch.load(run / LINE_MODEL, weights_only=True)
+    state["model"]["context.4.bias"][0] = -20.0
+    torch.save(state, run / LINE_MODEL)
+
+
+@pytest.mark.slow
+def test_an_export_carries_the_line_model_and_the_onnx_runtime_reads_rows_as_predict_does(tiny_run, tmp_path):  # noqa: F811
+    """A run with a line model exports it beside the classifier (model.lines.onnx, named and hashed in the
+    classifier's metadata); the ONNX runtime reads each row whole with it, as `predict --segment` does: the same
+    boxes, text and probabilities, for either class prior (the run's prior made uneven, so the two differ)."""
+    from glyphkit.predict import predict
+    from glyphkit.runtime_onnx import ModelError, OnnxGlyphReader
+    from tests.test_lines import bars
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    state = torch.load(run / "best_model.pth", weights_only=True)
+    counts = [30.0 * (1 + 4 * (k % 2)) for k in range(len(TINY_CHARS))]  # as if odd classes had 5x the images
+    state["class_prior"] = {**state["class_prior"], "counts": counts}
+    torch.save(state, run / "best_model.pth")
+    reading_line_model(run)
+    page = tmp_path / "page.png"
+    page_image = Image.new("L", (400, 300), 235)
+    page_image.paste(bars(50, 120, 190), (0, 0))
+    page_image.paste(bars(60, 150, touching=True).crop((0, 30, 400, 100)), (0, 200))
+    page_image.save(page)
+
+    answers = {}
+    for prior in ("train", "uniform"):
+        model = export.export_run(run, "onnx", tmp_path / f"{prior}.onnx", class_prior=prior, log=lambda *_: None)
+        assert (tmp_path / f"{prior}.lines.onnx").is_file()
+        assert model.metadata["lines"]["file"] == f"{prior}.lines.onnx" and model.metadata["lines"]["parity"]["passed"]
+        by_onnx = OnnxGlyphReader(model.path).read([page], segment=True)[0]
+        by_torch = predict(run, [page], segment=True, class_prior=prior, progress=False)[0]
+        assert len(by_torch.glyphs) >= 4 and {g.line for g in by_torch.glyphs} == {0, 1}
+        assert all(g.read is not None for g in by_torch.glyphs)  # read by the line model
+        assert [tuple(g["box"]) for g in by_onnx["glyphs"]] == [g.box for g in by_torch.glyphs]
+        assert by_onnx["text"] == by_torch.text
+        for onnx_glyph, torch_glyph in zip(by_onnx["glyphs"], by_torch.glyphs):
+            assert [c for c, _ in onnx_glyph["top"]] == [c for c, _ in torch_glyph.top]
+            assert np.allclose([p for _, p in onnx_glyph["top"]], [p for _, p in torch_glyph.top], atol=1e-4)
+        answers[prior] = [g.top[0][1] for g in by_torch.glyphs]
+        cut = OnnxGlyphReader(model.path).read([page], segment=True, line_model=False)[0]
+        assert cut["text"] == predict(run, [page], segment=True, class_prior=prior, line_model=False)[0].text
+    assert not np.allclose(answers["train"], answers["uniform"], atol=1e-3)
+
+    (tmp_path / "uniform.lines.onnx").rename(tmp_path / "elsewhere.onnx")
+    with pytest.raises(ModelError, match="not beside it"):
+        OnnxGlyphReader(tmp_path / "uniform.onnx")
+    (tmp_path / "train.lines.onnx").write_bytes((tmp_path / "elsewhere.onnx").read_bytes())
+    with pytest.raises(ModelError, match="not the line model"):
+        OnnxGlyphReader(tmp_path / "train.onnx")
+    with pytest.raises(ModelError, match="line model of an export"):
+        OnnxGlyphReader(tmp_path / "elsewhere.onnx")
