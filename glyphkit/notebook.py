@@ -10,6 +10,7 @@ run folder          `run_dir=None` means `$GLYPHKIT_RUN_DIR`, else `runs/noteboo
 ensure_trained_run  04/05 need a model: the run folder's, or in quick mode one trained the way 03 trains.
 ensure_piece_model  06 reads pages with the run's piece model: the run folder's, or one trained now when asked (in
                     quick mode a small one, always).
+ensure_line_model   ... and each row whole with the run's line model: the run folder's, or one trained now when asked.
 compare_folder      07 compares the runs in the folder that holds the shared run folder (runs/).
 display             figures as cell results (enable_figure_display), PNGs and text files of the run folder.
 """
@@ -31,6 +32,7 @@ from glyphkit import workflows
 from glyphkit.config import Config
 from glyphkit.data import DataError, GlyphData, cache_dir, locate_split
 from glyphkit.inference import load_trained_run
+from glyphkit.lines import LINE_MODEL, train_line_model
 from glyphkit.pieces import PIECE_MODEL, train_piece_model
 from glyphkit.rundir import BEST, CheckpointError, checkpoint_config, load_checkpoint
 from glyphkit.synthetic import write_emnist_split
@@ -43,6 +45,7 @@ DEFAULT_RUN_DIR = "runs/notebook"
 # What quick mode shrinks; every notebook still calls the same functions with these values.
 QUICK = {"limit_train": 3000, "limit_test": 2000, "epochs": 1, "lr_finder_steps": 20}
 QUICK_PIECES = {"lines": 40, "epochs": 1}  # quick mode's piece model: a smoke run of train-pieces, not a useful one
+QUICK_LINES = {"lines": 60, "epochs": 1}  # quick mode's line model, when asked for: a smoke run of train-lines
 LR_FINDER_STEPS = 100  # glyphkit.lr_finder.find_lr's default
 
 # Real-glyph stand-ins for the official splits (see the data folder's README): same label space.
@@ -313,22 +316,73 @@ def ensure_piece_model(
 
     When the run has none: with `train`, one is trained now (`glyphkit train-pieces`'s defaults; in quick mode
     always, and small: QUICK_PIECES); else None, and the log says how to train one."""
+    return _ensure_reading_model(
+        run_dir,
+        train or quick_mode(),
+        data_dir,
+        file=PIECE_MODEL,
+        trainer=train_piece_model,
+        quick=QUICK_PIECES,
+        using="touching letters are cut where each piece reads as one character",
+        without="touching letters are cut by the classifier alone",
+        how="`glyphkit train-pieces {folder}` (or train_pieces = True here) to read them better",
+        log=log,
+    )
+
+
+def ensure_line_model(
+    run_dir: str | os.PathLike | None = None,
+    train: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    log: Log = print,
+) -> Path | None:
+    """The run's line model (glyphkit.lines), which reads each row of writing whole, so touching letters need no cut.
+
+    When the run has none: with `train`, one is trained now (`glyphkit train-lines`'s defaults; in quick mode small:
+    QUICK_LINES); else None, and the log says how to train one. Unlike the piece model, quick mode does not train one
+    unasked: a line model trained for seconds reads little but CTC's blank, and the pages would read as nothing."""
+    return _ensure_reading_model(
+        run_dir,
+        train,
+        data_dir,
+        file=LINE_MODEL,
+        trainer=train_line_model,
+        quick=QUICK_LINES,
+        using="each row of writing is read whole",
+        without="rows are cut into characters",
+        how="`glyphkit train-lines {folder}` (or train_lines = True here) to read touching letters without cuts",
+        log=log,
+    )
+
+
+def _ensure_reading_model(
+    run_dir: str | os.PathLike | None,
+    train: bool,
+    data_dir: str | os.PathLike | None,
+    *,
+    file: str,
+    trainer: Callable[..., Path],
+    quick: dict[str, int],
+    using: str,
+    without: str,
+    how: str,
+    log: Log,
+) -> Path | None:
+    """A second model of the run that `predict --segment` reads pages with (`file` in the run folder): found, or
+    trained now with `trainer` when `train` (small, as `quick` says, in quick mode), never trained again or replaced."""
     folder = resolve_run_dir(run_dir)
-    path = folder / PIECE_MODEL
+    path = folder / file
     if path.is_file():
-        log(f"using {path.resolve()}: touching letters are cut where each piece reads as one character")
+        log(f"using {path.resolve()}: {using}")
         return path
-    quick = quick_mode()
-    if not (train or quick):
-        log(
-            f"{folder} has no {PIECE_MODEL}: touching letters are cut by the classifier alone. Train one with "
-            f"`glyphkit train-pieces {folder}` (or train_pieces = True here) to read them better"
-        )
+    if not train:
+        log(f"{folder} has no {file}: {without}. Train one with {how.format(folder=folder)}")
         return None
-    if quick:
-        log("quick mode trains a small piece model: it shows the step, it does not read touching letters well")
+    if quick_mode():
+        log(f"quick mode trains a small {file}: it shows the step, it does not read pages well")
     data_dir = evaluation_args(folder, None, data_dir, log=log)["data_dir"]  # a synthetic run's files, rewritten
-    return train_piece_model(folder, data_dir=data_dir, progress=not quick, log=log, **(QUICK_PIECES if quick else {}))
+    return trainer(folder, data_dir=data_dir, progress=not quick_mode(), log=log, **(quick if quick_mode() else {}))
 
 
 def compare_folder(

@@ -134,6 +134,14 @@ def predictions_table(results: Sequence) -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1))
 
 
+def texts_table(readings: dict[str, Sequence]) -> pd.DataFrame:
+    """The same files read in several ways (a name -> `predict`'s results, files in the same order): per file the
+    text each way read (or why the file could not be read)."""
+    columns = {name: [r.error or r.text for r in results] for name, results in readings.items()}
+    files = [Path(r.file).name for r in next(iter(readings.values()), [])]
+    return pd.DataFrame({"file": files, **columns}, index=pd.RangeIndex(1, len(files) + 1))
+
+
 def run_folder_table(run_dir: str | os.PathLike) -> pd.DataFrame:
     """The files in a run folder and their sizes."""
     folder = Path(run_dir)

@@ -21,6 +21,7 @@ from glyphkit.rundir import store_calibration
 from glyphkit.training import Trainer
 from tests.conftest import TINY_CHARS
 from tests.test_benchmarks import tiny_run  # noqa: F401 - the fixture
+from tests.test_lines import reading_line_model
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -255,17 +256,6 @@ def test_the_onnx_runtime_refuses_a_model_glyphkit_did_not_write(tmp_path):
     Image.new("L", (40, 40), 255).save(tmp_path / "a.png")
     assert main([str(tmp_path / "junk.onnx"), str(tmp_path / "a.png")]) == 2
     assert main([str(tmp_path / "missing.onnx"), str(tmp_path / "a.png")]) == 2
-
-
-def reading_line_model(run) -> None:
-    """Give `run` a line model that reads characters: trained for a step (a real train-lines file), then CTC's
-    blank made unlikely, so every row reads as several characters (a step of training mostly reads blanks)."""
-    from glyphkit.lines import LINE_MODEL, train_line_model
-
-    train_line_model(run, lines=6, epochs=1, progress=False, log=lambda *_: None)
-    state = torch.load(run / LINE_MODEL, weights_only=True)
-    state["model"]["context.4.bias"][0] = -20.0
-    torch.save(state, run / LINE_MODEL)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from glyphkit import cli
+from glyphkit import cli, tables
 from glyphkit.inference import ClassPrior, load_predictor
 from glyphkit.lines import LINE_MODEL, LineModel, train_line_model
 from glyphkit.predict import GlyphPrediction, _read, predict
@@ -59,6 +59,15 @@ def test_a_row_becomes_a_strip_with_letters_glyph_span_high():
     assert abs(strip.left - 50) <= 1 and strip.scale == pytest.approx(GLYPH_SPAN / 44, rel=0.05)
 
 
+def reading_line_model(run) -> None:
+    """Give `run` a line model that reads characters: trained for a step (a real train-lines file), then CTC's
+    blank made unlikely, so every row reads as several characters (a step of training mostly reads blanks)."""
+    train_line_model(run, lines=6, epochs=1, progress=False, log=lambda *_: None)
+    state = torch.load(run / LINE_MODEL, weights_only=True)
+    state["model"]["context.4.bias"][0] = -20.0
+    torch.save(state, run / LINE_MODEL)
+
+
 def copy_of(run, folder):
     """A run folder holding only the tiny run's checkpoint (a line model written there stays there)."""
     folder.mkdir()
@@ -78,6 +87,8 @@ def test_train_lines_writes_a_model_predict_reads_rows_with(tiny_run, tmp_path, 
     assert all(g.read is None for g in forced.glyphs)  # cut and read by the classifier
     result = predict(run, [page], segment=True, progress=False)[0]
     assert result.error is None and all(g.read is not None for g in result.glyphs)
+    table = tables.texts_table({"whole": [result], "cut": [forced]})  # 06_predict's comparison
+    assert table.to_dict("records") == [{"file": "page.png", "whole": result.text, "cut": forced.text}]
 
 
 def test_train_lines_is_reproducible(tiny_run, tmp_path):  # noqa: F811
@@ -159,3 +170,22 @@ def test_predict_no_line_model_cuts_the_rows_even_when_the_run_has_one(tiny_run,
     assert cli.main(["predict", str(run), str(page), "--segment", "--no-line-model", "--no-progress"]) == 0
     assert asked == [1]
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_06_predict_uses_the_runs_line_model_or_trains_one_only_when_asked(tiny_run, tmp_path, monkeypatch):  # noqa: F811
+    """Without a line model the notebook says how to train one and trains nothing, in quick mode too; asked, it
+    trains one (small in quick mode); a run that has one keeps it (never trained again, never replaced)."""
+    from glyphkit import notebook as nb
+
+    run = copy_of(tiny_run, tmp_path / "run")
+    said = []
+    for quick in ("", "1"):
+        monkeypatch.setenv(nb.QUICK_ENV, quick)
+        assert nb.ensure_line_model(run, log=said.append) is None
+        assert "glyphkit train-lines" in said[-1] and not (run / LINE_MODEL).exists()
+    path = nb.ensure_line_model(run, train=True, log=said.append)
+    assert path == run / LINE_MODEL and LineModel.load(path).trained["lines"] <= nb.QUICK_LINES["lines"]
+    written = path.read_bytes()
+    monkeypatch.setenv(nb.QUICK_ENV, "")
+    assert nb.ensure_line_model(run, train=True, log=said.append) == path
+    assert path.read_bytes() == written

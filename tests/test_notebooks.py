@@ -14,6 +14,7 @@ import nbformat
 import pytest
 
 from glyphkit import notebook as nb
+from tests.test_benchmarks import tiny_run  # noqa: F401 - the fixture
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = [
@@ -296,3 +297,28 @@ def test_a_synthetic_run_finds_its_data_again(isolated_env):
     assert (split, folder) == ("synthetic47", str(isolated_env / "cache" / "synthetic" / "synthetic47"))
     assert "SYNTHETIC" in said[0]
     assert nb.choose_split(split, folder, quick=False, log=pytest.fail) == (split, folder)
+
+
+@pytest.mark.slow
+def test_papermill_runs_06_with_a_line_model_showing_both_readings(tiny_run, tiny_data_dir, isolated_env, monkeypatch):  # noqa: F811
+    """With a line model in the run, 06 reads the sample pages with it and shows them cut into characters beside."""
+    papermill = pytest.importorskip("papermill")
+    from tests.test_lines import copy_of, reading_line_model
+
+    monkeypatch.setenv(nb.QUICK_ENV, "1")
+    run_dir = copy_of(tiny_run, isolated_env / "run")
+    reading_line_model(run_dir)
+    output = isolated_env / "06_predict.out.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOK_DIR / "06_predict.ipynb"),
+        str(output),
+        kernel_name="python3",
+        cwd=str(isolated_env),
+        parameters={"data_dir": str(tiny_data_dir), "run_dir": str(run_dir)},
+        progress_bar=False,
+    )
+    executed = nbformat.read(output, as_version=4)
+    shown = {c.id: c.outputs for c in executed.cells if c.cell_type == "code"}
+    assert "each row of writing is read whole" in "".join(o.get("text", "") for o in shown["06-09c"])
+    table = "".join(o.get("data", {}).get("text/plain", "") for o in shown["06-11c"])
+    assert "rows read whole" in table and "cut into characters" in table
