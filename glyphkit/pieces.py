@@ -171,7 +171,7 @@ class PieceModel:
             glyphs = stacked(pieces)
             return score(glyphs) + PIECE_WEIGHT * self.log_one_character(glyphs)
 
-        return Splitter(both, PIECE_WIDE, PIECE_CUT_COST, lambda pieces: self.log_one_character(stacked(pieces)))
+        return Splitter(both, PIECE_WIDE, PIECE_CUT_COST)
 
     def describe(self, output: str) -> dict[str, Any]:
         """An export's description of it (glyphkit.export): its output, and how to cut touching letters with it

@@ -108,13 +108,6 @@ TINY_IMAGE = 64
 
 
 Scorer = Callable[[list["Glyph"]], np.ndarray]  # candidate pieces -> each one's log-score [N] (see Splitter)
-# Which rows of a page a row reader (a run's line model) reads whole, the others being cut into characters (with a
-# `split`): "all" of them; "split", those where the cuts part some ink into several letters (letters that touch);
-# "wide", those holding ink wider than one letter (split.wide letter heights); "checked", all of them, each
-# character of ink then checked against the cuts (_checked_by_cuts). benchmarks/experiments/line_ctc.py measured them.
-READ_WHOLE = "all"
-READ_WHOLE_CHOICES = ("all", "split", "wide", "checked")
-ONE_CHARACTER_SURE = 0.98  # "checked": a piece read as several letters is one when the piece model is this sure
 # A page's ink and its rows of writing (each row's ink components) -> each row's characters (glyphkit.lines)
 RowReader = Callable[["Ink", list[list]], list[list["Glyph"]]]
 
@@ -147,7 +140,6 @@ class Splitter:
     score: Scorer
     wide: float = WIDE
     cut_cost: float = CUT_COST
-    one_character: Scorer | None = None  # each glyph's log-probability of being one character (a piece model's)
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -636,30 +628,22 @@ def glyphs_from_image(
     carries the reader's `probabilities`. Boxes are in the image's own pixels."""
     found = find_ink(image, level=segment, polarity=polarity, source=source)
     ink, labels, regions = found.ink, found.labels, found.regions
-    if not segment:
-        lines = [[regions if found.drawn else _without_edge_remnants(regions, ink.shape)]]
+    if segment and rows is not None:  # each row of writing read whole: the reader finds its characters
+        rows_read = rows(found, find_lines(regions))
     else:
-        row_ink = find_lines(regions)
-        lines = [segment_line(row) for row in row_ink]
-    whole = READ_WHOLE if split is not None else "all"  # without a split, a row reader reads every row
-    if segment and split is not None and (rows is None or whole != "all"):
-        cut = split_touching(ink, lines, labels, split)
-    else:
-        cut = {}
-    chosen = _rows_read_whole(whole, len(lines), cut) if segment and rows is not None else []
-    read_whole = dict(zip(chosen, rows(found, [row_ink[n] for n in chosen]))) if chosen else {}
-    if whole == "checked" and read_whole:
-        read_whole = _checked_by_cuts(read_whole, lines, cut, ink, labels, split)
-    rows_read = [
-        read_whole[n]
-        if n in read_whole
-        else [
-            glyph
-            for k, group in enumerate(characters)
-            for glyph in cut.get((n, k)) or [emnist_glyph(ink, group, labels)]
+        if not segment:
+            lines = [[regions if found.drawn else _without_edge_remnants(regions, ink.shape)]]
+        else:
+            lines = [segment_line(row) for row in find_lines(regions)]
+        cut = split_touching(ink, lines, labels, split) if segment and split is not None else {}
+        rows_read = [
+            [
+                glyph
+                for k, group in enumerate(characters)
+                for glyph in cut.get((n, k)) or [emnist_glyph(ink, group, labels)]
+            ]
+            for n, characters in enumerate(lines)
         ]
-        for n, characters in enumerate(lines)
-    ]
     glyphs = []
     for number, characters in enumerate(rows_read):
         for glyph in characters:
@@ -667,48 +651,6 @@ def glyphs_from_image(
             glyph.box = _original_box(glyph.box, found.angle, ink.shape, found.size, found.scale)
             glyphs.append(glyph)
     return glyphs
-
-
-def _rows_read_whole(whole: str, count: int, cut: dict[tuple[int, int], list[Glyph]]) -> list[int]:
-    """The rows a row reader reads whole (READ_WHOLE says which): all `count` of them, or those the cuts found to
-    hold touching letters (`cut`: split_touching's readings of the ink too wide for one letter)."""
-    if whole in ("all", "checked"):
-        return list(range(count))
-    if whole == "wide":
-        return sorted({n for n, _ in cut})
-    return sorted({n for (n, _), read in cut.items() if len(read) > 1})
-
-
-def _checked_by_cuts(
-    read: dict[int, list[Glyph]],
-    lines: list[list[list]],
-    cut: dict[tuple[int, int], list[Glyph]],
-    ink: np.ndarray,
-    labels: np.ndarray,
-    split: Splitter,
-) -> dict[int, list[Glyph]]:
-    """Rows read whole (`read`: row -> the row reader's characters), checked piece of ink by piece of ink against
-    the cuts (`lines`: each row's characters as segment_line found them; `cut`: split_touching's readings). Each
-    character the reader found goes to the piece of ink under its middle. A piece the reader read as several
-    letters and the cuts as one is one letter when the piece model is sure of it (`split.one_character`, at least
-    ONE_CHARACTER_SURE): a B read as `13`. Everything else stays the reader's."""
-    placed: dict[tuple[int, int], list[Glyph]] = {}
-    for n, glyphs in read.items():
-        extents = [(min(r.bbox[1] for r in g), max(r.bbox[3] for r in g)) for g in lines[n]]
-        for glyph in glyphs:
-            middle = glyph.box[0] + glyph.box[2] / 2
-            k = min(range(len(extents)), key=lambda i: max(extents[i][0] - middle, middle - extents[i][1], 0))
-            placed.setdefault((n, k), []).append(glyph)
-    single = {
-        key: (cut.get(key) or [emnist_glyph(ink, lines[key[0]][key[1]], labels)])[0]
-        for key, glyphs in placed.items()
-        if len(glyphs) > 1 and len(cut.get(key) or [None]) == 1
-    }
-    if single and split.one_character is not None:
-        for key, log_one in zip(list(single), split.one_character(list(single.values()))):
-            if log_one > np.log(ONE_CHARACTER_SURE):
-                placed[key] = [single[key]]
-    return {n: [glyph for k in range(len(lines[n])) for glyph in placed.get((n, k), [])] for n in read}
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from glyphkit import cli, preprocess, tables
+from glyphkit import cli, tables
 from glyphkit.inference import ClassPrior, load_predictor
 from glyphkit.lines import LINE_MODEL, LineModel, train_line_model
 from glyphkit.predict import GlyphPrediction, _read, predict
@@ -189,31 +189,3 @@ def test_06_predict_uses_the_runs_line_model_or_trains_one_only_when_asked(tiny_
     monkeypatch.setenv(nb.QUICK_ENV, "")
     assert nb.ensure_line_model(run, train=True, log=said.append) == path
     assert path.read_bytes() == written
-
-
-@pytest.mark.parametrize("one_character, expected", [(0.99, 3), (0.2, 4)])
-def test_a_letter_the_line_model_reads_as_two_is_one_when_the_piece_model_is_sure(monkeypatch, one_character, expected):
-    """Three bars apart (three pieces of ink, each too narrow to be cut) and a row reader that finds two characters
-    over the first bar: checked against the cuts, the first bar is one character (boxed around the whole bar, read
-    by the classifier) when the piece model is sure it is one, and stays the reader's two when it is not."""
-    monkeypatch.setattr(preprocess, "READ_WHOLE", "checked")
-    lefts, width, top, height = (50, 90, 130), 14, 40, 44
-
-    def read(left: int, w: int) -> preprocess.Glyph:
-        return preprocess.Glyph(np.zeros((28, 28), np.uint8), (left, top, w, height), probabilities=np.ones(4) / 4)
-
-    def reads_four(found, rows):
-        assert len(rows) == 1
-        return [[read(50, 7), read(57, 7), read(90, width), read(130, width)]]
-
-    split = preprocess.Splitter(
-        score=lambda pieces: np.zeros(len(pieces)),
-        one_character=lambda pieces: np.full(len(pieces), np.log(one_character)),
-    )
-    found = preprocess.glyphs_from_image(bars(*lefts, width=width), segment=True, split=split, rows=reads_four)
-    assert len(found) == expected
-    if expected == 3:
-        first = found[0]
-        assert first.probabilities is None  # the classifier reads it
-        assert abs(first.box[0] - lefts[0]) <= 1 and abs(first.box[2] - width) <= 1
-        assert [g.box[0] for g in found[1:]] == [90, 130]

@@ -9,12 +9,7 @@ count is right, the character error rate (CER), and the same glyphs' CER as 28x2
 (`glyphkit train-pieces RUN`, `glyphkit train-lines RUN`).
 
     python benchmarks/experiments/line_ctc.py RUN --data-dir ../shared/emnist [--split proxy47] [--lines 120]
-        [--read-whole all split wide checked] [--out runs/line_ctc] [--results PATH]
-
-With the line model, rows are read whole as glyphkit.preprocess.READ_WHOLE says, each choice in turn: every row;
-only the rows where the cuts part some ink into several letters, or only those holding ink wider than a letter (the
-others cut, as without a line model); or every row, then checked against the cuts (a piece of ink read as several
-letters and cut as one is one letter when the piece model is sure of it).
+        [--out runs/line_ctc] [--results PATH]
 
 The lines are drawn and read by the paper test's own code (benchmarks/paper_test.py: draw_lines, read_lines).
 Writes benchmarks/results/line_ctc-RUN.json (`--results` to choose). The renders go under --out (git-ignored
@@ -31,17 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the paper test draws and reads the lines
 import paper_test  # noqa: E402
 
-from glyphkit import preprocess  # noqa: E402
 from glyphkit.lines import LINE_MODEL  # noqa: E402
 from glyphkit.pieces import PIECE_MODEL  # noqa: E402
 from glyphkit.results import command_line, default_result_path, write_result  # noqa: E402
-
-ROWS_WHOLE = {
-    "all": "every row",
-    "split": "rows the cuts split",
-    "wide": "rows with ink wider than a letter",
-    "checked": "every row, checked against the cuts",
-}
 
 
 def main() -> None:
@@ -51,13 +38,6 @@ def main() -> None:
     parser.add_argument("--split", default="proxy47")
     parser.add_argument("--lines", type=int, default=120, help="lines of each kind (default: 120)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--read-whole",
-        nargs="+",
-        choices=preprocess.READ_WHOLE_CHOICES,
-        default=list(preprocess.READ_WHOLE_CHOICES),
-        help="which rows the line model reads whole, each in turn (glyphkit.preprocess.READ_WHOLE; default: each)",
-    )
     parser.add_argument("--out", default="runs/line_ctc", help="where the rendered lines go")
     parser.add_argument("--results", default=None, help="the record's path (default: line_ctc-RUN.json)")
     args = parser.parse_args()
@@ -67,46 +47,36 @@ def main() -> None:
             raise SystemExit(f"error: {run} has no {model}; train one with: glyphkit {command} {run}")
     bench = paper_test.load_bench(args, glyphs="validation")
     rng = bench.rng("lines")
-    shipped = preprocess.READ_WHOLE
     rows = []
     for kind in paper_test.LINE_KINDS:
         lines = paper_test.draw_lines(bench, rng, kind, args.lines)
         truth = [bench.text(ids) for ids in lines.glyphs]
         cer_28x28 = paper_test.cer(["".join(bench.as_28(ids)) for ids in lines.glyphs], truth)
         for reader, (piece_model, line_model) in paper_test.line_readers(bench).items():
-            for whole in args.read_whole if line_model else [None]:
-                preprocess.READ_WHOLE = whole or shipped
-                start = time.perf_counter()
-                scores = paper_test.read_lines(bench, lines, piece_model, line_model)
-                seconds = time.perf_counter() - start
-                rows.append(
-                    {
-                        "lines": kind,
-                        "reader": reader,
-                        "rows_whole": ROWS_WHOLE[whole] if whole else "",
-                        "shipped": "yes" if whole == shipped else "",
-                        "counted_right": scores["counted_right"],
-                        "cer": scores["cer"],
-                        "cer_28x28": cer_28x28,
-                        "ms_per_line": 1000 * seconds / len(truth),
-                    }
-                )
-                print(rows[-1], flush=True)
-    preprocess.READ_WHOLE = shipped
+            start = time.perf_counter()
+            scores = paper_test.read_lines(bench, lines, piece_model, line_model)
+            seconds = time.perf_counter() - start
+            rows.append(
+                {
+                    "lines": kind,
+                    "reader": reader,
+                    "counted_right": scores["counted_right"],
+                    "cer": scores["cer"],
+                    "cer_28x28": cer_28x28,
+                    "ms_per_line": 1000 * seconds / len(truth),
+                }
+            )
+            print(rows[-1], flush=True)
     path = args.results or default_result_path("line_ctc", run.name)
     write_result(
         path,
-        what="Lines of validation glyphs, gapped and touching, read with `predict --segment` by the run's line "
-        "model (every row whole; only the rows the cuts split or that hold ink wider than a letter, the others cut; or "
-        "every row, checked against the cuts), and cut into characters with its piece model and with the classifier "
-        "alone: lines whose character "
+        what="Lines of validation glyphs, gapped and touching, read with `predict --segment` whole by the run's line "
+        "model, and cut into characters with its piece model and with the classifier alone: lines whose character "
         "count is right, and the character error rate (CER).",
         command=command_line(),
         columns=[
             {"key": "lines", "header": "lines"},
             {"key": "reader", "header": "read by"},
-            {"key": "rows_whole", "header": "rows read whole"},
-            {"key": "shipped", "header": "glyphkit's"},
             {"key": "counted_right", "header": "character count right", "format": "percent1"},
             {"key": "cer", "header": "CER", "format": "percent1"},
             {"key": "cer_28x28", "header": "CER as 28x28 arrays", "format": "percent1"},
