@@ -97,7 +97,10 @@ CHARACTER_WIDTH, WIDTH_SPREAD, CUT_COST = 0.77, 0.33, 0.75
 # along, magnified too: its strokes come out thicker than EMNIST's (the paper test's 14-20 px glyphs held 15% more
 # ink than the same glyphs drawn large, its small writing 9%). Ink under SOFT_EDGE of a stroke is dropped there and
 # the rest stretched back to full: 0.2 read best of 0.1, 0.2, 0.25, 0.35 and 0.5 on those two conditions.
-SOFT_UPSCALE, SOFT_EDGE = 2.0, 0.2
+# Its strokes also peak in a ridge where EMNIST's are flat-topped (many of an EMNIST glyph's pixels are at full ink, few
+# of a magnified one's): ink at SOFT_CORE of a stroke or more is full stroke there. 0.8 read those two conditions'
+# validation glyphs best with plain paper unchanged within a few glyphs (benchmarks/experiments/magnified_strokes.py).
+SOFT_UPSCALE, SOFT_EDGE, SOFT_CORE = 2.0, 0.2, 0.8
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 # A tiny image (a glyph 14-20 px high) is read enlarged, bicubic, to TINY_IMAGE pixels on its long side: its ink's
 # threshold and crop then fall between its pixels, and a JPEG's 8x8 blocks are smoothed. Read at its own pixels, the
@@ -485,8 +488,8 @@ def glyph_of(ink: np.ndarray, mine: np.ndarray, origin: tuple[int, int], span: f
     mine = dilation(mine[y0:y1, x0:x1], _square(2 * max(1, round(max(h, w) / 24)) + 1))  # with their soft edges
     crop = ink[y0:y1, x0:x1] * mine
     scale = NIST_SIDE / max(h, w)
-    if scale > SOFT_UPSCALE:  # a small glyph: its magnified soft edge is not stroke
-        crop = np.clip((crop - SOFT_EDGE) / (1 - SOFT_EDGE), 0, None)
+    if scale > SOFT_UPSCALE:  # a small glyph: its magnified soft edge is not stroke, its ridge is a flat stroke
+        crop = np.clip((crop - SOFT_EDGE) / (SOFT_CORE - SOFT_EDGE), 0, 1)
     crop = np.clip(
         resize(crop, (max(1, round(h * scale)), max(1, round(w * scale))), order=3, anti_aliasing=scale < 1), 0, None
     )
