@@ -98,8 +98,9 @@ CHARACTER_WIDTH, WIDTH_SPREAD, CUT_COST = 0.77, 0.33, 0.75
 # ink than the same glyphs drawn large, its small writing 9%). Ink under SOFT_EDGE of a stroke is dropped there and
 # the rest stretched back to full: 0.2 read best of 0.1, 0.2, 0.25, 0.35 and 0.5 on those two conditions.
 # Its strokes also peak in a ridge where EMNIST's are flat-topped (many of an EMNIST glyph's pixels are at full ink, few
-# of a magnified one's): ink at SOFT_CORE of a stroke or more is full stroke there. 0.8 read those two conditions'
-# validation glyphs best with plain paper unchanged within a few glyphs (benchmarks/experiments/magnified_strokes.py).
+# of a magnified one's): ink at SOFT_CORE of a stroke or more is full stroke there. On validation glyphs 0.8 read
+# those two conditions as well as any level tried and cost plain paper least
+# (benchmarks/experiments/magnified_strokes.py).
 SOFT_UPSCALE, SOFT_EDGE, SOFT_CORE = 2.0, 0.2, 0.8
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 # A tiny image (a glyph 14-20 px high) is read enlarged, bicubic, to TINY_IMAGE pixels on its long side: its ink's

@@ -13,7 +13,15 @@ import torch
 from PIL import Image, ImageDraw
 
 from glyphkit import cli
-from glyphkit.preprocess import ImageError, glyphs_from_file, glyphs_from_image, image_files, ink_map, read_image
+from glyphkit.preprocess import (
+    ImageError,
+    glyph_of,
+    glyphs_from_file,
+    glyphs_from_image,
+    image_files,
+    ink_map,
+    read_image,
+)
 from glyphkit.training import Trainer
 from tests.test_evaluation import SYNTH_CLASSES, synthetic_data
 
@@ -334,3 +342,26 @@ def test_sample_images_are_real_test_glyphs_with_their_characters_named(trained_
     original = data.test_images[0].numpy().astype(float)
     assert names[0] == f"sample0_{SYNTH_CLASSES[int(data.test_labels[0])]}.png"
     assert np.corrcoef(first.ravel(), original.ravel())[0, 1] > 0.9  # the glyph survives the round trip
+
+
+def _stroke(profile: list[float], height: int) -> np.ndarray:
+    """Ink of a vertical stroke `height` pixels long, `profile` across it, as wide as a pen's for that height."""
+    reps = max(1, height // 12)
+    across = np.repeat(np.array(profile, np.float32), reps)
+    ink = np.zeros((height, len(across) + 4 * reps), np.float32)
+    ink[:, 2 * reps : 2 * reps + len(across)] = across
+    return ink
+
+
+@pytest.mark.parametrize("height, magnified", [(12, True), (96, False)])
+def test_a_magnified_strokes_ridge_reads_as_a_flat_topped_stroke(height, magnified):
+    """EMNIST's strokes are flat-topped; a small glyph's, brought up to NIST's scale, peak in a ridge. Magnified,
+    a ridge-shaped stroke (0.85 beside its peak) must come out as the flat-topped one; at NIST's own scale the glyph's
+    tones are kept as they are."""
+    ridge, flat = _stroke([0.4, 0.85, 1, 0.85, 0.4], height), _stroke([0.4, 1, 1, 1, 0.4], height)
+    a = glyph_of(ridge, ridge > 0, (0, 0)).image.astype(int)
+    b = glyph_of(flat, flat > 0, (0, 0)).image.astype(int)
+    if magnified:
+        assert np.abs(a - b).max() <= 2
+    else:
+        assert np.abs(a - b).max() >= 20 and (a >= 250).sum() < (b >= 250).sum()
