@@ -95,13 +95,13 @@ WIDE, MIN_CHARACTER, MAX_CHARACTER, CUTS_PER_LETTER = 1.2, 0.15, 1.4, 3
 CHARACTER_WIDTH, WIDTH_SPREAD, CUT_COST = 0.77, 0.33, 0.75
 # A glyph magnified more than SOFT_UPSCALE times to NIST's scale (a small glyph in a photo) brings its blurred edge
 # along, magnified too: its strokes come out thicker than EMNIST's (the paper test's 14-20 px glyphs held 15% more
-# ink than the same glyphs drawn large, its small writing 9%). Ink under SOFT_EDGE of a stroke is dropped there and
-# the rest stretched back to full: 0.2 read best of 0.1, 0.2, 0.25, 0.35 and 0.5 on those two conditions.
-# Its strokes also peak in a ridge where EMNIST's are flat-topped (many of an EMNIST glyph's pixels are at full ink, few
-# of a magnified one's): ink at SOFT_CORE of a stroke or more is full stroke there. On validation glyphs 0.8 read
-# those two conditions as well as any level tried and cost plain paper least
-# (benchmarks/experiments/magnified_strokes.py).
-SOFT_UPSCALE, SOFT_EDGE, SOFT_CORE = 2.0, 0.2, 0.8
+# ink than the same glyphs drawn large, its small writing 9%). Its strokes also peak in a ridge where EMNIST's are
+# flat-topped (many of an EMNIST glyph's pixels are at full ink, few of a magnified one's). So there ink under
+# SOFT_EDGE of a stroke is dropped, ink at SOFT_CORE or more is full stroke, and the ink between is stretched over
+# that span. Alone, SOFT_EDGE 0.2 read best of 0.1-0.5 on those two conditions; with the ridge flattened, (0.3, 0.8)
+# read their validation glyphs best of the pairs tried that keep a small letter about as bold as the same letter
+# drawn large (0.2 with 0.8 makes it bolder: tests/test_layout.py; benchmarks/experiments/magnified_strokes.py).
+SOFT_UPSCALE, SOFT_EDGE, SOFT_CORE = 2.0, 0.3, 0.8
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 # A tiny image (a glyph 14-20 px high) is read enlarged, bicubic, to TINY_IMAGE pixels on its long side: its ink's
 # threshold and crop then fall between its pixels, and a JPEG's 8x8 blocks are smoothed. Read at its own pixels, the
