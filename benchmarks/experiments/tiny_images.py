@@ -19,16 +19,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import torch
-from tqdm.auto import tqdm
+from validation_reads import draw_validation  # beside this script: the validation glyphs drawn and read
 
 from glyphkit import preprocess
-from glyphkit.data import load_config_split
-from glyphkit.inference import load_predictor
 from glyphkit.results import command_line, default_result_path, write_result
-from glyphkit.rundir import BEST, checkpoint_config, load_checkpoint
-from glyphkit.scans import CONDITION_NAMES, render_condition
+from glyphkit.scans import CONDITION_NAMES
 
 CONDITIONS = ("plain", "jpeg", "cropped")
 
@@ -43,33 +38,16 @@ def main() -> None:
     parser.add_argument("--results", default=None, help="the record's path (default: tiny_images-RUN.json)")
     args = parser.parse_args()
     run = Path(args.run_dir)
-    config = checkpoint_config(load_checkpoint(run / BEST))
-    data = load_config_split(config.replace(data_dir=args.data_dir))
-    rng = np.random.default_rng(args.seed)
-    chosen = rng.choice(len(data.val_labels), size=min(args.count, len(data.val_labels)), replace=False)
-    glyphs, labels = data.val_images.numpy()[chosen], data.val_labels.numpy()[chosen]
-    drawn = {c: [render_condition(g, c, rng) for g in tqdm(glyphs, desc=c, leave=False)] for c in CONDITIONS}
-    predictor = load_predictor(run)
-
-    def accuracy(images: np.ndarray) -> float:
-        return float((predictor.probabilities(torch.from_numpy(images)).argmax(1).numpy() == labels).mean())
-
-    def glyph(image) -> np.ndarray:
-        """The image's glyph as predict reads it; a refused image (no handwriting found) is a blank glyph, which
-        counts as read wrong as the paper test counts it."""
-        try:
-            return preprocess.glyphs_from_image(image)[0].image
-        except preprocess.ImageError:
-            return np.zeros((28, 28), np.uint8)
-
+    sample = draw_validation(run, args.data_dir, CONDITIONS, args.count, args.seed)
     shipped = preprocess.TINY_IMAGE
-    rows = [{"tiny_image": "28x28 arrays", "shipped": "", **{c: accuracy(glyphs) for c in CONDITIONS}}]
+    arrays = sample.accuracy(sample.glyphs)  # the same glyphs under every condition: read once
+    rows = [{"tiny_image": "28x28 arrays", "shipped": "", **dict.fromkeys(CONDITIONS, arrays)}]
     for size in [int(s) for s in args.sizes.split(",")]:
         preprocess.TINY_IMAGE = size
         row = {"tiny_image": f"{size} px" if size else "never enlarged", "shipped": "yes" if size == shipped else ""}
-        for condition, images in drawn.items():
-            read = np.stack([glyph(image) for image in images])
-            row[condition] = accuracy(read)
+        for condition in CONDITIONS:
+            read = sample.read(condition)
+            row[condition] = sample.accuracy(read)
             row[f"{condition}_refused"] = int((read.max((1, 2)) == 0).sum())
         print(row, flush=True)
         rows.append(row)
@@ -88,8 +66,8 @@ def main() -> None:
             *({"key": f"{c}_refused", "header": f"{c}: refused", "format": "int"} for c in CONDITIONS),
         ],
         rows=rows,
-        data=f"{config.split} validation glyphs, {len(chosen):,}, each drawn under {len(CONDITIONS)} conditions",
-        summary={"glyphs": int(len(chosen)), "run": str(run)},
+        data=f"{sample.split} validation glyphs, {len(sample.labels):,}, each drawn under {len(CONDITIONS)} conditions",
+        summary={"glyphs": int(len(sample.labels)), "run": str(run)},
     )
     print(f"results record: {path}")
 
