@@ -51,7 +51,15 @@ from glyphkit.rundir import (
 )
 from glyphkit.runtime import autocast_dtype, resolve_device, seed_everything
 from glyphkit.scans import degrade, line_ink
-from glyphkit.strips import STRIDE, STRIP_HEIGHT, image_strip, row_characters, row_strip, stacked_strips
+from glyphkit.strips import (
+    STRIDE,
+    STRIP_HEIGHT,
+    OneCharacter,
+    image_strip,
+    row_characters,
+    row_strip,
+    stacked_strips,
+)
 
 LINE_MODEL = "line_model.pth"  # in the run folder, beside best_model.pth
 
@@ -100,7 +108,7 @@ def padded(strips: list[np.ndarray], mean: float, std: float) -> tuple[torch.Ten
 
 
 class LineModel:
-    """A trained line model: `read_rows(found, rows)` reads each row of writing of a page whole."""
+    """A trained line model: `read_rows(found, rows, row_pieces)` reads each row of writing of a page whole."""
 
     def __init__(
         self,
@@ -123,13 +131,19 @@ class LineModel:
             return self.network(x.to(self.device)).float()
 
     @torch.no_grad()
-    def read_rows(self, found: Ink, rows: list[list]) -> list[list[Glyph]]:
-        """Each row's characters (rows: the ink components of each row of writing, top to bottom), left to right,
-        each a Glyph whose `probabilities` are the line model's answer. All rows in one network call."""
+    def read_rows(
+        self, found: Ink, rows: list[list], row_pieces: list[list[list]], one_character: OneCharacter | None = None
+    ) -> list[list[Glyph]]:
+        """Each row's characters (rows: the ink components of each row of writing, top to bottom; row_pieces: each
+        row's pieces of ink, layout.segment_line's), left to right, each a Glyph whose `probabilities` are the line
+        model's answer; `one_character`: the run's piece model, which keeps a letter read as two whole
+        (strips.row_characters). All rows in one network call."""
         strips = [row_strip(found.ink, found.labels, row) for row in rows]
         log_probs = self.log_probs([s.image for s in strips]).cpu().numpy()
         return [
-            row_characters(found, row, strip, log_probs[k][:, : strip.columns])
+            row_characters(
+                found, row, strip, log_probs[k][:, : strip.columns], row_pieces[k], one_character=one_character
+            )
             for k, (row, strip) in enumerate(zip(rows, strips))
         ]
 

@@ -16,6 +16,7 @@ import io
 import json
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,8 @@ def predict(
     rows = None
     if segment and line_model:
         found_model = LineModel.of_run(run_dir, predictor.device, predictor.config.precision)
-        rows = found_model.read_rows if found_model is not None else None
+        if found_model is not None:
+            rows = partial(found_model.read_rows, one_character=pieces.log_one_character if pieces else None)
     files = image_files(list(inputs))
     results, glyphs = [], []
     for file, found, error in tqdm(

@@ -112,8 +112,9 @@ TINY_IMAGE = 64
 
 
 Scorer = Callable[[list["Glyph"]], np.ndarray]  # candidate pieces -> each one's log-score [N] (see Splitter)
-# A page's ink and its rows of writing (each row's ink components) -> each row's characters (glyphkit.lines)
-RowReader = Callable[["Ink", list[list]], list[list["Glyph"]]]
+# A page's ink, its rows of writing (each row's ink components) and each row's pieces of ink (layout.segment_line's
+# characters, each the list of its components) -> each row's characters (glyphkit.lines)
+RowReader = Callable[["Ink", list[list], list[list[list]]], list[list["Glyph"]]]
 
 
 class ImageError(ValueError):
@@ -632,13 +633,14 @@ def glyphs_from_image(
     carries the reader's `probabilities`. Boxes are in the image's own pixels."""
     found = find_ink(image, level=segment, polarity=polarity, source=source)
     ink, labels, regions = found.ink, found.labels, found.regions
-    if segment and rows is not None:  # each row of writing read whole: the reader finds its characters
-        rows_read = rows(found, find_lines(regions))
+    if not segment:
+        lines = [[regions if found.drawn else _without_edge_remnants(regions, ink.shape)]]
     else:
-        if not segment:
-            lines = [[regions if found.drawn else _without_edge_remnants(regions, ink.shape)]]
-        else:
-            lines = [segment_line(row) for row in find_lines(regions)]
+        page = find_lines(regions)
+        lines = [segment_line(row) for row in page]
+    if segment and rows is not None:  # each row read whole: the reader finds its characters, the gaps count them
+        rows_read = rows(found, page, lines)
+    else:
         cut = split_touching(ink, lines, labels, split) if segment and split is not None else {}
         rows_read = [
             [

@@ -117,15 +117,25 @@ class OnnxGlyphReader:
             )
         return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
-    def read_rows(self, found: Ink, rows: list[list]) -> list[list[Glyph]]:
+    def read_rows(self, found: Ink, rows: list[list], row_pieces: list[list[list]]) -> list[list[Glyph]]:
         """Each row of writing read whole by the export's line model, as glyphkit.lines.LineModel.read_rows reads
-        it: the rows' strips in one call, each row's characters from its columns (glyphkit.strips)."""
+        it: the rows' strips in one call, each row's characters from its columns and pieces of ink, with the piece
+        model the file carries when it has one (glyphkit.strips)."""
         strips = [row_strip(found.ink, found.labels, row) for row in rows]
         columns, characters = self.lines.run(
             None, {self.metadata["lines"]["input"]["name"]: stacked_strips([s.image for s in strips])}
         )
+        one_character = (lambda glyphs: self.outputs(glyphs)[1]) if self.metadata.get("pieces") else None
         return [
-            row_characters(found, row, strip, columns[k][:, : strip.columns], characters[k][:, : strip.columns])
+            row_characters(
+                found,
+                row,
+                strip,
+                columns[k][:, : strip.columns],
+                row_pieces[k],
+                characters[k][:, : strip.columns],
+                one_character,
+            )
             for k, (row, strip) in enumerate(zip(rows, strips))
         ]
 

@@ -13,17 +13,25 @@ and `glyphkit.runtime_onnx` with its export (glyphkit.export) cut strips and dec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from skimage.transform import resize
 
 from glyphkit.layout import typical_height
-from glyphkit.preprocess import GLYPH_SPAN, Glyph, Ink, find_ink, glyph_of
+from glyphkit.preprocess import GLYPH_SPAN, Glyph, Ink, emnist_glyph, find_ink, glyph_of
 
 STRIP_HEIGHT = 32  # pixels: a glyph's 28-pixel frame, and room for letters taller than typical
 STRIP_PAD = 8  # paper added at each end of a strip, pixels: the first and last letters get columns of context
 STRIDE = 4  # strip pixels per output column (GlyphNet's two 2x2 poolings)
+# A piece of ink the line model reads as several characters stays one when the piece model is surer than this that
+# it is one. Chosen on lines and pages of validation glyphs (0.5-0.99 tried): above 0.95 pages split letters again,
+# below it letters touching in a pair narrow enough to pass for one were read as one
+# (benchmarks/experiments/letters_apart.py).
+SURELY_ONE = 0.95
+
+OneCharacter = Callable[[np.ndarray], np.ndarray]  # uint8 glyphs [N, 28, 28] -> log P(one character) [N]
 
 
 @dataclass
@@ -91,22 +99,67 @@ def column_probabilities(log_probs: np.ndarray, shift: np.ndarray | None = None)
 
 
 def row_characters(
-    found: Ink, row: list, strip: Strip, log_probs: np.ndarray, probabilities: np.ndarray | None = None
+    found: Ink,
+    row: list,
+    strip: Strip,
+    log_probs: np.ndarray,
+    pieces: list[list],
+    probabilities: np.ndarray | None = None,
+    one_character: OneCharacter | None = None,
 ) -> list[Glyph]:
-    """A row's characters from its columns' log-probabilities [classes + 1, T]: each one's ink between the thinnest
-    columns that separate it from its neighbours, as a Glyph whose `probabilities` are its column's (where its
-    character starts) in `probabilities` [classes, T] (default: column_probabilities of `log_probs`)."""
-    read = best_path(log_probs)
-    if not read:
+    """A row's characters from its columns' log-probabilities [classes + 1, T] and its pieces of ink (`pieces`, each
+    one's ink components as layout.segment_line groups them), left to right.
+
+    Each character CTC's best path reads belongs to the piece of ink nearest it. A piece read as one character is
+    that character, its answer (in `probabilities` [classes, T], default column_probabilities of `log_probs`) the
+    columns over it, each weighed by how surely it holds a character (1 - CTC's blank); a piece read as none is
+    left out. A piece read as several is cut between them at its thinnest columns, unless the run's piece model
+    (`one_character`: glyphkit.pieces' log-probability that a glyph is one character) is surer than SURELY_ONE that
+    it is one: decoded freely, the model now and then reads a letter as two (an L as JL), where the gaps around it
+    say one."""
+    if not pieces:
         return []
     probabilities = column_probabilities(log_probs) if probabilities is None else probabilities
-    y0, x0 = min(r.bbox[0] for r in row), min(r.bbox[1] for r in row)
-    y1, x1 = max(r.bbox[2] for r in row), max(r.bbox[3] for r in row)
-    mine = np.isin(found.labels[y0:y1, x0:x1], [r.label for r in row])
+    xs = ((np.arange(log_probs.shape[1]) + 0.5) * STRIDE - STRIP_PAD) / strip.scale + strip.left  # columns' page x
+    read = [k for _, k in best_path(log_probs)]
+    extents = np.array([(min(r.bbox[1] for r in piece), max(r.bbox[3] for r in piece)) for piece in pieces])
+    distance = np.maximum(np.maximum(extents[:, :1] - xs[read], xs[read] - extents[:, 1:]), 0)  # [pieces, read]
+    owner = distance.argmin(0) if read else np.zeros(0, int)
+    several = [n for n in range(len(pieces)) if (owner == n).sum() > 1]
+    whole = {n: emnist_glyph(found.ink, pieces[n], found.labels) for n in several}
+    sure = set()
+    if several and one_character is not None:
+        log_one = one_character(np.stack([whole[n].image for n in several]))
+        sure = {n for n, log_p in zip(several, log_one) if log_p > np.log(SURELY_ONE)}
+    glyphs = []
+    for n, piece in enumerate(pieces):
+        columns = [k for k, o in zip(read, owner) if o == n]
+        if not columns:
+            continue
+        if len(columns) > 1 and n not in sure:
+            glyphs += cut_characters(found, piece, [(xs[k], k) for k in columns], probabilities)
+            continue
+        glyph = whole.get(n) or emnist_glyph(found.ink, piece, found.labels)
+        x0, x1 = min(extents[n][0], xs[columns[0]]), max(extents[n][1], xs[columns[-1]])  # its ink, what it read
+        over = (xs >= x0) & (xs <= x1)
+        weight = 1.0 - np.exp(np.asarray(log_probs, np.float64)[0, over]) + 1e-9
+        glyph.probabilities = (probabilities[:, over] @ (weight / weight.sum())).astype(np.float32)
+        glyphs.append(glyph)
+    return glyphs
+
+
+def cut_characters(found: Ink, regions: list, read: list[tuple[float, int]], probabilities: np.ndarray) -> list[Glyph]:
+    """The characters the model read over the ink components `regions`, `read` as (the page x of the column where
+    each starts, that column), left to right: each one's ink between the thinnest columns that separate it from its
+    neighbours, its answer that column's."""
+    if not read:
+        return []
+    y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
+    y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
+    mine = np.isin(found.labels[y0:y1, x0:x1], [r.label for r in regions])
     local = found.ink[y0:y1, x0:x1]
     profile = (local * mine).sum(0)
-    # Each character's centre in the row's ink columns: the middle of its first strip column.
-    centres = [((k + 0.5) * STRIDE - STRIP_PAD) / strip.scale + strip.left - x0 for _, k in read]
+    centres = [x - x0 for x, _ in read]  # each character's centre in the ink's columns: its first strip column's
     cuts = [0]
     for a, b in zip(centres, centres[1:]):  # the thinnest column in the middle of the way to the next character
         lo = max(int(a + 0.2 * (b - a)), cuts[-1] + 1)

@@ -10,10 +10,11 @@ from PIL import Image, ImageDraw
 
 from glyphkit import cli, tables
 from glyphkit.inference import ClassPrior, load_predictor
+from glyphkit.layout import find_lines, segment_line
 from glyphkit.lines import LINE_MODEL, LineModel, train_line_model
 from glyphkit.predict import GlyphPrediction, _read, predict
 from glyphkit.preprocess import GLYPH_SPAN, find_ink
-from glyphkit.strips import STRIDE, STRIP_HEIGHT, STRIP_PAD, best_path, row_strip
+from glyphkit.strips import STRIDE, STRIP_HEIGHT, STRIP_PAD, best_path, row_characters, row_strip
 from tests.test_benchmarks import tiny_run  # noqa: F401 - the fixture
 
 BLANK = 0
@@ -148,6 +149,69 @@ def test_uniform_class_prior_takes_the_training_prior_out_of_the_line_models_ans
         _read(predictor, [glyph], top_k=2, min_confidence=0.0)
         assert glyph.top[0][0] == predictor.config.classes[best]
         assert glyph.top[0][1] == pytest.approx(p, abs=1e-4)
+
+
+def bars_read_at(lefts: tuple[int, ...], width: int, reads: dict[int, int], classes: int = 4):
+    """A row of separate bars, and the line model's log-probabilities for it reading class `reads[x]` at page x
+    (blank elsewhere): what row_characters gets, with the row's pieces of ink."""
+    found = find_ink(bars(*lefts, width=width), level=False)
+    row = find_lines(found.regions)[0]
+    strip = row_strip(found.ink, found.labels, row)
+    best = [BLANK] * strip.columns
+    for x, c in reads.items():
+        best[int(((x - strip.left) * strip.scale + STRIP_PAD) // STRIDE)] = c + 1
+    return found, row, strip, columns(*best, classes=classes), segment_line(row)
+
+
+def test_a_letter_standing_apart_read_as_two_stays_one_when_the_piece_model_is_sure():
+    """Three separate bars; the model reads two characters over the first (classes 1 and 2), one over each other.
+    With the piece model sure (0.99) that the first bar is one character, it is one glyph boxed around the whole bar
+    and answering 1 or 2; unsure (0.5), or with no piece model, the two characters it read are cut apart."""
+    lefts, width = (50, 150, 250), 40
+    found, row, strip, log_probs, pieces = bars_read_at(lefts, width, {55: 1, 85: 2, 170: 3, 270: 0})
+    sure = row_characters(found, row, strip, log_probs, pieces, one_character=lambda g: np.full(len(g), np.log(0.99)))
+    assert len(sure) == 3
+    assert [g.box[0] for g in sure] == list(lefts) and sure[0].box[2] == width
+    assert [int(np.argmax(g.probabilities)) for g in sure][1:] == [3, 0] and np.argmax(sure[0].probabilities) in (1, 2)
+    unsure = row_characters(found, row, strip, log_probs, pieces, one_character=lambda g: np.full(len(g), np.log(0.5)))
+    alone = row_characters(found, row, strip, log_probs, pieces)
+    for cut in (unsure, alone):
+        assert [int(np.argmax(g.probabilities)) for g in cut] == [1, 2, 3, 0]
+        (xa, _, wa, _), (xb, _, wb, _) = cut[0].box, cut[1].box
+        assert xa == 50 and xa + wa <= xb and xb + wb == 50 + width  # the first bar, in two
+
+
+def test_a_character_read_in_a_gap_is_the_nearest_letters_and_ink_read_as_nothing_is_left_out():
+    """The model reads class 2 just right of the first bar (in the gap) and class 3 over the third; nothing over the
+    second (a speck, as far as it can tell): two glyphs, boxed around the first and third bars."""
+    lefts, width = (50, 150, 250), 30
+    found, row, strip, log_probs, pieces = bars_read_at(lefts, width, {90: 2, 265: 3})
+    read = row_characters(found, row, strip, log_probs, pieces)
+    assert [int(np.argmax(g.probabilities)) for g in read] == [2, 3]
+    assert [(g.box[0], g.box[2]) for g in read] == [(50, width), (250, width)]
+
+
+def test_predict_asks_the_runs_piece_model_about_a_letter_read_as_two(tiny_run, tmp_path, monkeypatch):  # noqa: F811
+    """predict --segment hands the run's piece model to the line model's reading: sure, a bar read as two
+    characters is one; unsure, two."""
+    from glyphkit.pieces import PieceModel
+    from tests.test_pieces import WidthJudge
+
+    run = copy_of(tiny_run, tmp_path / "run")
+    train_line_model(run, lines=2, epochs=1, progress=False, log=lambda *_: None)
+    lefts, width = (50, 150, 250), 40
+    page = tmp_path / "page.png"
+    bars(*lefts, width=width).save(page)
+    classes = len(load_predictor(run).config.classes)
+    found, row, strip, log_probs, _ = bars_read_at(lefts, width, {55: 1, 85: 2, 170: 3, 270: 0}, classes)
+    monkeypatch.setattr(LineModel, "log_probs", lambda self, strips: torch.from_numpy(log_probs)[None].float())
+    pieces = PieceModel(WidthJudge(), mean=0.0, std=1 / 255)
+    monkeypatch.setattr(PieceModel, "of_run", classmethod(lambda cls, *a, **k: pieces))
+    counts = []
+    for p in (0.99, 0.5):
+        monkeypatch.setattr(PieceModel, "log_one_character", lambda self, g, p=p: np.full(len(g), np.log(p)))
+        counts.append(len(predict(run, [page], segment=True, progress=False)[0].glyphs))
+    assert counts == [3, 4]
 
 
 def test_train_lines_without_a_run_is_one_error_line(tmp_path, capsys):
