@@ -26,9 +26,9 @@ STRIP_HEIGHT = 32  # pixels: a glyph's 28-pixel frame, and room for letters tall
 STRIP_PAD = 8  # paper added at each end of a strip, pixels: the first and last letters get columns of context
 STRIDE = 4  # strip pixels per output column (GlyphNet's two 2x2 poolings)
 # A piece of ink the line model reads as several characters stays one when the piece model is surer than this that
-# it is one. Chosen on lines and pages of validation glyphs (0.5-0.99 tried): above 0.95 pages split letters again,
-# below it letters touching in a pair narrow enough to pass for one were read as one
-# (benchmarks/experiments/letters_apart.py).
+# it is one. Chosen on lines and pages of validation glyphs (benchmarks/experiments/letters_apart.py, 0.5-1 tried):
+# 0.8-0.95 read them alike, and 0.95 overrules the line model only when the piece model is sure; at 0.99 letters
+# read as two come back on pages, at 0.5 touching lines read worse.
 SURELY_ONE = 0.95
 
 OneCharacter = Callable[[np.ndarray], np.ndarray]  # uint8 glyphs [N, 28, 28] -> log P(one character) [N]
