@@ -20,7 +20,7 @@ import numpy as np
 from skimage.transform import resize
 
 from glyphkit.layout import typical_height
-from glyphkit.preprocess import GLYPH_SPAN, Glyph, Ink, emnist_glyph, find_ink, glyph_of
+from glyphkit.preprocess import GLYPH_SPAN, MAX_CHARACTER, Glyph, Ink, emnist_glyph, find_ink, glyph_of
 
 STRIP_HEIGHT = 32  # pixels: a glyph's 28-pixel frame, and room for letters taller than typical
 STRIP_PAD = 8  # paper added at each end of a strip, pixels: the first and last letters get columns of context
@@ -113,10 +113,10 @@ def row_characters(
     Each character CTC's best path reads belongs to the piece of ink nearest it. A piece read as one character is
     that character, its answer (in `probabilities` [classes, T], default column_probabilities of `log_probs`) the
     columns over it, each weighed by how surely it holds a character (1 - CTC's blank); a piece read as none is
-    left out. A piece read as several is cut between them at its thinnest columns, unless the run's piece model
-    (`one_character`: glyphkit.pieces' log-probability that a glyph is one character) is surer than SURELY_ONE that
-    it is one: decoded freely, the model now and then reads a letter as two (an L as JL), where the gaps around it
-    say one."""
+    left out. A piece read as several is cut between them at its thinnest columns, unless it is no wider than one
+    character can be (preprocess.MAX_CHARACTER letter heights) and the run's piece model (`one_character`:
+    glyphkit.pieces' log-probability that a glyph is one character) is surer than SURELY_ONE that it is one: decoded
+    freely, the model now and then reads a letter as two (an L as JL), where the gaps around it say one."""
     if not pieces:
         return []
     probabilities = column_probabilities(log_probs) if probabilities is None else probabilities
@@ -125,7 +125,10 @@ def row_characters(
     extents = np.array([(min(r.bbox[1] for r in piece), max(r.bbox[3] for r in piece)) for piece in pieces])
     distance = np.maximum(np.maximum(extents[:, :1] - xs[read], xs[read] - extents[:, 1:]), 0)  # [pieces, read]
     owner = distance.argmin(0) if read else np.zeros(0, int)
-    several = [n for n in range(len(pieces)) if (owner == n).sum() > 1]
+    # Pieces read as several characters that one character could fill (the piece model sees a 28x28 glyph, blind
+    # to its width: an rn squeezed to 28x28 looks like an m).
+    widest = MAX_CHARACTER * typical_height(row)
+    several = [n for n in range(len(pieces)) if (owner == n).sum() > 1 and extents[n, 1] - extents[n, 0] <= widest]
     whole = {n: emnist_glyph(found.ink, pieces[n], found.labels) for n in several}
     sure = set()
     if several and one_character is not None:

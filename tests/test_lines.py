@@ -151,10 +151,10 @@ def test_uniform_class_prior_takes_the_training_prior_out_of_the_line_models_ans
         assert glyph.top[0][1] == pytest.approx(p, abs=1e-4)
 
 
-def bars_read_at(lefts: tuple[int, ...], width: int, reads: dict[int, int], classes: int = 4):
-    """A row of separate bars, and the line model's log-probabilities for it reading class `reads[x]` at page x
+def bars_read_at(lefts: tuple[int, ...], width: int, reads: dict[int, int], classes: int = 4, touching: bool = False):
+    """A row of bars 44 px high, and the line model's log-probabilities for it reading class `reads[x]` at page x
     (blank elsewhere): what row_characters gets, with the row's pieces of ink."""
-    found = find_ink(bars(*lefts, width=width), level=False)
+    found = find_ink(bars(*lefts, width=width, touching=touching), level=False)
     row = find_lines(found.regions)[0]
     strip = row_strip(found.ink, found.labels, row)
     best = [BLANK] * strip.columns
@@ -179,6 +179,17 @@ def test_a_letter_standing_apart_read_as_two_stays_one_when_the_piece_model_is_s
         assert [int(np.argmax(g.probabilities)) for g in cut] == [1, 2, 3, 0]
         (xa, _, wa, _), (xb, _, wb, _) = cut[0].box, cut[1].box
         assert xa == 50 and xa + wa <= xb and xb + wb == 50 + width  # the first bar, in two
+
+
+def test_ink_wider_than_any_one_character_is_cut_however_sure_the_piece_model_is():
+    """Two touching bars read as two characters, the piece model sure (0.99) each time that the piece is one: 44 px
+    wide (one letter height) they may be one letter and are kept whole; 74 px wide (1.7 letter heights, wider than
+    MAX_CHARACTER) no letter is, and they are cut, as the piece model, which sees only a 28x28 glyph, cannot tell."""
+    sure = lambda g: np.full(len(g), np.log(0.99))  # noqa: E731
+    for right, expected in ((80, 1), (110, 2)):
+        found, row, strip, log_probs, pieces = bars_read_at((50, right), 14, {57: 1, right + 7: 2}, touching=True)
+        assert len(pieces) == 1
+        assert len(row_characters(found, row, strip, log_probs, pieces, one_character=sure)) == expected
 
 
 def test_a_character_read_in_a_gap_is_the_nearest_letters_and_ink_read_as_nothing_is_left_out():
