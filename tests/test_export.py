@@ -249,6 +249,43 @@ def test_an_export_carries_the_piece_model_and_the_onnx_runtime_cuts_as_predict_
         assert onnx_answer["text"] == torch_answer.text
 
 
+@pytest.mark.slow
+def test_with_a_line_model_and_a_piece_model_the_onnx_runtime_reads_rows_as_predict_does(
+    tiny_run,  # noqa: F811
+    tmp_path,
+):
+    """A run with both models: the line model reads each row, and the piece model judges the pieces of ink it reads
+    as several characters (glyphkit.strips.row_characters); here it is made sure that every piece is one character,
+    so it keeps such pieces whole. The ONNX runtime, with the piece model as its second output, reads the page with
+    the same boxes and text as `predict --segment`."""
+    from glyphkit.pieces import PIECE_MODEL, train_piece_model
+    from glyphkit.predict import predict
+    from glyphkit.runtime_onnx import OnnxGlyphReader
+    from tests.test_lines import bars
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    train_piece_model(run, lines=8, epochs=1, progress=False, log=lambda *_: None)
+    state = torch.load(run / PIECE_MODEL, weights_only=True)
+    state["model"]["classifier.2.bias"] = torch.tensor([-20.0, 20.0])  # "one character", whatever the glyph
+    torch.save(state, run / PIECE_MODEL)
+    reading_line_model(run)
+    page = tmp_path / "page.png"
+    page_image = Image.new("L", (400, 300), 235)
+    page_image.paste(bars(50, 120, 190, width=30), (0, 0))
+    page_image.paste(bars(60, 90, touching=True).crop((0, 30, 400, 100)), (0, 200))
+    page_image.save(page)
+    model = export.export_run(run, "onnx", tmp_path / "m.onnx", log=lambda *_: None)
+    assert model.metadata["pieces"] and model.metadata["lines"]
+    by_onnx = OnnxGlyphReader(model.path).read([page], segment=True)[0]
+    by_torch = predict(run, [page], segment=True, progress=False)[0]
+    unjudged = predict(run, [page], segment=True, progress=False, piece_model=False)[0]
+    assert by_torch.glyphs and all(g.read is not None for g in by_torch.glyphs)  # read by the line model
+    assert len(by_torch.glyphs) < len(unjudged.glyphs)  # pieces read as several were kept whole
+    assert [tuple(g["box"]) for g in by_onnx["glyphs"]] == [g.box for g in by_torch.glyphs]
+    assert by_onnx["text"] == by_torch.text
+
+
 def test_the_onnx_runtime_refuses_a_model_glyphkit_did_not_write(tmp_path):
     from glyphkit.runtime_onnx import main
 
