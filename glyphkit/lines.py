@@ -13,8 +13,10 @@ classification, Graves et al. 2006), which never needs to be told where one lett
   start from) slide along the strip; a convolution collapses its height, another reads a few letters of context,
   and each column (STRIDE pixels of the strip, a fifth of a letter) gives the log-probabilities of the classes and
   CTC's blank. A row's characters are CTC's best path: each column's likeliest class, repeats merged, blanks dropped.
-- Each character's box is its ink between the thinnest columns that separate it from its neighbours, and its 28x28
-  glyph (what `--save-crops` writes) is made from that ink; its answer is the line model's, not the classifier's.
+- The gaps between letters count them too (glyphkit.strips.row_characters): each character read belongs to the
+  nearest piece of ink; a piece read as one is that character, a piece read as several is cut between them at the
+  thinnest columns unless the run's piece model is sure it is one letter. Each character's 28x28 glyph (what
+  `--save-crops` writes) is made from its ink; its answer is the line model's, not the classifier's.
 - Training lines: lines of 4-9 of the run's training glyphs drawn as scans (glyphkit.scans.line_ink, degrade),
   touching, gapped and spaced in turn. benchmarks/experiments/line_ctc.py measured it against the cuts.
 

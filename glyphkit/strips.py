@@ -7,8 +7,9 @@ and `glyphkit.runtime_onnx` with its export (glyphkit.export) cut strips and dec
   a glyph's 28 pixels), centred in a strip STRIP_HEIGHT pixels high, with STRIP_PAD pixels of paper at either end.
 - The network gives one column of log-probabilities per STRIDE strip pixels (classes + CTC's blank, index 0).
 - `best_path`: CTC's best-path decoding, each column's likeliest class, repeats merged, blanks dropped.
-- `row_characters`: each character's ink between the thinnest columns that separate it from its neighbours, as a
-  Glyph with its 28x28 image and its answer.
+- `row_characters`: each character read given to the nearest piece of ink of the row; a piece read as one is that
+  character, one read as several is cut between them at its thinnest columns (unless the piece model is sure it is
+  one letter): each a Glyph with its 28x28 image and its answer.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ STRIP_PAD = 8  # paper added at each end of a strip, pixels: the first and last 
 STRIDE = 4  # strip pixels per output column (GlyphNet's two 2x2 poolings)
 # A piece of ink the line model reads as several characters stays one when the piece model is surer than this that
 # it is one. Chosen on lines and pages of validation glyphs (benchmarks/experiments/letters_apart.py, 0.5-1 tried):
-# 0.8-0.95 read them alike, and 0.95 overrules the line model only when the piece model is sure; at 0.99 letters
-# read as two come back on pages, at 0.5 touching lines read worse.
+# lower values counted a few more gapped lines right but fewer touching ones (on 360 lines of each kind), and at 0.99
+# letters read as two came back on pages.
 SURELY_ONE = 0.95
 
 OneCharacter = Callable[[np.ndarray], np.ndarray]  # uint8 glyphs [N, 28, 28] -> log P(one character) [N]
