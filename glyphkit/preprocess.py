@@ -471,14 +471,19 @@ def _square(side: int):
     return footprint_rectangle((side, side), decomposition="separable")
 
 
+def regions_crop(ink: np.ndarray, labels: np.ndarray, regions: list) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """The box around the ink components `regions`: its ink, which of its pixels are theirs (other components'
+    strokes and specks in the box are not), and its top-left pixel (x, y) in `ink`."""
+    y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
+    y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
+    return ink[y0:y1, x0:x1], np.isin(labels[y0:y1, x0:x1], [r.label for r in regions]), (int(x0), int(y0))
+
+
 def emnist_glyph(ink: np.ndarray, regions: list, labels: np.ndarray, span: float = GLYPH_SPAN) -> Glyph:
     """The EMNIST-like 28x28 glyph of the ink components `regions` (one character), its strokes `span` pixels
     long on their long side (benchmarks/experiments/glyph_span.py measures other spans)."""
-    y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
-    y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
-    # This character's strokes; other characters' strokes and specks in its box are dropped.
-    mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
-    return glyph_of(ink[y0:y1, x0:x1], mine, (x0, y0), span)
+    local, mine, origin = regions_crop(ink, labels, regions)
+    return glyph_of(local, mine, origin, span)
 
 
 def glyph_of(ink: np.ndarray, mine: np.ndarray, origin: tuple[int, int], span: float = GLYPH_SPAN) -> Glyph:
@@ -550,11 +555,8 @@ class Candidates:
 def candidate_pieces(ink: np.ndarray, regions: list, labels: np.ndarray, height: float) -> Candidates:
     """Every piece between two of the ink's thinnest columns (_thin_columns), at most MAX_CHARACTER letter heights
     wide, and the whole ink, each as a glyph."""
-    y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
-    y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
-    mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
-    local = ink[y0:y1, x0:x1]
-    positions = [0, *_thin_columns((local * mine).sum(0), height), x1 - x0]
+    local, mine, origin = regions_crop(ink, labels, regions)
+    positions = [0, *_thin_columns((local * mine).sum(0), height), local.shape[1]]
     last = len(positions) - 1
     spans = [
         (i, j)
@@ -569,7 +571,7 @@ def candidate_pieces(ink: np.ndarray, regions: list, labels: np.ndarray, height:
         columns = np.flatnonzero(part.any(0))
         if len(columns):  # a piece between two cuts may hold no ink of its own (the cut columns' pixel rounding)
             kept.append((i, j))
-            glyphs.append(glyph_of(local, part, (x0, y0)))
+            glyphs.append(glyph_of(local, part, origin))
             widths.append((columns[-1] - columns[0] + 1) / height)
     return Candidates(kept, glyphs, np.array(widths), last)
 

@@ -21,7 +21,16 @@ import numpy as np
 from skimage.transform import resize
 
 from glyphkit.layout import typical_height
-from glyphkit.preprocess import GLYPH_SPAN, MAX_CHARACTER, Glyph, Ink, emnist_glyph, find_ink, glyph_of
+from glyphkit.preprocess import (
+    GLYPH_SPAN,
+    MAX_CHARACTER,
+    Glyph,
+    Ink,
+    emnist_glyph,
+    find_ink,
+    glyph_of,
+    regions_crop,
+)
 
 STRIP_HEIGHT = 32  # pixels: a glyph's 28-pixel frame, and room for letters taller than typical
 STRIP_PAD = 8  # paper added at each end of a strip, pixels: the first and last letters get columns of context
@@ -53,12 +62,11 @@ def row_strip(ink: np.ndarray, labels: np.ndarray, regions: list) -> Strip:
     """The strip of a row of writing (its ink components `regions`): a typical letter GLYPH_SPAN pixels high, the
     row's ink centred in height, STRIP_PAD pixels of paper at either end, scaled to full intensity as EMNIST's
     glyphs are."""
-    y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
-    y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
-    mine = np.isin(labels[y0:y1, x0:x1], [r.label for r in regions])
-    scale = min(GLYPH_SPAN / typical_height(regions), STRIP_HEIGHT / (y1 - y0))  # a tall stroke still fits
-    shape = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
-    small = np.clip(resize(ink[y0:y1, x0:x1] * mine, shape, order=1, anti_aliasing=scale < 1), 0, None)
+    local, mine, (x0, _) = regions_crop(ink, labels, regions)
+    height, width = local.shape
+    scale = min(GLYPH_SPAN / typical_height(regions), STRIP_HEIGHT / height)  # a tall stroke still fits
+    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    small = np.clip(resize(local * mine, shape, order=1, anti_aliasing=scale < 1), 0, None)
     strip = np.zeros((STRIP_HEIGHT, shape[1] + 2 * STRIP_PAD), np.float32)
     top = (STRIP_HEIGHT - shape[0]) // 2
     strip[top : top + shape[0], STRIP_PAD : STRIP_PAD + shape[1]] = small
@@ -158,10 +166,7 @@ def cut_characters(found: Ink, regions: list, read: list[tuple[float, int]], pro
     neighbours, its answer that column's."""
     if not read:
         return []
-    y0, x0 = min(r.bbox[0] for r in regions), min(r.bbox[1] for r in regions)
-    y1, x1 = max(r.bbox[2] for r in regions), max(r.bbox[3] for r in regions)
-    mine = np.isin(found.labels[y0:y1, x0:x1], [r.label for r in regions])
-    local = found.ink[y0:y1, x0:x1]
+    local, mine, (x0, y0) = regions_crop(found.ink, found.labels, regions)
     profile = (local * mine).sum(0)
     centres = [x - x0 for x, _ in read]  # each character's centre in the ink's columns: its first strip column's
     cuts = [0]
