@@ -30,6 +30,7 @@ from glyphkit.preprocess import (
     find_ink,
     glyph_of,
     regions_crop,
+    stacked,
 )
 
 STRIP_HEIGHT = 32  # pixels: a glyph's 28-pixel frame, and room for letters taller than typical
@@ -134,18 +135,19 @@ def row_characters(
     extents = np.array([(min(r.bbox[1] for r in piece), max(r.bbox[3] for r in piece)) for piece in pieces])
     distance = np.maximum(np.maximum(extents[:, :1] - xs[read], xs[read] - extents[:, 1:]), 0)  # [pieces, read]
     owner = distance.argmin(0) if read else np.zeros(0, int)
-    # Pieces read as several characters that one character could fill (the piece model sees a 28x28 glyph, blind
-    # to its width: an rn squeezed to 28x28 looks like an m).
-    widest = MAX_CHARACTER * typical_height(row)
-    several = [n for n in range(len(pieces)) if (owner == n).sum() > 1 and extents[n, 1] - extents[n, 0] <= widest]
-    whole = {n: emnist_glyph(found.ink, pieces[n], found.labels) for n in several}
-    sure = set()
-    if several and one_character is not None:
-        log_one = one_character(np.stack([whole[n].image for n in several]))
-        sure = {n for n, log_p in zip(several, log_one) if log_p > np.log(SURELY_ONE)}
+    columns_of = [[k for k, o in zip(read, owner) if o == n] for n in range(len(pieces))]  # what each piece read
+    whole, sure = {}, set()
+    if one_character is not None:
+        # Pieces read as several characters that one character could fill (the piece model sees a 28x28 glyph,
+        # blind to its width: an rn squeezed to 28x28 looks like an m).
+        widest = MAX_CHARACTER * typical_height(row)
+        several = [n for n, cs in enumerate(columns_of) if len(cs) > 1 and extents[n, 1] - extents[n, 0] <= widest]
+        whole = {n: emnist_glyph(found.ink, pieces[n], found.labels) for n in several}
+        if several:
+            log_one = one_character(stacked([whole[n] for n in several]))
+            sure = {n for n, log_p in zip(several, log_one) if log_p > np.log(SURELY_ONE)}
     glyphs = []
-    for n, piece in enumerate(pieces):
-        columns = [k for k, o in zip(read, owner) if o == n]
+    for n, (piece, columns) in enumerate(zip(pieces, columns_of)):
         if not columns:
             continue
         if len(columns) > 1 and n not in sure:
