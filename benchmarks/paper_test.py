@@ -687,6 +687,37 @@ def load_bench(args: argparse.Namespace, glyphs: str = "test") -> Bench:
     )
 
 
+# What the experiments on lines of validation glyphs share (benchmarks/experiments: line_ctc.py, piece_tuning.py,
+# letters_apart.py): their arguments, the models they need, and the lines they draw.
+TRAINED_BY = {PIECE_MODEL: "train-pieces", LINE_MODEL: "train-lines"}  # a run's model file -> the command writing it
+
+
+def line_experiment_parser(description: str, name: str) -> argparse.ArgumentParser:
+    """The arguments every line experiment takes: the run, the data, the split, lines of each kind, the seed of the
+    renderings, where they go (runs/NAME) and the record's path (default: NAME-RUN.json)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("run_dir")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--split", default="proxy47")
+    parser.add_argument("--lines", type=int, default=120, help="lines of each kind (default: 120)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=f"runs/{name}", help="where the renderings go")
+    parser.add_argument("--results", default=None, help=f"the record's path (default: {name}-RUN.json)")
+    return parser
+
+
+def validation_lines(args: argparse.Namespace, needs: tuple[str, ...]) -> tuple[Bench, list[Lines]]:
+    """The bench of the run's validation glyphs and `args.lines` lines of each kind drawn from them, once the run is
+    found to have each model file in `needs` (one error line naming the command that trains it otherwise)."""
+    run = Path(args.run_dir)
+    for model in needs:
+        if not (run / model).exists():
+            raise SystemExit(f"error: {run} has no {model}; train one with: glyphkit {TRAINED_BY[model]} {run}")
+    bench = load_bench(args, glyphs="validation")
+    rng = bench.rng("lines")
+    return bench, [draw_lines(bench, rng, kind, args.lines) for kind in LINE_KINDS]
+
+
 def main() -> None:
     args = build_parser().parse_args()
     if args.quick:

@@ -21,7 +21,6 @@ Writes benchmarks/results/letters_apart-RUN.json (`--results` to choose). The re
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -47,24 +46,12 @@ def read_freely(read_rows):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--split", default="proxy47")
-    parser.add_argument("--lines", type=int, default=120, help="lines of each kind (default: 120)")
+    parser = paper_test.line_experiment_parser(__doc__.splitlines()[0], "letters_apart")
     parser.add_argument("--pages", type=int, default=60, help="pages of 3-5 lines (default: 60)")
     parser.add_argument("--settings", default=SETTINGS, help=f"SURELY_ONE values (default: {SETTINGS})")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/letters_apart", help="where the rendered lines and pages go")
-    parser.add_argument("--results", default=None, help="the record's path (default: letters_apart-RUN.json)")
     args = parser.parse_args()
     run = Path(args.run_dir)
-    for needed, command in ((LINE_MODEL, "train-lines"), (PIECE_MODEL, "train-pieces")):
-        if not (run / needed).exists():
-            raise SystemExit(f"error: {run} has no {needed}; train one with: glyphkit {command} {run}")
-    bench = paper_test.load_bench(args, glyphs="validation")
-    rng = bench.rng("lines")
-    lines = [paper_test.draw_lines(bench, rng, kind, args.lines) for kind in paper_test.LINE_KINDS]
+    bench, lines = paper_test.validation_lines(args, needs=(LINE_MODEL, PIECE_MODEL))
     shipped, read_rows = strips.SURELY_ONE, LineModel.read_rows
     rows = []
     for setting in [None, *(float(v) for v in args.settings.split(","))]:

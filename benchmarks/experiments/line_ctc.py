@@ -18,7 +18,6 @@ Writes benchmarks/results/line_ctc-RUN.json (`--results` to choose). The renders
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -32,24 +31,11 @@ from glyphkit.results import command_line, default_result_path, write_result  # 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--split", default="proxy47")
-    parser.add_argument("--lines", type=int, default=120, help="lines of each kind (default: 120)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/line_ctc", help="where the rendered lines go")
-    parser.add_argument("--results", default=None, help="the record's path (default: line_ctc-RUN.json)")
-    args = parser.parse_args()
+    args = paper_test.line_experiment_parser(__doc__.splitlines()[0], "line_ctc").parse_args()
     run = Path(args.run_dir)
-    for model, command in ((PIECE_MODEL, "train-pieces"), (LINE_MODEL, "train-lines")):
-        if not (run / model).exists():
-            raise SystemExit(f"error: {run} has no {model}; train one with: glyphkit {command} {run}")
-    bench = paper_test.load_bench(args, glyphs="validation")
-    rng = bench.rng("lines")
+    bench, drawn = paper_test.validation_lines(args, needs=(PIECE_MODEL, LINE_MODEL))
     rows = []
-    for kind in paper_test.LINE_KINDS:
-        lines = paper_test.draw_lines(bench, rng, kind, args.lines)
+    for lines in drawn:
         truth = [bench.text(ids) for ids in lines.glyphs]
         cer_28x28 = paper_test.cer(["".join(bench.as_28(ids)) for ids in lines.glyphs], truth)
         for reader, (piece_model, line_model) in paper_test.line_readers(bench).items():
@@ -58,7 +44,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
             rows.append(
                 {
-                    "lines": kind,
+                    "lines": lines.kind,
                     "reader": reader,
                     "counted_right": scores["counted_right"],
                     "cer": scores["cer"],

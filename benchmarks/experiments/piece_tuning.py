@@ -17,7 +17,6 @@ Writes benchmarks/results/piece_tuning-RUN.json (`--results` to choose). The ren
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -31,22 +30,11 @@ SETTINGS = ("4,0.7,0", "2,0.7,0", "1,0.7,0", "4,1.2,0", "4,0.7,0.75", "4,0.4,0")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--split", default="proxy47")
-    parser.add_argument("--lines", type=int, default=120, help="lines of each kind (default: 120)")
+    parser = paper_test.line_experiment_parser(__doc__.splitlines()[0], "piece_tuning")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), help="WEIGHT,WIDE,COST each")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/piece_tuning", help="where the rendered lines go")
-    parser.add_argument("--results", default=None, help="the record's path (default: piece_tuning-RUN.json)")
     args = parser.parse_args()
     run = Path(args.run_dir)
-    if not (run / pieces.PIECE_MODEL).exists():
-        raise SystemExit(f"error: {run} has no piece model; train one with: glyphkit train-pieces {run}")
-    bench = paper_test.load_bench(args, glyphs="validation")
-    rng = bench.rng("lines")
-    lines = [paper_test.draw_lines(bench, rng, kind, args.lines) for kind in paper_test.LINE_KINDS]
+    bench, lines = paper_test.validation_lines(args, needs=(pieces.PIECE_MODEL,))
     shipped = (pieces.PIECE_WEIGHT, pieces.PIECE_WIDE, pieces.PIECE_CUT_COST)
     rows = []
     for setting in [None, *args.settings]:
