@@ -31,7 +31,9 @@ COLUMNS = [
 ]
 
 
-def logits_and_labels(run: str, data_dir: str, split: str, part: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def logits_and_labels(
+    run: str, data_dir: str, split: str, part: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The network's own logits on one part of the split (answering for its training prior), the labels, and
     log(prior) as `--class-prior uniform` subtracts it."""
     trained = load_trained_run(run, data_dir=data_dir, split=split, part=part, class_prior="train")
