@@ -25,7 +25,10 @@ COLUMNS = [
     {"key": "class_prior", "header": "--class-prior"},
     {"key": "accuracy", "header": "accuracy", "format": "percent"},
     {"key": "balanced_accuracy", "header": "balanced accuracy", "format": "percent"},
+    {"key": "tta_accuracy", "header": "accuracy with TTA", "format": "percent"},
+    {"key": "tta_balanced_accuracy", "header": "balanced accuracy with TTA", "format": "percent"},
 ]
+MEASURES = ("accuracy", "balanced_accuracy", "tta_accuracy", "tta_balanced_accuracy")
 
 
 def evaluate(run: Path, split: str, data_dir: str, prior: str) -> dict:
@@ -42,6 +45,12 @@ def line_of(row: dict) -> str:
     )
 
 
+def median_of(rows: list[dict], key: str) -> float | None:
+    """The median of a measure over runs, or None when a run lacks it (one evaluated without TTA)."""
+    values = [r.get(key) for r in rows]
+    return None if None in values else statistics.median(values)
+
+
 def median_rows(rows: list[dict]) -> list[dict]:
     """For each (--balance, --class-prior) measured on two or more runs (seeds): the median of each measure."""
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -53,8 +62,7 @@ def median_rows(rows: list[dict]) -> list[dict]:
             "seed": ", ".join(str(r["seed"]) for r in group),
             "balance": balance,
             "class_prior": prior,
-            "accuracy": statistics.median(r["accuracy"] for r in group),
-            "balanced_accuracy": statistics.median(r["balanced_accuracy"] for r in group),
+            **{key: median_of(group, key) for key in MEASURES},
         }
         for (balance, prior), group in groups.items()
         if len(group) > 1
@@ -82,6 +90,9 @@ def main() -> None:
                     "class_prior": prior,
                     "accuracy": metrics["accuracy"],
                     "balanced_accuracy": metrics["balanced_accuracy"],
+                    # with the run's --tta (the presets set it): the five-view average, as its report gives it
+                    "tta_accuracy": metrics.get("tta_metrics", {}).get("accuracy"),
+                    "tta_balanced_accuracy": metrics.get("tta_metrics", {}).get("balanced_accuracy"),
                 }
             )
             print(line_of(rows[-1]))
