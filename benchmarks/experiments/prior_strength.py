@@ -13,12 +13,15 @@ The network's logits must carry the training prior (a run trained with `--balanc
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
+from glyphkit.data import load_run_split
 from glyphkit.inference import load_trained_run
 from glyphkit.results import command_line, write_result
+from glyphkit.rundir import BEST, checkpoint_config, load_checkpoint
 
 TAUS = (0.0, 0.5, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5)  # 0: the network as trained; 1: --class-prior uniform
 
@@ -32,15 +35,21 @@ COLUMNS = [
 
 
 def logits_and_labels(
-    run: str, data_dir: str, split: str, part: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The network's own logits on one part of the split (answering for its training prior), the labels, and
-    log(prior) as `--class-prior uniform` subtracts it."""
-    trained = load_trained_run(run, data_dir=data_dir, split=split, part=part, class_prior="train")
-    prior = trained.predictor.prior
+    run: str, data_dir: str, split: str
+) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """The network's own logits (answering for its training prior) and the labels of the split's validation and
+    test parts, read once as the run split them, and log(prior) as `--class-prior uniform` subtracts it."""
+    config = checkpoint_config(load_checkpoint(Path(run) / BEST))
+    data = load_run_split(config.replace(split=split), data_dir)
+    predictor = load_trained_run(run, data=data, part="val", class_prior="train").predictor
+    prior = predictor.prior
     if prior is None or prior.logits != "train":
         raise SystemExit(f"error: {run} was trained with --balance; its logits do not carry the training prior")
-    return trained.predictor.logits(trained.images), trained.labels, prior.log_prior()
+    parts = {}
+    for part in ("val", "test"):
+        images, labels = data.part(part)
+        parts[part] = (predictor.logits(images), labels)
+    return parts, prior.log_prior()
 
 
 def scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -56,8 +65,8 @@ def main() -> None:
     parser.add_argument("--split", default="proxy47", help="the split evaluated on (default: proxy47)")
     parser.add_argument("--results", help="write a results record here")
     args = parser.parse_args()
-    val_logits, val_labels, log_prior = logits_and_labels(args.run, args.data_dir, args.split, "val")
-    test_logits, test_labels, _ = logits_and_labels(args.run, args.data_dir, args.split, "test")
+    parts, log_prior = logits_and_labels(args.run, args.data_dir, args.split)
+    (val_logits, val_labels), (test_logits, test_labels) = parts["val"], parts["test"]
     rows = []
     for tau in TAUS:
         val_acc, val_balanced = scores(val_logits - tau * log_prior, val_labels)
