@@ -95,7 +95,7 @@ def test_bench_time_to_accuracy_alone_trains_the_preset_asked_for(tiny_data_dir,
     result = json.loads((out / "bench.json").read_text())
     assert "throughput" not in result and "exported_inference" not in result
     (run,) = result["accuracy"]
-    assert run["config"]["preset"] == "best" and run["config"]["ema_decay"] == 0.9995  # the best preset's own
+    assert run["config"]["preset"] == "best" and run["config"]["model"] == "glyphnet-wide"  # the best preset's own
     assert isinstance(result["machine"]["cpu_flags"], list)  # which vector units (bf16 or not) ran it
     table = (out / "bench.md").read_text()
     assert "| best | glyphnet-wide, 1 | fp32 |" in table and "(a) original" not in table

@@ -99,8 +99,8 @@ def test_explicit_flags_override_a_preset():
     assert config.epochs == 3 and config.model == "enhanced" and config.preset == "original"
     config = config_from_args(build_parser().parse_args(["train", "--preset", "fast", "--weight-decay", "0"]))
     assert config.weight_decay == 0 and config.lr == 3e-3
-    config = config_from_args(build_parser().parse_args(["train", "--preset", "best", "--label-smoothing", "0"]))
-    assert config.label_smoothing == 0 and config.epochs == 24  # best smooths labels (0.1) unless told otherwise
+    config = config_from_args(build_parser().parse_args(["train", "--preset", "best", "--epochs", "20"]))
+    assert config.epochs == 20 and config.model == "glyphnet-wide" and config.lr == 3e-3  # the rest: the preset's
     config = config_from_args(build_parser().parse_args(["train", "--preset", "fast", "--progressive-size", "20"]))
     assert config.progressive_size == 20 and config.model == "glyphnet"
     config = config_from_args(build_parser().parse_args(["train", "--preset", "fast", "--no-augment"]))
