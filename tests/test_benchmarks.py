@@ -3,6 +3,7 @@ a results record in the documented schema (glyphkit.results) with finite numbers
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -221,6 +222,32 @@ def test_time_to_90_levers(tiny_data_dir, tmp_path):
     assert row["key"] == "preset" and row["precision"] == "fp32" and row["epochs"] == 2  # --quick: 2 epochs
     assert_fractions([row["peak_test_acc"], row["final_test_acc"]])
     assert row["total_wall_s"] > 0 and row["median_epoch_s"] > 0
+
+
+def test_preset_run(tiny_data_dir, tmp_path):
+    out = tmp_path / "out"
+    result = run_tool(
+        "preset_run.py",
+        "--preset",
+        "best",
+        "--data-dir",
+        str(tiny_data_dir),
+        "--splits",
+        "tiny",
+        "--precision",
+        "fp32",
+        "--out",
+        str(out),
+        tmp_path=tmp_path,
+    )
+    (row,) = result["rows"]
+    metrics = json.loads((out / "best-tiny" / "metrics.json").read_text())  # the user's own command wrote it
+    assert row["split"] == "tiny" and row["best_epoch"] == 1 and row["wall_s"] > 0  # --quick: one epoch
+    assert row["test_acc"] == metrics["accuracy"] and row["test_acc_tta"] == metrics["tta_metrics"]["accuracy"]
+    assert_fractions([row["best_val_acc"], row["balanced_acc"], row["balanced_acc_tta"]])
+    summary = result["summary"]  # what README's presets table reads, named by the precision the run used
+    assert summary["headline_fp32_test_acc_tta"] == row["test_acc_tta"] and summary["headline_fp32_total_s"] > 0
+    assert summary["model"] == "glyphnet-wide" and summary["preset"] == "best"
 
 
 def test_quick_runs_write_no_record_unless_asked(tiny_run, tiny_data_dir, tmp_path):
