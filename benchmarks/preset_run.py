@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="seed of every run (default 42, the train default)")
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"), help="as for glyphkit train")
     parser.add_argument("--out", default="runs/preset_run", help="folder for the run folders (OUT/PRESET-SPLIT)")
-    parser.add_argument("--results", default=None, help="record path (default benchmarks/results/preset_run-PRESET.json)")
+    parser.add_argument(
+        "--results", default=None, help="record path (default benchmarks/results/preset_run-PRESET.json)"
+    )
     parser.add_argument("--quick", action="store_true", help="one epoch on a few hundred images: a smoke run")
     args = parser.parse_args(argv)
 
@@ -117,10 +119,13 @@ def main(argv: list[str] | None = None) -> int:
             rows=rows,
             summary=summary,
             data=", ".join(f"{row['split']} test" for row in rows),
-            notes=("a --quick smoke run: one epoch on a few hundred images, not a measurement" if args.quick else
-                   f"Each row: `python -m glyphkit train --preset {args.preset} --split SPLIT --seed {args.seed}` "
-                   f"({config.model}, {config.epochs} epochs, {precision}), timed from start to exit, nothing else "
-                   "running. The best epoch is picked on the run's own validation images."),
+            notes=(
+                "a --quick smoke run: one epoch on a few hundred images, not a measurement"
+                if args.quick
+                else f"Each row: `python -m glyphkit train --preset {args.preset} --split SPLIT --seed {args.seed}` "
+                f"({config.model}, {config.epochs} epochs, {precision}), timed from start to exit, nothing else "
+                "running. The best epoch is picked on the run's own validation images."
+            ),
             machine=machine_info(resolve_device(config.device)),
         )
         print(f"results record: {path}")

@@ -160,8 +160,9 @@ def _add_train_args(t: argparse.ArgumentParser) -> None:
         "--label-smoothing",
         type=_smoothing,
         default=S,
-        help=f"cross-entropy label smoothing, 0 to <1 (default: {DEFAULTS.label_smoothing}, as in the presets; "
-        "above 0 leaves confidences no single temperature calibrates: docs/evaluation.md#label-smoothing-and-calibration)",
+        help=f"cross-entropy label smoothing, 0 to <1 (default: {DEFAULTS.label_smoothing}, as in the "
+        "presets; above 0 leaves confidences no single temperature calibrates: "
+        "docs/evaluation.md#label-smoothing-and-calibration)",
     )
     t.add_argument(
         "--balance",
