@@ -195,12 +195,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 # Accuracy within about twice the `fast` preset's time: its recipe on the 1.5x-wide glyphnet, over 12 epochs.
-# Label smoothing and longer cycles measured no better (docs/experiments.md#the-best-preset).
+# Label smoothing and a longer cycle measured no better:
+# docs/experiments.md#the-best-preset-the-fast-recipe-wider-and-longer
 PRESETS["best"] = {**PRESETS["fast"], "model": "glyphnet-wide", "epochs": 12}
 
 # Each preset's measured claim: the results file (benchmarks/results/NAME.json) whose summary values
 # "headline_<precision>_*" the README's headline table shows (benchmarks/render_results.py). None: never measured.
-PRESET_RESULTS: dict[str, str | None] = {"original": None, "fast": "time_to_90-fast-preset", "best": "best-preset"}
+PRESET_RESULTS: dict[str, str | None] = {"original": None, "fast": "time_to_90-fast-preset", "best": "preset_run-best"}
 
 
 def apply_preset(config: Config, name: str) -> Config:
