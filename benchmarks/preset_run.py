@@ -27,6 +27,7 @@ from pathlib import Path
 
 from glyphkit.config import Config
 from glyphkit.results import command_line, machine_info, result_path, write_result
+from glyphkit.rundir import BEST, load_checkpoint
 from glyphkit.runtime import autocast_dtype, precision_name, resolve_device
 
 COLUMNS = [
@@ -65,11 +66,11 @@ def run_numbers(run_dir: Path) -> dict:
     """Best epoch and its validation accuracy, test and balanced accuracy with and without TTA, from the run folder."""
     history = json.loads((run_dir / "history.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    best = max(range(len(history["val_acc"])), key=history["val_acc"].__getitem__)  # the preset's monitor: val_acc
+    best_epoch = int(load_checkpoint(run_dir / BEST)["epoch"])  # the epoch the run kept, whatever its monitor
     tta = metrics.get("tta_metrics") or {}
     return {
-        "best_epoch": history["epoch"][best],
-        "best_val_acc": history["val_acc"][best],
+        "best_epoch": best_epoch,
+        "best_val_acc": history["val_acc"][history["epoch"].index(best_epoch)],
         "test_acc": metrics["accuracy"],
         "balanced_acc": metrics["balanced_accuracy"],
         "test_acc_tta": tta.get("accuracy"),
@@ -91,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one epoch on a few hundred images: a smoke run")
     args = parser.parse_args(argv)
 
-    rows = []
+    rows, run_dirs = [], []
     for split in args.splits.split(","):
-        run_dir = Path(args.out) / f"{args.preset}-{split}"
-        wall_s = timed_run(train_command(args, split, run_dir))
-        rows.append({"split": split, "seed": args.seed, "wall_s": round(wall_s), **run_numbers(run_dir)})
+        run_dirs.append(Path(args.out) / f"{args.preset}-{split}")
+        wall_s = timed_run(train_command(args, split, run_dirs[-1]))
+        rows.append({"split": split, "seed": args.seed, "wall_s": round(wall_s), **run_numbers(run_dirs[-1])})
         print(f"{args.preset} on {split}: {rows[-1]}", flush=True)
 
-    config = Config.load(Path(args.out) / f"{args.preset}-{rows[0]['split']}" / "config.json")
+    config = Config.load(run_dirs[0] / "config.json")  # the headline run's settings, as the train command saved them
     precision = precision_name(autocast_dtype(resolve_device(config.device), config.precision))
     headline = rows[0]
     summary = {
