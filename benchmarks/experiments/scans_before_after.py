@@ -1,0 +1,160 @@
+"""Did learning to read pages cost the single scans? The same scans read by glyphkit now and by an earlier commit.
+
+Issue 30 asked that the paper test's 2,000 single scans read no worse once glyphkit read pages; they read 3 fewer
+right (90.30% against 90.45%). Two totals over 2,000 glyphs cannot tell a small loss from chance; a paired count can:
+the same rendered files and the same model, read by both versions of glyphkit, glyph by glyph. Only the glyphs that
+one version reads right and the other wrong say anything, and McNemar's exact test (a two-sided binomial test on
+those glyphs) says how often chance alone would split them at least that unevenly. The paper test's own 2,000 scans
+are drawn as paper_test.py draws them (the same glyphs, the same seed), and `--more` scans of other test glyphs beside
+them.
+
+The earlier commit is checked out into a temporary git worktree and runs as `python -m glyphkit predict RUN SCANS
+--output FILE.json` with that checkout first on the path; glyphkit now runs the same command.
+
+    python benchmarks/experiments/scans_before_after.py RUN --data-dir ../shared/emnist --before COMMIT
+        [--split proxy47] [--more 8000] [--out runs/scans_before_after] [--results PATH]
+
+Writes benchmarks/results/scans_before_after-RUN.json (`--results` to choose). The renders go under --out
+(git-ignored `runs/` by default): they are derived from EMNIST and are never committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binomtest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the paper test draws the scans
+import paper_test  # noqa: E402
+
+from glyphkit.results import command_line, default_result_path, write_result  # noqa: E402
+from glyphkit.scans import render_scan  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def draw_more(bench: paper_test.Bench, taken: np.ndarray, count: int, folder: Path) -> np.ndarray:
+    """`count` scans of test glyphs the paper test's own scans do not show, drawn with their own random numbers."""
+    rng = np.random.default_rng([bench.seed, 1])
+    others = np.setdiff1d(np.arange(len(bench.images)), taken)
+    chosen = rng.choice(others, size=count, replace=False)
+    paper_test.fresh(folder)
+    for n, i in enumerate(chosen):
+        render_scan(bench.images[i], rng).save(folder / f"{n:05d}.jpg", quality=95)
+    return chosen
+
+
+def read_with(source: Path, run: Path, folder: Path, output: Path) -> tuple[dict[str, str], float]:
+    """`glyphkit predict RUN FOLDER` with the glyphkit in `source`: each file name's answer ("" for a file it
+    refused), and the command's wall time."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    command = [sys.executable, "-m", "glyphkit", "predict", str(run), str(folder), "--output", str(output)]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=source, env=env, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    found = json.loads(output.read_text())
+    answers = {Path(f["file"]).name: "" for f in found["files"]}
+    answers.update({Path(row["file"]).name: row["prediction"] for row in found["predictions"]})
+    return answers, seconds
+
+
+def compare(truth: list[str], before: list[str], now: list[str]) -> dict:
+    """Accuracy of each reading, the glyphs only one of them reads right, and McNemar's exact p-value."""
+    right_before = np.array([a == t for a, t in zip(before, truth)])
+    right_now = np.array([a == t for a, t in zip(now, truth)])
+    only_before, only_now = int((right_before & ~right_now).sum()), int((right_now & ~right_before).sum())
+    changed = only_before + only_now
+    return {
+        "glyphs": len(truth),
+        "acc_before": float(right_before.mean()),
+        "acc_now": float(right_now.mean()),
+        "only_before": only_before,
+        "only_now": only_now,
+        "p_value": binomtest(only_now, changed, 0.5).pvalue if changed else 1.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--before", required=True, help="the earlier commit whose glyphkit reads the same scans")
+    parser.add_argument("--split", default="proxy47")
+    parser.add_argument("--more", type=int, default=8000, help="scans of other test glyphs (default: 8000)")
+    parser.add_argument("--seed", type=int, default=0, help="the paper test's seed (default: 0)")
+    parser.add_argument("--out", default="runs/scans_before_after", help="where the renderings go")
+    parser.add_argument("--results", default=None, help="the record's path (default: scans_before_after-RUN.json)")
+    args = parser.parse_args()
+    run, out = Path(args.run_dir).resolve(), Path(args.out).resolve()
+    bench = paper_test.load_bench(argparse.Namespace(**{**vars(args), "run_dir": run, "out": out}))
+    # The paper test's scans part draws its 2,000 scans and 120 lines from one stream of random numbers.
+    singles, _ = paper_test.render_all(bench.images, out, 2000, 120, np.random.default_rng(args.seed))
+    sets = {"the paper test's scans": (out / "scans", singles)}
+    if args.more:
+        more = draw_more(bench, singles, args.more, out / "more")
+        sets[f"{args.more:,} scans of other test glyphs"] = (out / "more", more)
+
+    before_commit = subprocess.run(
+        ["git", "rev-parse", "--short", args.before], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    rows, seconds = [], {"before": 0.0, "now": 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        checkout = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(checkout), before_commit], cwd=REPO, check=True)
+        try:
+            readings = {}
+            for name, (folder, ids) in sets.items():
+                files = [f"{n:05d}.jpg" for n in range(len(ids))]
+                for version, source in (("before", checkout), ("now", REPO)):
+                    answers, took = read_with(source, run, folder, out / f"{folder.name}-{version}.json")
+                    readings[name, version] = [answers.get(f, "") for f in files]
+                    seconds[version] += took
+                    print(f"{name}, {version}: {took:.0f} s", flush=True)
+                truth = [bench.truth[i] for i in ids]
+                rows.append({"scans": name, **compare(truth, readings[name, "before"], readings[name, "now"])})
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=REPO, check=False)
+    truth = [bench.truth[i] for _, ids in sets.values() for i in ids]
+    both = {v: [a for name in sets for a in readings[name, v]] for v in ("before", "now")}
+    if len(sets) > 1:
+        rows.append({"scans": "all of them", **compare(truth, both["before"], both["now"])})
+    for row in rows:
+        print(row)
+    path = args.results or default_result_path("scans_before_after", run.name)
+    write_result(
+        path,
+        what="Single glyphs rendered as scans (the paper test's 2,000 and more), read by `glyphkit predict` as "
+        f"glyphkit reads them now and as it read them at commit {before_commit}, with the same model: accuracy of "
+        "each, the glyphs only one of them reads right, and McNemar's exact two-sided p-value on those glyphs.",
+        command=command_line(),
+        columns=[
+            {"key": "scans", "header": "scans"},
+            {"key": "glyphs", "header": "glyphs", "format": "int"},
+            {"key": "acc_before", "header": f"read at {before_commit}", "format": "percent"},
+            {"key": "acc_now", "header": "read now", "format": "percent"},
+            {"key": "only_before", "header": f"right only at {before_commit}", "format": "int"},
+            {"key": "only_now", "header": "right only now", "format": "int"},
+            {"key": "p_value", "header": "McNemar p", "format": "float4"},
+        ],
+        rows=rows,
+        data=f"{args.split} test glyphs: the paper test's 2,000 scans (seed {args.seed}) and {args.more:,} more",
+        summary={
+            "run": str(run),
+            "before": before_commit,
+            "read_s_before": seconds["before"],
+            "read_s_now": seconds["now"],
+        },
+    )
+    print(f"results record: {path}")
+
+
+if __name__ == "__main__":
+    main()
