@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,16 @@ def compare(truth: list[str], before: list[str], now: list[str]) -> dict:
     }
 
 
+def pairs_that_moved(truth: list[str], before: list[str], now: list[str], least: int) -> list[tuple[str, str]]:
+    """The pairs of characters between which at least `least` glyphs changed answer (one reading right, the other
+    reading the pair's other character), most first: where the readings differ."""
+    moved: Counter = Counter()
+    for t, b, n in zip(truth, before, now):
+        if (b == t) != (n == t):
+            moved[tuple(sorted((t, n if b == t else b)))] += 1
+    return [pair for pair, count in moved.most_common() if count >= least]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
@@ -90,6 +101,13 @@ def main() -> None:
     parser.add_argument("--split", default="proxy47")
     parser.add_argument("--more", type=int, default=8000, help="scans of other test glyphs (default: 8000)")
     parser.add_argument("--seed", type=int, default=0, help="the paper test's seed (default: 0)")
+    parser.add_argument(
+        "--least",
+        type=int,
+        default=10,
+        help="a pair of characters gets its own row when at least "
+        "this many glyphs changed answer between them (default: 10)",
+    )
     parser.add_argument("--out", default="runs/scans_before_after", help="where the renderings go")
     parser.add_argument("--results", default=None, help="the record's path (default: scans_before_after-RUN.json)")
     args = parser.parse_args()
@@ -126,6 +144,14 @@ def main() -> None:
     both = {v: [a for name in sets for a in readings[name, v]] for v in ("before", "now")}
     if len(sets) > 1:
         rows.append({"scans": "all of them", **compare(truth, both["before"], both["now"])})
+    # The same glyphs split by true character: the pairs the readings moved glyphs between, and every other one.
+    pairs = pairs_that_moved(truth, both["before"], both["now"], least=args.least)
+    groups = {f"all of them, `{a}` or `{b}`": np.isin(truth, (a, b)) for a, b in pairs}
+    groups["all of them, every other character"] = ~np.isin(truth, [c for pair in pairs for c in pair])
+    for name, keep in groups.items():
+        picked = np.flatnonzero(keep)
+        subset = [[answers[i] for i in picked] for answers in (truth, both["before"], both["now"])]
+        rows.append({"scans": name, **compare(*subset)})
     for row in rows:
         print(row)
     path = args.results or default_result_path("scans_before_after", run.name)
@@ -133,7 +159,9 @@ def main() -> None:
         path,
         what="Single glyphs rendered as scans (the paper test's 2,000 and more), read by `glyphkit predict` as "
         f"glyphkit reads them now and as it read them at commit {before_commit}, with the same model: accuracy of "
-        "each, the glyphs only one of them reads right, and McNemar's exact two-sided p-value on those glyphs.",
+        "each, the glyphs only one of them reads right, and McNemar's exact two-sided p-value on those glyphs; "
+        "then the same glyphs by true character: each pair of characters between which at least --least glyphs "
+        "changed answer, and the rest.",
         command=command_line(),
         columns=[
             {"key": "scans", "header": "scans"},
