@@ -113,7 +113,8 @@ def main() -> None:
     args = parser.parse_args()
     run, out = Path(args.run_dir).resolve(), Path(args.out).resolve()
     bench = paper_test.load_bench(argparse.Namespace(**{**vars(args), "run_dir": run, "out": out}))
-    # The paper test's scans part draws its 2,000 scans and 120 lines from one stream of random numbers.
+    # The paper test's scans part draws its 2,000 scans and 120 lines from one stream of random numbers: the lines
+    # are drawn here too (and left unread) so that the scans come out as the paper test's.
     singles, _ = paper_test.render_all(bench.images, out, 2000, 120, np.random.default_rng(args.seed))
     sets = {"the paper test's scans": (out / "scans", singles)}
     if args.more:
@@ -123,34 +124,36 @@ def main() -> None:
     before_commit = subprocess.run(
         ["git", "rev-parse", "--short", args.before], cwd=REPO, check=True, capture_output=True, text=True
     ).stdout.strip()
-    rows, seconds = [], {"before": 0.0, "now": 0.0}
+    readings: dict[str, list[str]] = {"before": [], "now": []}  # each version's answers, set after set
+    seconds = {"before": 0.0, "now": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         checkout = Path(tmp) / "before"
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(checkout), before_commit], cwd=REPO, check=True)
         try:
-            readings = {}
             for name, (folder, ids) in sets.items():
                 files = [f"{n:05d}.jpg" for n in range(len(ids))]
                 for version, source in (("before", checkout), ("now", REPO)):
                     answers, took = read_with(source, run, folder, out / f"{folder.name}-{version}.json")
-                    readings[name, version] = [answers.get(f, "") for f in files]
+                    readings[version] += [answers.get(f, "") for f in files]
                     seconds[version] += took
                     print(f"{name}, {version}: {took:.0f} s", flush=True)
-                truth = [bench.truth[i] for i in ids]
-                rows.append({"scans": name, **compare(truth, readings[name, "before"], readings[name, "now"])})
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=REPO, check=False)
-    truth = [bench.truth[i] for _, ids in sets.values() for i in ids]
-    both = {v: [a for name in sets for a in readings[name, v]] for v in ("before", "now")}
+
+    # The rows: each set, all of them, then the same glyphs by true character (the pairs the readings moved glyphs
+    # between, and every other character), each a mask over every set's glyphs in reading order.
+    truth = np.array([bench.truth[i] for _, ids in sets.values() for i in ids])
+    which_set = np.repeat(list(sets), [len(ids) for _, ids in sets.values()])
+    groups = {name: which_set == name for name in sets}
     if len(sets) > 1:
-        rows.append({"scans": "all of them", **compare(truth, both["before"], both["now"])})
-    # The same glyphs split by true character: the pairs the readings moved glyphs between, and every other one.
-    pairs = pairs_that_moved(truth, both["before"], both["now"], least=args.least)
-    groups = {f"all of them, `{a}` or `{b}`": np.isin(truth, (a, b)) for a, b in pairs}
+        groups["all of them"] = np.ones(len(truth), dtype=bool)
+    pairs = pairs_that_moved(list(truth), readings["before"], readings["now"], least=args.least)
+    groups |= {f"all of them, `{a}` or `{b}`": np.isin(truth, (a, b)) for a, b in pairs}
     groups["all of them, every other character"] = ~np.isin(truth, [c for pair in pairs for c in pair])
+    rows = []
     for name, keep in groups.items():
         picked = np.flatnonzero(keep)
-        subset = [[answers[i] for i in picked] for answers in (truth, both["before"], both["now"])]
+        subset = [[answers[i] for i in picked] for answers in (truth, readings["before"], readings["now"])]
         rows.append({"scans": name, **compare(*subset)})
     for row in rows:
         print(row)
