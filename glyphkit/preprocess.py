@@ -60,6 +60,7 @@ MIN_CONTRAST = 0.2  # ink takes at least this share of its paper's light (pen, p
 # (1.4826 MAD) above the paper's median contrast (a blank photo on the paper test has at most 4 such pixels, its
 # least legible glyph 8), and a stroke's pixels lie at least STROKE_Z above it.
 INK_Z, INK_PIXELS, STROKE_Z = 8.0, 6, 4.0
+INK_FLOOR = MIN_CONTRAST / 2  # contrast under this is the paper's texture, not even a stroke's soft edge: no ink
 FAINT_LINES = 0.05  # printed lines are looked for again at this contrast, to take out what is left of faint ones
 NOISE_TILES = 16  # the paper's noise is measured in tiles of 1/16 of the image's short side (at least 16 pixels),
 NOISE_SAMPLE = 250_000  # on every n-th pixel of each n-th row, n chosen so that about this many pixels are left
@@ -388,7 +389,7 @@ def _ink(contrast: np.ndarray, drawn: bool, source: str) -> tuple[np.ndarray, fl
     if np.count_nonzero(contrast >= max(MIN_CONTRAST, paper + INK_Z * noise)) < least:
         raise ImageError(f"{source}: no handwriting found (blank paper, or the ink is too faint to read)")
     threshold = max(float(threshold_otsu(contrast)), MIN_CONTRAST / 2, paper + STROKE_Z * noise)
-    ink = np.where(contrast >= MIN_CONTRAST / 2, contrast, 0)
+    ink = np.where(contrast >= INK_FLOOR, contrast, 0)
     if not drawn:
         writing, lines = without_paper_lines(contrast >= threshold)
         if lines.any():  # a line's soft edges go with it, but not the writing that crosses it
