@@ -7,6 +7,8 @@ them. The renderings are held in memory: they are derived from EMNIST and never 
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,15 +34,24 @@ class ValidationDrawings:
     drawn: dict[str, list[Image.Image]]  # condition -> the N glyphs drawn under it
     predictor: Predictor
 
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """The model's top-1 class (int [N]) for each of the 28x28 glyphs [N, 28, 28]."""
+        return self.predictor.probabilities(torch.from_numpy(images)).argmax(1).numpy()
+
     def accuracy(self, images: np.ndarray) -> float:
         """The model's top-1 accuracy on 28x28 glyphs [N, 28, 28], in the sample's order."""
-        predicted = self.predictor.probabilities(torch.from_numpy(images)).argmax(1).numpy()
-        return float((predicted == self.labels).mean())
+        return float((self.predict(images) == self.labels).mean())
 
-    def read(self, condition: str) -> np.ndarray:
+    def read(self, condition: str, workers: int = 1) -> np.ndarray:
         """The condition's images as predict reads them, with glyphkit.preprocess's settings as they are now; a
-        refused image (no handwriting found) is a blank glyph, read wrong as the paper test counts it."""
-        return np.stack([_glyph(image) for image in tqdm(self.drawn[condition], desc=condition, leave=False)])
+        refused image (no handwriting found) is a blank glyph, read wrong as the paper test counts it. With
+        `workers` > 1, read by that many forked processes: each starts with this process's settings."""
+        images = self.drawn[condition]
+        if workers <= 1:
+            return np.stack([_glyph(image) for image in tqdm(images, desc=condition, leave=False)])
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            read = pool.map(_glyph, images, chunksize=32)
+            return np.stack(list(tqdm(read, total=len(images), desc=condition, leave=False)))
 
 
 def _glyph(image: Image.Image) -> np.ndarray:

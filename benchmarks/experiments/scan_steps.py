@@ -1,0 +1,112 @@
+"""Which page-reading step costs the single scans? Each one switched off in turn, on validation glyphs.
+
+Since glyphkit learnt to read pages, a scan of one glyph on plain paper reads a little worse (scans_before_after.py:
+0.27 points on 10,000 test scans, all of it between O and 0 and between I and 1). Three steps added for pages change
+the ink of such a scan: contrast under INK_FLOOR is dropped as paper texture, a large image is blurred by up to
+NOISE_SIGMA before its ink is measured, and a magnified glyph's strokes are toned (SOFT_EDGE, SOFT_CORE). Each is
+switched off alone, then all three together, and the run's **validation** glyphs (the paper test reads the test
+glyphs; a setting must not be chosen on them) are read on plain paper, and on the conditions those steps were made
+for, each image under every setting, so the differences are paired. For plain paper, the glyphs only one of the
+two readings gets right are counted, with McNemar's exact test (scipy's two-sided binomial test on them).
+
+A step is switched off in glyphkit only if that reads the plain scans better and no other condition worse.
+
+    python benchmarks/experiments/scan_steps.py RUN --data-dir ../shared/emnist [--plain 8000] [--count 1500]
+        [--workers 2] [--results PATH]
+
+Writes benchmarks/results/scan_steps-RUN.json (`--results` to choose). The renderings are held in memory: they are
+derived from EMNIST and never committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binomtest
+from validation_reads import ValidationDrawings, draw_validation  # beside this script: drawn and read
+
+from glyphkit import preprocess
+from glyphkit.results import command_line, default_result_path, write_result
+from glyphkit.scans import CONDITION_NAMES
+
+OTHERS = ("jpeg", "small", "ruled", "squared", "shadow")  # the conditions the three steps were made for
+UNTONED = {"SOFT_EDGE": 0.0, "SOFT_CORE": 1.0}  # a magnified glyph's ink read as it is
+SETTINGS = {  # each reading: glyphkit.preprocess's constants changed from the shipped ones
+    "glyphkit as shipped": {},
+    "no ink floor": {"INK_FLOOR": 0.0},
+    "no noise blur": {"NOISE_SIGMA": 0.0},
+    "magnified strokes untoned": UNTONED,
+    "all three off": {"INK_FLOOR": 0.0, "NOISE_SIGMA": 0.0, **UNTONED},
+}
+
+
+def read_all(samples: dict[str, ValidationDrawings], workers: int) -> dict[str, dict[str, np.ndarray]]:
+    """Each setting's predictions (int [N]) for each condition's images (`samples`: condition -> its drawings)."""
+    shipped = {name: getattr(preprocess, name) for change in SETTINGS.values() for name in change}
+    predictions = {}
+    for setting, change in SETTINGS.items():
+        for name, value in {**shipped, **change}.items():
+            setattr(preprocess, name, value)
+        predictions[setting] = {c: s.predict(s.read(c, workers)) for c, s in samples.items()}
+        shown = {c: f"{np.mean(p == samples[c].labels):.4f}" for c, p in predictions[setting].items()}
+        print(setting, shown, flush=True)
+    for name, value in shipped.items():
+        setattr(preprocess, name, value)
+    return predictions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--plain", type=int, default=8000, help="validation glyphs drawn on plain paper (8,000)")
+    parser.add_argument("--count", type=int, default=1500, help="validation glyphs drawn under each other condition")
+    parser.add_argument("--workers", type=int, default=2, help="processes reading the images (default: 2)")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--results", default=None, help="the record's path (default: scan_steps-RUN.json)")
+    args = parser.parse_args()
+    run = Path(args.run_dir)
+    plain = draw_validation(run, args.data_dir, ("plain",), args.plain, args.seed)
+    others = draw_validation(run, args.data_dir, OTHERS, args.count, args.seed + 1)
+    samples = {"plain": plain, **dict.fromkeys(OTHERS, others)}
+    conditions = tuple(samples)
+    predictions = read_all(samples, args.workers)
+
+    truth = plain.labels
+    shipped_right = predictions["glyphkit as shipped"]["plain"] == truth
+    rows = [{"setting": "28x28 arrays", **{c: s.accuracy(s.glyphs) for c, s in samples.items()}}]
+    for setting, read in predictions.items():
+        row = {"setting": setting, **{c: float(np.mean(read[c] == s.labels)) for c, s in samples.items()}}
+        if read is not predictions["glyphkit as shipped"]:
+            right = read["plain"] == truth
+            lost, gained = int(np.sum(shipped_right & ~right)), int(np.sum(right & ~shipped_right))
+            p = binomtest(gained, lost + gained).pvalue if lost + gained else 1.0
+            row.update(lost=lost, gained=gained, p=float(p))
+        rows.append(row)
+    path = args.results or default_result_path("scan_steps", run.name)
+    write_result(
+        path,
+        what="Validation glyphs read with each page-reading step switched off in turn: accuracy on plain paper and "
+        "on the conditions the steps were made for (an image refused as blank counts as read wrong); for plain "
+        "paper, the glyphs glyphkit as shipped reads right and the setting wrong (lost), the other way (gained), "
+        "and McNemar's exact p.",
+        command=command_line(),
+        columns=[
+            {"key": "setting", "header": "reading"},
+            *({"key": c, "header": CONDITION_NAMES[c], "format": "percent"} for c in conditions),
+            {"key": "lost", "header": "plain: lost"},
+            {"key": "gained", "header": "plain: gained"},
+            {"key": "p", "header": "McNemar p", "format": "float2"},
+        ],
+        rows=rows,
+        data=f"{plain.split} validation glyphs: {len(truth):,} on plain paper, {args.count:,} under each other "
+        "condition",
+        summary={"plain_glyphs": int(len(truth)), "glyphs_per_other_condition": args.count, "run": str(run)},
+    )
+    print(f"results record: {path}")
+
+
+if __name__ == "__main__":
+    main()
