@@ -12,7 +12,8 @@ two readings gets right are counted, with McNemar's exact test (scipy's two-side
 A step is switched off in glyphkit only if that reads the plain scans better and no other condition worse.
 
     python benchmarks/experiments/scan_steps.py RUN --data-dir ../shared/emnist [--plain 8000] [--count 1500]
-        [--workers 2] [--results PATH]
+        [--conditions jpeg,small,...] [--settings "glyphkit as shipped,no ink floor,..."] [--workers 2]
+        [--seed 13] [--results PATH]
 
 Writes benchmarks/results/scan_steps-RUN.json (`--results` to choose). The renderings are held in memory: they are
 derived from EMNIST and never committed.
@@ -31,7 +32,7 @@ from glyphkit import preprocess
 from glyphkit.results import command_line, default_result_path, write_result
 from glyphkit.scans import CONDITION_NAMES
 
-OTHERS = ("jpeg", "small", "ruled", "squared", "shadow")  # the conditions the three steps were made for
+OTHERS = "jpeg,small,ruled,squared,shadow"  # the conditions the three steps were made for
 UNTONED = {"SOFT_EDGE": 0.0, "SOFT_CORE": 1.0}  # a magnified glyph's ink read as it is
 SETTINGS = {  # each reading: glyphkit.preprocess's constants changed from the shipped ones
     "glyphkit as shipped": {},
@@ -39,15 +40,24 @@ SETTINGS = {  # each reading: glyphkit.preprocess's constants changed from the s
     "no noise blur": {"NOISE_SIGMA": 0.0},
     "magnified strokes untoned": UNTONED,
     "all three off": {"INK_FLOOR": 0.0, "NOISE_SIGMA": 0.0, **UNTONED},
+    # Only glyphs magnified more than this are toned (shipped: 2); plain paper's smallest scans are magnified
+    # about 3 times, small writing and tiny glyphs 3 to 7 times.
+    "toned above 2.5x": {"SOFT_UPSCALE": 2.5},
+    "toned above 3x": {"SOFT_UPSCALE": 3.0},
+    "toned above 4x": {"SOFT_UPSCALE": 4.0},
+    "no ink floor + toned above 3x": {"INK_FLOOR": 0.0, "SOFT_UPSCALE": 3.0},
 }
+FIRST = "glyphkit as shipped,no ink floor,no noise blur,magnified strokes untoned,all three off"
 
 
-def read_all(samples: dict[str, ValidationDrawings], workers: int) -> dict[str, dict[str, np.ndarray]]:
+def read_all(
+    samples: dict[str, ValidationDrawings], settings: list[str], workers: int
+) -> dict[str, dict[str, np.ndarray]]:
     """Each setting's predictions (int [N]) for each condition's images (`samples`: condition -> its drawings)."""
     shipped = {name: getattr(preprocess, name) for change in SETTINGS.values() for name in change}
     predictions = {}
-    for setting, change in SETTINGS.items():
-        for name, value in {**shipped, **change}.items():
+    for setting in settings:
+        for name, value in {**shipped, **SETTINGS[setting]}.items():
             setattr(preprocess, name, value)
         predictions[setting] = {c: s.predict(s.read(c, workers)) for c, s in samples.items()}
         shown = {c: f"{np.mean(p == samples[c].labels):.4f}" for c, p in predictions[setting].items()}
@@ -63,16 +73,23 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--plain", type=int, default=8000, help="validation glyphs drawn on plain paper (8,000)")
     parser.add_argument("--count", type=int, default=1500, help="validation glyphs drawn under each other condition")
+    parser.add_argument("--conditions", default=OTHERS, help=f"the other conditions drawn (default: {OTHERS})")
+    parser.add_argument("--settings", default=FIRST, help=f"the readings, from SETTINGS (default: {FIRST})")
     parser.add_argument("--workers", type=int, default=2, help="processes reading the images (default: 2)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--results", default=None, help="the record's path (default: scan_steps-RUN.json)")
     args = parser.parse_args()
     run = Path(args.run_dir)
+    others = tuple(args.conditions.split(","))
+    settings = args.settings.split(",")
+    unknown = [s for s in settings if s not in SETTINGS] + [c for c in others if c not in CONDITION_NAMES]
+    if unknown or settings[0] != "glyphkit as shipped":
+        parser.error(f"unknown settings or conditions {unknown}, or the first setting is not glyphkit as shipped")
     plain = draw_validation(run, args.data_dir, ("plain",), args.plain, args.seed)
-    others = draw_validation(run, args.data_dir, OTHERS, args.count, args.seed + 1)
-    samples = {"plain": plain, **dict.fromkeys(OTHERS, others)}
+    drawn = draw_validation(run, args.data_dir, others, args.count, args.seed + 1)
+    samples = {"plain": plain, **dict.fromkeys(others, drawn)}
     conditions = tuple(samples)
-    predictions = read_all(samples, args.workers)
+    predictions = read_all(samples, settings, args.workers)
 
     truth = plain.labels
     shipped_right = predictions["glyphkit as shipped"]["plain"] == truth
