@@ -102,7 +102,10 @@ CHARACTER_WIDTH, WIDTH_SPREAD, CUT_COST = 0.77, 0.33, 0.75
 # that span. Alone, SOFT_EDGE 0.2 read best of 0.1-0.5 on those two conditions; with the ridge flattened, (0.3, 0.8)
 # read their validation glyphs best of the pairs tried that keep a small letter about as bold as the same letter
 # drawn large (0.2 with 0.8 makes it bolder: tests/test_layout.py; benchmarks/experiments/magnified_strokes.py).
-SOFT_UPSCALE, SOFT_EDGE, SOFT_CORE = 2.0, 0.3, 0.8
+# SOFT_UPSCALE 2.5: toned from 2 times, a plain scan's smallest glyphs read worse, and toned only from 3 or 4 times,
+# the tiny JPEG glyphs did; 2.5 read the plain scans and all conditions pooled better than 2 on validation glyphs
+# drawn afresh, the tiny ones no worse (benchmarks/experiments/scan_steps.py).
+SOFT_UPSCALE, SOFT_EDGE, SOFT_CORE = 2.5, 0.3, 0.8
 WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their writing keeps plenty of pixels
 # A tiny image (a glyph 14-20 px high) is read enlarged, bicubic, to TINY_IMAGE pixels on its long side: its ink's
 # threshold and crop then fall between its pixels, and a JPEG's 8x8 blocks are smoothed. Read at its own pixels, the
