@@ -10,8 +10,9 @@ be chosen on them) are read on plain paper and under the conditions of a real no
 so the differences are paired: the glyphs only one of two readings gets right are counted, with McNemar's exact test
 (scipy's two-sided binomial test on them).
 
-A step is changed in glyphkit only if, on validation glyphs other than the ones it was picked on (`--seed`), that
-reads the plain scans better, all the images pooled better, and no condition significantly worse (McNemar p < 0.05).
+A step is changed in glyphkit only if, on validation drawings other than the ones it was picked on (another
+`--seed`), that reads the plain scans better, all the images pooled better, and no condition significantly worse
+(McNemar p < 0.05).
 
     python benchmarks/experiments/scan_steps.py RUN --data-dir ../shared/emnist [--plain 8000] [--count 1500]
         [--conditions jpeg,small,...] [--settings "glyphkit as shipped,no ink floor,..."] [--workers 2]
@@ -42,8 +43,8 @@ SETTINGS = {  # each reading: glyphkit.preprocess's constants changed from the s
     "no noise blur": {"NOISE_SIGMA": 0.0},
     "magnified strokes untoned": UNTONED,
     "all three off": {"INK_FLOOR": 0.0, "NOISE_SIGMA": 0.0, **UNTONED},
-    # Only glyphs magnified more than this are toned (shipped: 2); plain paper's smallest scans are magnified
-    # about 3 times, small writing and tiny glyphs 3 to 7 times.
+    # Only glyphs magnified more than this are toned (was 2): a plain scan's glyph drawn 40-60 px high is magnified
+    # about 2 to 3 times, small writing more.
     "toned above 2.5x": {"SOFT_UPSCALE": 2.5},
     "toned above 3x": {"SOFT_UPSCALE": 3.0},
     "toned above 4x": {"SOFT_UPSCALE": 4.0},
