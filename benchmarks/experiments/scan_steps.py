@@ -28,7 +28,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import binomtest
+from scans_before_after import mcnemar  # beside this script, as is validation_reads
 from validation_reads import ValidationDrawings, draw_validation  # beside this script: drawn and read
 
 from glyphkit import preprocess
@@ -102,7 +102,7 @@ def main() -> None:
         row = {"setting": setting, **{c: float(r.mean()) for c, r in right.items()}}
         row["all"] = float(np.concatenate(list(right.values())).mean())
         if setting != "glyphkit as shipped":
-            counts = {c: paired(shipped[c] == s.labels, right[c]) for c, s in samples.items()}
+            counts = {c: mcnemar(shipped[c] == s.labels, right[c]) for c, s in samples.items()}
             row.update(zip(("lost", "gained", "p"), counts["plain"]))
             row["worst"] = worst_loss(counts)
         rows.append(row)
@@ -136,14 +136,8 @@ def main() -> None:
     print(f"results record: {path}")
 
 
-def paired(before: np.ndarray, after: np.ndarray) -> list:
-    """[glyphs right only `before`, right only `after`, McNemar's exact p] for two readings' right answers (bool)."""
-    lost, gained = int(np.sum(before & ~after)), int(np.sum(after & ~before))
-    return [lost, gained, float(binomtest(gained, lost + gained).pvalue) if lost + gained else 1.0]
-
-
-def worst_loss(counts: dict[str, list]) -> str:
-    """Of the conditions a setting reads fewer right than glyphkit as shipped (counts: condition -> paired's), the
+def worst_loss(counts: dict[str, tuple[int, int, float]]) -> str:
+    """Of the conditions a setting reads fewer right than glyphkit as shipped (counts: condition -> mcnemar's), the
     one chance explains least, as "condition: lost, gained, p"; "none" when it reads none fewer right."""
     losses = {c: v for c, v in counts.items() if v[0] > v[1]}
     if not losses:

@@ -67,19 +67,26 @@ def read_with(source: Path, run: Path, folder: Path, output: Path) -> tuple[dict
     return answers, seconds
 
 
+def mcnemar(right_before: np.ndarray, right_after: np.ndarray) -> tuple[int, int, float]:
+    """(glyphs right only `before`, right only `after`, McNemar's exact p): two readings' right answers (bool) of the
+    same glyphs compared; p is the two-sided binomial test on the glyphs only one of them reads right."""
+    only_before, only_after = int((right_before & ~right_after).sum()), int((right_after & ~right_before).sum())
+    changed = only_before + only_after
+    return only_before, only_after, float(binomtest(only_after, changed, 0.5).pvalue) if changed else 1.0
+
+
 def compare(truth: list[str], before: list[str], now: list[str]) -> dict:
     """Accuracy of each reading, the glyphs only one of them reads right, and McNemar's exact p-value."""
     right_before = np.array([a == t for a, t in zip(before, truth)])
     right_now = np.array([a == t for a, t in zip(now, truth)])
-    only_before, only_now = int((right_before & ~right_now).sum()), int((right_now & ~right_before).sum())
-    changed = only_before + only_now
+    only_before, only_now, p_value = mcnemar(right_before, right_now)
     return {
         "glyphs": len(truth),
         "acc_before": float(right_before.mean()),
         "acc_now": float(right_now.mean()),
         "only_before": only_before,
         "only_now": only_now,
-        "p_value": binomtest(only_now, changed, 0.5).pvalue if changed else 1.0,
+        "p_value": p_value,
     }
 
 
