@@ -6,13 +6,15 @@ the same rendered files and the same model, read by both versions of glyphkit, g
 one version reads right and the other wrong say anything, and McNemar's exact test (a two-sided binomial test on
 those glyphs) says how often chance alone would split them at least that unevenly. The paper test's own 2,000 scans
 are drawn as paper_test.py draws them (the same glyphs, the same seed), and `--more` scans of other test glyphs beside
-them.
+them. With `--glyphs validation` the same scans are drawn of the run's validation glyphs instead: glyphs no setting of
+glyphkit was chosen on in the test, and which the experiments that chose settings read as drawings, not as these
+files.
 
 The earlier commit is checked out into a temporary git worktree and runs as `python -m glyphkit predict RUN SCANS
 --output FILE.json` with that checkout first on the path; glyphkit now runs the same command.
 
     python benchmarks/experiments/scans_before_after.py RUN --data-dir ../shared/emnist --before COMMIT
-        [--split proxy47] [--more 8000] [--out runs/scans_before_after] [--results PATH]
+        [--split proxy47] [--glyphs test] [--more 8000] [--out runs/scans_before_after] [--results PATH]
 
 Writes benchmarks/results/scans_before_after-RUN.json (`--results` to choose). The renders go under --out
 (git-ignored `runs/` by default): they are derived from EMNIST and are never committed.
@@ -43,7 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def draw_more(bench: paper_test.Bench, taken: np.ndarray, count: int, folder: Path) -> np.ndarray:
-    """`count` scans of test glyphs the paper test's own scans do not show, drawn with their own random numbers."""
+    """`count` scans of glyphs the paper test's own scans do not show, drawn with their own random numbers."""
     rng = np.random.default_rng([bench.seed, 1])
     others = np.setdiff1d(np.arange(len(bench.images)), taken)
     chosen = rng.choice(others, size=count, replace=False)
@@ -106,7 +108,10 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--before", required=True, help="the earlier commit whose glyphkit reads the same scans")
     parser.add_argument("--split", default="proxy47")
-    parser.add_argument("--more", type=int, default=8000, help="scans of other test glyphs (default: 8000)")
+    parser.add_argument(
+        "--glyphs", choices=("test", "validation"), default="test", help="whose glyphs are drawn (default: test)"
+    )
+    parser.add_argument("--more", type=int, default=8000, help="scans of other glyphs (default: 8000)")
     parser.add_argument("--seed", type=int, default=0, help="the paper test's seed (default: 0)")
     parser.add_argument(
         "--least",
@@ -119,14 +124,15 @@ def main() -> None:
     parser.add_argument("--results", default=None, help="the record's path (default: scans_before_after-RUN.json)")
     args = parser.parse_args()
     run, out = Path(args.run_dir).resolve(), Path(args.out).resolve()
-    bench = paper_test.load_bench(argparse.Namespace(**{**vars(args), "run_dir": run, "out": out}))
+    bench = paper_test.load_bench(argparse.Namespace(**{**vars(args), "run_dir": run, "out": out}), args.glyphs)
     # The paper test's scans part draws its 2,000 scans and 120 lines from one stream of random numbers: the lines
     # are drawn here too (and left unread) so that the scans come out as the paper test's.
     singles, _ = paper_test.render_all(bench.images, out, 2000, 120, np.random.default_rng(args.seed))
-    sets = {"the paper test's scans": (out / "scans", singles)}
+    first = "the paper test's scans" if args.glyphs == "test" else "2,000 scans drawn as the paper test's"
+    sets = {first: (out / "scans", singles)}
     if args.more:
         more = draw_more(bench, singles, args.more, out / "more")
-        sets[f"{args.more:,} scans of other test glyphs"] = (out / "more", more)
+        sets[f"{args.more:,} scans of other {args.glyphs} glyphs"] = (out / "more", more)
 
     before_commit = subprocess.run(
         ["git", "rev-parse", "--short", args.before], cwd=REPO, check=True, capture_output=True, text=True
@@ -167,11 +173,11 @@ def main() -> None:
     path = args.results or default_result_path("scans_before_after", run.name)
     write_result(
         path,
-        what="Single glyphs rendered as scans (the paper test's 2,000 and more), read by `glyphkit predict` as "
-        f"glyphkit reads them now and as it read them at commit {before_commit}, with the same model: accuracy of "
-        "each, the glyphs only one of them reads right, and McNemar's exact two-sided p-value on those glyphs; "
-        "then the same glyphs by true character: each pair of characters between which at least --least glyphs "
-        "changed answer, and the rest.",
+        what="Single glyphs rendered as scans (2,000 drawn as the paper test draws its own, and more), read by "
+        f"`glyphkit predict` as glyphkit reads them now and as it read them at commit {before_commit}, with the same "
+        "model: accuracy of each, the glyphs only one of them reads right, and McNemar's exact two-sided p-value on "
+        "those glyphs; then the same glyphs by true character: each pair of characters between which at least "
+        "--least glyphs changed answer, and the rest.",
         command=command_line(),
         columns=[
             {"key": "scans", "header": "scans"},
@@ -183,7 +189,8 @@ def main() -> None:
             {"key": "p_value", "header": "McNemar p", "format": "float4"},
         ],
         rows=rows,
-        data=f"{args.split} test glyphs: the paper test's 2,000 scans (seed {args.seed}) and {args.more:,} more",
+        data=f"{args.split} {args.glyphs} glyphs: 2,000 scans drawn as the paper test draws its own (seed {args.seed}) "
+        f"and {args.more:,} more",
         summary={
             "run": str(run),
             "before": before_commit,
