@@ -6,9 +6,9 @@ the same rendered files and the same model, read by both versions of glyphkit, g
 one version reads right and the other wrong say anything, and McNemar's exact test (a two-sided binomial test on
 those glyphs) says how often chance alone would split them at least that unevenly. The paper test's own 2,000 scans
 are drawn as paper_test.py draws them (the same glyphs, the same seed), and `--more` scans of other test glyphs beside
-them. With `--glyphs validation` the same scans are drawn of the run's validation glyphs instead: glyphs no setting of
-glyphkit was chosen on in the test, and which the experiments that chose settings read as drawings, not as these
-files.
+them. With `--glyphs validation` the same scans are drawn of the run's validation glyphs instead (the glyphs the
+experiments that choose glyphkit's settings draw, there in memory): whether a loss on the test scans shows on other
+glyphs too.
 
 The earlier commit is checked out into a temporary git worktree and runs as `python -m glyphkit predict RUN SCANS
 --output FILE.json` with that checkout first on the path; glyphkit now runs the same command.
