@@ -314,12 +314,15 @@ class Lines:
     glyphs: list[np.ndarray]
 
 
-def draw_lines(bench: Bench, rng: np.random.Generator, kind: str, count: int) -> Lines:
-    """`count` lines of 4-9 of the bench's glyphs, spaced as LINE_KINDS[kind] says, drawn as scans."""
+def draw_lines(
+    bench: Bench, rng: np.random.Generator, kind: str, count: int, gap: tuple[float, float] | None = None
+) -> Lines:
+    """`count` lines of 4-9 of the bench's glyphs, spaced as LINE_KINDS[kind] says (or `gap`, in glyph widths),
+    drawn as scans."""
     folder = fresh(bench.out / f"lines_{kind}")
     lines = [bench.line(rng) for _ in range(count)]
     for n, ids in enumerate(lines):
-        render_line(bench.images[ids], rng, gap=LINE_KINDS[kind][0]).save(folder / f"{n:04d}.png")
+        render_line(bench.images[ids], rng, gap=gap or LINE_KINDS[kind][0]).save(folder / f"{n:04d}.png")
     return Lines(kind, folder, lines)
 
 
@@ -410,9 +413,17 @@ def page_rows_right(result: FileResult, lines: list[np.ndarray]) -> bool:
     return len(rows) == len(lines) and all(len(row) == len(ids) for row, ids in zip(rows, lines))
 
 
-def part_pages(bench: Bench, count: int) -> Part:
-    """`count` pages of 3-5 lines on plain, ruled and squared paper in turn, read with --segment."""
-    rng = bench.rng("pages")
+@dataclass
+class Pages:
+    """Rendered pages: the folder of their images, each page's paper, and which glyphs each of its lines shows."""
+
+    folder: Path
+    papers: list[str]
+    lines: list[list[np.ndarray]]
+
+
+def draw_pages(bench: Bench, rng: np.random.Generator, count: int) -> Pages:
+    """`count` pages of 3-5 lines of 4-9 of the bench's glyphs, on plain, ruled and squared paper in turn."""
     folder = fresh(bench.out / "pages")
     pages, papers = [], []
     for n in range(count):
@@ -421,7 +432,14 @@ def part_pages(bench: Bench, count: int) -> Part:
         render_page([bench.images[ids] for ids in lines], rng, paper).save(folder / f"{n:04d}-{paper}.png")
         pages.append(lines)
         papers.append(paper)
-    results = bench.read([folder], segment=True)
+    return Pages(folder, papers, pages)
+
+
+def part_pages(bench: Bench, count: int) -> Part:
+    """`count` pages of 3-5 lines on plain, ruled and squared paper in turn, read with --segment."""
+    drawn = draw_pages(bench, bench.rng("pages"), count)
+    pages, papers = drawn.lines, drawn.papers
+    results = bench.read([drawn.folder], segment=True)
     truth = ["\n".join(bench.text(ids) for ids in lines) for lines in pages]
     as_28 = ["\n".join("".join(bench.as_28(ids)) for ids in lines) for lines in pages]
     right = [page_rows_right(r, lines) for r, lines in zip(results, pages)]

@@ -118,6 +118,10 @@ TINY_IMAGE = 64
 Scorer = Callable[[list["Glyph"]], np.ndarray]  # candidate pieces -> each one's log-score [N] (see Splitter)
 # A page's ink, its rows of writing (each row's ink components) and each row's pieces of ink (layout.segment_line's
 # characters, each the list of its components) -> each row's characters (glyphkit.lines)
+# A row reader (a run's line model) reads whole only the rows holding a piece of ink wider than READ_WHOLE letter
+# heights, the others cut (split_touching); 0.0 reads every row whole. benchmarks/experiments/rows_whole.py
+# measures reading only the rows with touching letters (WIDE) against every row.
+READ_WHOLE = 0.0
 RowReader = Callable[["Ink", list[list], list[list[list]]], list[list["Glyph"]]]
 
 
@@ -531,10 +535,8 @@ def split_touching(
     spend more on each call than on its glyphs."""
     candidates: dict[tuple[int, int], Candidates] = {}
     for number, characters in enumerate(lines):
-        height = typical_height([region for group in characters for region in group])
-        for k, group in enumerate(characters):
-            if max(r.bbox[3] for r in group) - min(r.bbox[1] for r in group) > split.wide * height:
-                candidates[(number, k)] = candidate_pieces(ink, group, labels, height)
+        for k in wide_ink(characters, split.wide):
+            candidates[(number, k)] = candidate_pieces(ink, characters[k], labels, row_height(characters))
     if not candidates:
         return {}
     scores = split.score([glyph for c in candidates.values() for glyph in c.glyphs])
@@ -543,6 +545,21 @@ def split_touching(
         key: best_reading(c, read, split.cut_cost)
         for (key, c), read in zip(candidates.items(), np.split(np.asarray(scores), ends))
     }
+
+
+def row_height(characters: list[list]) -> float:
+    """A row's letter height (layout.typical_height of all its ink components)."""
+    return typical_height([region for group in characters for region in group])
+
+
+def wide_ink(characters: list[list], wide: float) -> list[int]:
+    """Which of a row's pieces of ink (`characters`, each the list of its components) are wider than `wide` of the
+    row's letter height: those that may hold several touching letters. Empty for an empty row."""
+    if not characters:
+        return []
+    height = row_height(characters)
+    widths = [max(r.bbox[3] for r in group) - min(r.bbox[1] for r in group) for group in characters]
+    return [k for k, width in enumerate(widths) if width > wide * height]
 
 
 @dataclass
@@ -644,18 +661,21 @@ def glyphs_from_image(
     else:
         page = find_lines(regions)
         lines = [segment_line(row) for row in page]
-    if segment and rows is not None:  # each row read whole: the reader finds its characters, the gaps count them
-        rows_read = rows(found, page, lines)
-    else:
-        cut = split_touching(ink, lines, labels, split) if segment and split is not None else {}
-        rows_read = [
-            [
-                glyph
-                for k, group in enumerate(characters)
-                for glyph in cut.get((n, k)) or [emnist_glyph(ink, group, labels)]
-            ]
-            for n, characters in enumerate(lines)
+    whole = [n for n, row in enumerate(lines) if wide_ink(row, READ_WHOLE)] if segment and rows is not None else []
+    # the rows read whole: the reader finds their characters, the gaps count them
+    read_whole = dict(zip(whole, rows(found, [page[n] for n in whole], [lines[n] for n in whole]))) if whole else {}
+    to_cut = [[] if n in read_whole else characters for n, characters in enumerate(lines)]
+    cut = split_touching(ink, to_cut, labels, split) if segment and split is not None else {}
+    rows_read = [
+        read_whole[n]
+        if n in read_whole
+        else [
+            glyph
+            for k, group in enumerate(characters)
+            for glyph in cut.get((n, k)) or [emnist_glyph(ink, group, labels)]
         ]
+        for n, characters in enumerate(lines)
+    ]
     glyphs = []
     for number, characters in enumerate(rows_read):
         for glyph in characters:
