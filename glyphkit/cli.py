@@ -319,8 +319,7 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
         "--no-line-model",
         action="store_true",
         help="with --segment: cut each row into characters (with the run's piece model) even when the run has a "
-        "line model, which reads rows whole; the cuts count letters with gaps between them best "
-        "(docs/handwriting.md#the-line-model)",
+        "line model, which reads the rows whose letters touch whole (docs/handwriting.md#the-line-model)",
     )
     p.add_argument(
         "--polarity",
@@ -435,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trainer(
         sub,
         "train-lines",
-        help="train a run's line model, which reads each row of a page whole (touching letters need no cut)",
+        help="train a run's line model, which reads rows of touching letters whole (they need no cut)",
         description="Train the run's line model (docs/handwriting.md#the-line-model): lines of the run's training "
         "glyphs drawn touching, gapped and spaced, and a network built on the run's classifier that reads a whole "
         "row with CTC. Writes RUN_DIR/line_model.pth; `predict` reads the rows of a page with it from then on.",

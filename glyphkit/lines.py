@@ -1,5 +1,8 @@
 """The line model: reads a row of writing whole, so letters that touch need no cut.
 
+`predict --segment` reads with it the rows holding ink wider than a letter (preprocess.READ_WHOLE), where letters
+touch; the classifier reads the letters of the other rows one by one, which it does better.
+
 `predict --segment` without it cuts each piece of ink into characters and reads them one by one (preprocess.
 split_touching, with the piece model judging the cuts: glyphkit.pieces). Letters that overlap leave no column where
 a cut parts them, and some overlapping pairs make a shape that is itself a character (a 1 over an 8 reads as B). The
@@ -110,7 +113,7 @@ def padded(strips: list[np.ndarray], mean: float, std: float) -> tuple[torch.Ten
 
 
 class LineModel:
-    """A trained line model: `read_rows(found, rows, row_pieces)` reads each row of writing of a page whole."""
+    """A trained line model: `read_rows(found, rows, row_pieces)` reads rows of writing of a page whole."""
 
     def __init__(
         self,

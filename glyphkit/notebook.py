@@ -337,7 +337,7 @@ def ensure_line_model(
     *,
     log: Log = print,
 ) -> Path | None:
-    """The run's line model (glyphkit.lines), which reads each row of writing whole, so touching letters need no cut.
+    """The run's line model (glyphkit.lines), which reads rows of touching letters whole, so they need no cut.
 
     When the run has none: with `train`, one is trained now (`glyphkit train-lines`'s defaults; in quick mode small:
     QUICK_LINES); else None, and the log says how to train one. Unlike the piece model, quick mode does not train one
@@ -349,7 +349,7 @@ def ensure_line_model(
         file=LINE_MODEL,
         trainer=train_line_model,
         quick=QUICK_LINES,
-        using="each row of writing is read whole",
+        using="rows of touching letters are read whole",
         without="rows are cut into characters",
         how="`glyphkit train-lines {folder}` (or train_lines = True here) to read touching letters without cuts",
         log=log,

@@ -91,9 +91,9 @@ def predict(
 
     segment=False: each image is one glyph. segment=True: each image is a page of handwriting of one or more
     lines, read row by row, each row's characters left to right (blank paper is an error, not a character). A run's
-    line model, when it has one, reads each row whole (glyphkit.lines); without, touching letters are cut, with the
-    run's piece model when it has one (glyphkit.pieces). A glyph whose best probability
-    (calibrated, when the run is) is below `min_confidence` is answered "unsure".
+    line model, when it has one, reads whole the rows whose letters touch (glyphkit.lines); the other rows, and
+    every row without one, are cut into characters, with the run's piece model when it has one (glyphkit.pieces).
+    A glyph whose best probability (calibrated, when the run is) is below `min_confidence` is answered "unsure".
     class_prior "uniform" takes the training class prior out of the answers (for class-balanced use;
     inference.ClassPrior), "train" answers as the training images were mixed. line_model=False and
     piece_model=False read as if the run had no line model, or no piece model."""

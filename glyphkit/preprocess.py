@@ -12,7 +12,8 @@ becomes grey, an alpha channel (a drawing on a transparent canvas) is the ink it
 light paper, or the reverse) is read from the paper's tone, the paper's light is divided out (a shadow is no ink),
 printed paper lines and specks are taken out, and blank paper is refused. With `segment`, glyphkit.layout finds the
 rows of writing of a page and the characters of each, and `split_touching` cuts touching letters where the model
-reads the pieces best. The image processing is scikit-image's and scipy's.
+reads the pieces best (or a run's line model reads the rows whose letters touch whole: glyphkit.lines). The image
+processing is scikit-image's and scipy's.
 """
 
 from __future__ import annotations
@@ -119,9 +120,11 @@ Scorer = Callable[[list["Glyph"]], np.ndarray]  # candidate pieces -> each one's
 # A page's ink, its rows of writing (each row's ink components) and each row's pieces of ink (layout.segment_line's
 # characters, each the list of its components) -> each row's characters (glyphkit.lines)
 # A row reader (a run's line model) reads whole only the rows holding a piece of ink wider than READ_WHOLE letter
-# heights, the others cut (split_touching); 0.0 reads every row whole. benchmarks/experiments/rows_whole.py
-# measures reading only the rows with touching letters (WIDE) against every row.
-READ_WHOLE = 0.0
+# heights (letters that touch); the other rows are cut (split_touching) and read by the classifier, which reads
+# letters standing apart better than the line model does (0.0 reads every row whole). On pages and lines of
+# validation glyphs this found the lines of more pages right than reading every row whole, at a lower CER, and
+# counted as many touching lines right (benchmarks/experiments/rows_whole.py).
+READ_WHOLE = WIDE
 RowReader = Callable[["Ink", list[list], list[list[list]]], list[list["Glyph"]]]
 
 
@@ -652,8 +655,9 @@ def glyphs_from_image(
     A photo larger than WORK_PIXELS is read shrunk to that size, a tiny image enlarged (TINY_IMAGE); a page turned
     by a few degrees is levelled before its rows are found. With a `split` (a classifier's scores), ink too wide for
     one letter is cut where its pieces read best (split_touching); without, touching letters stay one glyph. With a
-    `rows` reader (a run's line model: glyphkit.lines), each row of writing is read whole instead, and each Glyph
-    carries the reader's `probabilities`. Boxes are in the image's own pixels."""
+    `rows` reader (a run's line model: glyphkit.lines), each row holding ink wider than READ_WHOLE letter heights
+    is read whole instead, and each of its Glyphs carries the reader's `probabilities`. Boxes are in the image's
+    own pixels."""
     found = find_ink(image, level=segment, polarity=polarity, source=source)
     ink, labels, regions = found.ink, found.labels, found.regions
     if not segment:

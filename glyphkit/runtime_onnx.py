@@ -175,9 +175,9 @@ class OnnxGlyphReader:
         line_model: bool = True,
     ) -> list[dict[str, Any]]:
         """One answer per image file (folders are read recursively): its glyphs' top characters, or its error.
-        With `segment`, an export that carries a line model reads each row of writing whole with it (line_model=
-        False: cut into characters, as without one). The glyphs the classifier reads, of all files, go through it
-        in one batched pass."""
+        With `segment`, an export that carries a line model reads the rows whose letters touch whole with it, as
+        `predict` does (line_model=False: every row cut into characters, as without one). The glyphs the classifier
+        reads, of all files, go through it in one batched pass."""
         results, glyphs = [], []
         files = image_files(list(inputs))
         rows = self.read_rows if segment and line_model and self.lines is not None else None

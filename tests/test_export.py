@@ -273,14 +273,17 @@ def test_with_a_line_model_and_a_piece_model_the_onnx_runtime_reads_rows_as_pred
     page = tmp_path / "page.png"
     page_image = Image.new("L", (400, 300), 235)
     page_image.paste(bars(50, 120, 190, width=30), (0, 0))
-    page_image.paste(bars(60, 90, touching=True).crop((0, 30, 400, 100)), (0, 200))
+    # two touching bars, 1.25 letter heights wide: wide enough to be read whole, narrow enough to be one letter
+    page_image.paste(bars(60, 96, height=40, touching=True).crop((0, 30, 400, 100)), (0, 200))
     page_image.save(page)
     model = export.export_run(run, "onnx", tmp_path / "m.onnx", log=lambda *_: None)
     assert model.metadata["pieces"] and model.metadata["lines"]
     by_onnx = OnnxGlyphReader(model.path).read([page], segment=True)[0]
     by_torch = predict(run, [page], segment=True, progress=False)[0]
     unjudged = predict(run, [page], segment=True, progress=False, piece_model=False)[0]
-    assert by_torch.glyphs and all(g.read is not None for g in by_torch.glyphs)  # read by the line model
+    # the touching bars read whole by the line model, the bars standing apart cut and read by the classifier
+    assert [g.line for g in by_torch.glyphs if g.read is None] == [0, 0, 0]
+    assert {g.line for g in by_torch.glyphs if g.read is not None} == {1}
     assert len(by_torch.glyphs) < len(unjudged.glyphs)  # pieces read as several were kept whole
     assert [tuple(g["box"]) for g in by_onnx["glyphs"]] == [g.box for g in by_torch.glyphs]
     assert by_onnx["text"] == by_torch.text
@@ -325,7 +328,9 @@ def test_an_export_carries_the_line_model_and_the_onnx_runtime_reads_rows_as_pre
         by_onnx = OnnxGlyphReader(model.path).read([page], segment=True)[0]
         by_torch = predict(run, [page], segment=True, class_prior=prior, progress=False)[0]
         assert len(by_torch.glyphs) >= 4 and {g.line for g in by_torch.glyphs} == {0, 1}
-        assert all(g.read is not None for g in by_torch.glyphs)  # read by the line model
+        # the touching bars read whole by the line model, the bars standing apart cut and read by the classifier
+        assert [g.line for g in by_torch.glyphs if g.read is None] == [0, 0, 0]
+        assert {g.line for g in by_torch.glyphs if g.read is not None} == {1}
         assert [tuple(g["box"]) for g in by_onnx["glyphs"]] == [g.box for g in by_torch.glyphs]
         assert by_onnx["text"] == by_torch.text
         for onnx_glyph, torch_glyph in zip(by_onnx["glyphs"], by_torch.glyphs):

@@ -35,15 +35,25 @@ def test_best_path_merges_repeats_and_a_blank_parts_two_alike_letters():
     assert best_path(columns(BLANK, BLANK, BLANK)) == []
 
 
-def bars(*lefts: int, width: int = 14, top: int = 40, height: int = 44, touching: bool = False) -> Image.Image:
-    """Dark upright bars on light paper, one per left edge; `touching`: each joined to the next by a thin bridge."""
-    image = Image.new("L", (400, 140), 235)
+def bars(
+    *lefts: int, width: int = 14, top: int = 40, height: int = 44, touching: bool = False, image: Image.Image = None
+) -> Image.Image:
+    """Dark upright bars on light paper (or drawn on `image`), one per left edge; `touching`: each joined to the next
+    by a thin bridge."""
+    image = image or Image.new("L", (400, 140), 235)
     draw = ImageDraw.Draw(image)
     for left in lefts:
         draw.rectangle((left, top, left + width - 1, top + height - 1), fill=20)
     if touching:
         draw.rectangle((lefts[0], top + height // 2, lefts[-1], top + height // 2 + 2), fill=20)
     return image
+
+
+def two_rows() -> Image.Image:
+    """A page of two rows of three bars each: the top row's bars stand apart, the bottom row's touch (one piece of
+    ink 154 pixels wide, 3.5 letter heights)."""
+    top_row = bars(50, 120, 190, image=Image.new("L", (400, 240), 235))
+    return bars(50, 120, 190, top=150, touching=True, image=top_row)
 
 
 def test_a_row_becomes_a_strip_with_letters_glyph_span_high():
@@ -83,11 +93,15 @@ def test_train_lines_writes_a_model_predict_reads_rows_with(tiny_run, tmp_path, 
     model = LineModel.load(run / LINE_MODEL)
     assert model.trained["lines"] <= 6 and model.trained["epochs"] == 1
     page = tmp_path / "page.png"
-    bars(50, 120, 190).save(page)
+    two_rows().save(page)
     forced = predict(run, [page], segment=True, progress=False, line_model=False)[0]
-    assert all(g.read is None for g in forced.glyphs)  # cut and read by the classifier
+    assert {g.line for g in forced.glyphs} == {0, 1} and all(g.read is None for g in forced.glyphs)  # all cut
     result = predict(run, [page], segment=True, progress=False)[0]
-    assert result.error is None and all(g.read is not None for g in result.glyphs)
+    assert result.error is None
+    # the row of touching bars is read whole by the line model; the row whose bars stand apart is cut, read by the
+    # classifier (which reads well-spaced letters better)
+    assert [g.line for g in result.glyphs if g.read is None] == [0, 0, 0]
+    assert {g.line for g in result.glyphs if g.read is not None} == {1}
     table = tables.texts_table({"whole": [result], "cut": [forced]})  # 06_predict's comparison
     assert table.to_dict("records") == [{"file": "page.png", "whole": result.text, "cut": forced.text}]
 
@@ -205,9 +219,11 @@ def test_a_character_read_in_a_gap_is_the_nearest_letters_and_ink_read_as_nothin
 def test_predict_asks_the_runs_piece_model_about_a_letter_read_as_two(tiny_run, tmp_path, monkeypatch):  # noqa: F811
     """predict --segment hands the run's piece model to the line model's reading: sure, a bar read as two
     characters is one; unsure, two."""
+    from glyphkit import preprocess
     from glyphkit.pieces import PieceModel
     from tests.test_pieces import WidthJudge
 
+    monkeypatch.setattr(preprocess, "READ_WHOLE", 0.0)  # every row read whole, though its bars stand apart
     run = copy_of(tiny_run, tmp_path / "run")
     train_line_model(run, lines=2, epochs=1, progress=False, log=lambda *_: None)
     lefts, width = (50, 150, 250), 40

@@ -319,6 +319,6 @@ def test_papermill_runs_06_with_a_line_model_showing_both_readings(tiny_run, tin
     )
     executed = nbformat.read(output, as_version=4)
     shown = {c.id: c.outputs for c in executed.cells if c.cell_type == "code"}
-    assert "each row of writing is read whole" in "".join(o.get("text", "") for o in shown["06-09c"])
+    assert "rows of touching letters are read whole" in "".join(o.get("text", "") for o in shown["06-09c"])
     table = "".join(o.get("data", {}).get("text/plain", "") for o in shown["06-11c"])
     assert "rows read whole" in table and "cut into characters" in table
