@@ -339,20 +339,22 @@ def read_lines(bench: Bench, lines: Lines, piece_model: bool, line_model: bool =
 
 
 def line_readers(bench: Bench) -> dict[str, tuple[bool, bool]]:
-    """How --segment can read lines with this run, by name: (piece model, line model) for read_lines. Read whole by
-    the line model when the run has one, then cut with its piece model and with the classifier alone (without a
-    piece model: the classifier)."""
+    """How --segment can read lines with this run, by name: (piece model, line model) for read_lines. As glyphkit
+    reads them when the run has a line model (rows of touching letters read whole by it, the others cut: preprocess.
+    READ_WHOLE), then every row cut with its piece model and with the classifier alone (without a piece model: the
+    classifier)."""
     readers = {"classifier and piece model": (True, False), "classifier alone": (False, False)}
     if not bench.piece_model():
         readers = {"classifier": (False, False)}
     if bench.line_model():
-        readers = {"line model": (True, True), **readers}
+        readers = {"line model on touching rows, the rest cut": (True, True), **readers}
     return readers
 
 
 def part_lines(bench: Bench, count: int) -> Part:
     """`count` lines of each kind (gapped, touching) read with --segment: count right, CER. With the run's line
-    model when it has one, and (the same lines again) cut with its piece model and with the classifier alone."""
+    model when it has one (on the rows of touching letters), and (the same lines again) every row cut with its
+    piece model and with the classifier alone."""
     rng = bench.rng("lines")
     trained, read_whole = bench.piece_model(), bench.line_model()
     readers = line_readers(bench)
@@ -384,8 +386,9 @@ def part_lines(bench: Bench, count: int) -> Part:
         },
         what="Lines of 4-9 test glyphs with small gaps, and with touching letters, read with `glyphkit predict "
         "--segment`: lines whose character count is right and the character error rate (CER), beside the CER of "
-        "the same glyphs read as 28x28 arrays; read whole by the run's line model when it has one, and the same "
-        "lines cut into characters with the run's piece model and with the classifier alone judging the cuts.",
+        "the same glyphs read as 28x28 arrays; as glyphkit reads them with the run's line model when it has one "
+        "(rows holding touching letters read whole by it, the others cut), and the same lines with every row cut "
+        "into characters, the run's piece model and the classifier alone judging the cuts.",
         columns=[
             {"key": "lines", "header": "lines"},
             {"key": "description", "header": "letters"},
