@@ -114,17 +114,17 @@ WORK_PIXELS = 4_000_000  # larger photos are read shrunk to this size: their wri
 # wrong and plain paper right is a 0 read as O, a 1 as I, a 5 as S). 64 read that condition, drawn from validation
 # glyphs, best of never, 64 and 128 (benchmarks/experiments/tiny_images.py).
 TINY_IMAGE = 64
-
-
-Scorer = Callable[[list["Glyph"]], np.ndarray]  # candidate pieces -> each one's log-score [N] (see Splitter)
-# A page's ink, its rows of writing (each row's ink components) and each row's pieces of ink (layout.segment_line's
-# characters, each the list of its components) -> each row's characters (glyphkit.lines)
 # A row reader (a run's line model) reads whole only the rows holding a piece of ink wider than READ_WHOLE letter
 # heights (letters that touch); the other rows are cut (split_touching) and read by the classifier, which reads
 # letters standing apart better than the line model does (0.0 reads every row whole). On pages and lines of
 # validation glyphs this found the lines of more pages right than reading every row whole, at a lower CER, and
 # counted as many touching lines right (benchmarks/experiments/rows_whole.py).
 READ_WHOLE = WIDE
+
+
+Scorer = Callable[[list["Glyph"]], np.ndarray]  # candidate pieces -> each one's log-score [N] (see Splitter)
+# A page's ink, its rows of writing (each row's ink components) and each row's pieces of ink (layout.segment_line's
+# characters, each the list of its components) -> each row's characters (glyphkit.lines)
 RowReader = Callable[["Ink", list[list], list[list[list]]], list[list["Glyph"]]]
 
 
@@ -538,8 +538,10 @@ def split_touching(
     spend more on each call than on its glyphs."""
     candidates: dict[tuple[int, int], Candidates] = {}
     for number, characters in enumerate(lines):
-        for k in wide_ink(characters, split.wide):
-            candidates[(number, k)] = candidate_pieces(ink, characters[k], labels, row_height(characters))
+        wide = wide_ink(characters, split.wide)
+        height = row_height(characters) if wide else 0.0
+        for k in wide:
+            candidates[(number, k)] = candidate_pieces(ink, characters[k], labels, height)
     if not candidates:
         return {}
     scores = split.score([glyph for c in candidates.values() for glyph in c.glyphs])
