@@ -727,13 +727,17 @@ def line_experiment_parser(description: str, name: str) -> argparse.ArgumentPars
     return parser
 
 
-def validation_lines(args: argparse.Namespace, needs: tuple[str, ...]) -> tuple[Bench, list[Lines]]:
-    """The bench of the run's validation glyphs and `args.lines` lines of each kind drawn from them, once the run is
-    found to have each model file in `needs` (one error line naming the command that trains it otherwise)."""
-    run = Path(args.run_dir)
+def check_models(run: Path, needs: tuple[str, ...]) -> None:
+    """Stop with one error line, naming the command that trains it, when the run lacks a model file in `needs`."""
     for model in needs:
         if not (run / model).exists():
             raise SystemExit(f"error: {run} has no {model}; train one with: glyphkit {TRAINED_BY[model]} {run}")
+
+
+def validation_lines(args: argparse.Namespace, needs: tuple[str, ...]) -> tuple[Bench, list[Lines]]:
+    """The bench of the run's validation glyphs and `args.lines` lines of each kind drawn from them, once the run is
+    found to have each model file in `needs` (check_models)."""
+    check_models(Path(args.run_dir), needs)
     bench = load_bench(args, glyphs="validation")
     rng = bench.rng("lines")
     return bench, [draw_lines(bench, rng, kind, args.lines) for kind in LINE_KINDS]

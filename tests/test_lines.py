@@ -36,7 +36,12 @@ def test_best_path_merges_repeats_and_a_blank_parts_two_alike_letters():
 
 
 def bars(
-    *lefts: int, width: int = 14, top: int = 40, height: int = 44, touching: bool = False, image: Image.Image = None
+    *lefts: int,
+    width: int = 14,
+    top: int = 40,
+    height: int = 44,
+    touching: bool = False,
+    image: Image.Image | None = None,
 ) -> Image.Image:
     """Dark upright bars on light paper (or drawn on `image`), one per left edge; `touching`: each joined to the next
     by a thin bridge."""

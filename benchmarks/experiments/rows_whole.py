@@ -52,13 +52,16 @@ READERS = {
 KINDS = {"gapped": None, "touching": None, "spaced": LINE_GAP}  # None: the paper test's own gaps (LINE_KINDS)
 
 
-def read(bench: paper_test.Bench, folder: Path, reader: str) -> tuple[list, float]:
-    """The files in `folder` read with `predict --segment` as `reader` says, and the seconds it took."""
+def use(reader: str) -> bool:
+    """Have glyphkit read rows as `reader` says (preprocess.READ_WHOLE); whether the line model is used at all."""
     read_whole, line_model = READERS[reader]
     preprocess.READ_WHOLE = read_whole
-    start = time.perf_counter()
-    results = bench.read([folder], segment=True, line_model=line_model)
-    return results, time.perf_counter() - start
+    return line_model
+
+
+def record_row(what: str, reader: str, right: float, cer: float, seconds: float, count: int) -> dict:
+    """One row of the record: pages or lines of a kind, read one way."""
+    return {"what": what, "reader": reader, "right": right, "cer": cer, "ms_each": 1000 * seconds / count}
 
 
 def main() -> None:
@@ -67,41 +70,29 @@ def main() -> None:
     parser.set_defaults(lines=240, seed=1)
     args = parser.parse_args()
     run = Path(args.run_dir)
-    for model in (PIECE_MODEL, LINE_MODEL):
-        if not (run / model).exists():
-            raise SystemExit(f"error: {run} has no {model}; train one with: glyphkit {paper_test.TRAINED_BY[model]}")
+    paper_test.check_models(run, (PIECE_MODEL, LINE_MODEL))
     bench = paper_test.load_bench(args, glyphs="validation")
     shipped = preprocess.READ_WHOLE
     rows = []
     pages = paper_test.draw_pages(bench, bench.rng("pages"), args.pages)
     truth = ["\n".join(bench.text(ids) for ids in lines) for lines in pages.lines]
     for reader in READERS:
-        results, seconds = read(bench, pages.folder, reader)
-        right = [paper_test.page_rows_right(r, lines) for r, lines in zip(results, pages.lines)]
-        rows.append(
-            {
-                "what": "pages",
-                "reader": reader,
-                "right": float(np.mean(right)),
-                "cer": paper_test.cer([r.text for r in results], truth),
-                "ms_each": 1000 * seconds / len(results),
-            }
-        )
+        start = time.perf_counter()
+        results = bench.read([pages.folder], segment=True, line_model=use(reader))
+        seconds = time.perf_counter() - start
+        right = np.mean([paper_test.page_rows_right(r, lines) for r, lines in zip(results, pages.lines)])
+        cer = paper_test.cer([r.text for r in results], truth)
+        rows.append(record_row("pages", reader, float(right), cer, seconds, len(results)))
         print(rows[-1], flush=True)
     rng = bench.rng("lines")
     for kind, gap in KINDS.items():
         lines = paper_test.draw_lines(bench, rng, kind, args.lines, gap)
-        truth = [bench.text(ids) for ids in lines.glyphs]
         for reader in READERS:
-            results, seconds = read(bench, lines.folder, reader)
+            start = time.perf_counter()
+            scores = paper_test.read_lines(bench, lines, piece_model=True, line_model=use(reader))
+            seconds = time.perf_counter() - start
             rows.append(
-                {
-                    "what": f"{kind} lines",
-                    "reader": reader,
-                    "right": float(np.mean([len(r.glyphs) == len(ids) for r, ids in zip(results, lines.glyphs)])),
-                    "cer": paper_test.cer([r.text.replace("\n", "") for r in results], truth),
-                    "ms_each": 1000 * seconds / len(results),
-                }
+                record_row(f"{kind} lines", reader, scores["counted_right"], scores["cer"], seconds, args.lines)
             )
             print(rows[-1], flush=True)
     preprocess.READ_WHOLE = shipped
