@@ -419,13 +419,19 @@ def render_page(
     size: tuple[int, int] | None = None,
     side: tuple[int, int] = PAGE_SIDE,
     gap: tuple[float, float] = LINE_GAP,
+    turn: float = 0.0,
 ) -> Image.Image:
     """A page with several lines of writing (each an array of glyphs), top to bottom: lines 1.3-2 glyph heights
     apart, each a little wavy, indented a little, all sloping alike. `paper`: "plain", "ruled" (RGB, the writing
     on the rules, a red margin line to its left) or "squared". `size`: (width, height) of the photo, the writing
-    at a random place in it (default: the writing plus margins of 20-120 px)."""
+    at a random place in it (default: the writing plus margins of 20-120 px). `turn`: degrees the page is turned
+    in the photo, counter-clockwise (a phone held askew); the paper and its printed lines fill the photo to its
+    edges, and the photo grows to hold the turned writing and its margins. A turn uses no random numbers: the same
+    `rng` draws the same page, turned or not."""
     if paper not in PAGE_PAPERS:
         raise ValueError(f"paper must be one of {', '.join(PAGE_PAPERS)}, got {paper!r}")
+    if turn and size is not None:
+        raise ValueError("a page drawn to a photo's `size` cannot also be turned")
     frame = int(rng.integers(*side))
     inks, xs, ys, pitch, height = _page_layout(
         [[scaled(g, frame) for g in line] for line in lines_of_glyphs], rng, gap, frame
@@ -439,16 +445,41 @@ def render_page(
             raise ValueError(f"the writing ({width}x{tall} px) does not fit a {size[0]}x{size[1]} page")
         left, top = int(rng.integers(0, size[0] - width + 1)), int(rng.integers(0, size[1] - tall + 1))
         right, bottom = size[0] - width - left, size[1] - tall - top
-    canvas, dy, dx = _compose(inks, xs, ys, (top, right, bottom, left))
+    margins = (top, right, bottom, left)
+    pad = _turn_pad(inks, xs, ys, margins, turn)
+    canvas, dy, dx = _compose(inks, xs, ys, tuple(m + pad for m in margins))
     thickness = _thickness(frame, rng)
     if paper == "ruled":
         margin_x = dx + min(xs) - round(rng.uniform(0.3, 1.0) * frame)
         page = ruled_paper(canvas.shape, rng, pitch, dy, margin_x, thickness)
-        return photograph(_ink_on(page, canvas, _pen_rgb(rng)), rng)
-    if paper == "squared":
+        tones = _ink_on(page, canvas, _pen_rgb(rng))
+    elif paper == "squared":
         page = squared_paper(canvas.shape, rng, rng.uniform(*GRID_CELL) * height, thickness)
-        return photograph(_ink_on(page, canvas, rng.uniform(*PEN)), rng)
-    return degrade(canvas, rng)
+        tones = _ink_on(page, canvas, rng.uniform(*PEN))
+    else:
+        tones = _tones(canvas, rng)
+    return photograph(_turned(tones, canvas, turn, margins) if turn else tones, rng)
+
+
+def _turn_pad(inks: list[np.ndarray], xs, ys, margins: tuple[int, int, int, int], turn: float) -> int:
+    """Paper to draw beyond the margins so that a page turned by `turn` degrees still fills the photo: the turn
+    moves a corner of the writing and its margins by at most their width plus height times sin(turn)."""
+    if not turn:
+        return 0
+    top, right, bottom, left = margins
+    width = max(x + ink.shape[1] for ink, x in zip(inks, xs)) - min(xs) + left + right
+    tall = max(y + ink.shape[0] for ink, y in zip(inks, ys)) - min(ys) + top + bottom
+    return int(np.ceil((width + tall) * abs(np.sin(np.radians(turn))))) + 1
+
+
+def _turned(tones: np.ndarray, ink: np.ndarray, turn: float, margins: tuple[int, int, int, int]) -> np.ndarray:
+    """A page of tones (drawn with _turn_pad's paper beyond its margins) turned `turn` degrees counter-clockwise
+    about its centre and cut to the turned writing (where `ink`, turned alike, is at least half) plus `margins`."""
+    paper = np.median(tones.reshape(-1, tones.shape[-1]) if tones.ndim == 3 else tones.ravel(), axis=0)
+    turned = rotate(tones - paper, turn, order=1, mode="constant", cval=0.0) + paper  # no corner shows: see the pad
+    top, right, bottom, left = margins
+    y0, x0, y1, x1 = ink_box(rotate(ink, turn, order=1))
+    return turned[max(0, y0 - top) : y1 + bottom, max(0, x0 - left) : x1 + right]
 
 
 def render_large_page(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.ndimage import gaussian_filter
 from skimage.measure import label, regionprops
 
 from glyphkit import scans
@@ -193,6 +194,42 @@ def test_a_page_holds_its_lines_one_under_the_other(paper):
     assert np.diff(np.r_[0, breaks + 1, len(bars)]).tolist() == [5, 3, 7, 4]  # four lines, top to bottom
     if paper == "ruled":
         assert len(blue_rows(image)) >= 4
+
+
+def light_blue(image) -> np.ndarray:
+    """The pixels of a ruled page's printed rules: bluer than red by 20 levels of 255 once the photo's noise is
+    smoothed (a faint rule is 40 bluer, the noise about 10 either way), and light (a blue pen's ink is dark)."""
+    rgb = gaussian_filter(np.asarray(image, dtype=np.float32), sigma=(1, 1, 0))
+    return (rgb[..., 2] - rgb[..., 0] > 20) & (rgb[..., 0] > 100)
+
+
+def rule_slope(image) -> float:
+    """Degrees the ruled lines of a photo climb to the right (counter-clockwise positive): the median slope of the
+    pieces of rule at least 40 pixels long (the noise breaks a faint rule), each fitted by least squares."""
+    slopes = []
+    for piece in regionprops(label(light_blue(image), connectivity=2)):
+        ys, xs = piece.coords.T
+        if np.ptp(xs) >= 40:
+            slopes.append(np.degrees(np.arctan(-np.polyfit(xs, ys, 1)[0])))  # rows count down the image: minus
+    return float(np.median(slopes))
+
+
+@pytest.mark.parametrize("turn", [-8.0, 5.0])
+def test_a_turned_page_is_the_same_page_with_its_rules_and_writing_turned(turn):
+    lines = [np.stack([ring(), bar(), ring()]), np.stack([bar()] * 4)]
+    level = scans.render_page(lines, np.random.default_rng(3), "ruled")
+    again = scans.render_page(lines, np.random.default_rng(3), "ruled", turn=0.0)
+    turned = scans.render_page(lines, np.random.default_rng(3), "ruled", turn=turn)
+    assert np.array_equal(np.asarray(level), np.asarray(again))  # no turn: the very same photo
+    assert rule_slope(level) == pytest.approx(0.0, abs=0.2)
+    assert rule_slope(turned) == pytest.approx(turn, abs=0.5)
+    glyphs = [r for r in regionprops(label(dark(turned))) if r.area > 20]
+    assert len(glyphs) == 7  # all the writing is in the photo, none of it cut off at an edge
+
+
+def test_a_page_drawn_to_a_size_is_not_turned():
+    with pytest.raises(ValueError, match="turned"):
+        scans.render_page([np.stack([bar()])], np.random.default_rng(0), "plain", size=(800, 600), turn=5.0)
 
 
 def test_an_unknown_paper_is_refused_by_name():
