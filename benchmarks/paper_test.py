@@ -17,7 +17,7 @@ predict` must then read them about as well as `glyphkit evaluate` reads the same
   has one (glyphkit.lines), and cut into characters with its piece model and with the classifier alone.
 - pages: pages of 3-5 lines (plain, ruled, squared paper in turn): the share of pages whose lines were found
   right (as many rows of text as lines, each with its line's number of characters) and the page CER (rows
-  separated by a newline, which counts as a character).
+  separated by a newline, which counts as a character); then as many pages photographed turned 3, 6 or 9 degrees.
 - blank: blank paper of each kind (plain, ruled, squared, textured, shadowed) read with `--segment`: the share of
   pages where no character is read (an error such as "no ink found", or no glyph).
 - speed: `predict --segment` on a 12-megapixel photo of a page: the median wall time of 5 calls of
@@ -75,6 +75,7 @@ from glyphkit.scans import (
 PARTS = ("scans", "conditions", "lines", "pages", "blank", "speed")
 LINE_GLYPHS = (4, 10)  # glyphs per line (numpy's half-open range: 4-9)
 PAGE_LINES = (3, 6)  # lines per page: 3-5
+PAGE_TURNS = (3.0, 6.0, 9.0)  # the pages part's turned pages: photographed turned this many degrees, either way
 LINE_KINDS = {  # the lines part: name -> (gap range in glyph widths, how the table says it)
     "gapped": ((0.02, 0.15), "gaps of 0.02-0.15 glyph widths"),
     "touching": ((-0.08, 0.0), "touching: overlap of 0-0.08 glyph widths"),
@@ -418,55 +419,77 @@ def page_rows_right(result: FileResult, lines: list[np.ndarray]) -> bool:
 
 @dataclass
 class Pages:
-    """Rendered pages: the folder of their images, each page's paper, and which glyphs each of its lines shows."""
+    """Rendered pages: the folder of their images, each page's paper, which glyphs each of its lines shows, and the
+    degrees each page is turned in its photo."""
 
     folder: Path
     papers: list[str]
     lines: list[list[np.ndarray]]
+    turns: list[float]
 
 
-def draw_pages(bench: Bench, rng: np.random.Generator, count: int) -> Pages:
-    """`count` pages of 3-5 lines of 4-9 of the bench's glyphs, on plain, ruled and squared paper in turn."""
-    folder = fresh(bench.out / "pages")
-    pages, papers = [], []
+def draw_pages(
+    bench: Bench, rng: np.random.Generator, count: int, turns: tuple[float, ...] = (0.0,), name: str = "pages"
+) -> Pages:
+    """`count` pages of 3-5 lines of 4-9 of the bench's glyphs, on plain, ruled and squared paper in turn, into
+    OUT/`name`. With `turns`, each three pages (one of each paper) are turned by the next of them, clockwise and
+    counter-clockwise in turn: every turn meets every paper, both ways."""
+    folder = fresh(bench.out / name)
+    pages, papers, turned = [], [], []
     for n in range(count):
         paper = PAGE_PAPERS[n % len(PAGE_PAPERS)]
+        turn = turns[n // len(PAGE_PAPERS) % len(turns)] * (-1) ** n
         lines = [bench.line(rng) for _ in range(int(rng.integers(*PAGE_LINES)))]
-        render_page([bench.images[ids] for ids in lines], rng, paper).save(folder / f"{n:04d}-{paper}.png")
+        render_page([bench.images[ids] for ids in lines], rng, paper, turn=turn).save(folder / f"{n:04d}-{paper}.png")
         pages.append(lines)
         papers.append(paper)
-    return Pages(folder, papers, pages)
+        turned.append(turn)
+    return Pages(folder, papers, pages, turned)
+
+
+def pages_row(bench: Bench, drawn: Pages, results: list[FileResult], mine: list[int], name: str) -> dict:
+    """The table's row for the pages `mine` (indices into `drawn`)."""
+    truth = ["\n".join(bench.text(ids) for ids in drawn.lines[n]) for n in mine]
+    as_28 = ["\n".join("".join(bench.as_28(ids)) for ids in drawn.lines[n]) for n in mine]
+    return {
+        "paper": name,
+        "pages": len(mine),
+        "lines": sum(len(drawn.lines[n]) for n in mine),
+        "lines_right": float(np.mean([page_rows_right(results[n], drawn.lines[n]) for n in mine])),
+        "cer": cer([results[n].text for n in mine], truth),
+        "cer_28x28": cer(as_28, truth),
+    }
 
 
 def part_pages(bench: Bench, count: int) -> Part:
-    """`count` pages of 3-5 lines on plain, ruled and squared paper in turn, read with --segment."""
-    drawn = draw_pages(bench, bench.rng("pages"), count)
-    pages, papers = drawn.lines, drawn.papers
-    results = bench.read([drawn.folder], segment=True)
-    truth = ["\n".join(bench.text(ids) for ids in lines) for lines in pages]
-    as_28 = ["\n".join("".join(bench.as_28(ids)) for ids in lines) for lines in pages]
-    right = [page_rows_right(r, lines) for r, lines in zip(results, pages)]
+    """`count` pages of 3-5 lines on plain, ruled and squared paper in turn, read with --segment; then `count`
+    more, photographed turned by PAGE_TURNS degrees (drawn after the level ones, which the turned ones leave as
+    they were)."""
+    rng = bench.rng("pages")
+    level = draw_pages(bench, rng, count)
+    turned = draw_pages(bench, rng, count, PAGE_TURNS, name="pages-turned")
+    read = {id(drawn): bench.read([drawn.folder], segment=True) for drawn in (level, turned)}
     rows = []
     for paper in (*PAGE_PAPERS, "all"):
-        mine = [n for n in range(count) if paper in ("all", papers[n])]
-        if not mine:
-            continue
-        rows.append(
-            {
-                "paper": paper,
-                "pages": len(mine),
-                "lines": sum(len(pages[n]) for n in mine),
-                "lines_right": float(np.mean([right[n] for n in mine])),
-                "cer": cer([results[n].text for n in mine], [truth[n] for n in mine]),
-                "cer_28x28": cer([as_28[n] for n in mine], [truth[n] for n in mine]),
-            }
+        mine = [n for n in range(count) if paper in ("all", level.papers[n])]
+        if mine:
+            rows.append(pages_row(bench, level, read[id(level)], mine, paper))
+    for turn in (*PAGE_TURNS, None):
+        mine = [n for n in range(count) if turn is None or abs(turned.turns[n]) == turn]
+        name = (
+            f"all, turned {PAGE_TURNS[0]:g}-{PAGE_TURNS[-1]:g} degrees"
+            if turn is None
+            else f"all, turned {turn:g} degrees"
         )
-    examples = {Path(r.file).name: r.text for r in results[:3]}
+        if mine:
+            rows.append(pages_row(bench, turned, read[id(turned)], mine, name))
+    examples = {Path(r.file).name: r.text for r in read[id(level)][:3]}
     return Part(
         result={"pages": {r["paper"]: r for r in rows}, "examples": examples},
         what="Pages of 3-5 lines of 4-9 test glyphs on plain, ruled and squared paper, read with `glyphkit predict "
         "--segment`: pages whose lines were found right (one row of text per line, each with its line's number of "
-        "characters) and the page's character error rate, beside the same glyphs read as 28x28 arrays.",
+        "characters) and the page's character error rate, beside the same glyphs read as 28x28 arrays. Then as "
+        "many pages again (other glyphs, the three papers alike) photographed turned either way.",
         columns=[
             {"key": "paper", "header": "paper"},
             {"key": "pages", "header": "pages", "format": "int"},
@@ -476,8 +499,9 @@ def part_pages(bench: Bench, count: int) -> Part:
             {"key": "cer_28x28", "header": "CER as 28x28 arrays", "format": "percent1"},
         ],
         rows=rows,
-        data=f"{bench.split} test, {count} pages of 3-5 lines, glyphs 40-100 px, lines 1.3-2 glyph heights apart",
-        summary={"pages": count},
+        data=f"{bench.split} test, {count} pages of 3-5 lines and {count} more turned "
+        f"{', '.join(f'{t:g}' for t in PAGE_TURNS)} degrees, glyphs 40-100 px, lines 1.3-2 glyph heights apart",
+        summary={"pages": count, "turned_pages": count},
     )
 
 
@@ -668,7 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--line-count", type=int, default=120, help="lines: gapped lines, and as many touching (default: 120)"
     )
-    parser.add_argument("--pages", type=int, default=60, help="pages: pages of 3-5 lines (default: 60)")
+    parser.add_argument(
+        "--pages", type=int, default=60, help="pages: pages of 3-5 lines, and as many turned (default: 60)"
+    )
     parser.add_argument("--blank", type=int, default=12, help="blank: blank pages of each kind (default: 12)")
     parser.add_argument("--repeats", type=int, default=5, help="speed: timed calls after the warm-up (default: 5)")
     parser.add_argument("--out", default="runs/paper_test", help="where the renderings and the JSON summaries go")

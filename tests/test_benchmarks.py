@@ -112,7 +112,16 @@ def test_paper_test(tiny_run, tiny_data_dir, tmp_path):
     assert_fractions(column(lines, "counted_right"))
     assert all(v >= 0 for key in ("cer", "cer_28x28", "cer_vs_28x28") for v in column(lines, key))
     pages = part("pages")
-    assert column(pages, "paper") == ["plain", "ruled", "squared", "all"] and column(pages, "pages") == [1, 1, 1, 3]
+    # --quick: 3 pages, one on each paper, then 3 more turned: the first three turns are all 3 degrees
+    assert column(pages, "paper") == [
+        "plain",
+        "ruled",
+        "squared",
+        "all",
+        "all, turned 3 degrees",
+        "all, turned 3-9 degrees",
+    ]
+    assert column(pages, "pages") == [1, 1, 1, 3, 3, 3]
     assert_fractions(column(pages, "lines_right"))
     assert 9 <= pages["rows"][-1]["lines"] <= 15  # 3 pages of 3-5 lines
     blank = part("blank")
