@@ -55,6 +55,7 @@ from glyphkit.inference import Predictor
 from glyphkit.lines import LINE_MODEL
 from glyphkit.pieces import PIECE_MODEL
 from glyphkit.predict import FileResult, predict
+from glyphkit.preprocess import ImageError, find_ink, read_image
 from glyphkit.results import command_line, format_value, result_path, write_result
 from glyphkit.rundir import BEST, checkpoint_config, load_checkpoint, safe_load
 from glyphkit.scans import (
@@ -76,6 +77,7 @@ PARTS = ("scans", "conditions", "lines", "pages", "blank", "speed")
 LINE_GLYPHS = (4, 10)  # glyphs per line (numpy's half-open range: 4-9)
 PAGE_LINES = (3, 6)  # lines per page: 3-5
 PAGE_TURNS = (3.0, 6.0, 9.0)  # the pages part's turned pages: photographed turned this many degrees, either way
+TURN_FOUND = 1.0  # a page's turn is found when glyphkit levels it by this many degrees of the turn drawn, or fewer
 LINE_KINDS = {  # the lines part: name -> (gap range in glyph widths, how the table says it)
     "gapped": ((0.02, 0.15), "gaps of 0.02-0.15 glyph widths"),
     "touching": ((-0.08, 0.0), "touching: overlap of 0-0.08 glyph widths"),
@@ -447,6 +449,15 @@ def draw_pages(
     return Pages(folder, papers, pages, turned)
 
 
+def turn_found(path: Path, turn: float) -> bool:
+    """Whether `predict --segment` levels the page at `path` by within TURN_FOUND degrees of the `turn` it was drawn
+    with (find_ink is the step that levels it; a level page is found level when it is left as it is)."""
+    try:
+        return abs(find_ink(read_image(path)).angle - turn) <= TURN_FOUND
+    except ImageError:
+        return False
+
+
 def pages_row(bench: Bench, drawn: Pages, results: list[FileResult], mine: list[int], name: str) -> dict:
     """The table's row for the pages `mine` (indices into `drawn`)."""
     truth = ["\n".join(bench.text(ids) for ids in drawn.lines[n]) for n in mine]
@@ -458,6 +469,7 @@ def pages_row(bench: Bench, drawn: Pages, results: list[FileResult], mine: list[
         "lines_right": float(np.mean([page_rows_right(results[n], drawn.lines[n]) for n in mine])),
         "cer": cer([results[n].text for n in mine], truth),
         "cer_28x28": cer(as_28, truth),
+        "turn_found": float(np.mean([turn_found(Path(results[n].file), drawn.turns[n]) for n in mine])),
     }
 
 
@@ -489,7 +501,8 @@ def part_pages(bench: Bench, count: int) -> Part:
         what="Pages of 3-5 lines of 4-9 test glyphs on plain, ruled and squared paper, read with `glyphkit predict "
         "--segment`: pages whose lines were found right (one row of text per line, each with its line's number of "
         "characters) and the page's character error rate, beside the same glyphs read as 28x28 arrays. Then as "
-        "many pages again (other glyphs, the three papers alike) photographed turned either way.",
+        "many pages again (other glyphs, the three papers alike) photographed turned either way; and on how many "
+        "pages glyphkit found the turn (a level page: found level).",
         columns=[
             {"key": "paper", "header": "paper"},
             {"key": "pages", "header": "pages", "format": "int"},
@@ -497,6 +510,7 @@ def part_pages(bench: Bench, count: int) -> Part:
             {"key": "lines_right", "header": "lines found right", "format": "percent1"},
             {"key": "cer", "header": "CER", "format": "percent1"},
             {"key": "cer_28x28", "header": "CER as 28x28 arrays", "format": "percent1"},
+            {"key": "turn_found", "header": f"turn found (within {TURN_FOUND:g} degree)", "format": "percent1"},
         ],
         rows=rows,
         data=f"{bench.split} test, {count} pages of 3-5 lines and {count} more turned "

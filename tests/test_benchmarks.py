@@ -123,6 +123,7 @@ def test_paper_test(tiny_run, tiny_data_dir, tmp_path):
     ]
     assert column(pages, "pages") == [1, 1, 1, 3, 3, 3]
     assert_fractions(column(pages, "lines_right"))
+    assert_fractions(column(pages, "turn_found"))
     assert 9 <= pages["rows"][-1]["lines"] <= 15  # 3 pages of 3-5 lines
     blank = part("blank")
     assert column(blank, "paper") == ["plain", "ruled", "squared", "textured", "shadowed"]
