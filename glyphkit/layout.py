@@ -34,6 +34,7 @@ MIN_PAPER_SPAN = 200  # pixels: an image less wide (or high) than this holds a c
 LINE_GAP = 0.6  # rows of writing: centres further apart than this share of the typical height start a new row
 SKEW_RANGE, SKEW_STEP = 12.0, 0.25  # degrees searched either way for a page's tilt, and how finely
 MIN_SKEW = 0.75  # a page turned less than this many degrees is read as it is (no resampling)
+SKEW_GAIN = 1.1  # ... and so is one whose rows line up less than this much sharper turned back than level
 SKEW_SPAN = 0.1  # ... and measured on ink at least this share of the page wide
 SKEW_POINTS = 40_000  # ink pixels the tilt is estimated from (a sample: the answer does not need more)
 SKEW_BINS = 400  # ... counted along the page's height in about this many bins
@@ -133,9 +134,10 @@ def without_paper_lines(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def skew_angle(mask: np.ndarray) -> float:
     """Degrees the page's rows of ink are turned (counter-clockwise positive, as skimage.transform.rotate turns):
     the angle at which the ink's row profile is sharpest (the sum of its squared counts is largest), a standard way
-    to deskew text. 0.0 when the best angle is under MIN_SKEW or no sharper than level, or when the ink spans less
-    than SKEW_SPAN of the page's width: it has no rows to line up (a margin line's specks on blank ruled paper
-    were read as a turned page, and turned, the margin line was no longer found as a printed line)."""
+    to deskew text. 0.0 when the best angle is under MIN_SKEW or not SKEW_GAIN times sharper than level, or when
+    the ink spans less than SKEW_SPAN of the page's width: it has no rows to line up (a margin line's specks on
+    blank ruled paper were read as a turned page, and turned, the margin line was no longer found as a printed
+    line)."""
     ys, xs = np.nonzero(mask)
     if len(ys) < 50 or np.ptp(xs) < SKEW_SPAN * mask.shape[1]:
         return 0.0
@@ -155,7 +157,7 @@ def skew_angle(mask: np.ndarray) -> float:
         scores.append(float(np.sum(counts.astype(np.float64) ** 2)))
     best = int(np.argmax(scores))
     level = scores[int(np.argmin(np.abs(angles)))]
-    if abs(angles[best]) < MIN_SKEW or scores[best] < 1.1 * level:
+    if abs(angles[best]) < MIN_SKEW or scores[best] < SKEW_GAIN * level:
         return 0.0
     return float(angles[best])
 
