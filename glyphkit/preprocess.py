@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy.ndimage import distance_transform_edt, find_objects, maximum_filter, minimum_filter
+from scipy.ndimage import binary_fill_holes, distance_transform_edt, find_objects, maximum_filter, minimum_filter
 from skimage.filters import gaussian, threshold_multiotsu, threshold_otsu
 from skimage.measure import label
 from skimage.morphology import dilation, footprint_rectangle
@@ -70,6 +70,11 @@ MIXED_BAND, BETWEEN = 0.2, 0.08  # the outer band's tones span more than this (1
 # leaves 2-10% there, a gradient of the light more than 10%)
 TIGHT_EDGE = 0.2  # ... unless the dark tone meets the image's edge only in pieces, two or more, none longer than
 # this share of the way round: the strokes of a glyph cropped tight to its ink (a shadow meets it in one long stretch)
+DEPARTS = 0.1  # ink departs from its paper's tone by more than this (darker, or lighter as chalk on a board)
+SHEET, SHEET_MARKS = 0.2, 5  # a lighter area, in one piece, holes and all at least this share of the image, with at
+# least this many darker marks inside it is a sheet of paper with writing, lying on something darker (a desk): a
+# character has at most two holes (B, 8, g) and light strokes on a board cover far less of it in one piece
+SHEET_SAMPLE = 100_000  # the sheet is looked for on every n-th pixel of each n-th row, about this many pixels
 STROKE_PIXELS = 3.0  # the paper's light is estimated on the image shrunk until strokes are about this wide ...
 MAX_STROKE = 0.25  # (a stroke is never wider than this share of the image: a longer dark run is a shadow)
 PAPER_WINDOW = 15  # ... with a window this many (shrunk) pixels wide: several strokes, so none survives it
@@ -287,7 +292,9 @@ def _polarity(grey: np.ndarray) -> str:
     one. The shadow's soft edge lies between the two and counts as neither (compared with one tone, or with the
     median of its own part of the image, it looked like ink of either kind, and most blank pages with a shadow were
     read as light on dark). A glyph cropped tight to its ink has two tones in that band too, but its dark tone
-    meets the edge in short pieces (TIGHT_EDGE): that is ink, dark on light paper."""
+    meets the edge in short pieces (TIGHT_EDGE): that is ink, dark on light paper. And a band all of one darker tone
+    may be a desk around a sheet with writing on it (_sheet_with_writing): the writing is dark, and the desk, darker
+    paper with nothing on it, is then taken out as a shadow is."""
     band = max(1, round(0.03 * min(grey.shape)))
     outer = np.concatenate([a.ravel() for a in (grey[:band], grey[-band:], grey[:, :band], grey[:, -band:])])
     low, high = np.percentile(outer, [10, 90])
@@ -298,8 +305,31 @@ def _polarity(grey: np.ndarray) -> str:
         if _strokes_at_edge(grey, (low + high) / 2):
             return "dark-on-light"
         darkest, lightest = float(low), float(high)
-    darker, lighter = np.clip(darkest - grey - 0.1, 0, None).mean(), np.clip(grey - lightest - 0.1, 0, None).mean()
+    if _sheet_with_writing(grey, lightest + DEPARTS):
+        return "dark-on-light"
+    darker = np.clip(darkest - grey - DEPARTS, 0, None).mean()
+    lighter = np.clip(grey - lightest - DEPARTS, 0, None).mean()
     return "light-on-dark" if lighter > darker else "dark-on-light"
+
+
+def _sheet_with_writing(grey: np.ndarray, lighter: float) -> bool:
+    """Whether the image shows a sheet of paper with writing on a darker surface, a desk filling the outer band:
+    its largest piece lighter than `lighter`, holes filled, covers SHEET of the image, and holds SHEET_MARKS darker
+    marks or more (holes of at least 0.03% of the image: a speck of chalk dust's gap is smaller). Compared with the
+    desk's tone, the sheet itself looked like light ink, and the whole note was read as one light character."""
+    step = max(1, int(np.ceil(np.sqrt(grey.size / SHEET_SAMPLE))))
+    light = grey[::step, ::step] > lighter
+    pieces = label(light)
+    if pieces.max() == 0:
+        return False
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    largest = pieces == sizes.argmax()
+    sheet = binary_fill_holes(largest)
+    if sheet.sum() < SHEET * light.size:
+        return False
+    marks = np.bincount(label(sheet & ~largest).ravel())[1:]
+    return int(np.count_nonzero(marks >= max(4, 3e-4 * light.size))) >= SHEET_MARKS
 
 
 def _strokes_at_edge(grey: np.ndarray, middle: float) -> bool:

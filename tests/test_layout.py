@@ -256,6 +256,37 @@ def test_a_page_photographed_turned_is_found_turned_by_as_much(paper, turn, seed
     assert find_ink(photo).angle == pytest.approx(turn, abs=2.0)
 
 
+def on_desk(sheet: Image.Image, tone: int, turn: float) -> Image.Image:
+    """A photo of `sheet` lying on a desk of grey `tone`, turned `turn` degrees on it, the desk showing all round."""
+    sheet = sheet.rotate(turn, expand=True, fillcolor=(tone,) * 3, resample=Image.Resampling.BICUBIC)
+    margin = sheet.width // 6
+    desk = Image.new("RGB", (sheet.width + 2 * margin, sheet.height + 2 * margin), (tone,) * 3)
+    desk.paste(sheet, (margin, margin))
+    return desk
+
+
+@pytest.mark.parametrize("tone", [60, 140])
+@pytest.mark.parametrize("turn", [0.0, 4.0])
+def test_a_page_lying_on_a_darker_desk_is_dark_writing_read_row_by_row(tone, turn):
+    """The desk fills the photo's outer band, so the sheet looked like light ink on a dark board and the whole note
+    was read as a character or two; the sheet is paper, its writing dark, and the desk holds no characters."""
+    image, drawn = page(["HELLO", "WORLD", "AGAIN"], size=(900, 640))
+    glyphs = read(on_desk(image, tone, turn))
+    assert [g.line for g in glyphs] == [row for row, _ in drawn]
+
+
+@pytest.mark.parametrize("letters", [5, 12])
+def test_chalk_letters_on_a_board_are_light_ink(letters):
+    """Light strokes on a dark board, however many, are ink: none of them is a sheet of paper."""
+    board = Image.new("RGB", (900, 640), (40, 60, 50))
+    draw = ImageDraw.Draw(board)
+    font = ImageFont.load_default(size=CHAR)
+    for n in range(letters):
+        draw.text((60 + (n % 6) * 130, 60 + (n // 6) * 200), LETTERS[n], fill=(230, 230, 220), font=font)
+    glyphs = read(board)
+    assert len(glyphs) == letters
+
+
 def test_a_large_photo_is_read_and_its_boxes_are_in_its_own_pixels():
     image, drawn = page(["HELLO", "WORLD"])
     large = image.resize((image.width * 3, image.height * 3), Image.Resampling.BICUBIC)  # 4.5 megapixels
