@@ -76,6 +76,10 @@ PAGE_SLOPE = 0.01  # every line of a page slopes alike by up to this (the page p
 PAGE_INDENT = (0.0, 1.0)  # each line starts this many glyph frames right of the page's left edge of writing
 PAGE_MARGIN = (20, 121)  # paper around the writing, pixels (and one frame more on the left, for the margin line)
 PAGE_PAPERS = ("plain", "ruled", "squared")
+DESK = (0.25, 0.6)  # a page photographed lying on a desk: the desk's grey tone ...
+DESK_RGB = (1.0, 0.85, 0.7)  # ... times this in a colour photo (wood)
+DESK_MARGIN = (0.05, 0.2)  # ... showing on each side of the sheet, as a share of the sheet's long side
+DESK_TURN = 4.0  # ... the sheet lying turned up to this many degrees either way on it
 LARGE_PAGE = (4000, 3000)  # a 12-megapixel phone photo of a page, width x height
 LARGE_SIDE = (90, 161)  # its glyph frames: capitals about 5-8 mm on an A4 page filling the photo
 # -- Blank pages --------------------------------------------------------------------------------------------------
@@ -420,6 +424,7 @@ def render_page(
     side: tuple[int, int] = PAGE_SIDE,
     gap: tuple[float, float] = LINE_GAP,
     turn: float = 0.0,
+    desk: bool = False,
 ) -> Image.Image:
     """A page with several lines of writing (each an array of glyphs), top to bottom: lines 1.3-2 glyph heights
     apart, each a little wavy, indented a little, all sloping alike. `paper`: "plain", "ruled" (RGB, the writing
@@ -427,11 +432,12 @@ def render_page(
     at a random place in it (default: the writing plus margins of 20-120 px). `turn`: degrees the page is turned
     in the photo, counter-clockwise (a phone held askew); the paper and its printed lines fill the photo to its
     edges, and the photo grows to hold the turned writing and its margins. A turn uses no random numbers: the same
-    `rng` draws the same page, turned or not."""
+    `rng` draws the same page, turned or not. `desk`: the sheet photographed lying on a darker desk, which shows all
+    round it (DESK, DESK_MARGIN), the sheet turned a little on it (DESK_TURN)."""
     if paper not in PAGE_PAPERS:
         raise ValueError(f"paper must be one of {', '.join(PAGE_PAPERS)}, got {paper!r}")
-    if turn and size is not None:
-        raise ValueError("a page drawn to a photo's `size` cannot also be turned")
+    if (turn or desk) and size is not None:
+        raise ValueError("a page drawn to a photo's `size` cannot also be turned or lie on a desk")
     frame = int(rng.integers(*side))
     inks, xs, ys, pitch, height = _page_layout(
         [[scaled(g, frame) for g in line] for line in lines_of_glyphs], rng, gap, frame
@@ -458,7 +464,8 @@ def render_page(
         tones = _ink_on(page, canvas, rng.uniform(*PEN))
     else:
         tones = _tones(canvas, rng)
-    return photograph(_turned(tones, canvas, turn, margins) if turn else tones, rng)
+    tones = _turned(tones, canvas, turn, margins) if turn else tones
+    return photograph(_on_desk(tones, rng) if desk else tones, rng)
 
 
 def _turn_pad(inks: list[np.ndarray], xs, ys, margins: tuple[int, int, int, int], turn: float) -> int:
@@ -470,6 +477,20 @@ def _turn_pad(inks: list[np.ndarray], xs, ys, margins: tuple[int, int, int, int]
     width = max(x + ink.shape[1] for ink, x in zip(inks, xs)) - min(xs) + left + right
     tall = max(y + ink.shape[0] for ink, y in zip(inks, ys)) - min(ys) + top + bottom
     return int(np.ceil((width + tall) * abs(np.sin(np.radians(turn))))) + 1
+
+
+def _on_desk(sheet: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A page of tones (grey [H, W] or RGB [H, W, 3]) as a sheet lying on a desk: turned by up to DESK_TURN degrees,
+    with the desk's tone (DESK; times DESK_RGB in colour) round it, DESK_MARGIN of the sheet's long side each way."""
+    tone = rng.uniform(*DESK)
+    colour = tone * np.asarray(DESK_RGB, np.float32) if sheet.ndim == 3 else np.float32(tone)
+    sheet = rotate(sheet - colour, rng.uniform(-DESK_TURN, DESK_TURN), resize=True, order=1, cval=0.0) + colour
+    top, right, bottom, left = (round(m * max(sheet.shape[:2])) for m in rng.uniform(*DESK_MARGIN, size=4))
+    h, w = sheet.shape[:2]
+    desk = np.empty((top + h + bottom, left + w + right, *sheet.shape[2:]), np.float32)
+    desk[:] = colour
+    desk[top : top + h, left : left + w] = sheet
+    return desk
 
 
 def _turned(tones: np.ndarray, ink: np.ndarray, turn: float, margins: tuple[int, int, int, int]) -> np.ndarray:

@@ -227,9 +227,24 @@ def test_a_turned_page_is_the_same_page_with_its_rules_and_writing_turned(turn):
     assert len(glyphs) == 7  # all the writing is in the photo, none of it cut off at an edge
 
 
-def test_a_page_drawn_to_a_size_is_not_turned():
+@pytest.mark.parametrize("paper", scans.PAGE_PAPERS)
+def test_a_page_on_a_desk_is_the_sheet_with_a_darker_desk_all_round(paper):
+    lines = [np.stack([ring(), bar(), ring()]), np.stack([bar()] * 4)]
+    level = scans.render_page(lines, np.random.default_rng(3), paper)
+    on_desk = scans.render_page(lines, np.random.default_rng(3), paper, desk=True)
+    assert on_desk.width > level.width and on_desk.height > level.height
+    tones = grey(on_desk)
+    band = np.concatenate([tones[:4].ravel(), tones[-4:].ravel(), tones[:, :4].ravel(), tones[:, -4:].ravel()])
+    middle = tones[tones.shape[0] // 3 : 2 * tones.shape[0] // 3, tones.shape[1] // 3 : 2 * tones.shape[1] // 3]
+    assert np.median(band) <= scans.DESK[1] + 0.05  # the desk's tone, darkened a little more by the photo's light
+    assert np.median(middle) >= scans.PAPER[0] * 0.85 - 0.05  # the sheet: paper, under the photo's gradient
+
+
+def test_a_page_drawn_to_a_size_is_not_turned_nor_laid_on_a_desk():
     with pytest.raises(ValueError, match="turned"):
         scans.render_page([np.stack([bar()])], np.random.default_rng(0), "plain", size=(800, 600), turn=5.0)
+    with pytest.raises(ValueError, match="desk"):
+        scans.render_page([np.stack([bar()])], np.random.default_rng(0), "plain", size=(800, 600), desk=True)
 
 
 def test_an_unknown_paper_is_refused_by_name():
