@@ -427,25 +427,32 @@ class Pages:
     folder: Path
     papers: list[str]
     lines: list[list[np.ndarray]]
-    turns: list[float]
+    turns: list[float | None]  # None: not known (a sheet lying on a desk)
 
 
 def draw_pages(
-    bench: Bench, rng: np.random.Generator, count: int, turns: tuple[float, ...] = (0.0,), name: str = "pages"
+    bench: Bench,
+    rng: np.random.Generator,
+    count: int,
+    turns: tuple[float, ...] = (0.0,),
+    name: str = "pages",
+    desk: bool = False,
 ) -> Pages:
     """`count` pages of 3-5 lines of 4-9 of the bench's glyphs, on plain, ruled and squared paper in turn, into
     OUT/`name`. With `turns`, each three pages (one of each paper) are turned by the next of them, clockwise and
-    counter-clockwise in turn: every turn meets every paper, both ways."""
+    counter-clockwise in turn: every turn meets every paper, both ways. With `desk`, each sheet lies on a desk
+    (scans.render_page)."""
     folder = fresh(bench.out / name)
     pages, papers, turned = [], [], []
     for n in range(count):
         paper = PAGE_PAPERS[n % len(PAGE_PAPERS)]
         turn = turns[n // len(PAGE_PAPERS) % len(turns)] * (-1) ** n
         lines = [bench.line(rng) for _ in range(int(rng.integers(*PAGE_LINES)))]
-        render_page([bench.images[ids] for ids in lines], rng, paper, turn=turn).save(folder / f"{n:04d}-{paper}.png")
+        page = render_page([bench.images[ids] for ids in lines], rng, paper, turn=turn, desk=desk)
+        page.save(folder / f"{n:04d}-{paper}.png")
         pages.append(lines)
         papers.append(paper)
-        turned.append(turn)
+        turned.append(None if desk else turn)  # on a desk, render_page lays the sheet turned at random
     return Pages(folder, papers, pages, turned)
 
 
@@ -462,25 +469,28 @@ def pages_row(bench: Bench, drawn: Pages, results: list[FileResult], mine: list[
     """The table's row for the pages `mine` (indices into `drawn`)."""
     truth = ["\n".join(bench.text(ids) for ids in drawn.lines[n]) for n in mine]
     as_28 = ["\n".join("".join(bench.as_28(ids)) for ids in drawn.lines[n]) for n in mine]
-    return {
+    row = {
         "paper": name,
         "pages": len(mine),
         "lines": sum(len(drawn.lines[n]) for n in mine),
         "lines_right": float(np.mean([page_rows_right(results[n], drawn.lines[n]) for n in mine])),
         "cer": cer([results[n].text for n in mine], truth),
         "cer_28x28": cer(as_28, truth),
-        "turn_found": float(np.mean([turn_found(Path(results[n].file), drawn.turns[n]) for n in mine])),
     }
+    if all(drawn.turns[n] is not None for n in mine):
+        row["turn_found"] = float(np.mean([turn_found(Path(results[n].file), drawn.turns[n]) for n in mine]))
+    return row
 
 
 def part_pages(bench: Bench, count: int) -> Part:
     """`count` pages of 3-5 lines on plain, ruled and squared paper in turn, read with --segment; then `count`
-    more, photographed turned by PAGE_TURNS degrees (drawn after the level ones, which the turned ones leave as
-    they were)."""
+    more, photographed turned by PAGE_TURNS degrees, and `count` more lying on a desk (each set drawn after the
+    ones before, which it leaves as they were)."""
     rng = bench.rng("pages")
     level = draw_pages(bench, rng, count)
     turned = draw_pages(bench, rng, count, PAGE_TURNS, name="pages-turned")
-    read = {id(drawn): bench.read([drawn.folder], segment=True) for drawn in (level, turned)}
+    on_desk = draw_pages(bench, rng, count, name="pages-desk", desk=True)
+    read = {id(drawn): bench.read([drawn.folder], segment=True) for drawn in (level, turned, on_desk)}
     rows = []
     for paper in (*PAGE_PAPERS, "all"):
         mine = [n for n in range(count) if paper in ("all", level.papers[n])]
@@ -495,14 +505,19 @@ def part_pages(bench: Bench, count: int) -> Part:
         )
         if mine:
             rows.append(pages_row(bench, turned, read[id(turned)], mine, name))
+    for paper in (*PAGE_PAPERS, "all"):
+        mine = [n for n in range(count) if paper in ("all", on_desk.papers[n])]
+        if mine:
+            rows.append(pages_row(bench, on_desk, read[id(on_desk)], mine, f"{paper}, on a desk"))
     examples = {Path(r.file).name: r.text for r in read[id(level)][:3]}
     return Part(
         result={"pages": {r["paper"]: r for r in rows}, "examples": examples},
         what="Pages of 3-5 lines of 4-9 test glyphs on plain, ruled and squared paper, read with `glyphkit predict "
         "--segment`: pages whose lines were found right (one row of text per line, each with its line's number of "
         "characters) and the page's character error rate, beside the same glyphs read as 28x28 arrays. Then as "
-        "many pages again (other glyphs, the three papers alike) photographed turned either way; and on how many "
-        "pages glyphkit found the turn (a level page: found level).",
+        "many pages again (other glyphs, the three papers alike) photographed turned either way, and as many lying "
+        "on a darker desk; and on how many pages glyphkit found the turn (a level page: found level; not counted "
+        "on a desk, where the sheet lies turned at random).",
         columns=[
             {"key": "paper", "header": "paper"},
             {"key": "pages", "header": "pages", "format": "int"},
@@ -513,9 +528,10 @@ def part_pages(bench: Bench, count: int) -> Part:
             {"key": "turn_found", "header": f"turn found (within {TURN_FOUND:g} degree)", "format": "percent1"},
         ],
         rows=rows,
-        data=f"{bench.split} test, {count} pages of 3-5 lines and {count} more turned "
-        f"{', '.join(f'{t:g}' for t in PAGE_TURNS)} degrees, glyphs 40-100 px, lines 1.3-2 glyph heights apart",
-        summary={"pages": count, "turned_pages": count},
+        data=f"{bench.split} test, {count} pages of 3-5 lines, {count} more turned "
+        f"{', '.join(f'{t:g}' for t in PAGE_TURNS)} degrees and {count} more on a desk, glyphs 40-100 px, lines "
+        "1.3-2 glyph heights apart",
+        summary={"pages": count, "turned_pages": count, "desk_pages": count},
     )
 
 

@@ -112,7 +112,8 @@ def test_paper_test(tiny_run, tiny_data_dir, tmp_path):
     assert_fractions(column(lines, "counted_right"))
     assert all(v >= 0 for key in ("cer", "cer_28x28", "cer_vs_28x28") for v in column(lines, key))
     pages = part("pages")
-    # --quick: 3 pages, one on each paper, then 3 more turned: the first three turns are all 3 degrees
+    # --quick: 3 pages, one on each paper, then 3 more turned (the first three turns are all 3 degrees), and 3 more
+    # on a desk, whose turn is not counted
     assert column(pages, "paper") == [
         "plain",
         "ruled",
@@ -120,10 +121,15 @@ def test_paper_test(tiny_run, tiny_data_dir, tmp_path):
         "all",
         "all, turned 3 degrees",
         "all, turned 3-9 degrees",
+        "plain, on a desk",
+        "ruled, on a desk",
+        "squared, on a desk",
+        "all, on a desk",
     ]
-    assert column(pages, "pages") == [1, 1, 1, 3, 3, 3]
+    assert column(pages, "pages") == [1, 1, 1, 3, 3, 3, 1, 1, 1, 3]
     assert_fractions(column(pages, "lines_right"))
-    assert_fractions(column(pages, "turn_found"))
+    assert_fractions([row["turn_found"] for row in pages["rows"][:6]])
+    assert all("turn_found" not in row for row in pages["rows"][6:])
     assert 9 <= pages["rows"][-1]["lines"] <= 15  # 3 pages of 3-5 lines
     blank = part("blank")
     assert column(blank, "paper") == ["plain", "ruled", "squared", "textured", "shadowed"]
