@@ -305,11 +305,11 @@ def _polarity(grey: np.ndarray) -> str:
         if _strokes_at_edge(grey, (low + high) / 2):
             return "dark-on-light"
         darkest, lightest = float(low), float(high)
-    if _sheet_with_writing(grey, lightest + DEPARTS):
-        return "dark-on-light"
     darker = np.clip(darkest - grey - DEPARTS, 0, None).mean()
     lighter = np.clip(grey - lightest - DEPARTS, 0, None).mean()
-    return "light-on-dark" if lighter > darker else "dark-on-light"
+    if lighter > darker and not _sheet_with_writing(grey, lightest + DEPARTS):
+        return "light-on-dark"
+    return "dark-on-light"
 
 
 def _sheet_with_writing(grey: np.ndarray, lighter: float) -> bool:
