@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy.ndimage import binary_fill_holes, distance_transform_edt, find_objects, maximum_filter, minimum_filter
 from skimage.filters import gaussian, threshold_multiotsu, threshold_otsu
-from skimage.measure import label
+from skimage.measure import label, regionprops
 from skimage.morphology import dilation, footprint_rectangle
 from skimage.transform import resize, rotate
 from skimage.util import view_as_blocks
@@ -73,7 +73,9 @@ TIGHT_EDGE = 0.2  # ... unless the dark tone meets the image's edge only in piec
 DEPARTS = 0.1  # ink departs from its paper's tone by more than this (darker, or lighter as chalk on a board)
 SHEET, SHEET_MARKS = 0.2, 5  # a lighter area, in one piece, holes and all at least this share of the image, with at
 # least this many darker marks inside it is a sheet of paper with writing, lying on something darker (a desk): a
-# character has at most two holes (B, 8, g) and light strokes on a board cover far less of it in one piece
+# character has at most two holes (B, 8, g) and light strokes on a board cover far less of it in one piece ...
+SHEET_CONVEX, SHEET_BLANK = 0.95, 0.99  # ... and so is one with no marks, when it fills this share of its convex hull
+# (four straight edges) and its light this share of it (nothing on it): a blank sheet
 SHEET_SAMPLE = 100_000  # the sheet is looked for on every n-th pixel of each n-th row, about this many pixels
 STROKE_PIXELS = 3.0  # the paper's light is estimated on the image shrunk until strokes are about this wide ...
 MAX_STROKE = 0.25  # (a stroke is never wider than this share of the image: a longer dark run is a shadow)
@@ -293,7 +295,7 @@ def _polarity(grey: np.ndarray) -> str:
     median of its own part of the image, it looked like ink of either kind, and most blank pages with a shadow were
     read as light on dark). A glyph cropped tight to its ink has two tones in that band too, but its dark tone
     meets the edge in short pieces (TIGHT_EDGE): that is ink, dark on light paper. And a band all of one darker tone
-    may be a desk around a sheet with writing on it (_sheet_with_writing): the writing is dark, and the desk, darker
+    may be a desk around a sheet of paper (_sheet_on_desk): its writing is dark, and the desk, darker
     paper with nothing on it, is then taken out as a shadow is."""
     band = max(1, round(0.03 * min(grey.shape)))
     outer = np.concatenate([a.ravel() for a in (grey[:band], grey[-band:], grey[:, :band], grey[:, -band:])])
@@ -307,16 +309,20 @@ def _polarity(grey: np.ndarray) -> str:
         darkest, lightest = float(low), float(high)
     darker = np.clip(darkest - grey - DEPARTS, 0, None).mean()
     lighter = np.clip(grey - lightest - DEPARTS, 0, None).mean()
-    if lighter > darker and not _sheet_with_writing(grey, lightest + DEPARTS):
+    if lighter > darker and not _sheet_on_desk(grey, lightest + DEPARTS):
         return "light-on-dark"
     return "dark-on-light"
 
 
-def _sheet_with_writing(grey: np.ndarray, lighter: float) -> bool:
-    """Whether the image shows a sheet of paper with writing on a darker surface, a desk filling the outer band:
-    its largest piece lighter than `lighter`, holes filled, covers SHEET of the image, and holds SHEET_MARKS darker
-    marks or more (holes of at least 0.03% of the image: a speck of chalk dust's gap is smaller). Compared with the
-    desk's tone, the sheet itself looked like light ink, and the whole note was read as one light character."""
+def _sheet_on_desk(grey: np.ndarray, lighter: float) -> bool:
+    """Whether the image is a photo of a sheet of paper lying on a darker surface (a desk fills the outer band):
+    its largest piece lighter than `lighter`, holes filled, covers SHEET of the image and holds SHEET_MARKS darker
+    marks or more (holes of at least 0.03% of the image: a speck of chalk dust's gap is smaller), or none at all in
+    a convex outline (SHEET_CONVEX, SHEET_BLANK). Only in an image at least MIN_PAPER_SPAN both ways: a smaller one
+    holds a character or two, and a light letter on black (EMNIST's own way) can be that wide and solid. Compared
+    with the desk's tone the sheet looked like light ink, and a whole note was read as a character or two."""
+    if min(grey.shape) < MIN_PAPER_SPAN:
+        return False
     step = max(1, int(np.ceil(np.sqrt(grey.size / SHEET_SAMPLE))))
     light = grey[::step, ::step] > lighter
     pieces = label(light)
@@ -329,7 +335,10 @@ def _sheet_with_writing(grey: np.ndarray, lighter: float) -> bool:
     if sheet.sum() < SHEET * light.size:
         return False
     marks = np.bincount(label(sheet & ~largest).ravel())[1:]
-    return int(np.count_nonzero(marks >= max(4, 3e-4 * light.size))) >= SHEET_MARKS
+    if np.count_nonzero(marks >= max(4, 3e-4 * light.size)) >= SHEET_MARKS:
+        return True
+    convex = regionprops(sheet.astype(np.uint8))[0].solidity >= SHEET_CONVEX
+    return convex and largest.sum() >= SHEET_BLANK * sheet.sum()
 
 
 def _strokes_at_edge(grey: np.ndarray, middle: float) -> bool:

@@ -275,6 +275,15 @@ def test_a_page_lying_on_a_darker_desk_is_dark_writing_read_row_by_row(tone, tur
     assert [g.line for g in glyphs] == [row for row, _ in drawn]
 
 
+@pytest.mark.parametrize("tone", [60, 140])
+@pytest.mark.parametrize("turn", [0.0, 3.0])
+def test_a_blank_sheet_lying_on_a_desk_is_no_handwriting(tone, turn):
+    """Lighter than the desk, a blank sheet looked like one huge light letter on a board and was read as one."""
+    sheet, _ = page([], size=(900, 640))
+    with pytest.raises(ImageError, match="no handwriting found"):
+        read(on_desk(sheet, tone, turn))
+
+
 @pytest.mark.parametrize("letters", [5, 12])
 def test_chalk_letters_on_a_board_are_light_ink(letters):
     """Light strokes on a dark board, however many, are ink: none of them is a sheet of paper."""
