@@ -83,7 +83,7 @@ DESK_TURN = 4.0  # ... the sheet lying turned up to this many degrees either way
 LARGE_PAGE = (4000, 3000)  # a 12-megapixel phone photo of a page, width x height
 LARGE_SIDE = (90, 161)  # its glyph frames: capitals about 5-8 mm on an A4 page filling the photo
 # -- Blank pages --------------------------------------------------------------------------------------------------
-BLANK_KINDS = ("plain", "ruled", "squared", "textured", "shadowed")
+BLANK_KINDS = ("plain", "ruled", "squared", "textured", "shadowed", "desk")
 BLANK_WIDTH = (600, 1201)  # a blank page's width, pixels
 BLANK_ASPECT = (0.7, 1.4)  # its height over its width
 BLANK_PITCH = (25, 61)  # a blank page's ruled lines apart, and its grid's cell, pixels
@@ -532,24 +532,26 @@ def _textured(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 def render_blank(kind: str, rng: np.random.Generator) -> Image.Image:
     """A photo of paper with no writing on it, 600-1200 px wide: one of BLANK_KINDS, "plain", "ruled" (RGB, blue
-    rules and a red margin), "squared", "textured" (fibres and specks) or "shadowed" (a soft shadow across it)."""
+    rules and a red margin), "squared", "textured" (fibres and specks), "shadowed" (a soft shadow across it) or
+    "desk" (a plain, ruled or squared sheet lying on a desk, as render_page(..., desk=True) lays it)."""
+    if kind not in BLANK_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(BLANK_KINDS)}, got {kind!r}")
     width = int(rng.integers(*BLANK_WIDTH))
     shape = (round(width * rng.uniform(*BLANK_ASPECT)), width)
     pitch, thickness = rng.integers(*BLANK_PITCH), int(rng.integers(1, 4))
-    if kind == "plain":
+    paper = PAGE_PAPERS[int(rng.integers(len(PAGE_PAPERS)))] if kind == "desk" else kind
+    if paper == "plain":
         page = np.full(shape, rng.uniform(*PAPER), np.float32)
-    elif kind == "ruled":
+    elif paper == "ruled":
         page = ruled_paper(shape, rng, pitch, rng.uniform(0, pitch), int(rng.uniform(0.05, 0.2) * width), thickness)
-    elif kind == "squared":
+    elif paper == "squared":
         page = squared_paper(shape, rng, pitch, thickness)
-    elif kind == "textured":
+    elif paper == "textured":
         page = _textured(shape, rng)
-    elif kind == "shadowed":
+    else:  # shadowed
         through = (rng.uniform(0.25, 0.75) * shape[0], rng.uniform(0.25, 0.75) * shape[1])
         page = rng.uniform(*PAPER) * _shadow(shape, rng, through)
-    else:
-        raise ValueError(f"kind must be one of {', '.join(BLANK_KINDS)}, got {kind!r}")
-    return photograph(page, rng)
+    return photograph(_on_desk(page, rng) if kind == "desk" else page, rng)
 
 
 def ink_extents(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

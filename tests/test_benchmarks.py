@@ -132,7 +132,7 @@ def test_paper_test(tiny_run, tiny_data_dir, tmp_path):
     assert all("turn_found" not in row for row in pages["rows"][6:])
     assert 9 <= pages["rows"][-1]["lines"] <= 15  # 3 pages of 3-5 lines
     blank = part("blank")
-    assert column(blank, "paper") == ["plain", "ruled", "squared", "textured", "shadowed"]
+    assert column(blank, "paper") == ["plain", "ruled", "squared", "textured", "shadowed", "desk"]
     assert_fractions(column(blank, "nothing_read"))
     (speed,) = part("speed")["rows"]
     assert speed["image"].startswith("1200x900 photo") and speed["calls"] == 1  # --quick: a smaller page, once

@@ -240,6 +240,14 @@ def test_a_page_on_a_desk_is_the_sheet_with_a_darker_desk_all_round(paper):
     assert np.median(middle) >= scans.PAPER[0] * 0.85 - 0.05  # the sheet: paper, under the photo's gradient
 
 
+def test_a_blank_sheet_on_a_desk_is_lighter_than_the_desk_round_it():
+    for seed in range(3):
+        tones = grey(scans.render_blank("desk", np.random.default_rng(seed)))
+        band = np.concatenate([tones[:4].ravel(), tones[-4:].ravel(), tones[:, :4].ravel(), tones[:, -4:].ravel()])
+        middle = tones[tones.shape[0] // 3 : 2 * tones.shape[0] // 3, tones.shape[1] // 3 : 2 * tones.shape[1] // 3]
+        assert np.median(band) <= scans.DESK[1] + 0.05 and np.median(middle) >= scans.PAPER[0] * 0.85 - 0.05
+
+
 def test_a_page_drawn_to_a_size_is_not_turned_nor_laid_on_a_desk():
     with pytest.raises(ValueError, match="turned"):
         scans.render_page([np.stack([bar()])], np.random.default_rng(0), "plain", size=(800, 600), turn=5.0)
@@ -263,6 +271,8 @@ def test_a_blank_page_holds_no_writing(kind):
     image = scans.render_blank(kind, np.random.default_rng(9))
     again = scans.render_blank(kind, np.random.default_rng(9))
     assert np.array_equal(np.asarray(image), np.asarray(again))
+    if kind == "desk":  # a sheet lying on a desk: test_a_blank_sheet_on_a_desk_is_lighter_than_the_desk_round_it
+        return
     assert image.mode == ("RGB" if kind == "ruled" else "L") and 600 <= image.size[0] <= 1200
     g = grey(image)
     if kind == "shadowed":
