@@ -77,6 +77,7 @@ PARTS = ("scans", "conditions", "lines", "pages", "blank", "speed")
 LINE_GLYPHS = (4, 10)  # glyphs per line (numpy's half-open range: 4-9)
 PAGE_LINES = (3, 6)  # lines per page: 3-5
 PAGE_TURNS = (3.0, 6.0, 9.0)  # the pages part's turned pages: photographed turned this many degrees, either way
+READ_AS_CHARACTERS = 24  # the blank paper table shows this much of what a page was read as
 TURN_FOUND = 1.0  # a page's turn is found when glyphkit levels it by this many degrees of the turn drawn, or fewer
 LINE_KINDS = {  # the lines part: name -> (gap range in glyph widths, how the table says it)
     "gapped": ((0.02, 0.15), "gaps of 0.02-0.15 glyph widths"),
@@ -535,6 +536,12 @@ def part_pages(bench: Bench, count: int) -> Part:
     )
 
 
+def shortened(text: str, most: int = READ_AS_CHARACTERS) -> str:
+    """A text read from blank paper as the table shows it: its rows joined by " / ", cut to `most` characters."""
+    text = " / ".join(text.split("\n"))
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
 def part_blank(bench: Bench, count: int) -> Part:
     """`count` blank pages of each kind, read with --segment: how many give no character."""
     rng = bench.rng("blank")
@@ -552,7 +559,7 @@ def part_blank(bench: Bench, count: int) -> Part:
                 "paper": kind,
                 "pages": count,
                 "nothing_read": float(np.mean([nothing_read(r) for r in results])),
-                "read_as": ", ".join(f"`{t}`" for t in list(dict.fromkeys(read))[:4]) or None,
+                "read_as": ", ".join(f"`{shortened(t)}`" for t in list(dict.fromkeys(read))[:4]) or None,
                 "s_per_page": seconds / count,
             }
         )
