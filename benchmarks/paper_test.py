@@ -575,7 +575,7 @@ def part_blank(bench: Bench, count: int) -> Part:
             {"key": "s_per_page", "header": "time per page", "format": "seconds"},
         ],
         rows=rows,
-        data=f"{count} pages of each kind, 600-1200 px wide",
+        data=f"{count} pages of each kind, 600-1200 px wide (on a desk, the sheet; the desk shows round it)",
         summary={"pages_per_kind": count},
     )
 
