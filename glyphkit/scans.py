@@ -533,7 +533,8 @@ def _textured(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 def render_blank(kind: str, rng: np.random.Generator) -> Image.Image:
     """A photo of paper with no writing on it, 600-1200 px wide: one of BLANK_KINDS, "plain", "ruled" (RGB, blue
     rules and a red margin), "squared", "textured" (fibres and specks), "shadowed" (a soft shadow across it) or
-    "desk" (a plain, ruled or squared sheet lying on a desk, as render_page(..., desk=True) lays it)."""
+    "desk" (a plain, ruled or squared sheet that wide, lying on a desk as render_page(..., desk=True) lays it, the
+    desk showing round it)."""
     if kind not in BLANK_KINDS:
         raise ValueError(f"kind must be one of {', '.join(BLANK_KINDS)}, got {kind!r}")
     width = int(rng.integers(*BLANK_WIDTH))
