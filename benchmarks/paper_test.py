@@ -13,13 +13,15 @@ predict` must then read them about as well as `glyphkit evaluate` reads the same
 - lines: lines with gaps of 0.02-0.15 glyph widths and lines whose letters touch (overlap 0 to 0.08 widths), read
   with `--segment`: the share of lines whose character count is right, and the character error rate (CER: the
   Levenshtein distance to the truth over the truth's length, summed over lines), beside the CER of the same
-  glyphs read as 28x28 arrays and the CER against that 28x28 reading. Read whole by the run's line model when it
-  has one (glyphkit.lines), and cut into characters with its piece model and with the classifier alone.
+  glyphs read as 28x28 arrays and the CER against that 28x28 reading. As glyphkit reads them when the run has a
+  line model (glyphkit.lines: the rows of touching letters read whole by it, the others cut), and with every row
+  cut into characters with its piece model and with the classifier alone.
 - pages: pages of 3-5 lines (plain, ruled, squared paper in turn): the share of pages whose lines were found
   right (as many rows of text as lines, each with its line's number of characters) and the page CER (rows
-  separated by a newline, which counts as a character); then as many pages photographed turned 3, 6 or 9 degrees.
-- blank: blank paper of each kind (plain, ruled, squared, textured, shadowed) read with `--segment`: the share of
-  pages where no character is read (an error such as "no ink found", or no glyph).
+  separated by a newline, which counts as a character); then as many pages photographed turned 3, 6 or 9 degrees
+  (and on how many the turn was found), and as many lying on a desk.
+- blank: blank paper of each kind (plain, ruled, squared, textured, shadowed, a sheet lying on a desk) read with
+  `--segment`: the share of pages where no character is read (an error such as "no ink found", or no glyph).
 - speed: `predict --segment` on a 12-megapixel photo of a page: the median wall time of 5 calls of
   glyphkit.predict.predict on it, after one call to warm up (each call loads the run, as the command does).
 
@@ -483,6 +485,16 @@ def pages_row(bench: Bench, drawn: Pages, results: list[FileResult], mine: list[
     return row
 
 
+def paper_rows(bench: Bench, drawn: Pages, results: list[FileResult], suffix: str = "") -> list[dict]:
+    """The table's rows for each paper of `drawn` and for all of them, named by the paper (or "all") and `suffix`."""
+    rows = []
+    for paper in (*PAGE_PAPERS, "all"):
+        mine = [n for n in range(len(drawn.papers)) if paper in ("all", drawn.papers[n])]
+        if mine:
+            rows.append(pages_row(bench, drawn, results, mine, f"{paper}{suffix}"))
+    return rows
+
+
 def part_pages(bench: Bench, count: int) -> Part:
     """`count` pages of 3-5 lines on plain, ruled and squared paper in turn, read with --segment; then `count`
     more, photographed turned by PAGE_TURNS degrees, and `count` more lying on a desk (each set drawn after the
@@ -491,12 +503,8 @@ def part_pages(bench: Bench, count: int) -> Part:
     level = draw_pages(bench, rng, count)
     turned = draw_pages(bench, rng, count, PAGE_TURNS, name="pages-turned")
     on_desk = draw_pages(bench, rng, count, name="pages-desk", desk=True)
-    read = {id(drawn): bench.read([drawn.folder], segment=True) for drawn in (level, turned, on_desk)}
-    rows = []
-    for paper in (*PAGE_PAPERS, "all"):
-        mine = [n for n in range(count) if paper in ("all", level.papers[n])]
-        if mine:
-            rows.append(pages_row(bench, level, read[id(level)], mine, paper))
+    level_read, turned_read, desk_read = (bench.read([d.folder], segment=True) for d in (level, turned, on_desk))
+    rows = paper_rows(bench, level, level_read)
     for turn in (*PAGE_TURNS, None):
         mine = [n for n in range(count) if turn is None or abs(turned.turns[n]) == turn]
         name = (
@@ -505,12 +513,9 @@ def part_pages(bench: Bench, count: int) -> Part:
             else f"all, turned {turn:g} degrees"
         )
         if mine:
-            rows.append(pages_row(bench, turned, read[id(turned)], mine, name))
-    for paper in (*PAGE_PAPERS, "all"):
-        mine = [n for n in range(count) if paper in ("all", on_desk.papers[n])]
-        if mine:
-            rows.append(pages_row(bench, on_desk, read[id(on_desk)], mine, f"{paper}, on a desk"))
-    examples = {Path(r.file).name: r.text for r in read[id(level)][:3]}
+            rows.append(pages_row(bench, turned, turned_read, mine, name))
+    rows += paper_rows(bench, on_desk, desk_read, ", on a desk")
+    examples = {Path(r.file).name: r.text for r in level_read[:3]}
     return Part(
         result={"pages": {r["paper"]: r for r in rows}, "examples": examples},
         what="Pages of 3-5 lines of 4-9 test glyphs on plain, ruled and squared paper, read with `glyphkit predict "
@@ -730,7 +735,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--line-count", type=int, default=120, help="lines: gapped lines, and as many touching (default: 120)"
     )
     parser.add_argument(
-        "--pages", type=int, default=60, help="pages: pages of 3-5 lines, and as many turned (default: 60)"
+        "--pages",
+        type=int,
+        default=60,
+        help="pages: pages of 3-5 lines, and as many turned and as many on a desk (default: 60)",
     )
     parser.add_argument("--blank", type=int, default=12, help="blank: blank pages of each kind (default: 12)")
     parser.add_argument("--repeats", type=int, default=5, help="speed: timed calls after the warm-up (default: 5)")
