@@ -484,7 +484,7 @@ def _on_desk(sheet: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     with the desk's tone (DESK; times DESK_RGB in colour) round it, DESK_MARGIN of the sheet's long side each way."""
     tone = rng.uniform(*DESK)
     colour = tone * np.asarray(DESK_RGB, np.float32) if sheet.ndim == 3 else np.float32(tone)
-    sheet = rotate(sheet - colour, rng.uniform(-DESK_TURN, DESK_TURN), resize=True, order=1, cval=0.0) + colour
+    sheet = _rotated(sheet, rng.uniform(-DESK_TURN, DESK_TURN), colour, resize=True)
     top, right, bottom, left = (round(m * max(sheet.shape[:2])) for m in rng.uniform(*DESK_MARGIN, size=4))
     h, w = sheet.shape[:2]
     desk = np.empty((top + h + bottom, left + w + right, *sheet.shape[2:]), np.float32)
@@ -493,11 +493,18 @@ def _on_desk(sheet: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return desk
 
 
+def _rotated(tones: np.ndarray, degrees: float, fill, resize: bool = False) -> np.ndarray:
+    """Tones (grey [H, W] or RGB [H, W, 3]) turned `degrees` counter-clockwise about their centre (bilinear), the
+    corners that come into view `fill` (a tone, or an RGB colour: skimage fills with one number, so the fill is
+    taken off before the turn and put back after)."""
+    return rotate(tones - fill, degrees, resize=resize, order=1, mode="constant", cval=0.0) + fill
+
+
 def _turned(tones: np.ndarray, ink: np.ndarray, turn: float, margins: tuple[int, int, int, int]) -> np.ndarray:
     """A page of tones (drawn with _turn_pad's paper beyond its margins) turned `turn` degrees counter-clockwise
     about its centre and cut to the turned writing (where `ink`, turned alike, is at least half) plus `margins`."""
     paper = np.median(tones.reshape(-1, tones.shape[-1]) if tones.ndim == 3 else tones.ravel(), axis=0)
-    turned = rotate(tones - paper, turn, order=1, mode="constant", cval=0.0) + paper  # no corner shows: see the pad
+    turned = _rotated(tones, turn, paper)  # no corner shows: see the pad
     top, right, bottom, left = margins
     y0, x0, y1, x1 = ink_box(rotate(ink, turn, order=1))
     return turned[max(0, y0 - top) : y1 + bottom, max(0, x0 - left) : x1 + right]
