@@ -227,25 +227,29 @@ def test_a_turned_page_is_the_same_page_with_its_rules_and_writing_turned(turn):
     assert len(glyphs) == 7  # all the writing is in the photo, none of it cut off at an edge
 
 
+def desk_and_sheet(image) -> tuple[float, float]:
+    """(the median tone of a photo's outer 4 pixels, of its middle ninth): a desk's and the sheet's on it."""
+    tones = grey(image)
+    band = np.concatenate([tones[:4].ravel(), tones[-4:].ravel(), tones[:, :4].ravel(), tones[:, -4:].ravel()])
+    middle = tones[tones.shape[0] // 3 : 2 * tones.shape[0] // 3, tones.shape[1] // 3 : 2 * tones.shape[1] // 3]
+    return float(np.median(band)), float(np.median(middle))
+
+
 @pytest.mark.parametrize("paper", scans.PAGE_PAPERS)
 def test_a_page_on_a_desk_is_the_sheet_with_a_darker_desk_all_round(paper):
     lines = [np.stack([ring(), bar(), ring()]), np.stack([bar()] * 4)]
     level = scans.render_page(lines, np.random.default_rng(3), paper)
     on_desk = scans.render_page(lines, np.random.default_rng(3), paper, desk=True)
     assert on_desk.width > level.width and on_desk.height > level.height
-    tones = grey(on_desk)
-    band = np.concatenate([tones[:4].ravel(), tones[-4:].ravel(), tones[:, :4].ravel(), tones[:, -4:].ravel()])
-    middle = tones[tones.shape[0] // 3 : 2 * tones.shape[0] // 3, tones.shape[1] // 3 : 2 * tones.shape[1] // 3]
-    assert np.median(band) <= scans.DESK[1] + 0.05  # the desk's tone, darkened a little more by the photo's light
-    assert np.median(middle) >= scans.PAPER[0] * 0.85 - 0.05  # the sheet: paper, under the photo's gradient
+    desk, sheet = desk_and_sheet(on_desk)
+    assert desk <= scans.DESK[1] + 0.05  # the desk's tone, darkened a little more by the photo's light
+    assert sheet >= scans.PAPER[0] * 0.85 - 0.05  # the sheet: paper, under the photo's gradient
 
 
 def test_a_blank_sheet_on_a_desk_is_lighter_than_the_desk_round_it():
     for seed in range(3):
-        tones = grey(scans.render_blank("desk", np.random.default_rng(seed)))
-        band = np.concatenate([tones[:4].ravel(), tones[-4:].ravel(), tones[:, :4].ravel(), tones[:, -4:].ravel()])
-        middle = tones[tones.shape[0] // 3 : 2 * tones.shape[0] // 3, tones.shape[1] // 3 : 2 * tones.shape[1] // 3]
-        assert np.median(band) <= scans.DESK[1] + 0.05 and np.median(middle) >= scans.PAPER[0] * 0.85 - 0.05
+        desk, sheet = desk_and_sheet(scans.render_blank("desk", np.random.default_rng(seed)))
+        assert desk <= scans.DESK[1] + 0.05 and sheet >= scans.PAPER[0] * 0.85 - 0.05
 
 
 def test_a_page_drawn_to_a_size_is_not_turned_nor_laid_on_a_desk():
